@@ -1,0 +1,131 @@
+//! The CLI's HTTP client and its saved session.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use stint_server::wire::ErrorBody;
+
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7807";
+
+/// What `stint login` saves, mode 0600, in the user's config directory.
+#[derive(Serialize, Deserialize)]
+pub struct SavedSession {
+    pub server: String,
+    pub session_token: String,
+    pub session_id: String,
+    pub username: String,
+    pub expires_at: String,
+}
+
+/// `$STINT_CONFIG_DIR`, else `$XDG_CONFIG_HOME/stint`, else `~/.config/stint`.
+pub fn config_dir() -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os("STINT_CONFIG_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CONFIG_HOME") {
+        return Ok(PathBuf::from(d).join("stint"));
+    }
+    let home = std::env::var_os("HOME").context("cannot find your home directory; set STINT_CONFIG_DIR")?;
+    Ok(PathBuf::from(home).join(".config").join("stint"))
+}
+
+fn session_path() -> Result<PathBuf> {
+    Ok(config_dir()?.join("session.json"))
+}
+
+pub fn load_session() -> Result<Option<SavedSession>> {
+    let path = session_path()?;
+    match std::fs::read_to_string(&path) {
+        Ok(t) => Ok(Some(serde_json::from_str(&t).with_context(|| format!("{} is corrupt; run `stint login`", path.display()))?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+pub fn save_session(s: &SavedSession) -> Result<PathBuf> {
+    let dir = config_dir()?;
+    stint_server::ensure_data_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = session_path()?;
+    let tmp = dir.join(format!(".session.json.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    stint_server::write_private(&tmp, serde_json::to_string_pretty(s)?.as_bytes()).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+pub fn forget_session() -> Result<()> {
+    match std::fs::remove_file(session_path()?) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// A client for one stint server, optionally authenticated with a session.
+pub struct Client {
+    http: reqwest::Client,
+    pub server: String,
+    token: Option<String>,
+}
+
+/// An error the server returned, with its stable code.
+#[derive(Debug)]
+pub struct ServerError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl std::error::Error for ServerError {}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl Client {
+    pub fn new(server: &str) -> Result<Client> {
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?;
+        Ok(Client { http, server: server.trim_end_matches('/').to_owned(), token: None })
+    }
+
+    /// A client using the saved session; `server` overrides the saved server.
+    pub fn authenticated(server: Option<&str>) -> Result<Client> {
+        let Some(saved) = load_session()? else { bail!("not logged in; run `stint login`") };
+        let mut c = Client::new(server.unwrap_or(&saved.server))?;
+        c.token = Some(saved.session_token);
+        Ok(c)
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req.send().await.with_context(|| format!("cannot reach the stint server at {}; is it running? (--server / STINT_SERVER)", self.server))?;
+        let status = resp.status();
+        if status.is_success() {
+            if status == reqwest::StatusCode::NO_CONTENT {
+                return Ok(serde_json::from_value(serde_json::Value::Null)?);
+            }
+            return resp.json().await.context("the server sent a response this client does not understand");
+        }
+        let body: Option<ErrorBody> = resp.json().await.ok();
+        let (code, message) = body.map_or(("http_error".into(), format!("HTTP {status}")), |b| (b.error, b.message));
+        Err(ServerError { status: status.as_u16(), code, message }.into())
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(self.http.get(format!("{}{path}", self.server))).await
+    }
+
+    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        self.send(self.http.post(format!("{}{path}", self.server)).json(body)).await
+    }
+
+    pub async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(self.http.post(format!("{}{path}", self.server))).await
+    }
+}

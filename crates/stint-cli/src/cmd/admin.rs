@@ -1,0 +1,144 @@
+//! Administration commands: users, sessions, keys.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Subcommand;
+use serde_json::Value;
+use stint_server::wire::{AddUserRequest, EnrollmentCode};
+
+use crate::client::Client;
+use crate::ClientOpts;
+
+#[derive(Subcommand)]
+pub enum UserCmd {
+    /// Create a user; prints their one-time enrollment code
+    Add {
+        name: String,
+        /// Group to join (repeatable), e.g. --group developers
+        #[arg(long = "group", short = 'g')]
+        groups: Vec<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// List users
+    List {
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Disable a user and revoke every session and token they hold, at once
+    Disable {
+        name: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Enable a disabled user (their old sessions stay revoked)
+    Enable {
+        name: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SessionCmd {
+    /// Revoke a session and every token derived from it
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCmd {
+    /// Start signing with a new key; the old one stays published until its tokens expire
+    Rotate {
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// List published signing keys
+    List {
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+}
+
+fn print_user(u: &Value) {
+    let groups = u["groups"].as_array().map(|g| g.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(",")).unwrap_or_default();
+    let state = match (u["disabled"].as_bool(), u["enrolled"].as_bool()) {
+        (Some(true), _) => "disabled",
+        (_, Some(false)) => "not enrolled",
+        _ => "active",
+    };
+    println!("{:<20} {:<14} {:<30} {}", u["name"].as_str().unwrap_or(""), state, groups, u["id"].as_str().unwrap_or(""));
+}
+
+pub async fn user(cmd: UserCmd) -> Result<ExitCode> {
+    match cmd {
+        UserCmd::Add { name, groups, opts } => {
+            let c = Client::authenticated(opts.server.as_deref())?;
+            let code: EnrollmentCode = c.post("/v1/users", &AddUserRequest { name, groups }).await?;
+            super::auth::print_code(opts.output, &code, &c.server)?;
+        }
+        UserCmd::List { opts } => {
+            let c = Client::authenticated(opts.server.as_deref())?;
+            let users: Vec<Value> = c.get("/v1/users").await?;
+            opts.output.print(&users, |us| {
+                println!("{:<20} {:<14} {:<30} ID", "NAME", "STATE", "GROUPS");
+                us.iter().for_each(print_user);
+            })?;
+        }
+        UserCmd::Disable { name, opts } => {
+            let c = Client::authenticated(opts.server.as_deref())?;
+            let u: Value = c.post_empty(&format!("/v1/users/{}/disable", urlencode(&name))).await?;
+            opts.output.print(&u, |u| println!("Disabled {}; every session and token they held is revoked.", u["name"].as_str().unwrap_or("")))?;
+        }
+        UserCmd::Enable { name, opts } => {
+            let c = Client::authenticated(opts.server.as_deref())?;
+            let u: Value = c.post_empty(&format!("/v1/users/{}/enable", urlencode(&name))).await?;
+            opts.output.print(&u, |u| println!("Enabled {}.", u["name"].as_str().unwrap_or("")))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn session(cmd: SessionCmd) -> Result<ExitCode> {
+    let SessionCmd::Revoke { id, opts } = cmd;
+    let c = Client::authenticated(opts.server.as_deref())?;
+    let _: Value = c.post_empty(&format!("/v1/sessions/{}/revoke", urlencode(&id))).await?;
+    opts.output.print(&serde_json::json!({ "revoked": id }), |_| println!("Revoked session {id} and every token derived from it."))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn keys(cmd: KeysCmd) -> Result<ExitCode> {
+    match cmd {
+        KeysCmd::Rotate { opts } => {
+            let c = Client::authenticated(opts.server.as_deref())?;
+            let k: Value = c.post_empty("/v1/keys/rotate").await?;
+            opts.output.print(&k, |k| {
+                println!("Now signing with key {}; the previous key stays published until its last token expires.", k["kid"].as_str().unwrap_or(""))
+            })?;
+        }
+        KeysCmd::List { opts } => {
+            let c = Client::authenticated(opts.server.as_deref())?;
+            let ks: Vec<Value> = c.get("/v1/keys").await?;
+            opts.output.print(&ks, |ks| {
+                for k in ks {
+                    let state = if k["signing"].as_bool() == Some(true) {
+                        "signing".to_owned()
+                    } else {
+                        format!("retired, published until {}", stint_core::Timestamp(k["published_until"].as_i64().unwrap_or(0)))
+                    };
+                    println!("{}  {}", k["kid"].as_str().unwrap_or(""), state);
+                }
+            })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Percent-encodes a path segment.
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}

@@ -1,0 +1,143 @@
+//! `stint audit verify` and `stint audit tail`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use stint_core::audit::{Record, Verifier};
+use stint_server::wire::AuditPage;
+
+use crate::client::Client;
+use crate::ClientOpts;
+
+#[derive(Subcommand)]
+pub enum AuditCmd {
+    /// Walk the hash chain; report the first edited, deleted, inserted or reordered record
+    Verify(VerifyArgs),
+    /// Show audit records as they happen
+    Tail(TailArgs),
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// Verify a data directory offline (SQLite), without a running server
+    #[arg(long = "data", conflicts_with = "store")]
+    data_dir: Option<PathBuf>,
+    /// Verify a store offline: `sqlite` (with --data) or a postgres:// URL
+    #[arg(long)]
+    store: Option<String>,
+    #[command(flatten)]
+    opts: ClientOpts,
+}
+
+#[derive(Args)]
+pub struct TailArgs {
+    /// Keep printing new records as they are appended
+    #[arg(long, short = 'f')]
+    follow: bool,
+    /// Print records as JSON lines
+    #[arg(long)]
+    json: bool,
+    /// Start with the last N records
+    #[arg(long, short = 'n', default_value_t = 20)]
+    lines: u64,
+    #[command(flatten)]
+    opts: ClientOpts,
+}
+
+pub async fn run(cmd: AuditCmd) -> Result<ExitCode> {
+    match cmd {
+        AuditCmd::Verify(a) => verify(a).await,
+        AuditCmd::Tail(a) => tail(a).await,
+    }
+}
+
+const PAGE: u32 = 1000;
+
+/// Where records come from: the store itself, or a server's API.
+enum Source {
+    Store(std::sync::Arc<dyn stint_core::store::Store>),
+    Server(Client),
+}
+
+impl Source {
+    async fn page(&self, after: u64, wait: u64) -> Result<(Vec<Record>, Option<(u64, String)>)> {
+        match self {
+            Source::Store(s) => Ok((s.audit_after(after, PAGE).await?, s.audit_head().await?)),
+            Source::Server(c) => {
+                let p: AuditPage = c.get(&format!("/v1/audit?after={after}&limit={PAGE}&wait={wait}")).await?;
+                Ok((p.records, p.head))
+            }
+        }
+    }
+}
+
+async fn verify(a: VerifyArgs) -> Result<ExitCode> {
+    let source = match (&a.data_dir, &a.store) {
+        (None, None) => Source::Server(Client::authenticated(a.opts.server.as_deref())?),
+        (data, store) => {
+            let spec = store.clone().unwrap_or_else(|| "sqlite".to_owned());
+            let dir = data.clone().unwrap_or_else(|| PathBuf::from(stint_server::config::DEFAULT_DATA_DIR));
+            if spec == "sqlite" && !dir.join("stint.db").exists() {
+                anyhow::bail!("no stint database in {}", dir.display());
+            }
+            Source::Store(stint_store::open(&spec, &dir).await.with_context(|| format!("cannot open {}", stint_store::describe(&spec)))?)
+        }
+    };
+    let mut v = Verifier::default();
+    let mut after = 0;
+    let mut head = None;
+    loop {
+        let (records, h) = source.page(after, 0).await?;
+        head = head.or(h);
+        for r in &records {
+            if let Err(b) = v.push(r) {
+                return report(&a.opts, v.checked, Some(b));
+            }
+        }
+        match records.last() {
+            Some(last) => after = last.seq,
+            None => break,
+        }
+    }
+    let result = v.finish(head).err();
+    report(&a.opts, v.checked, result)
+}
+
+fn report(opts: &ClientOpts, checked: u64, broken: Option<stint_core::audit::Break>) -> Result<ExitCode> {
+    let value = serde_json::json!({ "ok": broken.is_none(), "checked": checked, "break": broken });
+    opts.output.print(&value, |_| match &broken {
+        None => println!("audit log intact: {checked} records, hash chain verified"),
+        Some(b) => println!("AUDIT LOG TAMPERED: {b} ({checked} records verified before it)"),
+    })?;
+    Ok(if broken.is_none() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+fn print_record(r: &Record, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(r).unwrap_or_default());
+        return;
+    }
+    let details: Vec<String> = r.details.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let reason = if r.reason.is_empty() { String::new() } else { format!(" reason={}", r.reason) };
+    println!("{:>6} {} {:<22} {:<7} actor={} subject={}{} {}", r.seq, r.at, r.event, r.outcome.as_str(), r.actor, r.subject, reason, details.join(" "));
+}
+
+async fn tail(a: TailArgs) -> Result<ExitCode> {
+    let source = Source::Server(Client::authenticated(a.opts.server.as_deref())?);
+    let (_, head) = source.page(u64::MAX - 1, 0).await?;
+    let mut after = head.map_or(0, |(seq, _)| seq.saturating_sub(a.lines));
+    loop {
+        let (records, _) = source.page(after, if a.follow { 25 } else { 0 }).await?;
+        for r in &records {
+            print_record(r, a.json);
+        }
+        match records.last() {
+            Some(last) => after = last.seq,
+            None if !a.follow => break,
+            None => {}
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,106 @@
+//! `stint server` and `stint config check`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use stint_server::config::{Config, LogFormat, Overrides};
+use stint_server::{App, SystemClock};
+
+use crate::output::Output;
+use crate::ServerOpts;
+
+#[derive(Subcommand)]
+pub enum ConfigCmd {
+    /// Validate the configuration and print it with secrets redacted
+    Check {
+        #[command(flatten)]
+        opts: ServerOpts,
+        /// Output format
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+}
+
+fn load(o: &ServerOpts) -> Result<Config> {
+    let over = Overrides {
+        listen: o.listen.clone(),
+        data_dir: o.data_dir.clone(),
+        store: o.store.clone(),
+        master_key_file: o.master_key_file.clone(),
+        public_url: o.public_url.clone(),
+        log_format: o.log_format.clone(),
+    };
+    Ok(Config::load(o.config.as_deref(), over)?)
+}
+
+pub fn config(c: ConfigCmd) -> Result<ExitCode> {
+    let ConfigCmd::Check { opts, output } = c;
+    let cfg = load(&opts)?;
+    let shown = cfg.redacted();
+    output.print(&shown, |v| {
+        println!("configuration is valid");
+        // The JSON form is the canonical one; text mode prints it too, for reading.
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STINT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+pub async fn serve(o: ServerOpts) -> Result<ExitCode> {
+    let cfg = load(&o)?;
+    init_logging(cfg.log_format);
+    stint_server::ensure_data_dir(&cfg.data_dir).with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    let (kek, local) = stint_server::master_key(&cfg).context("cannot load the master key")?;
+    if local {
+        tracing::warn!(
+            path = %cfg.data_dir.join("master.key").display(),
+            "using a master key generated in the data directory: this suits one machine only; for replicas or backups set STINT_MASTER_KEY_FILE to a key kept apart from the data"
+        );
+    }
+    let store = stint_store::open(&cfg.store, &cfg.data_dir).await.with_context(|| format!("cannot open the store {}", stint_store::describe(&cfg.store)))?;
+    let app = App::new(&cfg, store, Arc::new(SystemClock), kek).await.context("cannot start")?;
+    if let (Some(token), Some(expires)) = (&app.startup.bootstrap_token, app.startup.bootstrap_expires_at) {
+        // Printed to stdout for the operator, never to the log.
+        println!("\nNo users yet. Create the first administrator within the hour (until {expires}) with:\n");
+        println!("    stint bootstrap --server {} --username <your-name> --token {}\n", cfg.broker.issuer, token.expose());
+    }
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    tracing::info!(listen = %cfg.listen, store = %stint_store::describe(&cfg.store), issuer = %cfg.broker.issuer, "stint server ready");
+    app.serve(listener, shutdown_signal()).await.context("server failed")?;
+    tracing::info!("stint server stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM, so in-flight requests finish before exit.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

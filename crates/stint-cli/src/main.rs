@@ -1,0 +1,124 @@
+//! `stint`: the server and the command-line client in one binary.
+
+mod client;
+mod cmd;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::Output;
+
+#[derive(Parser)]
+#[command(name = "stint", version, about = "Short-lived, identity-bound credentials for small teams", propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the client finds the server, and how it prints.
+#[derive(Args, Clone)]
+pub struct ClientOpts {
+    /// stint server URL (default: the one you logged in to, else http://127.0.0.1:7807)
+    #[arg(long, env = "STINT_SERVER", global = true)]
+    pub server: Option<String>,
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text, global = true)]
+    pub output: Output,
+}
+
+/// Server settings; each flag also reads a `STINT_*` variable and wins over the config file.
+#[derive(Args, Clone)]
+pub struct ServerOpts {
+    /// TOML configuration file
+    #[arg(long, env = "STINT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (SQLite database, generated master key)
+    #[arg(long = "data", env = "STINT_DATA")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on
+    #[arg(long, env = "STINT_LISTEN")]
+    pub listen: Option<String>,
+    /// `sqlite` or a postgres:// URL
+    #[arg(long, env = "STINT_STORE")]
+    pub store: Option<String>,
+    /// File holding the 32-byte base64 key-encryption key
+    #[arg(long, env = "STINT_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// Public base URL, the `iss` of every token (default: http://<listen>)
+    #[arg(long, env = "STINT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Log format
+    #[arg(long, env = "STINT_LOG_FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the stint server
+    Server(ServerOpts),
+    /// Inspect the server configuration
+    #[command(subcommand)]
+    Config(cmd::server::ConfigCmd),
+    /// Create the first administrator with the bootstrap token printed at first start
+    Bootstrap(cmd::auth::BootstrapArgs),
+    /// Set your password and one-time-code authenticator with an enrollment code
+    Enroll(cmd::auth::EnrollArgs),
+    /// Log in with password and one-time code; saves a session
+    Login(cmd::auth::LoginArgs),
+    /// End your session on the server and forget it here
+    Logout(cmd::auth::LogoutArgs),
+    /// Show who you are, the roles you may assume and when your session ends
+    Whoami(cmd::auth::WhoamiArgs),
+    /// Get a short-lived credential for a role
+    Assume(cmd::auth::AssumeArgs),
+    /// Manage users (administrators)
+    #[command(subcommand)]
+    User(cmd::admin::UserCmd),
+    /// Manage sessions
+    #[command(subcommand)]
+    Session(cmd::admin::SessionCmd),
+    /// Manage signing keys (administrators)
+    #[command(subcommand)]
+    Keys(cmd::admin::KeysCmd),
+    /// Read and verify the tamper-evident audit log
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCmd),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Server(o) => cmd::server::serve(o).await,
+        Command::Config(c) => cmd::server::config(c),
+        Command::Bootstrap(a) => cmd::auth::bootstrap(a).await,
+        Command::Enroll(a) => cmd::auth::enroll(a).await,
+        Command::Login(a) => cmd::auth::login(a).await,
+        Command::Logout(a) => cmd::auth::logout(a).await,
+        Command::Whoami(a) => cmd::auth::whoami(a).await,
+        Command::Assume(a) => cmd::auth::assume(a).await,
+        Command::User(c) => cmd::admin::user(c).await,
+        Command::Session(c) => cmd::admin::session(c).await,
+        Command::Keys(c) => cmd::admin::keys(c).await,
+        Command::Audit(c) => cmd::audit::run(c).await,
+    }
+}

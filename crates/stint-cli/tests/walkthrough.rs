@@ -1,0 +1,222 @@
+//! The README walk-through, run against the real `stint` binary: bootstrap → enroll → login →
+//! assume → verify the token with an ordinary JWT library (PyJWT) → disable → audit verify.
+//! It also proves no issued secret reaches the server's logs, and that SIGTERM shuts down cleanly.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const PASSWORD: &str = "a long enough passphrase";
+
+fn stint() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_stint"))
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
+}
+
+/// The Python with PyJWT that scripts/test installs; the test fails without it.
+fn python() -> PathBuf {
+    std::env::var_os("STINT_TEST_PYTHON").map_or_else(|| workspace_root().join(".venv/bin/python"), PathBuf::from)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(data: &Path) -> (Server, String) {
+    let port = free_port();
+    let log = data.with_extension("log");
+    let mut child = stint()
+        .args(["server", "--data"])
+        .arg(data)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("STINT_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut token = None;
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("--token ").nth(1) {
+            token = Some(rest.trim().to_owned());
+            break;
+        }
+    }
+    let server = Server { child, url: format!("http://127.0.0.1:{port}"), log };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start listening");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (server, token.expect("first start prints a bootstrap token"))
+}
+
+/// Runs `stint args…` as the person whose CLI state lives in `home`.
+fn run(home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = stint();
+    cmd.args(args).env("STINT_CONFIG_DIR", home).env_remove("STINT_SERVER").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn ok_json(home: &Path, args: &[&str], stdin: Option<&str>) -> Value {
+    let out = run(home, args, stdin);
+    assert!(out.status.success(), "stint {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("stint {args:?} printed no JSON: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn totp_now(secret_b32: &str) -> String {
+    let secret = data_encoding::BASE32_NOPAD.decode(secret_b32.as_bytes()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    stint_core::totp::code_at(&secret, stint_core::Timestamp(now))
+}
+
+/// Enrolls with `code` and logs in; returns what the person was shown.
+fn enroll_and_login(server: &str, home: &Path, name: &str, code: &str) -> (String, Value) {
+    let e = ok_json(home, &["enroll", "--server", server, "--code", code, "--password-stdin", "-o", "json"], Some(PASSWORD));
+    let secret = e["totp_secret"].as_str().unwrap().to_owned();
+    assert!(e["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/"));
+    let l = ok_json(home, &["login", "--server", server, "--user", name, "--password-stdin", "--totp", &totp_now(&secret), "-o", "json"], Some(PASSWORD));
+    let saved = home.join("session.json");
+    assert_eq!(std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777, 0o600, "session file is private");
+    (secret, l)
+}
+
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn readme_walkthrough_against_the_real_binary() {
+    let root = std::env::temp_dir().join(format!("stint-walk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let data = root.join("data");
+    let (admin_home, alice_home) = (root.join("admin"), root.join("alice"));
+    let (mut server, bootstrap) = start_server(&data);
+    let url = server.url.clone();
+    let mut secrets = vec![bootstrap.clone(), PASSWORD.to_owned()];
+
+    // Bootstrap the first administrator, who enrolls and logs in.
+    let b = ok_json(&admin_home, &["bootstrap", "--server", &url, "--token", &bootstrap, "--username", "root", "-o", "json"], None);
+    let code = b["enrollment_code"].as_str().unwrap().to_owned();
+    let (root_secret, root_login) = enroll_and_login(&url, &admin_home, "root", &code);
+    secrets.extend([code, root_secret]);
+    assert_eq!(root_login["username"], "root");
+
+    // The administrator adds alice; she enrolls, logs in, and assumes a role.
+    let add = ok_json(&admin_home, &["user", "add", "alice", "--group", "developers", "-o", "json"], None);
+    let code = add["enrollment_code"].as_str().unwrap().to_owned();
+    let (alice_secret, _) = enroll_and_login(&url, &alice_home, "alice", &code);
+    secrets.extend([code, alice_secret]);
+    let who = ok_json(&alice_home, &["whoami", "-o", "json"], None);
+    assert_eq!(who["username"], "alice");
+    let assumed = ok_json(&alice_home, &["assume", "developer", "--ttl", "15m", "-o", "json"], None);
+    let token = assumed["token"].as_str().unwrap().to_owned();
+    assert_eq!(assumed["expires_in"], 900);
+    let session: Value = serde_json::from_str(&std::fs::read_to_string(alice_home.join("session.json")).unwrap()).unwrap();
+    secrets.extend([token.clone(), session["session_token"].as_str().unwrap().to_owned()]);
+
+    // Any OIDC-aware library verifies the token through discovery and the JWKS.
+    let py = Command::new(python())
+        .arg(workspace_root().join("tests/verify_jwt.py"))
+        .args([&url, "stint", &token])
+        .output()
+        .expect("python with PyJWT (run scripts/test)");
+    assert!(py.status.success(), "PyJWT refused the token: {}", String::from_utf8_lossy(&py.stderr));
+    let claims: Value = serde_json::from_slice(&py.stdout).unwrap();
+    assert_eq!((claims["role"].as_str(), claims["sub"].as_str()), (Some("developer"), who["user_id"].as_str()));
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 900);
+
+    // Disabling alice cuts off her token at once.
+    let introspect = |t: &str| -> Value {
+        let script = "import sys,urllib.request,urllib.parse; d=urllib.parse.urlencode({'token': sys.argv[2]}).encode(); print(urllib.request.urlopen(sys.argv[1], d).read().decode())";
+        let out = Command::new(python()).args(["-c", script, &format!("{url}/v1/introspect"), t]).output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(introspect(&token)["active"], true);
+    ok_json(&admin_home, &["user", "disable", "alice", "-o", "json"], None);
+    assert_eq!(introspect(&token)["active"], false);
+    let refused = run(&alice_home, &["assume", "readonly"], None);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("session_revoked"), "{}", String::from_utf8_lossy(&refused.stderr));
+
+    // The audit log verifies through the server…
+    let v = ok_json(&admin_home, &["audit", "verify", "-o", "json"], None);
+    assert_eq!(v["ok"], true, "{v}");
+    let tail = run(&admin_home, &["audit", "tail", "--json", "-n", "1000"], None);
+    assert!(tail.status.success());
+    let tail = String::from_utf8_lossy(&tail.stdout).to_string();
+    assert!(tail.contains("credential.issued") && tail.contains("user.disabled"), "{tail}");
+
+    // …logout revokes on the server, SIGTERM stops the server cleanly…
+    let out = run(&admin_home, &["logout"], None);
+    assert!(out.status.success());
+    assert!(!admin_home.join("session.json").exists());
+    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "server ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+
+    // …and offline, from the data directory alone.
+    let data_s = data.to_str().unwrap();
+    let v = ok_json(&admin_home, &["audit", "verify", "--data", data_s, "-o", "json"], None);
+    assert_eq!(v["ok"], true, "{v}");
+    let checked = v["checked"].as_u64().unwrap();
+    assert!(checked > 15, "{v}");
+
+    // No issued secret reached the server's log, the audit log, or the CLI's audit output.
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(log.contains("stint server ready"), "the log is being captured: {log}");
+    for s in &secrets {
+        assert!(!log.contains(s.as_str()), "a secret leaked into the server log");
+        assert!(!tail.contains(s.as_str()), "a secret leaked into the audit log");
+    }
+
+    // Editing one record is detected and located.
+    let edited = Command::new(python())
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE audit SET actor='mallory' WHERE seq=5\"); c.commit()"])
+        .arg(data.join("stint.db"))
+        .status()
+        .unwrap();
+    assert!(edited.success());
+    let out = run(&admin_home, &["audit", "verify", "--data", data_s, "-o", "json"], None);
+    assert_eq!(out.status.code(), Some(2), "tampering exits non-zero");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["break"], serde_json::json!({ "problem": "edited", "seq": 5 }), "{v}");
+    let out = run(&admin_home, &["audit", "verify", "--data", data_s], None);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("record 5 was edited"));
+
+    drop(server);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -1,0 +1,172 @@
+//! Administration: users, sessions, keys, the audit log. Only callers in the admin group.
+
+use crate::audit::{Draft, Event, Outcome, Record};
+use crate::crypto::{SigningKey, StoredKey};
+use crate::error::{Error, Result};
+use crate::ids::{GroupName, SessionId, UserId, Username};
+use crate::model::User;
+use crate::store::{Change, Mutation};
+use crate::time::Timestamp;
+
+use super::{Broker, Caller, NewCode};
+
+/// Proof the caller is an administrator. Only [`Broker::admin`] constructs it.
+pub struct Admin<'a>(&'a Caller);
+
+#[derive(Debug, serde::Serialize)]
+pub struct UserInfo {
+    pub id: String,
+    pub name: String,
+    pub groups: Vec<String>,
+    pub disabled: bool,
+    pub enrolled: bool,
+    pub created_at: Timestamp,
+}
+
+impl From<&User> for UserInfo {
+    fn from(u: &User) -> Self {
+        UserInfo {
+            id: u.id.to_string(),
+            name: u.name.to_string(),
+            groups: u.groups.iter().map(ToString::to_string).collect(),
+            disabled: u.disabled,
+            enrolled: u.enrolled(),
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub created_at: Timestamp,
+    pub retired_at: Option<Timestamp>,
+    pub published_until: Option<Timestamp>,
+    pub signing: bool,
+}
+
+impl Broker {
+    pub fn admin<'a>(&self, caller: &'a Caller) -> Result<Admin<'a>> {
+        if caller.user.in_group(&self.cfg.admin_group) {
+            Ok(Admin(caller))
+        } else {
+            Err(Error::forbidden("admin_required", format!("this needs a member of the {} group", self.cfg.admin_group)))
+        }
+    }
+
+    async fn target_user(&self, name: &str) -> Result<User> {
+        let name = Username::parse(name)?;
+        self.store.user_by_name(&name).await?.ok_or_else(|| Error::not_found("unknown_user", format!("no user named {name}")))
+    }
+
+    pub async fn add_user(&self, admin: &Admin<'_>, name: &str, groups: &[String]) -> Result<NewCode> {
+        let name = Username::parse(name)?;
+        let groups = groups.iter().map(|g| GroupName::parse(g)).collect::<Result<Vec<_>>>()?;
+        if self.store.user_by_name(&name).await?.is_some() {
+            return Err(Error::conflict("user_exists", format!("a user named {name} already exists")));
+        }
+        let now = self.now();
+        let user = User {
+            id: UserId::random(&mut *self.rng()),
+            name: name.clone(),
+            groups,
+            disabled: false,
+            password_hash: None,
+            totp_sealed: None,
+            totp_last_step: 0,
+            created_at: now,
+        };
+        let (row, code) = self.mint_enrollment(&user, now);
+        let group_list: Vec<&str> = user.groups.iter().map(|g| g.as_str()).collect();
+        let d = Draft::new(now, Event::UserCreated, Outcome::Success)
+            .actor(&admin.0.user.id)
+            .subject(&user.id)
+            .detail("name", &name)
+            .detail("groups", group_list.join(","));
+        self.commit(Change::default().with(Mutation::InsertUser(user)).with(Mutation::InsertCode(row)).record(d)).await?;
+        Ok(code)
+    }
+
+    pub async fn list_users(&self, _admin: &Admin<'_>) -> Result<Vec<UserInfo>> {
+        Ok(self.store.users().await?.iter().map(UserInfo::from).collect())
+    }
+
+    /// Disables a user and revokes every session — and so every token — they hold, at once.
+    pub async fn disable_user(&self, admin: &Admin<'_>, name: &str) -> Result<UserInfo> {
+        let mut user = self.target_user(name).await?;
+        if user.id == admin.0.user.id {
+            return Err(Error::conflict("cannot_disable_self", "you cannot disable yourself; ask another administrator"));
+        }
+        let now = self.now();
+        let d = Draft::new(now, Event::UserDisabled, Outcome::Success).actor(&admin.0.user.id).subject(&user.id);
+        let r = Draft::new(now, Event::SessionRevoked, Outcome::Success).actor(&admin.0.user.id).subject(&user.id).detail("scope", "all sessions of user");
+        let change = Change::default()
+            .with(Mutation::SetUserDisabled { user: user.id.clone(), disabled: true })
+            .with(Mutation::RevokeUserSessions { user: user.id.clone(), at: now })
+            .record(d)
+            .record(r);
+        self.commit(change).await?;
+        user.disabled = true;
+        Ok(UserInfo::from(&user))
+    }
+
+    pub async fn enable_user(&self, admin: &Admin<'_>, name: &str) -> Result<UserInfo> {
+        let mut user = self.target_user(name).await?;
+        let d = Draft::new(self.now(), Event::UserEnabled, Outcome::Success).actor(&admin.0.user.id).subject(&user.id);
+        self.commit(Change::default().with(Mutation::SetUserDisabled { user: user.id.clone(), disabled: false }).record(d)).await?;
+        user.disabled = false;
+        Ok(UserInfo::from(&user))
+    }
+
+    /// Revokes one session: an administrator may revoke any, a user their own.
+    pub async fn revoke_session(&self, caller: &Caller, id: &str) -> Result<()> {
+        let id = SessionId::parse(id)?;
+        let Some((session, _)) = self.store.session(&id).await? else {
+            return Err(Error::not_found("unknown_session", format!("no session {id}")));
+        };
+        if session.user_id != caller.user.id {
+            self.admin(caller)?;
+        }
+        let d = Draft::new(self.now(), Event::SessionRevoked, Outcome::Success).actor(&caller.user.id).subject(&id).detail("owner", &session.user_id);
+        self.commit(Change::default().with(Mutation::RevokeSession { session: id, at: self.now() }).record(d)).await.map(|_| ())
+    }
+
+    /// A new key signs from now on; the old one stays published until its last token expires.
+    pub async fn rotate_keys(&self, admin: &Admin<'_>) -> Result<KeyInfo> {
+        let now = self.now();
+        let old = self.keyring()?.signer.kid().to_owned();
+        let key = SigningKey::generate(&mut *self.rng());
+        let stored = StoredKey::seal(&key, &self.kek, now, &mut *self.rng());
+        let verify_until = now.plus(self.cfg.roles.longest_ttl());
+        let d = Draft::new(now, Event::KeyRotated, Outcome::Success)
+            .actor(&admin.0.user.id)
+            .subject(key.kid())
+            .detail("retired", &old)
+            .detail("retired_published_until", verify_until);
+        let change = Change::default().with(Mutation::InsertKey(stored)).with(Mutation::RetireKey { kid: old, at: now, verify_until }).record(d);
+        self.commit(change).await?;
+        self.reload_keys().await?;
+        Ok(KeyInfo { kid: key.kid().to_owned(), created_at: now, retired_at: None, published_until: None, signing: true })
+    }
+
+    pub async fn list_keys(&self, _admin: &Admin<'_>) -> Result<Vec<KeyInfo>> {
+        let signer = self.keyring()?.signer.kid().to_owned();
+        let now = self.now();
+        Ok(self
+            .store
+            .signing_keys()
+            .await?
+            .into_iter()
+            .filter(|k| k.publishable(now))
+            .map(|k| KeyInfo { signing: k.kid == signer, kid: k.kid, created_at: k.created_at, retired_at: k.retired_at, published_until: k.verify_until })
+            .collect())
+    }
+
+    pub async fn audit_page(&self, _admin: &Admin<'_>, after: u64, limit: u32) -> Result<(Vec<Record>, Option<(u64, String)>)> {
+        let head = self.store.audit_head().await?;
+        // Sequence numbers are stored as signed 64-bit integers; nothing lies beyond that.
+        let after = after.min(i64::MAX as u64);
+        let records = self.store.audit_after(after, limit.clamp(1, 1000)).await?;
+        Ok((records, head))
+    }
+}

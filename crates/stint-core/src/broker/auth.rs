@@ -1,0 +1,334 @@
+//! Authentication: bootstrap, enrollment, password + TOTP login, session bearers.
+
+use crate::audit::{Draft, Event, Outcome};
+use crate::bearer::{self, BearerKind};
+use crate::error::{Error, Result};
+use crate::ids::{SessionId, UserId, Username};
+use crate::model::{CodePurpose, OneTimeCode, Session, User};
+use crate::password::NewPassword;
+use crate::secret::{SecretBytes, SecretString};
+use crate::store::{Change, Mutation};
+use crate::time::Timestamp;
+use crate::totp;
+
+use super::Broker;
+
+/// A login attempt as received.
+pub struct LoginRequest {
+    pub username: String,
+    pub password: SecretString,
+    pub totp: SecretString,
+    /// The caller's address, for throttling and the audit record.
+    pub addr: String,
+}
+
+/// A session bearer, shown to its holder once.
+pub struct NewSession {
+    pub token: SecretString,
+    pub session_id: SessionId,
+    pub user: Username,
+    pub expires_at: Timestamp,
+}
+
+/// A one-time code, shown to the administrator once.
+pub struct NewCode {
+    pub username: Username,
+    pub code: SecretString,
+    pub expires_at: Timestamp,
+}
+
+/// The result of enrollment: the TOTP secret, shown to the user once.
+pub struct Enrolled {
+    pub username: Username,
+    pub otpauth_uri: SecretString,
+    pub totp_secret_base32: SecretString,
+}
+
+/// An authenticated caller: an active session of an enabled user.
+/// Only [`Broker::authenticate`] constructs it.
+#[derive(Debug)]
+pub struct Caller {
+    pub(super) user: User,
+    pub(super) session: Session,
+}
+
+impl Caller {
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+}
+
+fn totp_context(user: &UserId) -> String {
+    format!("totp:{user}")
+}
+
+/// The message for every login failure before the password and code both verified, so a
+/// caller cannot tell an unknown user from a wrong password.
+const BAD_LOGIN: &str = "invalid username, password or one-time code";
+
+impl Broker {
+    pub(super) async fn issue_bootstrap(&self, now: Timestamp) -> Result<(SecretString, Timestamp)> {
+        let b = bearer::mint(BearerKind::Bootstrap, &mut *self.rng());
+        let expires_at = now.plus(self.cfg.bootstrap_ttl);
+        let code = OneTimeCode { lookup: b.lookup, secret_hash: b.hash.to_vec(), purpose: CodePurpose::Bootstrap, user_id: None, expires_at, used_at: None };
+        let d = Draft::new(now, Event::BootstrapIssued, Outcome::Success).actor("system").detail("expires_at", expires_at);
+        self.commit(Change::default().with(Mutation::ExpireBootstrapCodes { at: now }).with(Mutation::InsertCode(code)).record(d)).await?;
+        Ok((b.value, expires_at))
+    }
+
+    /// Checks a presented one-time code; on failure audits `event` with the reason.
+    async fn check_code(&self, kind: BearerKind, purpose: CodePurpose, value: &str, event: Event, addr: &str) -> Result<OneTimeCode> {
+        let now = self.now();
+        let code = match purpose {
+            CodePurpose::Bootstrap => "invalid_bootstrap_token",
+            CodePurpose::Enrollment => "invalid_enrollment_code",
+        };
+        let found = match bearer::parse(kind, value, code) {
+            Ok(p) => self.store.code(&p.lookup).await?.filter(|row| row.purpose == purpose && p.matches(&row.secret_hash)),
+            Err(_) => None,
+        };
+        let reason = match &found {
+            None => Some("unknown_code"),
+            Some(row) if row.used_at.is_some() => Some("code_used"),
+            Some(row) if now >= row.expires_at => Some("code_expired"),
+            Some(_) => None,
+        };
+        if let Some(reason) = reason {
+            self.observer.auth_failed(reason);
+            self.commit(Change::audit_only(Draft::new(now, event, Outcome::Failure).actor(addr).reason(reason))).await?;
+            return Err(Error::unauthenticated(code, format!("the {} code is unknown, used or expired; ask an administrator for a new one", purpose.as_str())));
+        }
+        found.ok_or_else(|| Error::Internal("checked code vanished".into()))
+    }
+
+    /// Uses the bootstrap token to create the first administrator; returns their enrollment code.
+    pub async fn bootstrap(&self, token: &str, username: &str, addr: &str) -> Result<NewCode> {
+        let row = self.check_code(BearerKind::Bootstrap, CodePurpose::Bootstrap, token, Event::BootstrapUsed, addr).await?;
+        let name = Username::parse(username)?;
+        let now = self.now();
+        let user = User {
+            id: UserId::random(&mut *self.rng()),
+            name: name.clone(),
+            groups: vec![self.cfg.admin_group.clone()],
+            disabled: false,
+            password_hash: None,
+            totp_sealed: None,
+            totp_last_step: 0,
+            created_at: now,
+        };
+        let (enroll, code) = self.mint_enrollment(&user, now);
+        let used = Draft::new(now, Event::BootstrapUsed, Outcome::Success).actor("bootstrap").subject(&user.id).detail("addr", addr);
+        let created = Draft::new(now, Event::UserCreated, Outcome::Success)
+            .actor("bootstrap")
+            .subject(&user.id)
+            .detail("name", &name)
+            .detail("groups", &self.cfg.admin_group);
+        let change = Change::default()
+            .with(Mutation::ConsumeCode { lookup: row.lookup, at: now })
+            .with(Mutation::InsertUser(user))
+            .with(Mutation::InsertCode(enroll))
+            .record(used)
+            .record(created);
+        self.commit(change).await?;
+        Ok(code)
+    }
+
+    pub(super) fn mint_enrollment(&self, user: &User, now: Timestamp) -> (OneTimeCode, NewCode) {
+        let b = bearer::mint(BearerKind::Enrollment, &mut *self.rng());
+        let expires_at = now.plus(self.cfg.enrollment_ttl);
+        let row = OneTimeCode {
+            lookup: b.lookup,
+            secret_hash: b.hash.to_vec(),
+            purpose: CodePurpose::Enrollment,
+            user_id: Some(user.id.clone()),
+            expires_at,
+            used_at: None,
+        };
+        (row, NewCode { username: user.name.clone(), code: b.value, expires_at })
+    }
+
+    /// Sets the password and a new TOTP secret of the user an enrollment code names.
+    pub async fn enroll(&self, code: &str, password: SecretString, addr: &str) -> Result<Enrolled> {
+        let row = self.check_code(BearerKind::Enrollment, CodePurpose::Enrollment, code, Event::UserEnrolled, addr).await?;
+        let password = NewPassword::parse(password)?;
+        let user_id = row.user_id.clone().ok_or_else(|| Error::Internal("enrollment code without user".into()))?;
+        let user = self.store.user_by_id(&user_id).await?.ok_or_else(|| Error::Internal("enrollment code for a missing user".into()))?;
+        let now = self.now();
+        if user.disabled {
+            self.commit(Change::audit_only(Draft::new(now, Event::UserEnrolled, Outcome::Failure).actor(addr).subject(&user.id).reason("user_disabled")))
+                .await?;
+            return Err(Error::forbidden("user_disabled", "this user is disabled; ask an administrator"));
+        }
+        let password_hash = self.work.hash(password).await?;
+        let secret = totp::generate_secret(&mut *self.rng());
+        let totp_sealed = self.kek.seal(&totp_context(&user.id), secret.expose(), &mut *self.rng());
+        let d = Draft::new(now, Event::UserEnrolled, Outcome::Success).actor(&user.id).subject(&user.id).detail("addr", addr);
+        let change = Change::default()
+            .with(Mutation::ConsumeCode { lookup: row.lookup, at: now })
+            .with(Mutation::SetCredentials { user: user.id.clone(), password_hash, totp_sealed })
+            .record(d);
+        self.commit(change).await?;
+        let issuer = self.totp_issuer();
+        Ok(Enrolled {
+            otpauth_uri: SecretString::new(totp::otpauth_uri(&secret, &issuer, user.name.as_str())),
+            totp_secret_base32: SecretString::new(data_encoding::BASE32_NOPAD.encode(secret.expose())),
+            username: user.name,
+        })
+    }
+
+    fn totp_issuer(&self) -> String {
+        let host = self.cfg.issuer.split("://").nth(1).unwrap_or(&self.cfg.issuer);
+        format!("stint ({})", host.trim_end_matches('/'))
+    }
+
+    fn throttle_check(&self, keys: &[String], now: Timestamp) -> Result<()> {
+        let t = self.throttle.lock().map_err(|_| Error::Internal("throttle lock poisoned".into()))?;
+        for k in keys {
+            if let Err(secs) = t.check(k, now) {
+                return Err(Error::Throttled { retry_after_secs: secs.max(1) });
+            }
+        }
+        Ok(())
+    }
+
+    fn throttle_record(&self, keys: &[String], ok: bool, now: Timestamp) {
+        if let Ok(mut t) = self.throttle.lock() {
+            for k in keys {
+                if ok {
+                    t.success(k);
+                } else {
+                    t.failure(k, now);
+                }
+            }
+        }
+    }
+
+    async fn login_failed(&self, req: &LoginRequest, user: Option<&User>, reason: &str, keys: &[String], now: Timestamp) -> Result<()> {
+        self.throttle_record(keys, false, now);
+        self.observer.auth_failed(reason);
+        let mut d = Draft::new(now, Event::LoginFailed, Outcome::Failure).actor(&req.addr).reason(reason).detail("method", "password+totp");
+        d = match user {
+            Some(u) => d.subject(&u.id),
+            None => d.detail("username", crate::ids::truncate(&req.username)),
+        };
+        self.commit(Change::audit_only(d)).await.map(|_| ())
+    }
+
+    /// Password and a current, unused TOTP code → a session with an absolute expiry.
+    pub async fn login(&self, req: LoginRequest) -> Result<NewSession> {
+        let now = self.now();
+        let keys = [format!("user:{}", crate::ids::truncate(&req.username)), format!("addr:{}", req.addr)];
+        if let Err(e) = self.throttle_check(&keys, now) {
+            self.observer.auth_failed("throttled");
+            let d = Draft::new(now, Event::LoginFailed, Outcome::Failure)
+                .actor(&req.addr)
+                .reason("throttled")
+                .detail("username", crate::ids::truncate(&req.username));
+            self.commit(Change::audit_only(d)).await?;
+            return Err(e);
+        }
+        let user = match Username::parse(&req.username) {
+            Ok(name) => self.store.user_by_name(&name).await?,
+            Err(_) => None,
+        };
+        // Same argon2 work whether or not the user exists or has enrolled.
+        let password_ok = self.work.verify(req.password.clone(), user.as_ref().and_then(|u| u.password_hash.clone())).await;
+        let Some(user) = user else {
+            self.login_failed(&req, None, "unknown_user", &keys, now).await?;
+            return Err(Error::unauthenticated("invalid_credentials", BAD_LOGIN));
+        };
+        let step = match (password_ok, &user.totp_sealed) {
+            (true, Some(sealed)) => {
+                let secret: SecretBytes = self.kek.open(&totp_context(&user.id), sealed)?;
+                totp::verify(secret.expose(), req.totp.expose(), now)
+            }
+            _ => None,
+        };
+        let reason = match (password_ok, step) {
+            (false, _) if !user.enrolled() => Some("not_enrolled"),
+            (false, _) => Some("bad_password"),
+            (true, None) => Some("bad_totp"),
+            (true, Some(_)) => None,
+        };
+        if let Some(reason) = reason {
+            self.login_failed(&req, Some(&user), reason, &keys, now).await?;
+            return Err(Error::unauthenticated("invalid_credentials", BAD_LOGIN));
+        }
+        let step = step.unwrap_or_default();
+        if step <= user.totp_last_step {
+            self.login_failed(&req, Some(&user), "totp_replayed", &keys, now).await?;
+            return Err(Error::unauthenticated("totp_replayed", "this one-time code was already used; wait for the next one"));
+        }
+        if user.disabled {
+            self.login_failed(&req, Some(&user), "user_disabled", &keys, now).await?;
+            return Err(Error::forbidden("user_disabled", "this user is disabled; ask an administrator"));
+        }
+        self.start_session(req, user, step, &keys, now).await
+    }
+
+    async fn start_session(&self, req: LoginRequest, user: User, step: i64, keys: &[String], now: Timestamp) -> Result<NewSession> {
+        let b = bearer::mint(BearerKind::Session, &mut *self.rng());
+        let session = Session {
+            id: SessionId::random(&mut *self.rng()),
+            lookup: b.lookup,
+            secret_hash: b.hash.to_vec(),
+            user_id: user.id.clone(),
+            created_at: now,
+            expires_at: now.plus(self.cfg.session_ttl),
+            revoked_at: None,
+        };
+        let ok = Draft::new(now, Event::LoginSucceeded, Outcome::Success)
+            .actor(&user.id)
+            .subject(&user.id)
+            .detail("method", "password+totp")
+            .detail("addr", &req.addr);
+        let started = Draft::new(now, Event::SessionStarted, Outcome::Success).actor(&user.id).subject(&session.id).detail("expires_at", session.expires_at);
+        let out = NewSession { token: b.value, session_id: session.id.clone(), user: user.name.clone(), expires_at: session.expires_at };
+        let change =
+            Change::default().with(Mutation::AdvanceTotp { user: user.id.clone(), step }).with(Mutation::InsertSession(session)).record(ok).record(started);
+        match self.commit(change).await {
+            Ok(_) => {
+                self.throttle_record(keys, true, now);
+                Ok(out)
+            }
+            // A concurrent login used the same code between our read and our write.
+            Err(e) if e.code() == "totp_replayed" => {
+                self.login_failed(&req, Some(&user), "totp_replayed", keys, now).await?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Resolves a session bearer to its active session and enabled user.
+    pub async fn authenticate(&self, bearer_value: &str) -> Result<Caller> {
+        let now = self.now();
+        let presented = bearer::parse(BearerKind::Session, bearer_value, "invalid_session")?;
+        let Some((session, user)) = self.store.session_by_lookup(&presented.lookup).await? else {
+            return Err(Error::unauthenticated("invalid_session", "unknown session; run `stint login`"));
+        };
+        if !presented.matches(&session.secret_hash) {
+            return Err(Error::unauthenticated("invalid_session", "unknown session; run `stint login`"));
+        }
+        if session.revoked_at.is_some() {
+            return Err(Error::unauthenticated("session_revoked", "this session was revoked; run `stint login`"));
+        }
+        if now >= session.expires_at {
+            return Err(Error::unauthenticated("session_expired", "this session has ended; run `stint login`"));
+        }
+        if user.disabled {
+            return Err(Error::forbidden("user_disabled", "this user is disabled; ask an administrator"));
+        }
+        Ok(Caller { user, session })
+    }
+
+    /// Ends the caller's own session on the server.
+    pub async fn logout(&self, caller: &Caller) -> Result<()> {
+        let now = self.now();
+        let d = Draft::new(now, Event::SessionEnded, Outcome::Success).actor(&caller.user.id).subject(&caller.session.id).detail("by", "logout");
+        self.commit(Change::default().with(Mutation::RevokeSession { session: caller.session.id.clone(), at: now }).record(d)).await.map(|_| ())
+    }
+}

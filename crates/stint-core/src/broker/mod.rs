@@ -1,0 +1,218 @@
+//! The use cases: everything stint does, written against the ports.
+//!
+//! Each operation parses its input into domain types, decides, and commits its changes
+//! together with their audit records in one [`Change`]. Failures that a peer caused are
+//! audited too, and change nothing else.
+
+mod admin;
+mod auth;
+mod tokens;
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::audit::{Draft, Event, Outcome};
+use crate::crypto::{MasterKey, PublicKey, SigningKey, StoredKey};
+use crate::error::{Error, Result};
+use crate::ids::GroupName;
+use crate::password::NewPassword;
+use crate::policy::Roles;
+use crate::secret::SecretString;
+use crate::store::{Change, Mutation, Store};
+use crate::throttle::{Throttle, ThrottleConfig};
+use crate::time::{Clock, Timestamp, Ttl};
+
+pub use admin::{KeyInfo, UserInfo};
+pub use auth::{Caller, Enrolled, LoginRequest, NewCode, NewSession};
+pub use tokens::{Introspection, Issued, RoleChoice, WhoAmI};
+
+/// Settings the broker needs, already validated.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// `iss` of every token; the public base URL of this server.
+    pub issuer: String,
+    /// `aud` of every token; introspection accepts any of them.
+    pub audience: Vec<String>,
+    pub session_ttl: Ttl,
+    pub roles: Roles,
+    /// Members may manage users, sessions and keys, and read the audit log.
+    pub admin_group: GroupName,
+    pub enrollment_ttl: Ttl,
+    pub bootstrap_ttl: Ttl,
+    pub throttle: ThrottleConfig,
+}
+
+/// Argon2 is deliberately slow; the host runs it off the async workers.
+#[async_trait::async_trait]
+pub trait PasswordWork: Send + Sync {
+    async fn hash(&self, password: NewPassword) -> Result<String>;
+    /// Must spend the same work when `phc` is `None` (see [`crate::password::verify`]).
+    async fn verify(&self, password: SecretString, phc: Option<String>) -> bool;
+}
+
+/// Runs password work on the calling thread; for tests and tools.
+pub struct InlinePasswordWork {
+    dummy: String,
+}
+
+impl InlinePasswordWork {
+    pub fn new(rng: &mut dyn rand_core::CryptoRngCore) -> Result<Self> {
+        Ok(InlinePasswordWork { dummy: dummy_hash(rng)? })
+    }
+}
+
+/// A hash of a random password, verified against when the user does not exist.
+pub fn dummy_hash(rng: &mut dyn rand_core::CryptoRngCore) -> Result<String> {
+    let mut b = [0u8; 24];
+    rng.fill_bytes(&mut b);
+    let p = NewPassword::parse(SecretString::new(data_encoding::BASE32_NOPAD.encode(&b)))?;
+    crate::password::hash(&p, rng)
+}
+
+#[async_trait::async_trait]
+impl PasswordWork for InlinePasswordWork {
+    async fn hash(&self, password: NewPassword) -> Result<String> {
+        crate::password::hash(&password, &mut rand_core::OsRng)
+    }
+    async fn verify(&self, password: SecretString, phc: Option<String>) -> bool {
+        crate::password::verify(&password, phc.as_deref(), &self.dummy)
+    }
+}
+
+/// Where the broker reports what `/metrics` shows. Counters only; no secrets pass here.
+pub trait Observer: Send + Sync {
+    fn auth_failed(&self, reason: &str);
+    fn issued(&self, role: &str);
+    fn audit_appended(&self, n: usize);
+}
+
+/// An observer that ignores everything.
+pub struct NoObserver;
+
+impl Observer for NoObserver {
+    fn auth_failed(&self, _: &str) {}
+    fn issued(&self, _: &str) {}
+    fn audit_appended(&self, _: usize) {}
+}
+
+/// A source of cryptographic randomness.
+pub type Entropy = Arc<dyn Fn() -> Box<dyn rand_core::CryptoRngCore + Send> + Send + Sync>;
+
+/// The operating system's randomness.
+pub fn os_entropy() -> Entropy {
+    Arc::new(|| Box::new(rand_core::OsRng))
+}
+
+/// The signing key in use and the keys tokens may be verified with.
+struct Keyring {
+    signer: Arc<SigningKey>,
+    public: Vec<PublicKey>,
+    loaded_at: Timestamp,
+}
+
+pub struct Broker {
+    cfg: BrokerConfig,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    entropy: Entropy,
+    kek: MasterKey,
+    work: Arc<dyn PasswordWork>,
+    observer: Arc<dyn Observer>,
+    keyring: RwLock<Option<Arc<Keyring>>>,
+    throttle: Mutex<Throttle>,
+}
+
+/// What the first start produced for the operator.
+pub struct Startup {
+    /// Printed once; creates the first administrator.
+    pub bootstrap_token: Option<SecretString>,
+    pub bootstrap_expires_at: Option<Timestamp>,
+    pub created_signing_key: bool,
+}
+
+impl Broker {
+    pub fn new(
+        cfg: BrokerConfig,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        entropy: Entropy,
+        kek: MasterKey,
+        work: Arc<dyn PasswordWork>,
+        observer: Arc<dyn Observer>,
+    ) -> Broker {
+        let throttle = Mutex::new(Throttle::new(cfg.throttle));
+        Broker { cfg, store, clock, entropy, kek, work, observer, keyring: RwLock::new(None), throttle }
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.cfg
+    }
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn rng(&self) -> Box<dyn rand_core::CryptoRngCore + Send> {
+        (self.entropy)()
+    }
+
+    /// Commits a change and reports its audit appends.
+    async fn commit(&self, change: Change) -> Result<u64> {
+        let n = change.audit.len();
+        let seq = self.store.apply(change).await?;
+        self.observer.audit_appended(n);
+        Ok(seq)
+    }
+
+    /// Records a refusal the HTTP layer made before any use case ran (bad JSON, oversized body…).
+    pub async fn record_refusal(&self, route: &str, code: &str, addr: &str) -> Result<()> {
+        let d = Draft::new(self.now(), Event::RequestRefused, Outcome::Failure).actor(addr).reason(code).detail("route", route);
+        self.commit(Change::audit_only(d)).await.map(|_| ())
+    }
+
+    /// Prepares a store for service: a signing key, a configuration record, and while no user
+    /// exists, a fresh bootstrap token.
+    pub async fn start(&self, config_digest: &str) -> Result<Startup> {
+        let now = self.now();
+        let mut created_signing_key = false;
+        if !self.store.signing_keys().await?.iter().any(|k| k.retired_at.is_none()) {
+            let key = SigningKey::generate(&mut *self.rng());
+            let stored = StoredKey::seal(&key, &self.kek, now, &mut *self.rng());
+            let d = Draft::new(now, Event::KeyCreated, Outcome::Success).actor("system").subject(key.kid()).detail("alg", "EdDSA");
+            self.commit(Change::default().with(Mutation::InsertKey(stored)).record(d)).await?;
+            created_signing_key = true;
+        }
+        self.reload_keys().await?;
+        let d = Draft::new(now, Event::ConfigLoaded, Outcome::Success).actor("system").detail("digest", config_digest);
+        self.commit(Change::audit_only(d)).await?;
+        let mut startup = Startup { bootstrap_token: None, bootstrap_expires_at: None, created_signing_key };
+        if !self.store.any_user().await? {
+            let (token, expires) = self.issue_bootstrap(now).await?;
+            startup.bootstrap_token = Some(token);
+            startup.bootstrap_expires_at = Some(expires);
+        }
+        Ok(startup)
+    }
+
+    /// Loads the signing key and the publishable keys from the store.
+    pub async fn reload_keys(&self) -> Result<()> {
+        let now = self.now();
+        let keys = self.store.signing_keys().await?;
+        let active = keys.iter().filter(|k| k.retired_at.is_none()).max_by_key(|k| (k.created_at, k.kid.clone()));
+        let active = active.ok_or_else(|| Error::Internal("no active signing key; restart the server to create one".into()))?;
+        let signer = Arc::new(active.open(&self.kek)?);
+        let public = keys.iter().filter(|k| k.publishable(now)).map(|k| PublicKey::from_bytes(&k.public)).collect::<Result<Vec<_>>>()?;
+        let ring = Arc::new(Keyring { signer, public, loaded_at: now });
+        *self.keyring.write().map_err(|_| Error::Internal("keyring lock poisoned".into()))? = Some(ring);
+        Ok(())
+    }
+
+    fn keyring(&self) -> Result<Arc<Keyring>> {
+        self.keyring
+            .read()
+            .map_err(|_| Error::Internal("keyring lock poisoned".into()))?
+            .clone()
+            .ok_or_else(|| Error::Internal("keys not loaded; Broker::start must run first".into()))
+    }
+}

@@ -1,0 +1,180 @@
+//! Role assumption, the token backend, and what verifiers need (JWKS, introspection).
+
+use crate::audit::{Draft, Event, Outcome};
+use crate::error::{Error, Result};
+use crate::ids::{RoleName, TokenId, Username};
+use crate::jwt::{self, Claims};
+use crate::policy::{GrantReason, Permit};
+use crate::store::Change;
+use crate::time::{Timestamp, Ttl};
+
+use super::{Broker, Caller};
+
+/// A role the caller may assume, and why.
+#[derive(Debug, serde::Serialize)]
+pub struct RoleChoice {
+    pub role: RoleName,
+    pub max_ttl: Ttl,
+    pub reasons: Vec<GrantReason>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct WhoAmI {
+    pub user_id: String,
+    pub username: Username,
+    pub groups: Vec<String>,
+    pub admin: bool,
+    pub session_id: String,
+    pub session_expires_at: Timestamp,
+    pub roles: Vec<RoleChoice>,
+}
+
+/// A signed role token. `token` is the credential; the rest is safe to print.
+pub struct Issued {
+    pub token: crate::secret::SecretString,
+    pub claims: Claims,
+}
+
+/// RFC 7662 §2.2 response.
+#[derive(Debug, serde::Serialize)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<Claims>,
+}
+
+impl Introspection {
+    fn inactive() -> Self {
+        Introspection { active: false, claims: None }
+    }
+}
+
+/// How often an unknown `kid` may trigger a reload of keys from the store.
+const KEY_RELOAD_INTERVAL_SECS: i64 = 1;
+
+impl Broker {
+    pub fn whoami(&self, caller: &Caller) -> WhoAmI {
+        let roles =
+            self.cfg.roles.eligible(&caller.user).into_iter().map(|(d, reasons)| RoleChoice { role: d.name.clone(), max_ttl: d.max_ttl, reasons }).collect();
+        WhoAmI {
+            user_id: caller.user.id.to_string(),
+            username: caller.user.name.clone(),
+            groups: caller.user.groups.iter().map(ToString::to_string).collect(),
+            admin: caller.user.in_group(&self.cfg.admin_group),
+            session_id: caller.session.id.to_string(),
+            session_expires_at: caller.session.expires_at,
+            roles,
+        }
+    }
+
+    /// Decides, records, then signs. The token leaves only after its audit record committed.
+    pub async fn assume(&self, caller: &Caller, role: &str, ttl: Option<Ttl>) -> Result<Issued> {
+        let now = self.now();
+        let decided = RoleName::parse(role).and_then(|r| self.cfg.roles.decide(&caller.user, &caller.session, &r, ttl, now));
+        match decided {
+            Ok(permit) => self.issue(caller, permit, now).await,
+            Err(e) => {
+                let d = Draft::new(now, Event::AssumeDenied, Outcome::Failure)
+                    .actor(&caller.user.id)
+                    .subject(crate::ids::truncate(role))
+                    .reason(e.code())
+                    .detail("session", &caller.session.id);
+                self.commit(Change::audit_only(d)).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// The token backend: a JWT for exactly what the permit allows.
+    async fn issue(&self, caller: &Caller, permit: Permit, now: Timestamp) -> Result<Issued> {
+        let ring = self.keyring()?;
+        let claims = Claims {
+            iss: self.cfg.issuer.clone(),
+            sub: permit.user().clone(),
+            aud: self.cfg.audience.clone(),
+            role: permit.role().to_string(),
+            sid: permit.session().clone(),
+            jti: TokenId::random(&mut *self.rng()),
+            iat: now,
+            exp: permit.expires_at(),
+            preferred_username: caller.user.name.to_string(),
+        };
+        let reasons: Vec<String> = permit.reasons().iter().map(ToString::to_string).collect();
+        let d = Draft::new(now, Event::CredentialIssued, Outcome::Success)
+            .actor(&caller.user.id)
+            .subject(&claims.jti)
+            .detail("backend", "token")
+            .detail("role", permit.role())
+            .detail("ttl", permit.ttl().as_secs())
+            .detail("expires_at", permit.expires_at())
+            .detail("session", permit.session())
+            .detail("kid", ring.signer.kid())
+            .detail("reasons", reasons.join("; "));
+        self.commit(Change::audit_only(d)).await?;
+        let token = jwt::sign(&claims, &ring.signer);
+        self.observer.issued(permit.role().as_str());
+        Ok(Issued { token: token.into(), claims })
+    }
+
+    /// Active only if the signature, issuer, audience and times hold, the session is live
+    /// and its owner enabled. Never an error for a bad token (RFC 7662 §2.2).
+    pub async fn introspect(&self, token: &str) -> Result<Introspection> {
+        let now = self.now();
+        let mut ring = self.keyring()?;
+        if let Ok(kid) = jwt::peek_kid(token) {
+            let unknown = !ring.public.iter().any(|k| k.kid() == kid);
+            if unknown && now.0 - ring.loaded_at.0 >= KEY_RELOAD_INTERVAL_SECS {
+                // Another replica may have rotated keys.
+                self.reload_keys().await?;
+                ring = self.keyring()?;
+            }
+        }
+        let Ok(v) = jwt::verify(token, &ring.public, &self.cfg.issuer, &self.cfg.audience, now) else {
+            return Ok(Introspection::inactive());
+        };
+        let Some((session, user)) = self.store.session(&v.claims.sid).await? else {
+            return Ok(Introspection::inactive());
+        };
+        if !session.active_at(now) || user.disabled || user.id != v.claims.sub {
+            return Ok(Introspection::inactive());
+        }
+        Ok(Introspection { active: true, claims: Some(v.claims) })
+    }
+
+    /// The RFC 7517 key set of every key a live token may be signed with.
+    pub fn jwks(&self) -> Result<serde_json::Value> {
+        let ring = self.keyring()?;
+        Ok(serde_json::json!({ "keys": ring.public.iter().map(|k| k.jwk()).collect::<Vec<_>>() }))
+    }
+
+    /// Publishes keys again when a retired key's last token has expired, without a restart.
+    pub async fn refresh_keys_if_due(&self) -> Result<()> {
+        let ring = self.keyring()?;
+        let due = self.store.signing_keys().await?.iter().any(|k| !k.publishable(self.now()) && ring.public.iter().any(|p| p.kid() == k.kid));
+        if due {
+            self.reload_keys().await?;
+        }
+        Ok(())
+    }
+
+    /// OpenID Connect Discovery 1.0 §3 metadata.
+    pub fn discovery(&self) -> serde_json::Value {
+        let iss = self.cfg.issuer.trim_end_matches('/');
+        serde_json::json!({
+            "issuer": self.cfg.issuer,
+            "jwks_uri": format!("{iss}/v1/jwks"),
+            "introspection_endpoint": format!("{iss}/v1/introspect"),
+            "response_types_supported": ["token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["EdDSA"],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "introspection_endpoint_auth_methods_supported": ["none"],
+            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "role", "preferred_username"],
+        })
+    }
+
+    /// Refuses role tokens presented where a session bearer is expected, with a useful message.
+    pub fn refuse_role_token_as_session() -> Error {
+        Error::unauthenticated("invalid_session", "a role token cannot authenticate to the stint API; use your session (`stint login`)")
+    }
+}

@@ -1,0 +1,25 @@
+//! stint's domain core.
+//!
+//! Everything here is pure: time arrives as a [`Timestamp`] argument or through the
+//! [`Clock`] port, randomness through a `CryptoRngCore`, and storage through the
+//! [`store::Store`] port. The HTTP layer, the CLI and the store adapters depend on
+//! this crate; it depends on none of them.
+
+pub mod audit;
+pub mod bearer;
+pub mod broker;
+pub mod crypto;
+pub mod error;
+pub mod ids;
+pub mod jwt;
+pub mod model;
+pub mod password;
+pub mod policy;
+pub mod secret;
+pub mod store;
+pub mod throttle;
+pub mod time;
+pub mod totp;
+
+pub use error::{Error, Fault};
+pub use time::{Clock, ManualClock, Timestamp, Ttl};

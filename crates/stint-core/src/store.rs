@@ -1,0 +1,105 @@
+//! The storage port. Adapters (SQLite, PostgreSQL) live in `stint-store`.
+//!
+//! Every write goes through [`Store::apply`]: a [`Change`] is a list of mutations plus the
+//! audit events describing them, committed in one transaction or not at all. A mutation
+//! with a precondition (a code not yet used, a TOTP step not yet seen) that fails aborts
+//! the whole change with a `Conflict` error carrying a stable code.
+
+use crate::audit::{Draft, Record};
+use crate::crypto::StoredKey;
+use crate::error::Result;
+use crate::ids::{SessionId, UserId, Username};
+use crate::model::{OneTimeCode, Session, User};
+use crate::time::Timestamp;
+
+#[derive(Debug)]
+pub enum Mutation {
+    InsertUser(User),
+    SetUserDisabled {
+        user: UserId,
+        disabled: bool,
+    },
+    /// Enrollment: sets the password hash and the sealed TOTP secret.
+    SetCredentials {
+        user: UserId,
+        password_hash: String,
+        totp_sealed: String,
+    },
+    /// Accepts TOTP `step` only if it is later than the last accepted one (`totp_replayed` otherwise).
+    AdvanceTotp {
+        user: UserId,
+        step: i64,
+    },
+    InsertSession(Session),
+    RevokeSession {
+        session: SessionId,
+        at: Timestamp,
+    },
+    RevokeUserSessions {
+        user: UserId,
+        at: Timestamp,
+    },
+    InsertCode(OneTimeCode),
+    /// Marks a code used if it is unused and unexpired at `at` (`code_used` otherwise).
+    ConsumeCode {
+        lookup: String,
+        at: Timestamp,
+    },
+    /// Expires every unused bootstrap code (a new one replaces it).
+    ExpireBootstrapCodes {
+        at: Timestamp,
+    },
+    InsertKey(StoredKey),
+    RetireKey {
+        kid: String,
+        at: Timestamp,
+        verify_until: Timestamp,
+    },
+}
+
+/// One atomic unit of work.
+#[derive(Debug, Default)]
+pub struct Change {
+    pub mutations: Vec<Mutation>,
+    pub audit: Vec<Draft>,
+}
+
+impl Change {
+    pub fn audit_only(d: Draft) -> Change {
+        Change { mutations: vec![], audit: vec![d] }
+    }
+    pub fn with(mut self, m: Mutation) -> Change {
+        self.mutations.push(m);
+        self
+    }
+    pub fn record(mut self, d: Draft) -> Change {
+        self.audit.push(d);
+        self
+    }
+}
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies mutations and appends audit records atomically; returns the new chain head seq.
+    async fn apply(&self, change: Change) -> Result<u64>;
+
+    async fn user_by_name(&self, name: &Username) -> Result<Option<User>>;
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<User>>;
+    async fn users(&self) -> Result<Vec<User>>;
+    async fn any_user(&self) -> Result<bool>;
+
+    /// A session with its owner, found by the lookup half of its bearer.
+    async fn session_by_lookup(&self, lookup: &str) -> Result<Option<(Session, User)>>;
+    /// A session with its owner, found by id.
+    async fn session(&self, id: &SessionId) -> Result<Option<(Session, User)>>;
+    async fn active_sessions(&self, now: Timestamp) -> Result<u64>;
+
+    async fn code(&self, lookup: &str) -> Result<Option<OneTimeCode>>;
+
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>>;
+
+    /// Records with `seq > after`, in order, at most `limit`.
+    async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>>;
+    /// The chain head `(seq, hash)` kept apart from the records; `None` before the first append.
+    async fn audit_head(&self) -> Result<Option<(u64, String)>>;
+}

@@ -1,0 +1,113 @@
+//! Slows repeated failures per key (a user name, an address).
+//!
+//! Each key gets `free` failures per window; after that every further failure doubles a
+//! lock-out, from 1 s up to `max_lock`. A success clears the key. Pure: `now` is passed in.
+
+use std::collections::HashMap;
+
+use crate::time::Timestamp;
+
+#[derive(Clone, Copy, Debug)]
+pub struct ThrottleConfig {
+    pub free: u32,
+    pub window_secs: i64,
+    pub max_lock_secs: i64,
+    /// Bound on tracked keys, so a flood of distinct keys cannot exhaust memory.
+    pub max_keys: usize,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig { free: 5, window_secs: 900, max_lock_secs: 300, max_keys: 100_000 }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    failures: u32,
+    first: Timestamp,
+    locked_until: Timestamp,
+}
+
+#[derive(Debug, Default)]
+pub struct Throttle {
+    cfg: ThrottleConfig,
+    keys: HashMap<String, Entry>,
+}
+
+impl Throttle {
+    pub fn new(cfg: ThrottleConfig) -> Throttle {
+        Throttle { cfg, keys: HashMap::new() }
+    }
+
+    /// `Err(seconds to wait)` while `key` is locked out.
+    pub fn check(&self, key: &str, now: Timestamp) -> Result<(), u64> {
+        match self.keys.get(key) {
+            Some(e) if now < e.locked_until => Err(now.until(e.locked_until)),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn failure(&mut self, key: &str, now: Timestamp) {
+        if self.keys.len() >= self.cfg.max_keys && !self.keys.contains_key(key) {
+            let window = self.cfg.window_secs;
+            self.keys.retain(|_, e| now.0 - e.first.0 < window || now < e.locked_until);
+            if self.keys.len() >= self.cfg.max_keys {
+                // Still full of live entries: drop the oldest rather than grow without bound.
+                if let Some(oldest) = self.keys.iter().min_by_key(|(_, e)| e.first).map(|(k, _)| k.clone()) {
+                    self.keys.remove(&oldest);
+                }
+            }
+        }
+        let e = self.keys.entry(key.to_owned()).or_insert(Entry { failures: 0, first: now, locked_until: Timestamp(0) });
+        if now.0 - e.first.0 >= self.cfg.window_secs && now >= e.locked_until {
+            *e = Entry { failures: 0, first: now, locked_until: Timestamp(0) };
+        }
+        e.failures += 1;
+        if e.failures > self.cfg.free {
+            let over = (e.failures - self.cfg.free - 1).min(20);
+            let lock = (1i64 << over).min(self.cfg.max_lock_secs);
+            e.locked_until = Timestamp(now.0 + lock);
+        }
+    }
+
+    pub fn success(&mut self, key: &str) {
+        self.keys.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_after_free_failures_and_doubles() {
+        let mut t = Throttle::new(ThrottleConfig { free: 3, window_secs: 900, max_lock_secs: 8, max_keys: 10 });
+        let now = Timestamp(100);
+        for _ in 0..3 {
+            assert!(t.check("alice", now).is_ok());
+            t.failure("alice", now);
+        }
+        assert!(t.check("alice", now).is_ok(), "three free failures");
+        t.failure("alice", now);
+        assert_eq!(t.check("alice", now), Err(1));
+        t.failure("alice", Timestamp(101));
+        assert_eq!(t.check("alice", Timestamp(101)), Err(2));
+        for i in 0..10 {
+            t.failure("alice", Timestamp(103 + i));
+        }
+        assert_eq!(t.check("alice", Timestamp(112)), Err(8), "capped at max_lock");
+        assert!(t.check("bob", now).is_ok(), "keys are independent");
+        t.success("alice");
+        assert!(t.check("alice", Timestamp(112)).is_ok());
+    }
+
+    #[test]
+    fn bounded_keys() {
+        let mut t = Throttle::new(ThrottleConfig { free: 0, window_secs: 900, max_lock_secs: 8, max_keys: 10 });
+        for i in 0..1000 {
+            t.failure(&format!("k{i}"), Timestamp(i));
+        }
+        assert!(t.keys.len() <= 10);
+    }
+}

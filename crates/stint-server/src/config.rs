@@ -1,0 +1,317 @@
+//! Configuration: defaults → TOML file → `STINT_*` environment → flags, validated once into
+//! [`Config`]. Unknown keys are errors; every error names the file, the key and the problem.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use stint_core::broker::BrokerConfig;
+use stint_core::ids::{GroupName, RoleName};
+use stint_core::policy::{RoleDef, Roles};
+use stint_core::throttle::ThrottleConfig;
+use stint_core::Ttl;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7807";
+pub const DEFAULT_DATA_DIR: &str = "./stint-data";
+
+/// The TOML file, as written. Every field optional; unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite` (the default) or a `postgres://` URL.
+    pub store: Option<String>,
+    /// A file holding the store URL, for URLs that carry a password.
+    pub store_file: Option<PathBuf>,
+    pub master_key_file: Option<PathBuf>,
+    /// The public base URL: the `iss` of every token. Defaults to `http://<listen>`.
+    pub public_url: Option<String>,
+    pub log_format: Option<String>,
+    #[serde(default)]
+    pub session: SessionSection,
+    #[serde(default)]
+    pub tokens: TokensSection,
+    #[serde(default)]
+    pub admin: AdminSection,
+    #[serde(default)]
+    pub login: LoginSection,
+    #[serde(default)]
+    pub roles: BTreeMap<String, RoleSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSection {
+    pub ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensSection {
+    pub audience: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSection {
+    pub free_failures: Option<u32>,
+    pub max_lockout: Option<String>,
+    pub enrollment_ttl: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleSection {
+    pub max_ttl: Option<String>,
+    #[serde(default)]
+    pub everyone: Option<bool>,
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+    pub description: Option<String>,
+}
+
+/// Values from flags or `STINT_*` variables (clap merges the two); they win over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub store: Option<String>,
+    pub master_key_file: Option<PathBuf>,
+    pub public_url: Option<String>,
+    pub log_format: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: Option<PathBuf>,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub store: String,
+    pub master_key_file: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub broker: BrokerConfig,
+}
+
+/// A configuration error that names where it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct ConfigError {
+    pub origin: String,
+    pub message: String,
+}
+
+fn err(origin: &str, key: &str, problem: impl std::fmt::Display) -> ConfigError {
+    ConfigError { origin: origin.to_owned(), message: format!("key `{key}`: {problem}") }
+}
+
+impl Config {
+    /// Reads `file` (if any), then applies `over`, then validates.
+    pub fn load(file: Option<&Path>, over: Overrides) -> Result<Config, ConfigError> {
+        let (fc, origin) = match file {
+            Some(p) => {
+                let origin = p.display().to_string();
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError { origin: origin.clone(), message: format!("cannot read: {e}") })?;
+                let fc: FileConfig = toml::from_str(&text).map_err(|e| ConfigError { origin: origin.clone(), message: e.to_string().trim_end().to_owned() })?;
+                (fc, origin)
+            }
+            None => (FileConfig::default(), "configuration".to_owned()),
+        };
+        Self::validate(fc, over, file.map(Path::to_path_buf), &origin)
+    }
+
+    fn validate(fc: FileConfig, over: Overrides, source: Option<PathBuf>, origin: &str) -> Result<Config, ConfigError> {
+        let listen_s = over.listen.or(fc.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_s.parse().map_err(|_| err(origin, "listen", format!("{listen_s:?} is not an address like 127.0.0.1:7807")))?;
+        let data_dir = over.data_dir.or(fc.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let store = match (over.store.or(fc.store), fc.store_file) {
+            (Some(s), _) => s,
+            (None, Some(f)) => {
+                std::fs::read_to_string(&f).map_err(|e| err(origin, "store_file", format!("cannot read {}: {e}", f.display())))?.trim().to_owned()
+            }
+            (None, None) => "sqlite".to_owned(),
+        };
+        if store != "sqlite" && !store.starts_with("postgres://") && !store.starts_with("postgresql://") {
+            return Err(err(origin, "store", "must be \"sqlite\" or a postgres:// URL"));
+        }
+        let log_format = match over.log_format.or(fc.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(err(origin, "log_format", format!("{other:?} is not \"text\" or \"json\""))),
+        };
+        let public_url = over.public_url.or(fc.public_url).unwrap_or_else(|| format!("http://{listen}"));
+        if !(public_url.starts_with("https://") || public_url.starts_with("http://")) || public_url.ends_with('/') {
+            return Err(err(origin, "public_url", "must be an http(s) URL without a trailing slash"));
+        }
+        let ttl = |key: &str, v: Option<String>, default: &str| -> Result<Ttl, ConfigError> {
+            v.as_deref().unwrap_or(default).parse::<Ttl>().map_err(|e| err(origin, key, e))
+        };
+        let session_ttl = ttl("session.ttl", fc.session.ttl, "8h")?;
+        if session_ttl.as_secs() > 24 * 3600 {
+            return Err(err(origin, "session.ttl", "sessions may last at most 24h; people re-authenticate daily"));
+        }
+        let audience = fc.tokens.audience.unwrap_or_else(|| vec!["stint".to_owned()]);
+        if audience.is_empty() || audience.iter().any(String::is_empty) {
+            return Err(err(origin, "tokens.audience", "must list at least one non-empty audience"));
+        }
+        let admin_group = GroupName::parse(fc.admin.group.as_deref().unwrap_or("admins")).map_err(|e| err(origin, "admin.group", e))?;
+        let roles = roles(fc.roles, origin)?;
+        let throttle = ThrottleConfig {
+            free: fc.login.free_failures.unwrap_or(5),
+            max_lock_secs: ttl("login.max_lockout", fc.login.max_lockout, "5m")?.as_secs() as i64,
+            ..ThrottleConfig::default()
+        };
+        let broker = BrokerConfig {
+            issuer: public_url,
+            audience,
+            session_ttl,
+            roles,
+            admin_group,
+            enrollment_ttl: ttl("login.enrollment_ttl", fc.login.enrollment_ttl, "24h")?,
+            bootstrap_ttl: ttl("bootstrap", None, "1h")?,
+            throttle,
+        };
+        Ok(Config { source, listen, data_dir, store, master_key_file: over.master_key_file.or(fc.master_key_file), log_format, broker })
+    }
+
+    /// The effective configuration as TOML-like JSON, with secrets redacted.
+    pub fn redacted(&self) -> serde_json::Value {
+        let roles: BTreeMap<String, &RoleDef> = self.broker.roles.iter().map(|r| (r.name.to_string(), r)).collect();
+        serde_json::json!({
+            "source": self.source.as_ref().map(|p| p.display().to_string()),
+            "listen": self.listen.to_string(),
+            "data_dir": self.data_dir.display().to_string(),
+            "store": redact_url(&self.store),
+            "master_key_file": self.master_key_file.as_ref().map_or_else(|| format!("{} (generated; one machine only)", self.data_dir.join("master.key").display()), |p| p.display().to_string()),
+            "public_url": self.broker.issuer,
+            "log_format": self.log_format,
+            "session": { "ttl": self.broker.session_ttl },
+            "tokens": { "audience": self.broker.audience },
+            "admin": { "group": self.broker.admin_group },
+            "login": { "free_failures": self.broker.throttle.free, "max_lockout": format!("{}s", self.broker.throttle.max_lock_secs), "enrollment_ttl": self.broker.enrollment_ttl },
+            "roles": roles,
+        })
+    }
+
+    /// A digest of the effective configuration, recorded in the audit log at each start.
+    pub fn digest(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        // Not a security hash: it only lets a reader see that the configuration changed.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.redacted().to_string().hash(&mut h);
+        format!("{:016x}", h.finish())
+    }
+}
+
+fn roles(sections: BTreeMap<String, RoleSection>, origin: &str) -> Result<Roles, ConfigError> {
+    let mut roles = Roles::builtin();
+    for (name, s) in sections {
+        let key = |k: &str| format!("roles.{name}.{k}");
+        let rname = RoleName::parse(&name).map_err(|e| err(origin, &format!("roles.{name}"), e))?;
+        let base = roles.get(&rname).cloned();
+        let max_ttl = match (s.max_ttl, &base) {
+            (Some(v), _) => v.parse::<Ttl>().map_err(|e| err(origin, &key("max_ttl"), e))?,
+            (None, Some(b)) => b.max_ttl,
+            (None, None) => return Err(err(origin, &key("max_ttl"), "a new role needs a max_ttl")),
+        };
+        if max_ttl.as_secs() > 24 * 3600 {
+            return Err(err(origin, &key("max_ttl"), "credentials may live at most 24h"));
+        }
+        let groups = match (s.groups, &base) {
+            (Some(g), _) => g.iter().map(|g| GroupName::parse(g)).collect::<Result<Vec<_>, _>>().map_err(|e| err(origin, &key("groups"), e))?,
+            (None, Some(b)) => b.groups.clone(),
+            (None, None) => vec![],
+        };
+        let everyone = s.everyone.or(base.as_ref().map(|b| b.everyone)).unwrap_or(false);
+        if !everyone && groups.is_empty() {
+            return Err(err(origin, &key("groups"), "nobody could assume this role: set groups or everyone = true"));
+        }
+        let description = s.description.or(base.map(|b| b.description)).unwrap_or_default();
+        roles.set(RoleDef { name: rname, max_ttl, everyone, groups, description });
+    }
+    Ok(roles)
+}
+
+/// Replaces the password of a URL with `<redacted>`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some(parts) => parts,
+        None => return url.to_owned(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml: &str) -> Result<Config, ConfigError> {
+        let fc: FileConfig = toml::from_str(toml).map_err(|e| ConfigError { origin: "test.toml".into(), message: e.to_string() })?;
+        Config::validate(fc, Overrides::default(), None, "test.toml")
+    }
+
+    #[test]
+    fn zero_config_defaults() {
+        let c = load_str("").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7807");
+        assert_eq!(c.store, "sqlite");
+        assert_eq!(c.broker.session_ttl.as_secs(), 8 * 3600);
+        assert_eq!(c.broker.issuer, "http://127.0.0.1:7807");
+        assert_eq!(c.broker.roles.iter().count(), 3);
+    }
+
+    #[test]
+    fn errors_name_file_key_and_problem() {
+        let e = load_str("lisen = \"x\"").unwrap_err().to_string();
+        assert!(e.contains("test.toml") && e.contains("lisen"), "{e}");
+        let e = load_str("[session]\nttl = \"forever\"").unwrap_err().to_string();
+        assert!(e.contains("test.toml: key `session.ttl`") && e.contains("invalid duration"), "{e}");
+        let e = load_str("[roles.deploy]\nmax_ttl = \"15m\"").unwrap_err().to_string();
+        assert!(e.contains("roles.deploy.groups"), "{e}");
+        let e = load_str("[roles.deploy]\ngroups = [\"ci\"]\nmax_ttl = \"15m\"\ncolour = 1").unwrap_err().to_string();
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn roles_extend_and_override_builtins() {
+        let c = load_str("[roles.deploy]\nmax_ttl = \"15m\"\ngroups = [\"ci\"]\n[roles.admin]\nmax_ttl = \"30m\"").unwrap();
+        let admin = c.broker.roles.get(&RoleName::parse("admin").unwrap()).unwrap();
+        assert_eq!(admin.max_ttl.as_secs(), 1800);
+        assert_eq!(admin.groups[0].as_str(), "admins", "unset fields keep the built-in value");
+        assert!(c.broker.roles.get(&RoleName::parse("deploy").unwrap()).is_some());
+    }
+
+    #[test]
+    fn overrides_win_over_file() {
+        let fc: FileConfig = toml::from_str("listen = \"127.0.0.1:1\"").unwrap();
+        let c = Config::validate(fc, Overrides { listen: Some("127.0.0.1:2".into()), ..Default::default() }, None, "f").unwrap();
+        assert_eq!(c.listen.port(), 2);
+    }
+
+    #[test]
+    fn store_password_is_redacted() {
+        let c = load_str("store = \"postgres://stint:s3cret@db:5432/stint\"").unwrap();
+        let shown = c.redacted().to_string();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("postgres://stint:<redacted>@db:5432/stint"), "{shown}");
+    }
+}

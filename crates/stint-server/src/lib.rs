@@ -1,0 +1,159 @@
+//! stint's HTTP layer: configuration, routes, extractors, and the one error mapping.
+//! The use cases live in `stint_core::broker`; this crate only adapts them to HTTP.
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod routes;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use stint_core::broker::{self, Broker, PasswordWork, Startup};
+use stint_core::crypto::MasterKey;
+use stint_core::password::NewPassword;
+use stint_core::secret::SecretString;
+use stint_core::store::Store;
+use stint_core::{Clock, Timestamp};
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub broker: Arc<Broker>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The operating system's clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        Timestamp(secs as i64)
+    }
+}
+
+/// Runs argon2 on tokio's blocking pool, at most a few at a time: each takes ~19 MiB and
+/// tens of milliseconds, so unbounded parallel logins would be a memory DoS.
+pub struct BlockingPasswordWork {
+    dummy: Arc<String>,
+    permits: Semaphore,
+}
+
+impl BlockingPasswordWork {
+    pub fn new() -> stint_core::error::Result<Self> {
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        Ok(BlockingPasswordWork { dummy: Arc::new(broker::dummy_hash(&mut rand_core::OsRng)?), permits: Semaphore::new(parallel) })
+    }
+}
+
+#[async_trait::async_trait]
+impl PasswordWork for BlockingPasswordWork {
+    async fn hash(&self, password: NewPassword) -> stint_core::error::Result<String> {
+        let _permit = self.permits.acquire().await.map_err(|_| stint_core::Error::Internal("password pool closed".into()))?;
+        tokio::task::spawn_blocking(move || stint_core::password::hash(&password, &mut rand_core::OsRng))
+            .await
+            .map_err(|e| stint_core::Error::Internal(format!("password task: {e}")))?
+    }
+    async fn verify(&self, password: SecretString, phc: Option<String>) -> bool {
+        let Ok(_permit) = self.permits.acquire().await else { return false };
+        let dummy = self.dummy.clone();
+        tokio::task::spawn_blocking(move || stint_core::password::verify(&password, phc.as_deref(), &dummy)).await.unwrap_or(false)
+    }
+}
+
+/// Reads the master key, or creates a 0600 one in the data directory when none is configured.
+/// Returns the key and whether it was generated here.
+pub fn master_key(cfg: &Config) -> std::io::Result<(MasterKey, bool)> {
+    let invalid = |e: stint_core::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
+    if let Some(path) = &cfg.master_key_file {
+        let text = std::fs::read_to_string(path).map_err(|e| std::io::Error::new(e.kind(), format!("master key file {}: {e}", path.display())))?;
+        return MasterKey::from_file_contents(&text).map(|k| (k, false)).map_err(invalid);
+    }
+    let path = cfg.data_dir.join("master.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => MasterKey::from_file_contents(&text).map(|k| (k, true)).map_err(invalid),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let (key, text) = MasterKey::generate(&mut rand_core::OsRng);
+            write_private(&path, text.as_bytes())?;
+            Ok((key, true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates `path` readable by its owner only; never overwrites.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(contents)
+}
+
+/// Creates the data directory (0700) if missing.
+pub fn ensure_data_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Everything a running server needs, wired but not yet listening.
+pub struct App {
+    pub state: AppState,
+    pub startup: Startup,
+}
+
+impl App {
+    /// Wires the broker to `store`, prepares keys and the bootstrap token.
+    pub async fn new(cfg: &Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>, kek: MasterKey) -> stint_core::error::Result<App> {
+        Self::with_password_work(cfg, store, clock, kek, Arc::new(BlockingPasswordWork::new()?)).await
+    }
+
+    /// As [`App::new`], with the password hashing supplied (tests count its calls).
+    pub async fn with_password_work(
+        cfg: &Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        kek: MasterKey,
+        work: Arc<dyn PasswordWork>,
+    ) -> stint_core::error::Result<App> {
+        let metrics = Arc::new(Metrics::default());
+        let broker = Arc::new(Broker::new(cfg.broker.clone(), store, clock, broker::os_entropy(), kek, work, metrics.clone()));
+        let startup = broker.start(&cfg.digest()).await?;
+        Ok(App { state: AppState { broker, metrics }, startup })
+    }
+
+    pub fn router(&self) -> axum::Router {
+        routes::router(self.state.clone()).layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests.
+    pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let broker = self.state.broker.clone();
+        let keys = tokio::spawn(async move {
+            // Drops retired keys from the JWKS once their last token has expired.
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                if let Err(e) = broker.refresh_keys_if_due().await {
+                    tracing::warn!(error = %e, "key refresh failed");
+                }
+            }
+        });
+        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        keys.abort();
+        result
+    }
+}

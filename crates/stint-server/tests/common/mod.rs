@@ -1,0 +1,249 @@
+//! The test harness: `spawn_app` starts the real server on port 0 with a fresh store
+//! (a temporary SQLite directory, or a fresh PostgreSQL schema) and a clock the test moves.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use stint_core::broker::{InlinePasswordWork, PasswordWork};
+use stint_core::crypto::MasterKey;
+use stint_core::password::NewPassword;
+use stint_core::secret::SecretString;
+use stint_core::store::Store;
+use stint_core::{ManualClock, Timestamp};
+use stint_server::config::{Config, Overrides};
+use stint_server::{App, AppState};
+
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Counts argon2 verifications, to show unknown users cost the same work as known ones.
+pub struct CountingWork {
+    inner: InlinePasswordWork,
+    pub verifies: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl PasswordWork for CountingWork {
+    async fn hash(&self, p: NewPassword) -> stint_core::error::Result<String> {
+        self.inner.hash(p).await
+    }
+    async fn verify(&self, p: SecretString, phc: Option<String>) -> bool {
+        self.verifies.fetch_add(1, Ordering::SeqCst);
+        self.inner.verify(p, phc).await
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub clock: ManualClock,
+    pub bootstrap_token: String,
+    pub state: AppState,
+    pub store: Arc<dyn Store>,
+    pub work: Arc<CountingWork>,
+    pub data_dir: PathBuf,
+    pg_schema: Option<String>,
+}
+
+/// A person with a live session.
+#[derive(Clone)]
+pub struct Person {
+    pub name: String,
+    pub password: String,
+    pub secret: Vec<u8>,
+    pub session: String,
+    pub session_id: String,
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+fn unique(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}_{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), nanos)
+}
+
+pub fn pg_url() -> String {
+    std::env::var("STINT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, "").await
+}
+
+/// Starts a server with `extra_toml` appended to an otherwise default configuration.
+pub async fn spawn_app_with(backend: Backend, extra_toml: &str) -> TestApp {
+    let data_dir = std::env::temp_dir().join(unique("stint-test"));
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cfg_path = data_dir.join("stint.toml");
+    std::fs::write(&cfg_path, extra_toml).unwrap();
+    let over = Overrides { listen: Some(addr.to_string()), data_dir: Some(data_dir.clone()), ..Default::default() };
+    let cfg = Config::load(Some(&cfg_path), over).unwrap();
+    let (store, pg_schema): (Arc<dyn Store>, _) = match backend {
+        Backend::Sqlite => (stint_store::open("sqlite", &data_dir).await.unwrap(), None),
+        Backend::Postgres => {
+            let schema = unique("stint_t");
+            let s = stint_store::PostgresStore::connect_with_schema(&pg_url(), Some(&schema))
+                .await
+                .expect("PostgreSQL must be reachable at STINT_TEST_POSTGRES_URL");
+            (Arc::new(s), Some(schema))
+        }
+    };
+    let clock = ManualClock::new(Timestamp(1_800_000_000));
+    let (kek, _) = MasterKey::generate(&mut rand_core::OsRng);
+    let work = Arc::new(CountingWork { inner: InlinePasswordWork::new(&mut rand_core::OsRng).unwrap(), verifies: AtomicUsize::new(0) });
+    let app = App::with_password_work(&cfg, store.clone(), Arc::new(clock.clone()), kek, work.clone()).await.unwrap();
+    let bootstrap_token = app.startup.bootstrap_token.as_ref().unwrap().expose().to_owned();
+    let state = app.state.clone();
+    tokio::spawn(app.serve(listener, std::future::pending()));
+    TestApp { base: format!("http://{addr}"), http: reqwest::Client::new(), clock, bootstrap_token, state, store, work, data_dir, pg_schema }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if let Some(schema) = self.pg_schema.take() {
+            // Drop the schema on a separate thread: Drop cannot await.
+            let url = pg_url();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async {
+                    if let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                        tokio::spawn(conn);
+                        let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub async fn body(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post(&self, path: &str, bearer: Option<&str>, payload: Value) -> (StatusCode, Value) {
+        let mut req = self.http.post(self.url(path)).json(&payload);
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        body(req.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.http.get(self.url(path));
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        body(req.send().await.unwrap()).await
+    }
+
+    pub async fn enroll(&self, code: &str) -> Vec<u8> {
+        let (s, v) = self.post("/v1/enroll", None, json!({ "code": code, "password": PASSWORD })).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        data_encoding::BASE32_NOPAD.decode(v["totp_secret"].as_str().unwrap().as_bytes()).unwrap()
+    }
+
+    pub fn totp(&self, secret: &[u8]) -> String {
+        stint_core::totp::code_at(secret, stint_core::Clock::now(&self.clock))
+    }
+
+    pub async fn login_raw(&self, name: &str, password: &str, totp: &str) -> (StatusCode, Value) {
+        self.post("/v1/auth/login", None, json!({ "username": name, "password": password, "totp": totp })).await
+    }
+
+    /// Logs in at a fresh TOTP step (moves the clock 30 s so no code is reused).
+    pub async fn login(&self, name: &str, secret: &[u8]) -> Person {
+        self.clock.advance(30);
+        let (s, v) = self.login_raw(name, PASSWORD, &self.totp(secret)).await;
+        assert_eq!(s, StatusCode::OK, "login {name}: {v}");
+        Person {
+            name: name.to_owned(),
+            password: PASSWORD.to_owned(),
+            secret: secret.to_vec(),
+            session: v["session_token"].as_str().unwrap().to_owned(),
+            session_id: v["session_id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Bootstrap → enroll → login of the first administrator.
+    pub async fn admin(&self) -> Person {
+        let (s, v) = self.post("/v1/bootstrap", None, json!({ "token": self.bootstrap_token, "username": "root" })).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let secret = self.enroll(v["enrollment_code"].as_str().unwrap()).await;
+        self.login("root", &secret).await
+    }
+
+    /// An administrator adds `name` in `groups`; they enroll and log in.
+    pub async fn person(&self, admin: &Person, name: &str, groups: &[&str]) -> Person {
+        let (s, v) = self.post("/v1/users", Some(&admin.session), json!({ "name": name, "groups": groups })).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let secret = self.enroll(v["enrollment_code"].as_str().unwrap()).await;
+        self.login(name, &secret).await
+    }
+
+    pub async fn assume(&self, p: &Person, role: &str, ttl: Option<&str>) -> (StatusCode, Value) {
+        let mut b = json!({ "role": role });
+        if let Some(t) = ttl {
+            b["ttl"] = json!(t);
+        }
+        self.post("/v1/assume", Some(&p.session), b).await
+    }
+
+    pub async fn token(&self, p: &Person, role: &str) -> String {
+        let (s, v) = self.assume(p, role, None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn introspect(&self, token: &str) -> Value {
+        let resp = self.http.post(self.url("/v1/introspect")).form(&[("token", token)]).send().await.unwrap();
+        let (s, v) = body(resp).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    pub async fn audit_head(&self) -> u64 {
+        self.store.audit_head().await.unwrap().map_or(0, |h| h.0)
+    }
+
+    pub async fn audit_events_after(&self, seq: u64) -> Vec<(String, String, String)> {
+        self.store.audit_after(seq, 1000).await.unwrap().into_iter().map(|r| (r.event, r.outcome.as_str().to_owned(), r.reason)).collect()
+    }
+}
+
+/// Runs `$f(app)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::common::spawn_app(super::common::Backend::Sqlite).await).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::common::spawn_app(super::common::Backend::Postgres).await).await;
+            })*
+        }
+    };
+}

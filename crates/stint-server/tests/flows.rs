@@ -1,0 +1,300 @@
+//! End-to-end flows through the real HTTP server, on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Backend, TestApp, PASSWORD};
+use reqwest::StatusCode;
+use serde_json::json;
+use std::sync::atomic::Ordering;
+
+both!(engineer_day, disable_revokes_everything_at_once, session_revoke_and_logout, audit_chain_covers_every_step);
+
+/// Bootstrap → enroll → login → whoami → assume → verify → introspect.
+async fn engineer_day(app: TestApp) {
+    let admin = app.admin().await;
+    let alice = app.person(&admin, "alice", &["developers"]).await;
+
+    let (s, who) = app.get("/v1/whoami", Some(&alice.session)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(who["username"], "alice");
+    let roles: Vec<&str> = who["roles"].as_array().unwrap().iter().map(|r| r["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["developer", "readonly"], "readonly for all, developer by group; never admin");
+    assert_eq!(who["admin"], false);
+
+    let (s, v) = app.assume(&alice, "developer", Some("30m")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["expires_in"], 1800);
+    let token = v["token"].as_str().unwrap();
+
+    let intro = app.introspect(token).await;
+    assert_eq!(intro["active"], true, "{intro}");
+    assert_eq!(intro["role"], "developer");
+    assert_eq!(intro["sub"], who["user_id"]);
+    assert_eq!(intro["sid"], alice.session_id);
+    assert_eq!(intro["iss"], app.base);
+    assert_eq!(intro["exp"].as_i64().unwrap() - intro["iat"].as_i64().unwrap(), 1800);
+
+    let (s, v) = app.assume(&alice, "admin", None).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::FORBIDDEN, "role_not_granted"), "{v}");
+
+    // Tokens expire by design.
+    app.clock.advance(1800);
+    assert_eq!(app.introspect(token).await["active"], false);
+}
+
+/// Disabling a person revokes every session and token they hold, at once.
+async fn disable_revokes_everything_at_once(app: TestApp) {
+    let admin = app.admin().await;
+    let bob = app.person(&admin, "bob", &[]).await;
+    let second = app.login("bob", &bob.secret).await;
+    let t1 = app.token(&bob, "readonly").await;
+    let t2 = app.token(&second, "readonly").await;
+    assert_eq!(app.introspect(&t1).await["active"], true);
+
+    let started = std::time::Instant::now();
+    let (s, v) = app.post("/v1/users/bob/disable", Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let first_refusal = app.introspect(&t1).await;
+    let elapsed = started.elapsed();
+    assert_eq!(first_refusal["active"], false);
+    eprintln!("disable → first refusal: {elapsed:?}");
+
+    assert_eq!(app.introspect(&t2).await["active"], false, "tokens of every session");
+    let (s, v) = app.get("/v1/whoami", Some(&bob.session)).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::UNAUTHORIZED, "session_revoked"));
+    let (s, _) = app.assume(&second, "readonly", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    app.clock.advance(30);
+    let (s, v) = app.login_raw("bob", PASSWORD, &app.totp(&bob.secret)).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::FORBIDDEN, "user_disabled"));
+
+    // Enabling does not resurrect old sessions or tokens.
+    let (s, _) = app.post("/v1/users/bob/enable", Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(app.introspect(&t1).await["active"], false);
+    let again = app.login("bob", &bob.secret).await;
+    assert_eq!(app.introspect(&app.token(&again, "readonly").await).await["active"], true);
+}
+
+async fn session_revoke_and_logout(app: TestApp) {
+    let admin = app.admin().await;
+    let carol = app.person(&admin, "carol", &[]).await;
+    let token = app.token(&carol, "readonly").await;
+
+    let (s, _) = app.post(&format!("/v1/sessions/{}/revoke", carol.session_id), Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(app.introspect(&token).await["active"], false);
+
+    let carol = app.login("carol", &carol.secret).await;
+    let token = app.token(&carol, "readonly").await;
+    let (s, _) = app.post("/v1/auth/logout", Some(&carol.session), json!({})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(app.introspect(&token).await["active"], false, "logout revokes on the server");
+    let (s, v) = app.get("/v1/whoami", Some(&carol.session)).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::UNAUTHORIZED, "session_revoked"));
+
+    // A user may not revoke someone else's session.
+    let dave = app.person(&admin, "dave", &[]).await;
+    let (s, v) = app.post(&format!("/v1/sessions/{}/revoke", admin.session_id), Some(&dave.session), json!({})).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::FORBIDDEN, "admin_required"));
+}
+
+async fn audit_chain_covers_every_step(app: TestApp) {
+    let admin = app.admin().await;
+    let erin = app.person(&admin, "erin", &[]).await;
+    let _ = app.token(&erin, "readonly").await;
+    let (s, _) = app.post("/v1/users/erin/disable", Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    let events: Vec<String> = app.audit_events_after(0).await.into_iter().map(|e| e.0).collect();
+    for want in [
+        "key.created",
+        "config.loaded",
+        "bootstrap.issued",
+        "bootstrap.used",
+        "user.created",
+        "user.enrolled",
+        "auth.login.succeeded",
+        "session.started",
+        "credential.issued",
+        "user.disabled",
+        "session.revoked",
+    ] {
+        assert!(events.iter().any(|e| e == want), "missing {want} in {events:?}");
+    }
+    let records = app.store.audit_after(0, 10_000).await.unwrap();
+    let head = app.store.audit_head().await.unwrap();
+    assert_eq!(stint_core::audit::verify_chain(&records, head).unwrap(), records.len() as u64);
+    let issued = records.iter().find(|r| r.event == "credential.issued").unwrap();
+    assert_eq!(issued.details["role"], "readonly");
+    assert!(issued.details.contains_key("ttl") && issued.subject.starts_with("t_"), "jti and TTL recorded");
+}
+
+#[tokio::test]
+async fn unknown_user_costs_the_same_password_work() {
+    let app = common::spawn_app(Backend::Sqlite).await;
+    let admin = app.admin().await;
+    let before = app.work.verifies.load(Ordering::SeqCst);
+    let (s1, v1) = app.login_raw("nobody", "wrong password here", "123456").await;
+    let after_unknown = app.work.verifies.load(Ordering::SeqCst);
+    let (s2, v2) = app.login_raw(&admin.name, "wrong password here", "123456").await;
+    let after_wrong = app.work.verifies.load(Ordering::SeqCst);
+    assert_eq!((s1, s2), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
+    assert_eq!(v1, v2, "same answer for unknown user and wrong password");
+    assert_eq!(after_unknown - before, 1, "one argon2 verification for an unknown user");
+    assert_eq!(after_wrong - after_unknown, 1, "one argon2 verification for a wrong password");
+    let reasons: Vec<String> = app.audit_events_after(0).await.into_iter().filter(|e| e.0 == "auth.login.failed").map(|e| e.2).collect();
+    assert_eq!(reasons, ["unknown_user", "bad_password"], "the audit log keeps the real reason");
+}
+
+#[tokio::test]
+async fn totp_is_mandatory_and_single_use() {
+    let app = common::spawn_app(Backend::Sqlite).await;
+    let admin = app.admin().await;
+    app.clock.advance(30);
+    let code = app.totp(&admin.secret);
+    let (s, v) = app.login_raw(&admin.name, PASSWORD, "").await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::UNAUTHORIZED, "invalid_credentials"), "no code, no session");
+    let (s, _) = app.login_raw(&admin.name, PASSWORD, &code).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = app.login_raw(&admin.name, PASSWORD, &code).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::UNAUTHORIZED, "totp_replayed"));
+    // The previous step's code, still inside the drift window, is also refused: steps only move forward.
+    app.clock.advance(30);
+    let (s, v) = app.login_raw(&admin.name, PASSWORD, &code).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::UNAUTHORIZED, "totp_replayed"));
+}
+
+#[tokio::test]
+async fn repeated_failures_are_slowed_per_user_and_per_address() {
+    let app = common::spawn_app(Backend::Sqlite).await;
+    let admin = app.admin().await;
+    for _ in 0..5 {
+        let (s, _) = app.login_raw(&admin.name, "wrong password here", "000000").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (s, v) = app.login_raw(&admin.name, "wrong password here", "000000").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "the 6th failure is counted; the lock starts after it: {v}");
+    app.clock.advance(30);
+    let resp = app
+        .http
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"username": admin.name, "password": PASSWORD, "totp": app.totp(&admin.secret)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "30 s later the 1 s lock has passed");
+    for _ in 0..6 {
+        app.login_raw("someone-else", "wrong password here", "000000").await;
+    }
+    let resp = app.http.post(app.url("/v1/auth/login")).json(&json!({"username": "yet-another", "password": "x", "totp": "1"})).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "the address is throttled across user names");
+    assert!(resp.headers().contains_key("retry-after"));
+    let (_, v) = common::body(resp).await;
+    assert_eq!(v["error"], "too_many_attempts");
+}
+
+#[tokio::test]
+async fn sessions_are_absolute_and_ttls_are_refused_not_capped() {
+    let app = common::spawn_app(Backend::Sqlite).await;
+    let admin = app.admin().await;
+    let (s, v) = app.assume(&admin, "admin", Some("2h")).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::BAD_REQUEST, "ttl_exceeds_role_max"), "{v}");
+    // Activity does not extend the session: use it all day, it still ends at 8 h.
+    for _ in 0..7 {
+        app.clock.advance(3600);
+        let (s, _) = app.get("/v1/whoami", Some(&admin.session)).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let (s, v) = app.assume(&admin, "readonly", Some("2h")).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::BAD_REQUEST, "ttl_exceeds_session"), "{v}");
+    let (s, v) = app.assume(&admin, "readonly", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["expires_in"], 3600, "the default TTL stops at the session end: {v}");
+    app.clock.advance(3600);
+    let (s, v) = app.get("/v1/whoami", Some(&admin.session)).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::UNAUTHORIZED, "session_expired"));
+}
+
+#[tokio::test]
+async fn bootstrap_is_single_use_and_expires() {
+    let app = common::spawn_app(Backend::Sqlite).await;
+    let (s, v) = app.post("/v1/bootstrap", None, json!({ "token": app.bootstrap_token, "username": "first" })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = app.post("/v1/bootstrap", None, json!({ "token": app.bootstrap_token, "username": "second" })).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::UNAUTHORIZED, "invalid_bootstrap_token"));
+
+    let fresh = common::spawn_app(Backend::Sqlite).await;
+    fresh.clock.advance(3600);
+    let (s, v) = fresh.post("/v1/bootstrap", None, json!({ "token": fresh.bootstrap_token, "username": "late" })).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::UNAUTHORIZED, "invalid_bootstrap_token"), "valid one hour only");
+    let reasons: Vec<String> = fresh.audit_events_after(0).await.into_iter().filter(|e| e.0 == "bootstrap.used").map(|e| e.2).collect();
+    assert_eq!(reasons, ["code_expired"]);
+}
+
+#[tokio::test]
+async fn key_rotation_keeps_old_tokens_verifiable_until_they_expire() {
+    let app = common::spawn_app(Backend::Sqlite).await;
+    let admin = app.admin().await;
+    let old_token = app.token(&admin, "readonly").await;
+    let (_, jwks) = app.get("/v1/jwks", None).await;
+    let old_kid = jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
+
+    let (s, v) = app.post("/v1/keys/rotate", Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let new_kid = v["kid"].as_str().unwrap().to_owned();
+    let (_, jwks) = app.get("/v1/jwks", None).await;
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert!(kids.contains(&old_kid.as_str()) && kids.contains(&new_kid.as_str()), "{kids:?}");
+    assert_eq!(app.introspect(&old_token).await["active"], true, "old token still verifies");
+    let new_token = app.token(&admin, "readonly").await;
+    assert_eq!(stint_core::jwt::peek_kid(&new_token).unwrap(), new_kid, "the new key signs from now on");
+
+    // Once every token the old key signed has expired, the key leaves the JWKS.
+    app.clock.advance(8 * 3600 + 1);
+    app.state.broker.refresh_keys_if_due().await.unwrap();
+    let (_, jwks) = app.get("/v1/jwks", None).await;
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert_eq!(kids, [new_kid.as_str()]);
+}
+
+#[tokio::test]
+async fn only_admins_administer() {
+    let app = common::spawn_app(Backend::Sqlite).await;
+    let admin = app.admin().await;
+    let frank = app.person(&admin, "frank", &["developers"]).await;
+    for (path, body) in [("/v1/users", json!({"name": "x"})), ("/v1/users/root/disable", json!({})), ("/v1/keys/rotate", json!({}))] {
+        let (s, v) = app.post(path, Some(&frank.session), body).await;
+        assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::FORBIDDEN, "admin_required"), "{path}");
+    }
+    let (s, v) = app.get("/v1/audit", Some(&frank.session)).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::FORBIDDEN, "admin_required"));
+    let (s, v) = app.post("/v1/users", Some(&admin.session), json!({"name": "frank"})).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::CONFLICT, "user_exists"));
+    let (s, v) = app.post("/v1/users/root/disable", Some(&admin.session), json!({})).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::CONFLICT, "cannot_disable_self"));
+}
+
+#[tokio::test]
+async fn discovery_jwks_and_metrics() {
+    let app = common::spawn_app(Backend::Sqlite).await;
+    let admin = app.admin().await;
+    let _ = app.token(&admin, "readonly").await;
+    let (s, d) = app.get("/.well-known/openid-configuration", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(d["issuer"], app.base);
+    assert_eq!(d["jwks_uri"], format!("{}/v1/jwks", app.base));
+    assert_eq!(d["introspection_endpoint"], format!("{}/v1/introspect", app.base));
+    let (_, jwks) = app.get("/v1/jwks", None).await;
+    assert_eq!(jwks["keys"][0]["kty"], "OKP");
+    assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
+    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("stint_credentials_issued_total{role=\"readonly\"} 1"), "{text}");
+    assert!(text.contains("stint_active_sessions 1"), "{text}");
+    assert!(text.contains("stint_issuance_duration_seconds_count 1"), "{text}");
+    assert!(text.contains("stint_audit_appends_total"), "{text}");
+    let (s, _) = app.get("/healthz", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app.get("/readyz", None).await;
+    assert_eq!(s, StatusCode::OK);
+}

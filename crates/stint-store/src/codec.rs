@@ -1,0 +1,202 @@
+//! Row decoding and value encoding shared by both dialects, so the two adapters cannot
+//! drift apart in how they read the model back.
+
+use std::collections::BTreeMap;
+
+use stint_core::audit::{Outcome, Record};
+use stint_core::crypto::StoredKey;
+use stint_core::error::{Error, Result};
+use stint_core::ids::{GroupName, SessionId, UserId, Username};
+use stint_core::model::{CodePurpose, OneTimeCode, Session, User};
+use stint_core::Timestamp;
+
+use crate::error::{corrupt, store};
+
+/// Column lists; the decoders below read them in this order.
+pub(crate) const USER_COLS: &str = "u.id, u.name, u.group_names, u.disabled, u.password_hash, u.totp_sealed, u.totp_last_step, u.created_at";
+pub(crate) const SESSION_COLS: &str = "s.id, s.lookup, s.secret_hash, s.user_id, s.created_at, s.expires_at, s.revoked_at";
+/// Where the user columns start in a `SESSION_COLS, USER_COLS` row.
+pub(crate) const SESSION_WIDTH: usize = 7;
+pub(crate) const CODE_COLS: &str = "lookup, secret_hash, purpose, user_id, expires_at, used_at";
+pub(crate) const KEY_COLS: &str = "kid, public, sealed_private, created_at, retired_at, verify_until";
+pub(crate) const AUDIT_COLS: &str = "seq, at, event, outcome, actor, subject, reason, details, prev_hash, hash";
+
+/// Typed access to one result row, implemented for both drivers.
+pub(crate) trait Cells {
+    fn text(&self, i: usize) -> Result<String>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>>;
+    fn int(&self, i: usize) -> Result<i64>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>>;
+    fn blob(&self, i: usize) -> Result<Vec<u8>>;
+    fn flag(&self, i: usize) -> Result<bool>;
+
+    fn time(&self, i: usize) -> Result<Timestamp> {
+        self.int(i).map(Timestamp)
+    }
+    fn opt_time(&self, i: usize) -> Result<Option<Timestamp>> {
+        Ok(self.opt_int(i)?.map(Timestamp))
+    }
+}
+
+impl Cells for rusqlite::Row<'_> {
+    fn text(&self, i: usize) -> Result<String> {
+        self.get(i).map_err(store)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        self.get(i).map_err(store)
+    }
+    fn int(&self, i: usize) -> Result<i64> {
+        self.get(i).map_err(store)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        self.get(i).map_err(store)
+    }
+    fn blob(&self, i: usize) -> Result<Vec<u8>> {
+        self.get(i).map_err(store)
+    }
+    fn flag(&self, i: usize) -> Result<bool> {
+        self.get(i).map_err(store)
+    }
+}
+
+impl Cells for tokio_postgres::Row {
+    fn text(&self, i: usize) -> Result<String> {
+        self.try_get(i).map_err(store)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        self.try_get(i).map_err(store)
+    }
+    fn int(&self, i: usize) -> Result<i64> {
+        self.try_get(i).map_err(store)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        self.try_get(i).map_err(store)
+    }
+    fn blob(&self, i: usize) -> Result<Vec<u8>> {
+        self.try_get(i).map_err(store)
+    }
+    fn flag(&self, i: usize) -> Result<bool> {
+        self.try_get(i).map_err(store)
+    }
+}
+
+/// Decodes `USER_COLS` starting at column `at`.
+pub(crate) fn user(r: &impl Cells, at: usize) -> Result<User> {
+    Ok(User {
+        id: UserId::from_trusted(r.text(at)?),
+        name: Username::parse(&r.text(at + 1)?).map_err(|_| corrupt("users.name"))?,
+        groups: serde_json::from_str::<Vec<GroupName>>(&r.text(at + 2)?).map_err(|_| corrupt("users.group_names"))?,
+        disabled: r.flag(at + 3)?,
+        password_hash: r.opt_text(at + 4)?,
+        totp_sealed: r.opt_text(at + 5)?,
+        totp_last_step: r.int(at + 6)?,
+        created_at: r.time(at + 7)?,
+    })
+}
+
+/// Decodes a `SESSION_COLS, USER_COLS` row.
+pub(crate) fn session_with_user(r: &impl Cells) -> Result<(Session, User)> {
+    let session = Session {
+        id: SessionId::from_trusted(r.text(0)?),
+        lookup: r.text(1)?,
+        secret_hash: r.blob(2)?,
+        user_id: UserId::from_trusted(r.text(3)?),
+        created_at: r.time(4)?,
+        expires_at: r.time(5)?,
+        revoked_at: r.opt_time(6)?,
+    };
+    Ok((session, user(r, SESSION_WIDTH)?))
+}
+
+pub(crate) fn code(r: &impl Cells) -> Result<OneTimeCode> {
+    Ok(OneTimeCode {
+        lookup: r.text(0)?,
+        secret_hash: r.blob(1)?,
+        purpose: CodePurpose::parse(&r.text(2)?).ok_or_else(|| corrupt("codes.purpose"))?,
+        user_id: r.opt_text(3)?.map(UserId::from_trusted),
+        expires_at: r.time(4)?,
+        used_at: r.opt_time(5)?,
+    })
+}
+
+pub(crate) fn key(r: &impl Cells) -> Result<StoredKey> {
+    Ok(StoredKey {
+        kid: r.text(0)?,
+        public: r.blob(1)?,
+        sealed_private: r.text(2)?,
+        created_at: r.time(3)?,
+        retired_at: r.opt_time(4)?,
+        verify_until: r.opt_time(5)?,
+    })
+}
+
+pub(crate) fn record(r: &impl Cells) -> Result<Record> {
+    Ok(Record {
+        seq: to_seq(r.int(0)?)?,
+        at: r.time(1)?,
+        event: r.text(2)?,
+        outcome: Outcome::parse(&r.text(3)?).ok_or_else(|| corrupt("audit.outcome"))?,
+        actor: r.text(4)?,
+        subject: r.text(5)?,
+        reason: r.text(6)?,
+        details: serde_json::from_str::<BTreeMap<String, String>>(&r.text(7)?).map_err(|_| corrupt("audit.details"))?,
+        prev_hash: r.text(8)?,
+        hash: r.text(9)?,
+    })
+}
+
+/// The `(seq, hash)` of the `audit_head` row; seq 0 means no record yet.
+pub(crate) fn head(r: &impl Cells) -> Result<(u64, String)> {
+    Ok((to_seq(r.int(0)?)?, r.text(1)?))
+}
+
+/// What `Store::audit_head` reports: `None` before the first append.
+pub(crate) fn public_head(head: (u64, String)) -> Option<(u64, String)> {
+    (head.0 > 0).then_some(head)
+}
+
+pub(crate) fn groups_json(groups: &[GroupName]) -> Result<String> {
+    serde_json::to_string(groups).map_err(|e| Error::Internal(format!("encoding groups: {e}")))
+}
+
+pub(crate) fn details_json(details: &BTreeMap<String, String>) -> Result<String> {
+    serde_json::to_string(details).map_err(|e| Error::Internal(format!("encoding audit details: {e}")))
+}
+
+pub(crate) fn to_seq(v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| corrupt("audit sequence number"))
+}
+
+/// Sequence numbers and counts go to the database as signed 64-bit integers.
+pub(crate) fn to_db_int(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| Error::Internal("sequence number out of range".into()))
+}
+
+/// Refuses a database migrated by a newer build: this one would misread it.
+pub(crate) fn check_schema_version(current: i64, known: &[(i64, &str)]) -> Result<()> {
+    let latest = known.iter().map(|(v, _)| *v).max().unwrap_or(0);
+    if current > latest {
+        return Err(Error::store(crate::error::StoreError::SchemaTooNew(current)));
+    }
+    Ok(())
+}
+
+pub(crate) fn user_exists(name: &Username) -> Error {
+    Error::conflict("user_exists", format!("a user named {name} already exists"))
+}
+
+pub(crate) fn totp_replayed() -> Error {
+    Error::conflict("totp_replayed", "this one-time code was already used; wait for the next one")
+}
+
+pub(crate) fn code_used() -> Error {
+    Error::conflict("code_used", "this code was already used or has expired")
+}
+
+/// Turns a precondition's "rows affected" into its conflict.
+pub(crate) fn require(rows: u64, conflict: impl FnOnce() -> Error) -> Result<()> {
+    if rows == 0 {
+        return Err(conflict());
+    }
+    Ok(())
+}

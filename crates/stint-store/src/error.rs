@@ -1,0 +1,38 @@
+//! Failures inside the adapters. They reach callers as `stint_core::Error::Store`, which is
+//! logged and never shown, so messages may name tables but never carry values or secrets.
+
+use stint_core::Error;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A stored value does not decode into the model (hand-edited or corrupted database).
+    #[error("stored {0} could not be decoded")]
+    Corrupt(&'static str),
+    /// The SQLite writer thread is gone (it panicked or the store is shutting down).
+    #[error("the sqlite writer thread stopped")]
+    WriterStopped,
+    /// The group-commit transaction failed after the job's own work had succeeded.
+    #[error("sqlite commit failed: {0}")]
+    CommitFailed(String),
+    /// The file system (or a `:memory:`-like path) cannot hold a write-ahead log.
+    #[error("sqlite refused WAL journal mode (got {0:?})")]
+    NotWal(String),
+    /// The database was migrated by a newer stint than this one.
+    #[error("database schema version {0} is newer than this build knows")]
+    SchemaTooNew(i64),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Lifts any adapter failure into the core's opaque store error.
+pub(crate) fn store(e: impl Into<StoreError>) -> Error {
+    Error::store(e.into())
+}
+
+pub(crate) fn corrupt(what: &'static str) -> Error {
+    Error::store(StoreError::Corrupt(what))
+}

@@ -1,0 +1,114 @@
+//! One change as one PostgreSQL transaction.
+
+use stint_core::audit::{chain, Draft};
+use stint_core::error::Result;
+use stint_core::model::User;
+use stint_core::store::{Change, Mutation};
+
+use super::pool::{Db, Slot};
+use crate::codec::{self, require};
+use crate::error::store;
+
+pub(super) async fn apply(slot: &mut Slot, change: Change) -> Result<u64> {
+    let Slot { client, stmts } = slot;
+    // Dropping the transaction on an early return rolls it back.
+    let tx = client.transaction().await.map_err(store)?;
+    let mut db = Db { client: tx.client(), stmts };
+    for m in change.mutations {
+        mutate(&mut db, m).await?;
+    }
+    let seq = append(&mut db, change.audit).await?;
+    tx.commit().await.map_err(store)?;
+    Ok(seq)
+}
+
+async fn mutate(db: &mut Db<'_>, m: Mutation) -> Result<()> {
+    match m {
+        Mutation::InsertUser(u) => insert_user(db, &u).await,
+        Mutation::SetUserDisabled { user, disabled } => {
+            db.execute("UPDATE users SET disabled = $2 WHERE id = $1", &[&user.as_str(), &disabled]).await.map(drop)
+        }
+        Mutation::SetCredentials { user, password_hash, totp_sealed } => {
+            db.execute("UPDATE users SET password_hash = $2, totp_sealed = $3 WHERE id = $1", &[&user.as_str(), &password_hash, &totp_sealed]).await.map(drop)
+        }
+        Mutation::AdvanceTotp { user, step } => {
+            let n = db.execute("UPDATE users SET totp_last_step = $2 WHERE id = $1 AND totp_last_step < $2", &[&user.as_str(), &step]).await?;
+            require(n, codec::totp_replayed)
+        }
+        Mutation::InsertSession(s) => db
+            .execute(
+                "INSERT INTO sessions (id, lookup, secret_hash, user_id, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&s.id.as_str(), &s.lookup, &s.secret_hash, &s.user_id.as_str(), &s.created_at.0, &s.expires_at.0, &s.revoked_at.map(|t| t.0)],
+            )
+            .await
+            .map(drop),
+        Mutation::RevokeSession { session, at } => {
+            db.execute("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", &[&session.as_str(), &at.0]).await.map(drop)
+        }
+        Mutation::RevokeUserSessions { user, at } => {
+            db.execute("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL", &[&user.as_str(), &at.0]).await.map(drop)
+        }
+        Mutation::InsertCode(k) => db
+            .execute(
+                "INSERT INTO codes (lookup, secret_hash, purpose, user_id, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&k.lookup, &k.secret_hash, &k.purpose.as_str(), &k.user_id.as_ref().map(|u| u.as_str()), &k.expires_at.0, &k.used_at.map(|t| t.0)],
+            )
+            .await
+            .map(drop),
+        Mutation::ConsumeCode { lookup, at } => {
+            let n = db.execute("UPDATE codes SET used_at = $2 WHERE lookup = $1 AND used_at IS NULL AND expires_at > $2", &[&lookup, &at.0]).await?;
+            require(n, codec::code_used)
+        }
+        Mutation::ExpireBootstrapCodes { at } => {
+            db.execute("UPDATE codes SET expires_at = $1 WHERE purpose = 'bootstrap' AND used_at IS NULL AND expires_at > $1", &[&at.0]).await.map(drop)
+        }
+        Mutation::InsertKey(k) => db
+            .execute(
+                "INSERT INTO signing_keys (kid, public, sealed_private, created_at, retired_at, verify_until) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&k.kid, &k.public, &k.sealed_private, &k.created_at.0, &k.retired_at.map(|t| t.0), &k.verify_until.map(|t| t.0)],
+            )
+            .await
+            .map(drop),
+        Mutation::RetireKey { kid, at, verify_until } => {
+            db.execute("UPDATE signing_keys SET retired_at = $2, verify_until = $3 WHERE kid = $1", &[&kid, &at.0, &verify_until.0]).await.map(drop)
+        }
+    }
+}
+
+/// `ON CONFLICT (name) DO NOTHING` turns a taken name into "0 rows" instead of an aborted
+/// transaction and a constraint name to match; an id collision still fails loudly.
+async fn insert_user(db: &mut Db<'_>, u: &User) -> Result<()> {
+    let groups = codec::groups_json(&u.groups)?;
+    let n = db
+        .execute(
+            "INSERT INTO users (id, name, group_names, disabled, password_hash, totp_sealed, totp_last_step, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING",
+            &[&u.id.as_str(), &u.name.as_str(), &groups, &u.disabled, &u.password_hash, &u.totp_sealed, &u.totp_last_step, &u.created_at.0],
+        )
+        .await?;
+    require(n, || codec::user_exists(&u.name))
+}
+
+/// Appends after the head row, locked `FOR UPDATE` so that concurrent transactions (on any
+/// replica) chain one after another. It is locked last, after the mutations, so the
+/// serialized part of the transaction is as short as it can be.
+async fn append(db: &mut Db<'_>, drafts: Vec<Draft>) -> Result<u64> {
+    if drafts.is_empty() {
+        let row = db.query_one("SELECT seq, hash FROM audit_head WHERE id = 1", &[]).await?;
+        return Ok(codec::head(&row)?.0);
+    }
+    let row = db.query_one("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE", &[]).await?;
+    let (mut seq, mut hash) = codec::head(&row)?;
+    for d in drafts {
+        let r = chain(seq + 1, &hash, d);
+        let details = codec::details_json(&r.details)?;
+        db.execute(
+            "INSERT INTO audit (seq, at, event, outcome, actor, subject, reason, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[&codec::to_db_int(r.seq)?, &r.at.0, &r.event, &r.outcome.as_str(), &r.actor, &r.subject, &r.reason, &details, &r.prev_hash, &r.hash],
+        )
+        .await?;
+        (seq, hash) = (r.seq, r.hash);
+    }
+    db.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", &[&codec::to_db_int(seq)?, &hash]).await?;
+    Ok(seq)
+}

@@ -1,0 +1,158 @@
+//! The PostgreSQL adapter, for several stint replicas sharing one database.
+
+mod apply;
+mod pool;
+
+use stint_core::audit::Record;
+use stint_core::crypto::StoredKey;
+use stint_core::error::{Error, Result};
+use stint_core::ids::{SessionId, UserId, Username};
+use stint_core::model::{OneTimeCode, Session, User};
+use stint_core::store::{Change, Store};
+use stint_core::Timestamp;
+use tokio_postgres::Config;
+
+use crate::codec::{self, Cells, AUDIT_COLS, CODE_COLS, KEY_COLS, SESSION_COLS, USER_COLS};
+use crate::error::store;
+use pool::{Db, Params, Pool};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+
+/// Connections per replica: apply transactions are short, and the database is shared with
+/// the other replicas, so a few suffice.
+const POOL_SIZE: usize = 4;
+
+/// Serializes migrations across replicas starting at once (any constant would do; this
+/// one spells "stintmig").
+const MIGRATION_LOCK: i64 = 0x7374_696e_746d_6967;
+
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl PostgresStore {
+    /// Connects with a libpq-style URL (`postgres://user:pass@host:port/db?options=...`).
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with_schema(url, None).await
+    }
+
+    /// Like [`connect`](Self::connect), but keeps every table in `schema` (created if
+    /// missing), which must be a plain lowercase identifier.
+    pub async fn connect_with_schema(url: &str, schema: Option<&str>) -> Result<Self> {
+        let mut config: Config = url.parse().map_err(store)?;
+        if config.get_application_name().is_none() {
+            config.application_name("stint");
+        }
+        if let Some(s) = schema {
+            check_schema_name(s)?;
+            // Set at connection startup, so it holds on every pooled and reconnected session.
+            let options = format!("{} -c search_path={s}", config.get_options().unwrap_or_default());
+            config.options(options.trim_start());
+        }
+        let pool = Pool::connect(config, POOL_SIZE).await?;
+        migrate(&pool, schema).await?;
+        Ok(PostgresStore { pool })
+    }
+
+    async fn all<T>(&self, sql: &str, params: Params<'_>, decode: impl Fn(&tokio_postgres::Row) -> Result<T>) -> Result<Vec<T>> {
+        let mut slot = self.pool.get().await?;
+        let pool::Slot { client, stmts } = &mut *slot;
+        let rows = Db { client, stmts }.query(sql, params).await?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn one<T>(&self, sql: &str, params: Params<'_>, decode: impl Fn(&tokio_postgres::Row) -> Result<T>) -> Result<Option<T>> {
+        Ok(self.all(sql, params, decode).await?.into_iter().next())
+    }
+
+    async fn count(&self, sql: &str, params: Params<'_>) -> Result<i64> {
+        Ok(self.one(sql, params, |r| r.int(0)).await?.unwrap_or(0))
+    }
+}
+
+/// The name goes into SQL and a startup option unquoted, so only plain identifiers pass.
+fn check_schema_name(s: &str) -> Result<()> {
+    let ok_first = s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_');
+    let ok_rest = s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !ok_first || !ok_rest || s.len() > 63 {
+        return Err(Error::invalid("invalid_schema", "schema must be 1-63 characters of a-z, 0-9 and '_', not starting with a digit"));
+    }
+    Ok(())
+}
+
+/// Applies pending migrations in one transaction holding an advisory lock, so replicas
+/// starting together take turns and the later ones find nothing left to do.
+async fn migrate(pool: &Pool, schema: Option<&str>) -> Result<()> {
+    let mut slot = pool.get().await?;
+    let tx = slot.client.transaction().await.map_err(store)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(store)?;
+    if let Some(s) = schema {
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}")).await.map_err(store)?;
+    }
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)").await.map_err(store)?;
+    let current: i64 = tx.query_one("SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations", &[]).await.map_err(store)?.int(0)?;
+    codec::check_schema_version(current, MIGRATIONS)?;
+    for &(version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.batch_execute(sql).await.map_err(store)?;
+        tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, EXTRACT(EPOCH FROM now())::BIGINT)", &[&version]).await.map_err(store)?;
+        tracing::info!(version, "applied postgres migration");
+    }
+    tx.commit().await.map_err(store)
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    async fn apply(&self, change: Change) -> Result<u64> {
+        let mut slot = self.pool.get().await?;
+        apply::apply(&mut slot, change).await
+    }
+
+    async fn user_by_name(&self, name: &Username) -> Result<Option<User>> {
+        self.one(&format!("SELECT {USER_COLS} FROM users u WHERE u.name = $1"), &[&name.as_str()], |r| codec::user(r, 0)).await
+    }
+
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<User>> {
+        self.one(&format!("SELECT {USER_COLS} FROM users u WHERE u.id = $1"), &[&id.as_str()], |r| codec::user(r, 0)).await
+    }
+
+    async fn users(&self) -> Result<Vec<User>> {
+        self.all(&format!("SELECT {USER_COLS} FROM users u ORDER BY u.name"), &[], |r| codec::user(r, 0)).await
+    }
+
+    async fn any_user(&self) -> Result<bool> {
+        Ok(self.count("SELECT COUNT(*) FROM (SELECT 1 FROM users LIMIT 1) AS one", &[]).await? != 0)
+    }
+
+    async fn session_by_lookup(&self, lookup: &str) -> Result<Option<(Session, User)>> {
+        let sql = format!("SELECT {SESSION_COLS}, {USER_COLS} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.lookup = $1");
+        self.one(&sql, &[&lookup], codec::session_with_user).await
+    }
+
+    async fn session(&self, id: &SessionId) -> Result<Option<(Session, User)>> {
+        let sql = format!("SELECT {SESSION_COLS}, {USER_COLS} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1");
+        self.one(&sql, &[&id.as_str()], codec::session_with_user).await
+    }
+
+    async fn active_sessions(&self, now: Timestamp) -> Result<u64> {
+        let n = self.count("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > $1", &[&now.0]).await?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn code(&self, lookup: &str) -> Result<Option<OneTimeCode>> {
+        self.one(&format!("SELECT {CODE_COLS} FROM codes WHERE lookup = $1"), &[&lookup], codec::code).await
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>> {
+        self.all(&format!("SELECT {KEY_COLS} FROM signing_keys ORDER BY created_at, kid"), &[], codec::key).await
+    }
+
+    async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>> {
+        let sql = format!("SELECT {AUDIT_COLS} FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2");
+        self.all(&sql, &[&codec::to_db_int(after)?, &i64::from(limit)], codec::record).await
+    }
+
+    async fn audit_head(&self) -> Result<Option<(u64, String)>> {
+        let head = self.one("SELECT seq, hash FROM audit_head WHERE id = 1", &[], codec::head).await?;
+        Ok(codec::public_head(head.ok_or_else(|| crate::error::corrupt("audit_head"))?))
+    }
+}

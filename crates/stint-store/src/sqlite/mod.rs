@@ -1,0 +1,201 @@
+//! The SQLite adapter: one file, WAL, a group-committing writer thread and a few readers.
+
+mod write;
+mod writer;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OpenFlags, Params, Row, TransactionBehavior};
+use stint_core::audit::Record;
+use stint_core::crypto::StoredKey;
+use stint_core::error::Result;
+use stint_core::ids::{SessionId, UserId, Username};
+use stint_core::model::{OneTimeCode, Session, User};
+use stint_core::store::{Change, Store};
+use stint_core::Timestamp;
+
+use crate::codec::{self, AUDIT_COLS, CODE_COLS, KEY_COLS, SESSION_COLS, USER_COLS};
+use crate::error::{store, StoreError};
+use writer::Writer;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+
+/// Enough readers for the HTTP workers of a small node; each is a cheap file handle.
+const READERS: usize = 4;
+
+/// How long a connection waits for a lock held by another process (the CLI, a backup).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Readers,
+}
+
+impl SqliteStore {
+    /// Creates or opens the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self> {
+        create_private(path)?;
+        let mut conn = Connection::open(path).map_err(store)?;
+        configure_writer(&conn)?;
+        migrate(&mut conn)?;
+        let readers = Readers::open(path)?;
+        Ok(SqliteStore { writer: Writer::start(conn)?, readers })
+    }
+
+    fn all<T>(&self, sql: &str, p: impl Params, decode: impl Fn(&Row<'_>) -> Result<T>) -> Result<Vec<T>> {
+        let conn = self.readers.get();
+        let mut stmt = conn.prepare_cached(sql).map_err(store)?;
+        let mut rows = stmt.query(p).map_err(store)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(store)? {
+            out.push(decode(r)?);
+        }
+        Ok(out)
+    }
+
+    fn one<T>(&self, sql: &str, p: impl Params, decode: impl Fn(&Row<'_>) -> Result<T>) -> Result<Option<T>> {
+        Ok(self.all(sql, p, decode)?.into_iter().next())
+    }
+
+    fn count(&self, sql: &str, p: impl Params) -> Result<i64> {
+        Ok(self.one(sql, p, |r| codec::Cells::int(r, 0))?.unwrap_or(0))
+    }
+}
+
+/// The database holds password hashes and sealed secrets: on Unix, create it owner-only
+/// (SQLite gives its -wal and -shm files the same mode).
+fn create_private(path: &Path) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(store(e)),
+    }
+}
+
+fn configure_writer(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(store)?;
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(store)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(store(StoreError::NotWal(mode)));
+    }
+    // FULL: with WAL, NORMAL may lose the last commits on power loss, and the audit log
+    // must not lose records the server already acknowledged.
+    conn.pragma_update(None, "synchronous", "FULL").map_err(store)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(store)?;
+    // The writer runs ~20 distinct statements; keep them all prepared.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    // IMMEDIATE: two processes opening a fresh file at once serialize here.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)").map_err(store)?;
+    let current: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0)).map_err(store)?;
+    crate::codec::check_schema_version(current, MIGRATIONS)?;
+    for &(version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.execute_batch(sql).map_err(store)?;
+        tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, unixepoch())", params![version]).map_err(store)?;
+        tracing::info!(version, "applied sqlite migration");
+    }
+    tx.commit().map_err(store)
+}
+
+/// Read-only connections used directly from async code, without `spawn_blocking`: every
+/// read is an indexed lookup on a local file that finishes well under a millisecond (WAL
+/// readers never wait for the writer), cheaper than a hop to the blocking pool. The
+/// mutexes are only contended when more than `READERS` reads run at the same instant.
+struct Readers {
+    conns: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl Readers {
+    fn open(path: &Path) -> Result<Readers> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conns = (0..READERS)
+            .map(|_| {
+                let c = Connection::open_with_flags(path, flags).map_err(store)?;
+                c.busy_timeout(BUSY_TIMEOUT).map_err(store)?;
+                Ok(Mutex::new(c))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Readers { conns, next: AtomicUsize::new(0) })
+    }
+
+    /// A free connection if there is one, else waits for the next in turn. A poisoned lock
+    /// only means a reader panicked mid-query; the connection itself is still usable.
+    fn get(&self) -> MutexGuard<'_, Connection> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..self.conns.len() {
+            match self.conns[(start + i) % self.conns.len()].try_lock() {
+                Ok(g) => return g,
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        self.conns[start % self.conns.len()].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn apply(&self, change: Change) -> Result<u64> {
+        self.writer.submit(change).await
+    }
+
+    async fn user_by_name(&self, name: &Username) -> Result<Option<User>> {
+        self.one(&format!("SELECT {USER_COLS} FROM users u WHERE u.name = ?1"), [name.as_str()], |r| codec::user(r, 0))
+    }
+
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<User>> {
+        self.one(&format!("SELECT {USER_COLS} FROM users u WHERE u.id = ?1"), [id.as_str()], |r| codec::user(r, 0))
+    }
+
+    async fn users(&self) -> Result<Vec<User>> {
+        self.all(&format!("SELECT {USER_COLS} FROM users u ORDER BY u.name"), [], |r| codec::user(r, 0))
+    }
+
+    async fn any_user(&self) -> Result<bool> {
+        Ok(self.count("SELECT EXISTS (SELECT 1 FROM users)", [])? != 0)
+    }
+
+    async fn session_by_lookup(&self, lookup: &str) -> Result<Option<(Session, User)>> {
+        let sql = format!("SELECT {SESSION_COLS}, {USER_COLS} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.lookup = ?1");
+        self.one(&sql, [lookup], |r| codec::session_with_user(r))
+    }
+
+    async fn session(&self, id: &SessionId) -> Result<Option<(Session, User)>> {
+        let sql = format!("SELECT {SESSION_COLS}, {USER_COLS} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?1");
+        self.one(&sql, [id.as_str()], |r| codec::session_with_user(r))
+    }
+
+    async fn active_sessions(&self, now: Timestamp) -> Result<u64> {
+        let n = self.count("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > ?1", [now.0])?;
+        Ok(n.max(0) as u64)
+    }
+
+    async fn code(&self, lookup: &str) -> Result<Option<OneTimeCode>> {
+        self.one(&format!("SELECT {CODE_COLS} FROM codes WHERE lookup = ?1"), [lookup], |r| codec::code(r))
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>> {
+        self.all(&format!("SELECT {KEY_COLS} FROM signing_keys ORDER BY created_at, kid"), [], |r| codec::key(r))
+    }
+
+    async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>> {
+        let sql = format!("SELECT {AUDIT_COLS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+        self.all(&sql, params![codec::to_db_int(after)?, limit], |r| codec::record(r))
+    }
+
+    async fn audit_head(&self) -> Result<Option<(u64, String)>> {
+        Ok(codec::public_head(write::read_head(&self.readers.get())?))
+    }
+}

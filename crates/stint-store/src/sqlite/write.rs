@@ -1,0 +1,121 @@
+//! One change's SQL on SQLite, run by the writer thread inside the change's savepoint.
+
+use rusqlite::{params, Connection, OptionalExtension, Params};
+use stint_core::audit::{chain, Draft};
+use stint_core::error::Result;
+use stint_core::model::User;
+use stint_core::store::{Change, Mutation};
+
+use crate::codec::{self, require};
+use crate::error::store;
+
+/// The audit chain head `(seq, hash)`.
+pub(super) type Head = (u64, String);
+
+/// Runs the change's mutations and appends its audit records after `head`; returns the new head.
+pub(super) fn apply(c: &Connection, change: Change, head: &Head) -> Result<Head> {
+    for m in change.mutations {
+        mutate(c, m)?;
+    }
+    append(c, change.audit, head)
+}
+
+fn exec(c: &Connection, sql: &str, p: impl Params) -> Result<u64> {
+    let n = c.prepare_cached(sql).and_then(|mut s| s.execute(p)).map_err(store)?;
+    Ok(n as u64)
+}
+
+fn mutate(c: &Connection, m: Mutation) -> Result<()> {
+    match m {
+        Mutation::InsertUser(u) => insert_user(c, &u),
+        Mutation::SetUserDisabled { user, disabled } => exec(c, "UPDATE users SET disabled = ?2 WHERE id = ?1", params![user.as_str(), disabled]).map(drop),
+        Mutation::SetCredentials { user, password_hash, totp_sealed } => {
+            exec(c, "UPDATE users SET password_hash = ?2, totp_sealed = ?3 WHERE id = ?1", params![user.as_str(), password_hash, totp_sealed]).map(drop)
+        }
+        Mutation::AdvanceTotp { user, step } => {
+            let n = exec(c, "UPDATE users SET totp_last_step = ?2 WHERE id = ?1 AND totp_last_step < ?2", params![user.as_str(), step])?;
+            require(n, codec::totp_replayed)
+        }
+        Mutation::InsertSession(s) => exec(
+            c,
+            "INSERT INTO sessions (id, lookup, secret_hash, user_id, created_at, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![s.id.as_str(), s.lookup, s.secret_hash, s.user_id.as_str(), s.created_at.0, s.expires_at.0, s.revoked_at.map(|t| t.0)],
+        )
+        .map(drop),
+        Mutation::RevokeSession { session, at } => {
+            exec(c, "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![session.as_str(), at.0]).map(drop)
+        }
+        Mutation::RevokeUserSessions { user, at } => {
+            exec(c, "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL", params![user.as_str(), at.0]).map(drop)
+        }
+        Mutation::InsertCode(k) => exec(
+            c,
+            "INSERT INTO codes (lookup, secret_hash, purpose, user_id, expires_at, used_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![k.lookup, k.secret_hash, k.purpose.as_str(), k.user_id.as_ref().map(|u| u.as_str()), k.expires_at.0, k.used_at.map(|t| t.0)],
+        )
+        .map(drop),
+        Mutation::ConsumeCode { lookup, at } => {
+            let n = exec(c, "UPDATE codes SET used_at = ?2 WHERE lookup = ?1 AND used_at IS NULL AND expires_at > ?2", params![lookup, at.0])?;
+            require(n, codec::code_used)
+        }
+        Mutation::ExpireBootstrapCodes { at } => {
+            exec(c, "UPDATE codes SET expires_at = ?1 WHERE purpose = 'bootstrap' AND used_at IS NULL AND expires_at > ?1", params![at.0]).map(drop)
+        }
+        Mutation::InsertKey(k) => exec(
+            c,
+            "INSERT INTO signing_keys (kid, public, sealed_private, created_at, retired_at, verify_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![k.kid, k.public, k.sealed_private, k.created_at.0, k.retired_at.map(|t| t.0), k.verify_until.map(|t| t.0)],
+        )
+        .map(drop),
+        Mutation::RetireKey { kid, at, verify_until } => {
+            exec(c, "UPDATE signing_keys SET retired_at = ?2, verify_until = ?3 WHERE kid = ?1", params![kid, at.0, verify_until.0]).map(drop)
+        }
+    }
+}
+
+/// `ON CONFLICT (name) DO NOTHING` turns a taken name into "0 rows" instead of a constraint
+/// error, so no driver error text has to be parsed; an id collision still fails loudly.
+fn insert_user(c: &Connection, u: &User) -> Result<()> {
+    let n = exec(
+        c,
+        "INSERT INTO users (id, name, group_names, disabled, password_hash, totp_sealed, totp_last_step, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (name) DO NOTHING",
+        params![u.id.as_str(), u.name.as_str(), codec::groups_json(&u.groups)?, u.disabled, u.password_hash, u.totp_sealed, u.totp_last_step, u.created_at.0],
+    )?;
+    require(n, || codec::user_exists(&u.name))
+}
+
+fn append(c: &Connection, drafts: Vec<Draft>, head: &Head) -> Result<Head> {
+    let (mut seq, mut hash) = head.clone();
+    if drafts.is_empty() {
+        return Ok((seq, hash));
+    }
+    let mut stmt = c
+        .prepare_cached(
+            "INSERT INTO audit (seq, at, event, outcome, actor, subject, reason, details, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .map_err(store)?;
+    for d in drafts {
+        let r = chain(seq + 1, &hash, d);
+        let details = codec::details_json(&r.details)?;
+        stmt.execute(params![codec::to_db_int(r.seq)?, r.at.0, r.event, r.outcome.as_str(), r.actor, r.subject, r.reason, details, r.prev_hash, r.hash])
+            .map_err(store)?;
+        (seq, hash) = (r.seq, r.hash);
+    }
+    Ok((seq, hash))
+}
+
+pub(super) fn read_head(c: &Connection) -> Result<Head> {
+    let row = c
+        .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))))
+        .optional();
+    match row.map_err(store)? {
+        Some((seq, hash)) => Ok((codec::to_seq(seq)?, hash)),
+        None => Err(crate::error::corrupt("audit_head")),
+    }
+}
+
+pub(super) fn write_head(c: &Connection, head: &Head) -> Result<()> {
+    exec(c, "UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1", params![codec::to_db_int(head.0)?, head.1]).map(drop)
+}

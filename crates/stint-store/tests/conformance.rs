@@ -1,0 +1,463 @@
+//! One conformance suite for every `Store` adapter.
+//!
+//! Each case is an async fn taking `Arc<dyn Store>`; `conformance!` runs it twice, as
+//! `sqlite::case` on a fresh file in a temp dir and as `postgres::case` in a fresh schema
+//! of the PostgreSQL at `STINT_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`). PostgreSQL being down fails the
+//! postgres cases: a skipped adapter would pass silently.
+#![allow(clippy::unwrap_used)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use stint_core::audit::{chain, verify_chain, Draft, Event, Outcome, Record, GENESIS};
+use stint_core::crypto::StoredKey;
+use stint_core::ids::{GroupName, SessionId, UserId, Username};
+use stint_core::model::{CodePurpose, OneTimeCode, Session, User};
+use stint_core::store::{Change, Mutation, Store};
+use stint_core::{Error, Timestamp};
+use stint_store::{describe, PostgresStore, SqliteStore};
+
+const T0: i64 = 1_700_000_000;
+
+// ---------------------------------------------------------------- fixtures
+
+fn uid(tag: &str) -> UserId {
+    UserId::from_trusted(format!("u_{tag:a<26}"))
+}
+fn sid(tag: &str) -> SessionId {
+    SessionId::from_trusted(format!("s_{tag:a<26}"))
+}
+fn name(s: &str) -> Username {
+    Username::parse(s).unwrap()
+}
+fn user(tag: &str) -> User {
+    User {
+        id: uid(tag),
+        name: name(tag),
+        groups: vec![GroupName::parse("dev").unwrap()],
+        disabled: false,
+        password_hash: None,
+        totp_sealed: None,
+        totp_last_step: 0,
+        created_at: Timestamp(T0),
+    }
+}
+fn session(tag: &str, owner: &UserId, expires_at: i64) -> Session {
+    Session {
+        id: sid(tag),
+        lookup: format!("lk-{tag}"),
+        secret_hash: vec![7; 32],
+        user_id: owner.clone(),
+        created_at: Timestamp(T0 - 100),
+        expires_at: Timestamp(expires_at),
+        revoked_at: None,
+    }
+}
+fn code(lookup: &str, purpose: CodePurpose, owner: Option<&UserId>) -> OneTimeCode {
+    OneTimeCode { lookup: lookup.into(), secret_hash: vec![1, 2, 3], purpose, user_id: owner.cloned(), expires_at: Timestamp(T0 + 600), used_at: None }
+}
+fn key(kid: &str, created: i64) -> StoredKey {
+    StoredKey {
+        kid: kid.into(),
+        public: vec![9; 32],
+        sealed_private: format!("sealed-{kid}"),
+        created_at: Timestamp(created),
+        retired_at: None,
+        verify_until: None,
+    }
+}
+fn draft(n: u64) -> Draft {
+    Draft::new(Timestamp(T0 + n as i64), Event::UserCreated, Outcome::Success)
+        .actor("system")
+        .subject(format!("subject-{n}"))
+        .detail("n", n)
+        .detail("role", "readonly")
+}
+fn insert(u: User) -> Change {
+    Change::default().with(Mutation::InsertUser(u))
+}
+/// The model types have no `PartialEq`; their `Debug` output covers every field.
+fn same<T: std::fmt::Debug>(a: &T, b: &T) {
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+}
+fn conflict(r: Result<u64, Error>) -> &'static str {
+    match r {
+        Err(e @ Error::Conflict { .. }) => e.code(),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+async fn records(store: &dyn Store) -> Vec<Record> {
+    let mut out: Vec<Record> = Vec::new();
+    loop {
+        let page = store.audit_after(out.last().map_or(0, |r| r.seq), 100).await.unwrap();
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page);
+    }
+}
+/// Verifies the whole stored chain against the separately kept head; returns its length.
+async fn verified(store: &dyn Store) -> u64 {
+    let all = records(store).await;
+    verify_chain(&all, store.audit_head().await.unwrap()).unwrap()
+}
+
+// ---------------------------------------------------------------- cases
+
+async fn users(store: Arc<dyn Store>) {
+    assert!(!store.any_user().await.unwrap());
+    assert!(store.users().await.unwrap().is_empty());
+    let mut alice = user("alice");
+    alice.groups.push(GroupName::parse("ops").unwrap());
+    assert_eq!(store.apply(insert(alice.clone()).record(draft(1))).await.unwrap(), 1);
+    // A change without audit records reports the unchanged head.
+    assert_eq!(store.apply(insert(user("bob"))).await.unwrap(), 1);
+
+    assert!(store.any_user().await.unwrap());
+    same(&store.user_by_name(&name("alice")).await.unwrap().unwrap(), &alice);
+    same(&store.user_by_id(&alice.id).await.unwrap().unwrap(), &alice);
+    assert!(store.user_by_name(&name("carol")).await.unwrap().is_none());
+    assert!(store.user_by_id(&uid("carol")).await.unwrap().is_none());
+    let names: Vec<String> = store.users().await.unwrap().into_iter().map(|u| u.name.to_string()).collect();
+    assert_eq!(names, ["alice", "bob"]);
+
+    let mut twin = user("twin");
+    twin.name = name("alice");
+    assert_eq!(conflict(store.apply(insert(twin).record(draft(2))).await), "user_exists");
+    assert!(store.user_by_id(&uid("twin")).await.unwrap().is_none());
+    assert_eq!(store.audit_head().await.unwrap().unwrap().0, 1);
+}
+
+async fn credentials(store: Arc<dyn Store>) {
+    let alice = user("alice");
+    store.apply(insert(alice.clone())).await.unwrap();
+    assert!(!store.user_by_id(&alice.id).await.unwrap().unwrap().enrolled());
+    let enroll = Mutation::SetCredentials { user: alice.id.clone(), password_hash: "$argon2id$x".into(), totp_sealed: "sealed-totp".into() };
+    store.apply(Change::default().with(enroll)).await.unwrap();
+    let got = store.user_by_id(&alice.id).await.unwrap().unwrap();
+    assert!(got.enrolled());
+    assert_eq!((got.password_hash.as_deref(), got.totp_sealed.as_deref()), (Some("$argon2id$x"), Some("sealed-totp")));
+
+    for disabled in [true, false] {
+        store.apply(Change::default().with(Mutation::SetUserDisabled { user: alice.id.clone(), disabled })).await.unwrap();
+        assert_eq!(store.user_by_name(&alice.name).await.unwrap().unwrap().disabled, disabled);
+    }
+}
+
+async fn totp_replay_is_refused_atomically(store: Arc<dyn Store>) {
+    let alice = user("alice");
+    store.apply(insert(alice.clone()).record(draft(1))).await.unwrap();
+    let advance = |step| Mutation::AdvanceTotp { user: alice.id.clone(), step };
+    store.apply(Change::default().with(advance(100))).await.unwrap();
+    assert_eq!(store.user_by_id(&alice.id).await.unwrap().unwrap().totp_last_step, 100);
+    assert_eq!(conflict(store.apply(Change::default().with(advance(100))).await), "totp_replayed");
+    assert_eq!(conflict(store.apply(Change::default().with(advance(99))).await), "totp_replayed");
+    store.apply(Change::default().with(advance(101))).await.unwrap();
+
+    // The session insert succeeds first, then the stale step fails: nothing may remain.
+    let s = session("s1", &alice.id, T0 + 3600);
+    let login = Change::default().with(Mutation::InsertSession(s.clone())).with(advance(101)).record(draft(2));
+    assert_eq!(conflict(store.apply(login).await), "totp_replayed");
+    assert!(store.session_by_lookup(&s.lookup).await.unwrap().is_none());
+    assert!(store.session(&s.id).await.unwrap().is_none());
+    assert_eq!(store.active_sessions(Timestamp(T0)).await.unwrap(), 0);
+    assert_eq!(records(&*store).await.len(), 1);
+    assert_eq!(verified(&*store).await, 1);
+}
+
+async fn sessions(store: Arc<dyn Store>) {
+    let (alice, bob) = (user("alice"), user("bob"));
+    store.apply(insert(alice.clone()).with(Mutation::InsertUser(bob.clone()))).await.unwrap();
+    let s1 = session("s1", &alice.id, T0 + 3600);
+    let s2 = session("s2", &alice.id, T0 + 3600);
+    let s3 = session("s3", &bob.id, T0 + 3600);
+    let expired = session("s4", &alice.id, T0);
+    let mut c = Change::default();
+    for s in [&s1, &s2, &s3, &expired] {
+        c = c.with(Mutation::InsertSession(s.clone()));
+    }
+    store.apply(c).await.unwrap();
+    assert_eq!(store.active_sessions(Timestamp(T0)).await.unwrap(), 3);
+
+    let (got, owner) = store.session_by_lookup(&s1.lookup).await.unwrap().unwrap();
+    same(&got, &s1);
+    same(&owner, &alice);
+    let (got, owner) = store.session(&s3.id).await.unwrap().unwrap();
+    same(&got, &s3);
+    same(&owner, &bob);
+    assert!(store.session_by_lookup("lk-nope").await.unwrap().is_none());
+    assert!(store.session(&sid("nope")).await.unwrap().is_none());
+
+    let revoke = |at| Change::default().with(Mutation::RevokeSession { session: s1.id.clone(), at: Timestamp(at) });
+    store.apply(revoke(T0 + 10)).await.unwrap();
+    store.apply(revoke(T0 + 20)).await.unwrap();
+    let revoked_at = |s: Option<(Session, User)>| s.unwrap().0.revoked_at;
+    assert_eq!(revoked_at(store.session(&s1.id).await.unwrap()), Some(Timestamp(T0 + 10)), "a revocation is never moved");
+    assert_eq!(store.active_sessions(Timestamp(T0)).await.unwrap(), 2);
+
+    store.apply(Change::default().with(Mutation::RevokeUserSessions { user: alice.id.clone(), at: Timestamp(T0 + 30) })).await.unwrap();
+    assert_eq!(revoked_at(store.session(&s1.id).await.unwrap()), Some(Timestamp(T0 + 10)));
+    assert_eq!(revoked_at(store.session(&s2.id).await.unwrap()), Some(Timestamp(T0 + 30)));
+    assert_eq!(revoked_at(store.session(&s3.id).await.unwrap()), None);
+    assert_eq!(store.active_sessions(Timestamp(T0)).await.unwrap(), 1);
+    assert_eq!(store.active_sessions(Timestamp(T0 + 3600)).await.unwrap(), 0);
+}
+
+async fn codes(store: Arc<dyn Store>) {
+    let alice = user("alice");
+    let enroll = code("enroll-1", CodePurpose::Enrollment, Some(&alice.id));
+    let late = code("enroll-2", CodePurpose::Enrollment, Some(&alice.id));
+    let (boot1, boot2) = (code("boot-1", CodePurpose::Bootstrap, None), code("boot-2", CodePurpose::Bootstrap, None));
+    let mut c = insert(alice.clone());
+    for k in [&enroll, &late, &boot1, &boot2] {
+        c = c.with(Mutation::InsertCode(k.clone()));
+    }
+    store.apply(c).await.unwrap();
+    same(&store.code("enroll-1").await.unwrap().unwrap(), &enroll);
+    same(&store.code("boot-1").await.unwrap().unwrap(), &boot1);
+    assert!(store.code("nope").await.unwrap().is_none());
+
+    let consume = |lookup: &str, at| Change::default().with(Mutation::ConsumeCode { lookup: lookup.into(), at: Timestamp(at) });
+    store.apply(consume("enroll-1", T0)).await.unwrap();
+    assert_eq!(store.code("enroll-1").await.unwrap().unwrap().used_at, Some(Timestamp(T0)));
+    assert_eq!(conflict(store.apply(consume("enroll-1", T0 + 1)).await), "code_used");
+    assert_eq!(conflict(store.apply(consume("enroll-2", T0 + 600)).await), "code_used", "expired");
+    assert_eq!(conflict(store.apply(consume("nope", T0)).await), "code_used");
+    assert_eq!(store.code("enroll-2").await.unwrap().unwrap().used_at, None);
+
+    store.apply(consume("boot-2", T0)).await.unwrap();
+    store.apply(Change::default().with(Mutation::ExpireBootstrapCodes { at: Timestamp(T0 + 5) })).await.unwrap();
+    assert_eq!(store.code("boot-1").await.unwrap().unwrap().expires_at, Timestamp(T0 + 5));
+    assert_eq!(store.code("boot-2").await.unwrap().unwrap().expires_at, Timestamp(T0 + 600), "used codes are left alone");
+    assert_eq!(store.code("enroll-2").await.unwrap().unwrap().expires_at, Timestamp(T0 + 600), "enrollment codes are left alone");
+    assert_eq!(conflict(store.apply(consume("boot-1", T0 + 6)).await), "code_used");
+}
+
+async fn keys(store: Arc<dyn Store>) {
+    assert!(store.signing_keys().await.unwrap().is_empty());
+    let (k1, k2) = (key("k1", T0), key("k2", T0 + 10));
+    store.apply(Change::default().with(Mutation::InsertKey(k2.clone())).with(Mutation::InsertKey(k1.clone()))).await.unwrap();
+    let got = store.signing_keys().await.unwrap();
+    assert_eq!(got.len(), 2);
+    same(&got[0], &k1);
+    same(&got[1], &k2);
+
+    store.apply(Change::default().with(Mutation::RetireKey { kid: "k1".into(), at: Timestamp(T0 + 10), verify_until: Timestamp(T0 + 100) })).await.unwrap();
+    let got = store.signing_keys().await.unwrap();
+    assert_eq!((got[0].retired_at, got[0].verify_until), (Some(Timestamp(T0 + 10)), Some(Timestamp(T0 + 100))));
+    same(&got[1], &k2);
+}
+
+async fn audit_chain(store: Arc<dyn Store>) {
+    assert_eq!(store.audit_head().await.unwrap(), None);
+    assert!(store.audit_after(0, 10).await.unwrap().is_empty());
+    assert_eq!(verified(&*store).await, 0);
+
+    let mut expected: Vec<Record> = Vec::new();
+    for i in 0..40u64 {
+        let mut change = Change::default();
+        for j in 0..=(i % 3) {
+            let d = draft(i * 10 + j);
+            let prev = expected.last().map_or(GENESIS.to_owned(), |r| r.hash.clone());
+            expected.push(chain(expected.len() as u64 + 1, &prev, d.clone()));
+            change = change.record(d);
+        }
+        assert_eq!(store.apply(change).await.unwrap(), expected.len() as u64);
+    }
+    let n = expected.len() as u64;
+    assert_eq!(store.apply(Change::default()).await.unwrap(), n);
+
+    assert_eq!(records(&*store).await, expected);
+    assert_eq!(store.audit_after(10, 5).await.unwrap(), expected[10..15]);
+    assert!(store.audit_after(n, 10).await.unwrap().is_empty());
+    let last = expected.last().unwrap();
+    assert_eq!(store.audit_head().await.unwrap(), Some((n, last.hash.clone())));
+    assert_eq!(verified(&*store).await, n);
+}
+
+/// Many writers at once: on SQLite this forms group commits, on PostgreSQL it contends for
+/// the head row. Every 7th change fails its precondition and must vanish without a trace.
+async fn concurrent_applies(store: Arc<dyn Store>) {
+    let alice = user("alice");
+    store.apply(insert(alice.clone()).record(draft(0))).await.unwrap();
+    let tasks: Vec<_> = (0..50u64)
+        .map(|t| {
+            let (store, owner) = (store.clone(), alice.id.clone());
+            tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for i in 0..10u64 {
+                    let s = session(&format!("t{t}x{i}"), &owner, T0 + 3600);
+                    let mut change = Change::default().with(Mutation::InsertSession(s)).record(draft(t * 100 + i));
+                    if (t * 10 + i) % 7 == 0 {
+                        change = change.with(Mutation::AdvanceTotp { user: owner.clone(), step: 0 });
+                        assert_eq!(conflict(store.apply(change).await), "totp_replayed");
+                    } else {
+                        seqs.push(store.apply(change).await.unwrap());
+                    }
+                }
+                seqs
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.extend(t.await.unwrap());
+    }
+    seqs.sort_unstable();
+    let ok = seqs.len() as u64;
+    assert_eq!(ok, 500 - 500u64.div_ceil(7));
+    assert_eq!(seqs, (2..=ok + 1).collect::<Vec<_>>(), "every successful change got its own seq");
+    assert_eq!(verified(&*store).await, ok + 1);
+    assert_eq!(store.active_sessions(Timestamp(T0)).await.unwrap(), ok);
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::on_sqlite(stringify!($case), super::$case).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::on_postgres(stringify!($case), super::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(users, credentials, totp_replay_is_refused_atomically, sessions, codes, keys, audit_chain, concurrent_applies);
+
+// ---------------------------------------------------------------- harness
+
+/// A name no other test (in this run or a concurrent one) uses.
+fn unique(case: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let short: String = case.chars().take(24).collect();
+    format!("{short}_{}_{}_{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Runs `test` on its own task so a failed assertion still reaches the cleanup.
+async fn isolate<F: Future<Output = ()> + Send + 'static>(test: F) -> std::thread::Result<()> {
+    tokio::spawn(test).await.map_err(|e| e.into_panic())
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(case: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("stint-store-{}", unique(case)));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn db(&self) -> PathBuf {
+        self.0.join("stint.db")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn on_sqlite<F, Fut>(case: &str, test: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let dir = TempDir::new(case);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.db()).unwrap());
+    if let Err(panic) = isolate(test(store)).await {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn postgres_url() -> String {
+    std::env::var("STINT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+async fn admin(url: &str) -> tokio_postgres::Client {
+    let (client, conn) =
+        tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap_or_else(|e| panic!("PostgreSQL at {} is required: {e}", describe(url)));
+    tokio::spawn(conn);
+    client
+}
+
+async fn drop_schema(url: &str, schema: &str) {
+    admin(url).await.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.unwrap();
+}
+
+async fn on_postgres<F, Fut>(case: &str, test: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (url, schema) = (postgres_url(), format!("stint_test_{}", unique(case)));
+    let store = PostgresStore::connect_with_schema(&url, Some(&schema)).await.unwrap_or_else(|e| panic!("PostgreSQL at {} is required: {e:?}", describe(&url)));
+    let outcome = isolate(test(Arc::new(store))).await;
+    drop_schema(&url, &schema).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+// ---------------------------------------------------------------- adapter-specific
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_reopen_keeps_data_and_continues_the_chain() {
+    let dir = TempDir::new("reopen");
+    {
+        let store = SqliteStore::open(&dir.db()).unwrap();
+        store.apply(insert(user("alice")).record(draft(1)).record(draft(2))).await.unwrap();
+        store.apply(Change::audit_only(draft(3))).await.unwrap();
+    }
+    let store = SqliteStore::open(&dir.db()).unwrap();
+    assert!(store.user_by_name(&name("alice")).await.unwrap().is_some());
+    assert_eq!(store.audit_head().await.unwrap().unwrap().0, 3);
+    assert_eq!(store.apply(Change::audit_only(draft(4))).await.unwrap(), 4);
+    assert_eq!(verified(&store).await, 4);
+}
+
+#[tokio::test]
+async fn open_dispatches_on_the_spec() {
+    let dir = TempDir::new("open");
+    let data = dir.0.join("data");
+    let store = stint_store::open("sqlite", &data).await.unwrap();
+    assert_eq!(store.apply(Change::audit_only(draft(1))).await.unwrap(), 1);
+    assert!(data.join("stint.db").exists());
+    let err = stint_store::open("mysql://root:hunter2@db/stint", &data).await.err().unwrap();
+    assert_eq!(err.code(), "invalid_store");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+/// A plain `open(url)` honours `options=-csearch_path=...` in the URL.
+#[tokio::test]
+async fn postgres_open_honours_search_path_in_url() {
+    let (url, schema) = (postgres_url(), format!("stint_test_{}", unique("url")));
+    admin(&url).await.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let spec = format!("{url}{sep}options=-csearch_path%3D{schema}");
+    let outcome = isolate(async move {
+        let store = stint_store::open(&spec, std::path::Path::new("/nonexistent")).await.unwrap();
+        assert_eq!(store.apply(insert(user("alice")).record(draft(1))).await.unwrap(), 1);
+        assert_eq!(verified(&*store).await, 1);
+    })
+    .await;
+    let tables: i64 = admin(&url).await.query_one("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = $1", &[&schema]).await.unwrap().get(0);
+    drop_schema(&url, &schema).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    assert!(tables >= 7, "the tables went into {schema}, found {tables}");
+}

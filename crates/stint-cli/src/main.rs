@@ -86,6 +86,8 @@ enum Command {
     /// Read and verify the tamper-evident audit log
     #[command(subcommand)]
     Audit(cmd::audit::AuditCmd),
+    /// Measure a stint server under load (starts its own server on a fresh data directory)
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -120,5 +122,6 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Session(c) => cmd::admin::session(c).await,
         Command::Keys(c) => cmd::admin::keys(c).await,
         Command::Audit(c) => cmd::audit::run(c).await,
+        Command::Bench(a) => cmd::bench::run(a).await,
     }
 }

@@ -16,6 +16,7 @@ pub mod model;
 pub mod password;
 pub mod policy;
 pub mod secret;
+pub mod spec;
 pub mod store;
 pub mod throttle;
 pub mod time;

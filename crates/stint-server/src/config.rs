@@ -39,6 +39,16 @@ pub struct FileConfig {
     pub login: LoginSection,
     #[serde(default)]
     pub roles: BTreeMap<String, RoleSection>,
+    #[serde(default)]
+    pub bench: BenchSection,
+}
+
+/// Settings for `stint bench`; nothing here is for production.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BenchSection {
+    /// Serves `POST /v1/bench/floor`: one signature with a throwaway key, no storage.
+    pub floor: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -106,6 +116,8 @@ pub struct Config {
     pub master_key_file: Option<PathBuf>,
     pub log_format: LogFormat,
     pub broker: BrokerConfig,
+    /// Serve the benchmark floor endpoint (see [`BenchSection`]).
+    pub bench_floor: bool,
 }
 
 /// A configuration error that names where it came from.
@@ -146,7 +158,7 @@ impl Config {
             }
             (None, None) => "sqlite".to_owned(),
         };
-        if store != "sqlite" && !store.starts_with("postgres://") && !store.starts_with("postgresql://") {
+        if store != "sqlite" && !stint_core::spec::is_postgres(&store) {
             return Err(err(origin, "store", "must be \"sqlite\" or a postgres:// URL"));
         }
         let log_format = match over.log_format.or(fc.log_format).as_deref() {
@@ -186,7 +198,8 @@ impl Config {
             bootstrap_ttl: ttl("bootstrap", None, "1h")?,
             throttle,
         };
-        Ok(Config { source, listen, data_dir, store, master_key_file: over.master_key_file.or(fc.master_key_file), log_format, broker })
+        let bench_floor = fc.bench.floor.unwrap_or(false);
+        Ok(Config { source, listen, data_dir, store, master_key_file: over.master_key_file.or(fc.master_key_file), log_format, broker, bench_floor })
     }
 
     /// The effective configuration as TOML-like JSON, with secrets redacted.
@@ -196,7 +209,7 @@ impl Config {
             "source": self.source.as_ref().map(|p| p.display().to_string()),
             "listen": self.listen.to_string(),
             "data_dir": self.data_dir.display().to_string(),
-            "store": redact_url(&self.store),
+            "store": stint_core::spec::describe(&self.store),
             "master_key_file": self.master_key_file.as_ref().map_or_else(|| format!("{} (generated; one machine only)", self.data_dir.join("master.key").display()), |p| p.display().to_string()),
             "public_url": self.broker.issuer,
             "log_format": self.log_format,
@@ -205,6 +218,7 @@ impl Config {
             "admin": { "group": self.broker.admin_group },
             "login": { "free_failures": self.broker.throttle.free, "max_lockout": format!("{}s", self.broker.throttle.max_lock_secs), "enrollment_ttl": self.broker.enrollment_ttl },
             "roles": roles,
+            "bench": { "floor": self.bench_floor },
         })
     }
 
@@ -245,19 +259,6 @@ fn roles(sections: BTreeMap<String, RoleSection>, origin: &str) -> Result<Roles,
         roles.set(RoleDef { name: rname, max_ttl, everyone, groups, description });
     }
     Ok(roles)
-}
-
-/// Replaces the password of a URL with `<redacted>`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let (auth, host) = match rest.rsplit_once('@') {
-        Some(parts) => parts,
-        None => return url.to_owned(),
-    };
-    match auth.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
-        None => url.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -312,6 +313,8 @@ mod tests {
         let c = load_str("store = \"postgres://stint:s3cret@db:5432/stint\"").unwrap();
         let shown = c.redacted().to_string();
         assert!(!shown.contains("s3cret"), "{shown}");
+        let c = load_str("store = \"postgres://stint@db/stint?password=hunter2\"").unwrap();
+        assert!(!c.redacted().to_string().contains("hunter2"));
         assert!(shown.contains("postgres://stint:<redacted>@db:5432/stint"), "{shown}");
     }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod password;
 pub mod routes;
 pub mod wire;
 
@@ -14,11 +15,8 @@ use std::sync::Arc;
 
 use stint_core::broker::{self, Broker, PasswordWork, Startup};
 use stint_core::crypto::MasterKey;
-use stint_core::password::NewPassword;
-use stint_core::secret::SecretString;
 use stint_core::store::Store;
 use stint_core::{Clock, Timestamp};
-use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -28,6 +26,8 @@ use crate::metrics::Metrics;
 pub struct AppState {
     pub broker: Arc<Broker>,
     pub metrics: Arc<Metrics>,
+    /// Present when `[bench] floor = true`: the throwaway key of the floor endpoint.
+    pub bench_floor: Option<Arc<stint_core::crypto::SigningKey>>,
 }
 
 /// The operating system's clock.
@@ -37,35 +37,6 @@ impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         Timestamp(secs as i64)
-    }
-}
-
-/// Runs argon2 on tokio's blocking pool, at most a few at a time: each takes ~19 MiB and
-/// tens of milliseconds, so unbounded parallel logins would be a memory DoS.
-pub struct BlockingPasswordWork {
-    dummy: Arc<String>,
-    permits: Semaphore,
-}
-
-impl BlockingPasswordWork {
-    pub fn new() -> stint_core::error::Result<Self> {
-        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
-        Ok(BlockingPasswordWork { dummy: Arc::new(broker::dummy_hash(&mut rand_core::OsRng)?), permits: Semaphore::new(parallel) })
-    }
-}
-
-#[async_trait::async_trait]
-impl PasswordWork for BlockingPasswordWork {
-    async fn hash(&self, password: NewPassword) -> stint_core::error::Result<String> {
-        let _permit = self.permits.acquire().await.map_err(|_| stint_core::Error::Internal("password pool closed".into()))?;
-        tokio::task::spawn_blocking(move || stint_core::password::hash(&password, &mut rand_core::OsRng))
-            .await
-            .map_err(|e| stint_core::Error::Internal(format!("password task: {e}")))?
-    }
-    async fn verify(&self, password: SecretString, phc: Option<String>) -> bool {
-        let Ok(_permit) = self.permits.acquire().await else { return false };
-        let dummy = self.dummy.clone();
-        tokio::task::spawn_blocking(move || stint_core::password::verify(&password, phc.as_deref(), &dummy)).await.unwrap_or(false)
     }
 }
 
@@ -117,7 +88,7 @@ pub struct App {
 impl App {
     /// Wires the broker to `store`, prepares keys and the bootstrap token.
     pub async fn new(cfg: &Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>, kek: MasterKey) -> stint_core::error::Result<App> {
-        Self::with_password_work(cfg, store, clock, kek, Arc::new(BlockingPasswordWork::new()?)).await
+        Self::with_password_work(cfg, store, clock, kek, Arc::new(password::PasswordPool::start()?)).await
     }
 
     /// As [`App::new`], with the password hashing supplied (tests count its calls).
@@ -131,7 +102,9 @@ impl App {
         let metrics = Arc::new(Metrics::default());
         let broker = Arc::new(Broker::new(cfg.broker.clone(), store, clock, broker::os_entropy(), kek, work, metrics.clone()));
         let startup = broker.start(&cfg.digest()).await?;
-        Ok(App { state: AppState { broker, metrics }, startup })
+        // A throwaway key, never stored or published: floor tokens verify nowhere.
+        let bench_floor = cfg.bench_floor.then(|| Arc::new(stint_core::crypto::SigningKey::generate(&mut rand_core::OsRng)));
+        Ok(App { state: AppState { broker, metrics, bench_floor }, startup })
     }
 
     pub fn router(&self) -> axum::Router {
@@ -142,11 +115,11 @@ impl App {
     pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let broker = self.state.broker.clone();
         let keys = tokio::spawn(async move {
-            // Drops retired keys from the JWKS once their last token has expired.
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+            // Follows rotations on other replicas, and drops retired keys once their tokens expired.
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
             loop {
                 tick.tick().await;
-                if let Err(e) = broker.refresh_keys_if_due().await {
+                if let Err(e) = broker.refresh_keys().await {
                     tracing::warn!(error = %e, "key refresh failed");
                 }
             }

@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys", get(list_keys))
         .route("/v1/keys/rotate", post(rotate_keys))
         .route("/v1/audit", get(audit))
+        .route("/v1/bench/floor", post(bench_floor))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
@@ -132,7 +133,7 @@ async fn assume(State(s): State<AppState>, Session(c): Session, Json(req): Json<
 }
 
 async fn add_user(State(s): State<AppState>, Session(c): Session, Json(req): Json<AddUserRequest>) -> ApiResult<JsonOut> {
-    let admin = s.broker.admin(&c)?;
+    let admin = s.broker.admin(&c, "user.add").await?;
     let code = s.broker.add_user(&admin, &req.name, &req.groups).await?;
     Ok(to_json(EnrollmentCode {
         username: code.username.to_string(),
@@ -142,17 +143,17 @@ async fn add_user(State(s): State<AppState>, Session(c): Session, Json(req): Jso
 }
 
 async fn list_users(State(s): State<AppState>, Session(c): Session) -> ApiResult<JsonOut> {
-    let admin = s.broker.admin(&c)?;
+    let admin = s.broker.admin(&c, "user.list").await?;
     Ok(to_json(s.broker.list_users(&admin).await?))
 }
 
 async fn disable_user(State(s): State<AppState>, Session(c): Session, Path(name): Path<String>) -> ApiResult<JsonOut> {
-    let admin = s.broker.admin(&c)?;
+    let admin = s.broker.admin(&c, "user.disable").await?;
     Ok(to_json(s.broker.disable_user(&admin, &name).await?))
 }
 
 async fn enable_user(State(s): State<AppState>, Session(c): Session, Path(name): Path<String>) -> ApiResult<JsonOut> {
-    let admin = s.broker.admin(&c)?;
+    let admin = s.broker.admin(&c, "user.enable").await?;
     Ok(to_json(s.broker.enable_user(&admin, &name).await?))
 }
 
@@ -162,12 +163,12 @@ async fn revoke_session(State(s): State<AppState>, Session(c): Session, Path(id)
 }
 
 async fn list_keys(State(s): State<AppState>, Session(c): Session) -> ApiResult<JsonOut> {
-    let admin = s.broker.admin(&c)?;
+    let admin = s.broker.admin(&c, "keys.list").await?;
     Ok(to_json(s.broker.list_keys(&admin).await?))
 }
 
 async fn rotate_keys(State(s): State<AppState>, Session(c): Session) -> ApiResult<JsonOut> {
-    let admin = s.broker.admin(&c)?;
+    let admin = s.broker.admin(&c, "keys.rotate").await?;
     Ok(to_json(s.broker.rotate_keys(&admin).await?))
 }
 
@@ -175,7 +176,7 @@ async fn rotate_keys(State(s): State<AppState>, Session(c): Session) -> ApiResul
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
 async fn audit(State(s): State<AppState>, Session(c): Session, Query(q): Query<AuditQuery>) -> ApiResult<JsonOut> {
-    let admin = s.broker.admin(&c)?;
+    let admin = s.broker.admin(&c, "audit.read").await?;
     let limit = q.limit.unwrap_or(500);
     let wait = Duration::from_secs(q.wait.unwrap_or(0)).min(MAX_WAIT);
     let deadline = tokio::time::Instant::now() + wait;
@@ -189,4 +190,35 @@ async fn audit(State(s): State<AppState>, Session(c): Session, Query(q): Query<A
         // Other replicas append without notifying us; the deadline bounds that wait.
         let _ = tokio::time::timeout_at(deadline, notified).await;
     }
+}
+
+/// The benchmark floor: the same stack as `/v1/assume` (routing, JSON in and out, one
+/// Ed25519 signature) without authentication, decision or storage.
+async fn bench_floor(State(s): State<AppState>, Json(req): Json<AssumeRequest>) -> ApiResult<JsonOut> {
+    let Some(key) = &s.bench_floor else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; enable it with [bench] floor = true"));
+    };
+    let now = s.broker.now();
+    let mut rng = rand_core::OsRng;
+    let claims = stint_core::jwt::Claims {
+        iss: "stint-bench-floor".into(),
+        sub: stint_core::ids::UserId::random(&mut rng),
+        aud: vec!["stint-bench-floor".into()],
+        role: req.role,
+        sid: stint_core::ids::SessionId::random(&mut rng),
+        jti: stint_core::ids::TokenId::random(&mut rng),
+        iat: now,
+        exp: now.plus(Ttl::from_secs(60)?),
+        preferred_username: "bench".into(),
+    };
+    let token = stint_core::jwt::sign(&claims, key);
+    Ok(to_json(AssumeResponse {
+        token,
+        token_type: "Bearer".into(),
+        role: claims.role,
+        jti: claims.jti.to_string(),
+        issued_at: claims.iat.to_rfc3339(),
+        expires_at: claims.exp.to_rfc3339(),
+        expires_in: 60,
+    }))
 }

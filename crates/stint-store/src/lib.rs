@@ -5,7 +5,6 @@
 mod codec;
 mod error;
 mod postgres;
-mod spec;
 mod sqlite;
 
 use std::path::Path;
@@ -16,8 +15,8 @@ use stint_core::store::Store;
 
 pub use error::StoreError;
 pub use postgres::PostgresStore;
-pub use spec::describe;
 pub use sqlite::SqliteStore;
+pub use stint_core::spec::describe;
 
 /// Opens the store named by `spec`: `"sqlite"` (the file `data_dir/stint.db`) or a
 /// `postgres://` / `postgresql://` URL.
@@ -26,7 +25,7 @@ pub async fn open(spec: &str, data_dir: &Path) -> Result<Arc<dyn Store>> {
         std::fs::create_dir_all(data_dir).map_err(error::store)?;
         return Ok(Arc::new(SqliteStore::open(&data_dir.join("stint.db"))?));
     }
-    if spec::is_postgres(spec) {
+    if stint_core::spec::is_postgres(spec) {
         return Ok(Arc::new(PostgresStore::connect(spec).await?));
     }
     Err(Error::invalid("invalid_store", format!("unknown store {:?}: use \"sqlite\" or a postgres:// URL", describe(spec))))

@@ -3,4 +3,14 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod bench;
 pub mod server;
+
+/// The HTTP layer hides internal causes from peers; the operator at the console needs them.
+pub fn operator_error(e: stint_core::Error) -> anyhow::Error {
+    match e {
+        stint_core::Error::Internal(cause) => anyhow::anyhow!(cause),
+        stint_core::Error::Store(cause) => anyhow::anyhow!("storage: {cause}"),
+        other => anyhow::anyhow!(other),
+    }
+}

@@ -8,6 +8,7 @@ use clap::Subcommand;
 use stint_server::config::{Config, LogFormat, Overrides};
 use stint_server::{App, SystemClock};
 
+use super::operator_error;
 use crate::output::Output;
 use crate::ServerOpts;
 
@@ -68,8 +69,11 @@ pub async fn serve(o: ServerOpts) -> Result<ExitCode> {
             "using a master key generated in the data directory: this suits one machine only; for replicas or backups set STINT_MASTER_KEY_FILE to a key kept apart from the data"
         );
     }
-    let store = stint_store::open(&cfg.store, &cfg.data_dir).await.with_context(|| format!("cannot open the store {}", stint_store::describe(&cfg.store)))?;
-    let app = App::new(&cfg, store, Arc::new(SystemClock), kek).await.context("cannot start")?;
+    let store = stint_store::open(&cfg.store, &cfg.data_dir)
+        .await
+        .map_err(operator_error)
+        .with_context(|| format!("cannot open the store {}", stint_store::describe(&cfg.store)))?;
+    let app = App::new(&cfg, store, Arc::new(SystemClock), kek).await.map_err(operator_error).context("cannot start")?;
     if let (Some(token), Some(expires)) = (&app.startup.bootstrap_token, app.startup.bootstrap_expires_at) {
         // Printed to stdout for the operator, never to the log.
         println!("\nNo users yet. Create the first administrator within the hour (until {expires}) with:\n");

@@ -46,12 +46,14 @@ pub struct KeyInfo {
 }
 
 impl Broker {
-    pub fn admin<'a>(&self, caller: &'a Caller) -> Result<Admin<'a>> {
+    /// Proof that `caller` administers, or a refusal that is itself audited.
+    pub async fn admin<'a>(&self, caller: &'a Caller, action: &str) -> Result<Admin<'a>> {
         if caller.user.in_group(&self.cfg.admin_group) {
-            Ok(Admin(caller))
-        } else {
-            Err(Error::forbidden("admin_required", format!("this needs a member of the {} group", self.cfg.admin_group)))
+            return Ok(Admin(caller));
         }
+        let d = Draft::new(self.now(), Event::RequestRefused, Outcome::Failure).actor(&caller.user.id).reason("admin_required").detail("action", action);
+        self.commit(Change::audit_only(d)).await?;
+        Err(Error::forbidden("admin_required", format!("this needs a member of the {} group", self.cfg.admin_group)))
     }
 
     async fn target_user(&self, name: &str) -> Result<User> {
@@ -125,7 +127,7 @@ impl Broker {
             return Err(Error::not_found("unknown_session", format!("no session {id}")));
         };
         if session.user_id != caller.user.id {
-            self.admin(caller)?;
+            self.admin(caller, "session.revoke").await?;
         }
         let d = Draft::new(self.now(), Event::SessionRevoked, Outcome::Success).actor(&caller.user.id).subject(&id).detail("owner", &session.user_id);
         self.commit(Change::default().with(Mutation::RevokeSession { session: id, at: self.now() }).record(d)).await.map(|_| ())

@@ -119,6 +119,8 @@ pub struct Broker {
     observer: Arc<dyn Observer>,
     keyring: RwLock<Option<Arc<Keyring>>>,
     throttle: Mutex<Throttle>,
+    /// SHA-256 of a token → its verified claims (see `Broker::verified`).
+    verified_cache: RwLock<std::collections::HashMap<[u8; 32], Arc<crate::jwt::Claims>>>,
 }
 
 /// What the first start produced for the operator.
@@ -140,7 +142,7 @@ impl Broker {
         observer: Arc<dyn Observer>,
     ) -> Broker {
         let throttle = Mutex::new(Throttle::new(cfg.throttle));
-        Broker { cfg, store, clock, entropy, kek, work, observer, keyring: RwLock::new(None), throttle }
+        Broker { cfg, store, clock, entropy, kek, work, observer, keyring: RwLock::new(None), throttle, verified_cache: RwLock::default() }
     }
 
     pub fn config(&self) -> &BrokerConfig {

@@ -8,6 +8,8 @@ use crate::policy::{GrantReason, Permit};
 use crate::store::Change;
 use crate::time::{Timestamp, Ttl};
 
+use std::sync::Arc;
+
 use super::{Broker, Caller};
 
 /// A role the caller may assume, and why.
@@ -48,6 +50,9 @@ impl Introspection {
         Introspection { active: false, claims: None }
     }
 }
+
+/// Tokens whose verified claims are remembered; past this the cache starts over.
+const VERIFIED_CACHE_MAX: usize = 65_536;
 
 /// How often an unknown `kid` may trigger a reload of keys from the store.
 const KEY_RELOAD_INTERVAL_SECS: i64 = 1;
@@ -129,16 +134,41 @@ impl Broker {
                 ring = self.keyring()?;
             }
         }
-        let Ok(v) = jwt::verify(token, &ring.public, &self.cfg.issuer, &self.cfg.audience, now) else {
+        let Some(claims) = self.verified(token, &ring.public, now) else {
             return Ok(Introspection::inactive());
         };
-        let Some((session, user)) = self.store.session(&v.claims.sid).await? else {
+        // Revocation is never cached: the session and its owner are read on every call.
+        let Some((session, user)) = self.store.session(&claims.sid).await? else {
             return Ok(Introspection::inactive());
         };
-        if !session.active_at(now) || user.disabled || user.id != v.claims.sub {
+        if !session.active_at(now) || user.disabled || user.id != claims.sub {
             return Ok(Introspection::inactive());
         }
-        Ok(Introspection { active: true, claims: Some(v.claims) })
+        Ok(Introspection { active: true, claims: Some((*claims).clone()) })
+    }
+
+    /// The claims of a token whose signature verified, from the cache when this exact token
+    /// verified before. A signature check is the most expensive step of introspection and
+    /// services present the same token again and again. Expiry is re-checked on every hit;
+    /// a cached token's key cannot leave the JWKS before the token expires.
+    fn verified(&self, token: &str, keys: &[crate::crypto::PublicKey], now: Timestamp) -> Option<Arc<Claims>> {
+        use sha2::Digest;
+        if token.len() > jwt::MAX_TOKEN_BYTES {
+            return None;
+        }
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        if let Some(c) = self.verified_cache.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return (now < c.exp).then_some(c);
+        }
+        let claims = Arc::new(jwt::verify(token, keys, &self.cfg.issuer, &self.cfg.audience, now).ok()?.claims);
+        if let Ok(mut m) = self.verified_cache.write() {
+            if m.len() >= VERIFIED_CACHE_MAX {
+                // Crude but bounded: start over rather than track recency on the hot path.
+                m.clear();
+            }
+            m.insert(key, claims.clone());
+        }
+        Some(claims)
     }
 
     /// The RFC 7517 key set of every key a live token may be signed with.
@@ -147,11 +177,18 @@ impl Broker {
         Ok(serde_json::json!({ "keys": ring.public.iter().map(|k| k.jwk()).collect::<Vec<_>>() }))
     }
 
-    /// Publishes keys again when a retired key's last token has expired, without a restart.
-    pub async fn refresh_keys_if_due(&self) -> Result<()> {
+    /// Reloads keys when the store's differ from ours: another replica rotated, or a retired
+    /// key's last token expired and it leaves the JWKS. Runs periodically, without a restart.
+    pub async fn refresh_keys(&self) -> Result<()> {
         let ring = self.keyring()?;
-        let due = self.store.signing_keys().await?.iter().any(|k| !k.publishable(self.now()) && ring.public.iter().any(|p| p.kid() == k.kid));
-        if due {
+        let now = self.now();
+        let keys = self.store.signing_keys().await?;
+        let mut published: Vec<&str> = keys.iter().filter(|k| k.publishable(now)).map(|k| k.kid.as_str()).collect();
+        let mut ours: Vec<&str> = ring.public.iter().map(|k| k.kid()).collect();
+        published.sort_unstable();
+        ours.sort_unstable();
+        let active = keys.iter().filter(|k| k.retired_at.is_none()).max_by_key(|k| (k.created_at, k.kid.clone())).map(|k| k.kid.as_str());
+        if published != ours || active != Some(ring.signer.kid()) {
             self.reload_keys().await?;
         }
         Ok(())

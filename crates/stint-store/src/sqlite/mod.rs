@@ -32,6 +32,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     writer: Writer,
     readers: Readers,
+    _checkpointer: Checkpointer,
 }
 
 impl SqliteStore {
@@ -42,7 +43,8 @@ impl SqliteStore {
         configure_writer(&conn)?;
         migrate(&mut conn)?;
         let readers = Readers::open(path)?;
-        Ok(SqliteStore { writer: Writer::start(conn)?, readers })
+        let checkpointer = Checkpointer::start(path)?;
+        Ok(SqliteStore { writer: Writer::start(conn)?, readers, _checkpointer: checkpointer })
     }
 
     fn all<T>(&self, sql: &str, p: impl Params, decode: impl Fn(&Row<'_>) -> Result<T>) -> Result<Vec<T>> {
@@ -89,6 +91,8 @@ fn configure_writer(conn: &Connection) -> Result<()> {
     // must not lose records the server already acknowledged.
     conn.pragma_update(None, "synchronous", "FULL").map_err(store)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(store)?;
+    // Checkpoints run on their own thread (see `Checkpointer`), not inside a commit.
+    conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(store)?;
     // The writer runs ~20 distinct statements; keep them all prepared.
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
@@ -197,5 +201,44 @@ impl Store for SqliteStore {
 
     async fn audit_head(&self) -> Result<Option<(u64, String)>> {
         Ok(codec::public_head(write::read_head(&self.readers.get())?))
+    }
+}
+
+/// How often WAL frames are copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Copies the WAL back into the database on its own thread. SQLite's automatic checkpoint
+/// would run inside whichever commit crossed the threshold, adding the database file's
+/// fsync to that request's latency; a PASSIVE checkpoint here never blocks the writer.
+struct Checkpointer {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Checkpointer> {
+        let conn = Connection::open(path).map_err(store)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(store)?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("stint-sqlite-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!(error = %e, "sqlite checkpoint failed; will retry");
+                    }
+                }
+            })
+            .map_err(store)?;
+        Ok(Checkpointer { stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }

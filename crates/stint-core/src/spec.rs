@@ -1,6 +1,6 @@
 //! Store specs as operators write them, and how to show them without leaking a password.
 
-pub(crate) fn is_postgres(spec: &str) -> bool {
+pub fn is_postgres(spec: &str) -> bool {
     spec.starts_with("postgres://") || spec.starts_with("postgresql://")
 }
 

@@ -1,0 +1,443 @@
+//! `stint bench`: drives a stint server over HTTP with concurrent clients and reports
+//! count, rate, latency percentiles and errors per scenario. Without `--server` it starts
+//! its own server (this binary, a fresh data directory) so a run is reproducible anywhere.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+use crate::output::Output;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// One signature, no storage, same HTTP stack: the ceiling issuance is compared to
+    Floor,
+    /// `POST /v1/assume`: authenticate, decide, audit durably, sign
+    Assume,
+    /// `POST /v1/introspect`: verify, read session and owner
+    Introspect,
+    /// `POST /v1/auth/login`: argon2id password + TOTP, new session
+    Login,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Scenarios to run, in order
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scenario::Floor, Scenario::Assume, Scenario::Introspect, Scenario::Login])]
+    scenarios: Vec<Scenario>,
+    /// How long each closed-loop scenario runs
+    #[arg(long, default_value = "10s")]
+    duration: String,
+    /// Concurrent clients (closed loop: each sends its next request when the last returns)
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Open loop instead: this many requests per second, latency measured from the scheduled time
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Users that each log in once in the login scenario (a TOTP code is single use)
+    #[arg(long, default_value_t = 200)]
+    login_users: usize,
+    /// Also seed this many live sessions, touch them all, and report the server's memory
+    #[arg(long)]
+    sessions: Option<usize>,
+    /// Where the temporary server keeps its data (default: a new directory under /tmp)
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Store for the temporary server: `sqlite` (durable, WAL) or a postgres:// URL
+    #[arg(long, default_value = "sqlite")]
+    store: String,
+    /// Output format
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+    output: Output,
+}
+
+#[derive(Serialize)]
+struct Report {
+    scenario: String,
+    requests: u64,
+    errors: u64,
+    seconds: f64,
+    rate: f64,
+    mean_ms: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+fn report(scenario: &str, mut lat: Vec<Duration>, errors: u64, elapsed: Duration) -> Report {
+    lat.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let pct = |p: f64| lat.get(((lat.len() as f64 * p).ceil() as usize).saturating_sub(1)).map_or(0.0, |d| ms(*d));
+    let n = lat.len() as u64;
+    Report {
+        scenario: scenario.to_owned(),
+        requests: n + errors,
+        errors,
+        seconds: elapsed.as_secs_f64(),
+        rate: n as f64 / elapsed.as_secs_f64(),
+        mean_ms: if n == 0 { 0.0 } else { lat.iter().map(|d| ms(*d)).sum::<f64>() / n as f64 },
+        p50_ms: pct(0.50),
+        p95_ms: pct(0.95),
+        p99_ms: pct(0.99),
+        max_ms: lat.last().map_or(0.0, |d| ms(*d)),
+    }
+}
+
+/// One kind of request, built fresh for each call so every request is complete.
+type MakeRequest = Arc<dyn Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder + Send + Sync>;
+
+async fn closed_loop(http: &reqwest::Client, make: MakeRequest, concurrency: usize, duration: Duration) -> (Vec<Duration>, u64, Duration) {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency {
+        let (http, make) = (http.clone(), make.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut errors, mut i) = (Vec::new(), 0u64, worker);
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match make(&http, i).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+                i += concurrency;
+            }
+            (lat, errors)
+        }));
+    }
+    collect(tasks, start).await
+}
+
+/// Sends at a fixed rate; each latency counts from when the request was due, so a stalled
+/// server cannot hide its queueing (no coordinated omission).
+async fn open_loop(http: &reqwest::Client, make: MakeRequest, rate: u64, duration: Duration) -> (Vec<Duration>, u64, Duration) {
+    let start = Instant::now();
+    let total = (rate as f64 * duration.as_secs_f64()) as usize;
+    let in_flight = Arc::new(Semaphore::new(1024));
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let (http, make, permit) = (http.clone(), make.clone(), in_flight.clone().acquire_owned().await);
+        tasks.push(tokio::spawn(async move {
+            let _permit = permit;
+            match make(&http, i).send().await {
+                Ok(r) if r.status().is_success() => {
+                    let _ = r.bytes().await;
+                    (vec![due.elapsed()], 0)
+                }
+                _ => (vec![], 1),
+            }
+        }));
+    }
+    collect(tasks, start).await
+}
+
+async fn collect(tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, u64)>>, start: Instant) -> (Vec<Duration>, u64, Duration) {
+    let (mut lat, mut errors) = (Vec::new(), 0);
+    for t in tasks {
+        if let Ok((l, e)) = t.await {
+            lat.extend(l);
+            errors += e;
+        }
+    }
+    (lat, errors, start.elapsed())
+}
+
+const PASSWORD: &str = "bench password, long enough";
+
+/// The server this run started: killed when dropped.
+struct Spawned {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_server(data: &Path, store: &str) -> Result<(Spawned, String)> {
+    use std::io::BufRead;
+    std::fs::create_dir_all(data)?;
+    let config = data.join("bench.toml");
+    std::fs::write(&config, "[bench]\nfloor = true\n")?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .arg("server")
+        .arg("--config")
+        .arg(&config)
+        .arg("--data")
+        .arg(data)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--store", store])
+        .env("STINT_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start the server")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let spawned = Spawned { child, url: format!("http://127.0.0.1:{port}") };
+    let token = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.split("--token ").nth(1).map(|t| t.trim().to_owned()))
+        .context("the server printed no bootstrap token (is the data directory new?)")?;
+    Ok((spawned, token))
+}
+
+fn now() -> stint_core::Timestamp {
+    use stint_core::Clock;
+    stint_server::SystemClock.now()
+}
+
+async fn call(http: &reqwest::Client, url: String, bearer: Option<&str>, body: Value) -> Result<Value> {
+    let mut req = http.post(url).json(&body);
+    if let Some(b) = bearer {
+        req = req.bearer_auth(b);
+    }
+    let resp = req.send().await?;
+    let status = resp.status();
+    let v: Value = resp.json().await?;
+    if !status.is_success() {
+        bail!("setup request failed: {status} {v}");
+    }
+    Ok(v)
+}
+
+/// Enrolls with `code`; returns the TOTP secret.
+async fn enroll(http: &reqwest::Client, url: &str, code: &str) -> Result<Vec<u8>> {
+    let e = call(http, format!("{url}/v1/enroll"), None, json!({ "code": code, "password": PASSWORD })).await?;
+    Ok(data_encoding::BASE32_NOPAD.decode(e["totp_secret"].as_str().unwrap_or("").as_bytes())?)
+}
+
+async fn login(http: &reqwest::Client, url: &str, name: &str, secret: &[u8]) -> Result<String> {
+    let code = stint_core::totp::code_at(secret, now());
+    let l = call(http, format!("{url}/v1/auth/login"), None, json!({ "username": name, "password": PASSWORD, "totp": code })).await?;
+    Ok(l["session_token"].as_str().unwrap_or("").to_owned())
+}
+
+/// Creates `n` enrolled users named `{prefix}{i}`, a few at a time (enrollment hashes a password).
+async fn users(http: &reqwest::Client, url: &str, admin: &str, prefix: &str, n: usize) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(8) {
+        let mut tasks = Vec::new();
+        for i in chunk {
+            let (http, url, admin, name) = (http.clone(), url.to_owned(), admin.to_owned(), format!("{prefix}{i}"));
+            tasks.push(tokio::spawn(async move {
+                let add = call(&http, format!("{url}/v1/users"), Some(&admin), json!({ "name": name })).await?;
+                let secret = enroll(&http, &url, add["enrollment_code"].as_str().unwrap_or("")).await?;
+                Ok::<_, anyhow::Error>((name, secret))
+            }));
+        }
+        for t in tasks {
+            out.push(t.await??);
+        }
+    }
+    Ok(out)
+}
+
+pub async fn run(a: BenchArgs) -> Result<ExitCode> {
+    let duration: stint_core::Ttl = a.duration.parse()?;
+    let duration = Duration::from_secs(duration.as_secs());
+    let data = a.data.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("stint-bench-{}", std::process::id())));
+    if data.join("stint.db").exists() {
+        bail!("{} already holds a stint database; give --data a new directory", data.display());
+    }
+    let (server, bootstrap) = spawn_server(&data, &a.store)?;
+    let url = server.url.clone();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency.max(64)).build()?;
+    eprintln!("bench: server {url}, store {}, data {}", stint_store::describe(&a.store), data.display());
+
+    // Setup: an administrator, the users whose sessions issue, and the users who log in.
+    let b = call(&http, format!("{url}/v1/bootstrap"), None, json!({ "token": bootstrap, "username": "bench-admin" })).await?;
+    let secret = enroll(&http, &url, b["enrollment_code"].as_str().unwrap_or("")).await?;
+    let admin = login(&http, &url, "bench-admin", &secret).await?;
+    let holders = users(&http, &url, &admin, "holder", a.concurrency).await?;
+    let mut sessions = Vec::new();
+    for (name, secret) in &holders {
+        sessions.push(login(&http, &url, name, secret).await?);
+    }
+    let sessions = Arc::new(sessions);
+    let mut tokens = Vec::new();
+    for s in sessions.iter() {
+        tokens.push(
+            call(&http, format!("{url}/v1/assume"), Some(s), json!({ "role": "readonly", "ttl": "1h" })).await?["token"].as_str().unwrap_or("").to_owned(),
+        );
+    }
+    let tokens = Arc::new(tokens);
+
+    let mut reports = Vec::new();
+    for scenario in &a.scenarios {
+        eprintln!("bench: {scenario:?}…");
+        let (lat, errors, elapsed) = match scenario {
+            Scenario::Login => {
+                let people = users(&http, &url, &admin, "login", a.login_users).await?;
+                let people = Arc::new(people);
+                let url = url.clone();
+                let make: MakeRequest = Arc::new(move |h, i| {
+                    let (name, secret) = &people[i % people.len()];
+                    let code = stint_core::totp::code_at(secret, now());
+                    h.post(format!("{url}/v1/auth/login")).json(&json!({ "username": name, "password": PASSWORD, "totp": code }))
+                });
+                once_each(&http, make, a.login_users, a.concurrency).await
+            }
+            _ => {
+                let make = request_for(*scenario, &url, sessions.clone(), tokens.clone());
+                match a.rate {
+                    Some(rate) => open_loop(&http, make, rate, duration).await,
+                    None => closed_loop(&http, make, a.concurrency, duration).await,
+                }
+            }
+        };
+        let name = match a.rate {
+            Some(r) if *scenario != Scenario::Login => format!("{scenario:?} @{r}/s").to_lowercase(),
+            _ => format!("{scenario:?}").to_lowercase(),
+        };
+        reports.push(report(&name, lat, errors, elapsed));
+    }
+    let memory = match a.sessions {
+        Some(n) => Some(memory(&http, &url, &a.store, &data, server.child.id(), n, a.concurrency).await?),
+        None => None,
+    };
+    print(&a, &reports, memory.as_ref())?;
+    drop(server);
+    if a.data.is_none() {
+        let _ = std::fs::remove_dir_all(&data);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn request_for(scenario: Scenario, url: &str, sessions: Arc<Vec<String>>, tokens: Arc<Vec<String>>) -> MakeRequest {
+    let url = url.to_owned();
+    match scenario {
+        Scenario::Floor => Arc::new(move |h, _| h.post(format!("{url}/v1/bench/floor")).json(&json!({ "role": "readonly" }))),
+        Scenario::Assume => Arc::new(move |h, i| {
+            h.post(format!("{url}/v1/assume")).bearer_auth(&sessions[i % sessions.len()]).json(&json!({ "role": "readonly", "ttl": "5m" }))
+        }),
+        Scenario::Introspect | Scenario::Login => {
+            Arc::new(move |h, i| h.post(format!("{url}/v1/introspect")).form(&[("token", tokens[i % tokens.len()].as_str())]))
+        }
+    }
+}
+
+/// Sends exactly `n` requests, `concurrency` at a time.
+async fn once_each(http: &reqwest::Client, make: MakeRequest, n: usize, concurrency: usize) -> (Vec<Duration>, u64, Duration) {
+    let start = Instant::now();
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let permit = permits.clone().acquire_owned().await;
+        let (http, make) = (http.clone(), make.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = permit;
+            let t = Instant::now();
+            match make(&http, i).send().await {
+                Ok(r) if r.status().is_success() => (vec![t.elapsed()], 0),
+                _ => (vec![], 1),
+            }
+        }));
+    }
+    collect(tasks, start).await
+}
+
+#[derive(Serialize)]
+struct Memory {
+    sessions: usize,
+    touched: u64,
+    errors: u64,
+    rss_mib: f64,
+    peak_rss_mib: f64,
+}
+
+/// Seeds `n` live sessions straight into the store, touches each once over HTTP, then reads
+/// the server's resident memory from /proc.
+async fn memory(http: &reqwest::Client, url: &str, store: &str, data: &Path, pid: u32, n: usize, concurrency: usize) -> Result<Memory> {
+    use stint_core::bearer::{mint, BearerKind};
+    use stint_core::ids::{SessionId, UserId, Username};
+    use stint_core::model::{Session, User};
+    use stint_core::store::{Change, Mutation};
+    eprintln!("bench: seeding {n} sessions…");
+    let db = stint_store::open(store, data).await.map_err(super::operator_error)?;
+    let mut rng = rand_core::OsRng;
+    let t = now();
+    let mut bearers = Vec::with_capacity(n);
+    for batch in 0..n.div_ceil(1000) {
+        let user = User {
+            id: UserId::random(&mut rng),
+            name: Username::parse(&format!("seeded{batch}"))?,
+            groups: vec![],
+            disabled: false,
+            password_hash: None,
+            totp_sealed: None,
+            totp_last_step: 0,
+            created_at: t,
+        };
+        let mut change = Change::default();
+        for _ in 0..1000.min(n - batch * 1000) {
+            let b = mint(BearerKind::Session, &mut rng);
+            let s = Session {
+                id: SessionId::random(&mut rng),
+                lookup: b.lookup,
+                secret_hash: b.hash.to_vec(),
+                user_id: user.id.clone(),
+                created_at: t,
+                expires_at: stint_core::Timestamp(t.0 + 8 * 3600),
+                revoked_at: None,
+            };
+            bearers.push(b.value.expose().to_owned());
+            change.mutations.push(Mutation::InsertSession(s));
+        }
+        change.mutations.insert(0, Mutation::InsertUser(user));
+        db.apply(change).await?;
+    }
+    let bearers = Arc::new(bearers);
+    let url = url.to_owned();
+    let make: MakeRequest = Arc::new(move |h, i| h.get(format!("{url}/v1/whoami")).bearer_auth(&bearers[i]));
+    let (lat, errors, _) = once_each(http, make, n, concurrency).await;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading the server's memory needs Linux /proc")?;
+    let kib =
+        |key: &str| status.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    Ok(Memory { sessions: n, touched: lat.len() as u64, errors, rss_mib: kib("VmRSS:") / 1024.0, peak_rss_mib: kib("VmHWM:") / 1024.0 })
+}
+
+fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>) -> Result<()> {
+    let floor = reports.iter().find(|r| r.scenario.starts_with("floor")).map(|r| r.rate);
+    let assume = reports.iter().find(|r| r.scenario.starts_with("assume")).map(|r| r.rate);
+    let ratio = floor.zip(assume).map(|(f, i)| i / f);
+    let value = json!({ "concurrency": a.concurrency, "rate": a.rate, "store": stint_store::describe(&a.store), "scenarios": reports, "issuance_over_floor": ratio, "memory": memory });
+    a.output.print(&value, |_| {
+        println!(
+            "{:<18} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "scenario", "requests", "errors", "rate/s", "mean ms", "p50 ms", "p95 ms", "p99 ms", "max ms"
+        );
+        for r in reports {
+            println!(
+                "{:<18} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                r.scenario, r.requests, r.errors, r.rate, r.mean_ms, r.p50_ms, r.p95_ms, r.p99_ms, r.max_ms
+            );
+        }
+        if let Some(r) = ratio {
+            println!("issuance / floor: {:.0} %", r * 100.0);
+        }
+        if let Some(m) = memory {
+            println!(
+                "memory: {} live sessions ({} touched, {} errors): RSS {:.1} MiB, peak {:.1} MiB",
+                m.sessions, m.touched, m.errors, m.rss_mib, m.peak_rss_mib
+            );
+        }
+    })
+}

@@ -11,6 +11,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::output::Output;
 
+/// mimalloc: fewer cycles per request than the system allocator and, unlike glibc with many
+/// threads, returns freed memory instead of growing per-thread arenas (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "stint", version, about = "Short-lived, identity-bound credentials for small teams", propagate_version = true)]
 struct Cli {

@@ -43,12 +43,17 @@ impl Drop for Server {
 }
 
 fn start_server(data: &Path) -> (Server, String) {
+    start_server_with(data, &[])
+}
+
+fn start_server_with(data: &Path, extra: &[&str]) -> (Server, String) {
     let port = free_port();
     let log = data.with_extension("log");
     let mut child = stint()
         .args(["server", "--data"])
         .arg(data)
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
         .env("STINT_LOG", "debug")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -203,13 +208,23 @@ fn readme_walkthrough_against_the_real_binary() {
         assert!(!tail.contains(s.as_str()), "a secret leaked into the audit log");
     }
 
+    // Removing the newest records is detected through the separately kept chain head.
+    let db = data.join("stint.db");
+    let backup = root.join("stint.db.bak");
+    std::fs::copy(&db, &backup).unwrap();
+    let sql = |q: &str| {
+        let script = "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()";
+        assert!(Command::new(python()).args(["-c", script]).arg(&db).arg(q).status().unwrap().success());
+    };
+    sql("DELETE FROM audit WHERE seq > (SELECT MAX(seq) - 2 FROM audit)");
+    let out = run(&admin_home, &["audit", "verify", "--data", data_s, "-o", "json"], None);
+    assert_eq!(out.status.code(), Some(2), "truncation exits 2: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["break"]["problem"], "truncated", "{v}");
+    std::fs::copy(&backup, &db).unwrap();
+
     // Editing one record is detected and located.
-    let edited = Command::new(python())
-        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE audit SET actor='mallory' WHERE seq=5\"); c.commit()"])
-        .arg(data.join("stint.db"))
-        .status()
-        .unwrap();
-    assert!(edited.success());
+    sql("UPDATE audit SET actor='mallory' WHERE seq=5");
     let out = run(&admin_home, &["audit", "verify", "--data", data_s, "-o", "json"], None);
     assert_eq!(out.status.code(), Some(2), "tampering exits non-zero");
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -218,5 +233,53 @@ fn readme_walkthrough_against_the_real_binary() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("record 5 was edited"));
 
     drop(server);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The same binary on PostgreSQL: `--store postgres://…`, JSON logs, and `audit verify --store`.
+#[test]
+fn postgres_store_json_logs_and_offline_verify() {
+    let base = std::env::var("STINT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let schema = format!("stint_walk_{}", std::process::id());
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+    let root = std::env::temp_dir().join(format!("stint-walk-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let home = root.join("admin");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let psql = |sql: String| {
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await.expect("PostgreSQL at STINT_TEST_POSTGRES_URL");
+            tokio::spawn(conn);
+            client.batch_execute(&sql).await.unwrap();
+        })
+    };
+    // Operators create the schema a search_path names; stint creates its tables in it.
+    psql(format!("CREATE SCHEMA {schema}"));
+    let (server, bootstrap) = start_server_with(&root.join("data"), &["--store", &url, "--log-format", "json"]);
+    let b = ok_json(&home, &["bootstrap", "--server", &server.url, "--token", &bootstrap, "--username", "root", "-o", "json"], None);
+    let (_, login) = enroll_and_login(&server.url, &home, "root", b["enrollment_code"].as_str().unwrap());
+    assert_eq!(login["username"], "root");
+    let token = ok_json(&home, &["assume", "readonly", "-o", "json"], None)["token"].as_str().unwrap().to_owned();
+    let users = ok_json(&home, &["user", "list", "-o", "json"], None);
+    assert_eq!(users[0]["name"], "root");
+
+    let v = ok_json(&home, &["audit", "verify", "--store", &url, "-o", "json"], None);
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["checked"].as_u64().unwrap() >= 8, "{v}");
+
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|_| panic!("--log-format json writes JSON lines: {l}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{l}");
+    }
+    assert!(!log.contains(&token) && !log.contains(&bootstrap) && !log.contains(PASSWORD));
+    assert!(!log.contains("$argon2id$") && !log.contains("with parameters"), "database parameters never reach the log");
+
+    drop(server);
+    psql(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -247,6 +247,9 @@ impl fmt::Display for Break {
             Break::Unlinked { seq, expected_seq } => {
                 write!(f, "chain broken at record {seq} (expected record {expected_seq} here): a record was deleted, inserted or reordered")
             }
+            Break::Truncated { last_seq, head_seq } if last_seq > head_seq => {
+                write!(f, "log ends at record {last_seq} but the chain head says {head_seq}: records were added past the head outside stint")
+            }
             Break::Truncated { last_seq, head_seq } => {
                 write!(f, "log ends at record {last_seq} but the chain head says {head_seq}: records were removed from the end")
             }

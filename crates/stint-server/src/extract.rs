@@ -101,19 +101,17 @@ impl FromRequestParts<AppState> for Session {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let value = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        let Some(value) = value else {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "missing_credentials",
-                "send your session as `Authorization: Bearer …`; run `stint login` first",
-            ));
+        let result = match value {
+            None => {
+                Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing_credentials", "send your session as `Authorization: Bearer …`; run `stint login` first"))
+            }
+            Some(v) if v.starts_with("ey") => Err(Broker::refuse_role_token_as_session().into()),
+            Some(v) => state.broker.authenticate(v.trim()).await.map_err(ApiError::from),
         };
-        let result = if value.starts_with("ey") { Err(Broker::refuse_role_token_as_session()) } else { state.broker.authenticate(value.trim()).await };
         match result {
             Ok(c) => Ok(Session(c)),
             Err(e) => {
                 let addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
-                let e = ApiError::from(e);
                 Err(refuse(state, parts.uri.path(), &addr, e).await)
             }
         }

@@ -97,9 +97,11 @@ async fn verify(a: VerifyArgs) -> Result<ExitCode> {
     };
     let mut v = Verifier::default();
     let mut last = 0;
-    // Walk to the end, then compare with the head read afterwards. Records appended while we
-    // walk move the head on: keep walking to it (a few rounds) rather than cry truncation.
-    for _ in 0..5 {
+    // Walk to the end, then compare with the head read afterwards. A head beyond the last
+    // record means either appends landed meanwhile (walk on to it) or records were removed
+    // from the end (a walk that finds nothing new): only the second is tampering.
+    for round in 0..5 {
+        let before = last;
         loop {
             let (records, _) = source.page(last, 0).await?;
             for r in &records {
@@ -113,7 +115,8 @@ async fn verify(a: VerifyArgs) -> Result<ExitCode> {
             }
         }
         let head = source.head().await?;
-        if head.as_ref().map_or(0, |h| h.0) <= last {
+        let head_seq = head.as_ref().map_or(0, |h| h.0);
+        if head_seq <= last || (round > 0 && last == before) {
             return report(&a.opts, v.checked, v.finish(head).err());
         }
     }

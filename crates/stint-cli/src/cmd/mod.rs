@@ -10,7 +10,16 @@ pub mod server;
 pub fn operator_error(e: stint_core::Error) -> anyhow::Error {
     match e {
         stint_core::Error::Internal(cause) => anyhow::anyhow!(cause),
-        stint_core::Error::Store(cause) => anyhow::anyhow!("storage: {cause}"),
+        stint_core::Error::Store(cause) => {
+            // Database errors keep their detail (e.g. PostgreSQL's message) in the source chain.
+            let mut text = format!("storage: {cause}");
+            let mut next = std::error::Error::source(&*cause);
+            while let Some(e) = next {
+                text.push_str(&format!(": {e}"));
+                next = e.source();
+            }
+            anyhow::anyhow!(text)
+        }
         other => anyhow::anyhow!(other),
     }
 }

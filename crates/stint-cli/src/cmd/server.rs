@@ -48,8 +48,13 @@ pub fn config(c: ConfigCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+const QUIET_DRIVER: &str = "tokio_postgres=info";
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STINT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // tokio-postgres logs statement parameters at debug level, and parameters carry password
+    // hashes and sealed secrets: never let a verbose filter turn that on.
+    let filter = filter.add_directive(QUIET_DRIVER.parse().unwrap_or_else(|_| unreachable!("static directive parses")));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {

@@ -83,15 +83,11 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Form<T> {
         let route = req.uri().path().to_owned();
         let addr = addr_of(&req);
         let bytes = body_of(req, state, "application/x-www-form-urlencoded").await?;
-        match serde_urlencoded_from(&bytes) {
-            Some(v) => Ok(Form(v)),
-            None => Err(refuse(state, &route, &addr, ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "malformed form body")).await),
+        match serde_urlencoded::from_bytes(&bytes) {
+            Ok(v) => Ok(Form(v)),
+            Err(_) => Err(refuse(state, &route, &addr, ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "malformed form body")).await),
         }
     }
-}
-
-fn serde_urlencoded_from<T: DeserializeOwned>(b: &[u8]) -> Option<T> {
-    axum::extract::Query::<T>::try_from_uri(&format!("/?{}", std::str::from_utf8(b).ok()?).parse().ok()?).ok().map(|q| q.0)
 }
 
 /// The authenticated caller, from `Authorization: Bearer <session token>`.

@@ -37,7 +37,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "10s")]
     duration: String,
     /// Concurrent clients (closed loop: each sends its next request when the last returns)
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// Open loop instead: this many requests per second, latency measured from the scheduled time
     #[arg(long)]

@@ -121,15 +121,27 @@ async fn closed_loop(http: &reqwest::Client, make: MakeRequest, concurrency: usi
 }
 
 /// Sends at a fixed rate; each latency counts from when the request was due, so a stalled
-/// server cannot hide its queueing (no coordinated omission).
+/// server cannot hide its queueing (no coordinated omission). A plain thread paces the
+/// requests: tokio's timer has millisecond granularity, which would add up to a millisecond
+/// of the client's own lateness to every figure.
 async fn open_loop(http: &reqwest::Client, make: MakeRequest, rate: u64, duration: Duration) -> (Vec<Duration>, u64, Duration) {
     let start = Instant::now();
     let total = (rate as f64 * duration.as_secs_f64()) as usize;
+    let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
+    std::thread::spawn(move || {
+        for i in 0..total {
+            let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if due_tx.send((i, due)).is_err() {
+                return;
+            }
+        }
+    });
     let in_flight = Arc::new(Semaphore::new(1024));
     let mut tasks = Vec::with_capacity(total);
-    for i in 0..total {
-        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
-        tokio::time::sleep_until(due.into()).await;
+    while let Some((i, due)) = due_rx.recv().await {
         let (http, make, permit) = (http.clone(), make.clone(), in_flight.clone().acquire_owned().await);
         tasks.push(tokio::spawn(async move {
             let _permit = permit;

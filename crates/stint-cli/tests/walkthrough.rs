@@ -43,10 +43,10 @@ impl Drop for Server {
 }
 
 fn start_server(data: &Path) -> (Server, String) {
-    start_server_with(data, &[])
+    start_server_with(data, &[], "debug")
 }
 
-fn start_server_with(data: &Path, extra: &[&str]) -> (Server, String) {
+fn start_server_with(data: &Path, extra: &[&str], log_filter: &str) -> (Server, String) {
     let port = free_port();
     let log = data.with_extension("log");
     let mut child = stint()
@@ -54,7 +54,7 @@ fn start_server_with(data: &Path, extra: &[&str]) -> (Server, String) {
         .arg(data)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(extra)
-        .env("STINT_LOG", "debug")
+        .env("STINT_LOG", log_filter)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -257,7 +257,7 @@ fn postgres_store_json_logs_and_offline_verify() {
     };
     // Operators create the schema a search_path names; stint creates its tables in it.
     psql(format!("CREATE SCHEMA {schema}"));
-    let (server, bootstrap) = start_server_with(&root.join("data"), &["--store", &url, "--log-format", "json"]);
+    let (server, bootstrap) = start_server_with(&root.join("data"), &["--store", &url, "--log-format", "json"], "trace,tokio_postgres::query=trace");
     let b = ok_json(&home, &["bootstrap", "--server", &server.url, "--token", &bootstrap, "--username", "root", "-o", "json"], None);
     let (_, login) = enroll_and_login(&server.url, &home, "root", b["enrollment_code"].as_str().unwrap());
     assert_eq!(login["username"], "root");

@@ -23,6 +23,7 @@ pub enum Event {
     UserEnrolled,
     UserDisabled,
     UserEnabled,
+    EnrollmentIssued,
     LoginSucceeded,
     LoginFailed,
     SessionStarted,
@@ -34,7 +35,7 @@ pub enum Event {
 }
 
 impl Event {
-    pub const ALL: [Event; 17] = [
+    pub const ALL: [Event; 18] = [
         Event::ConfigLoaded,
         Event::KeyCreated,
         Event::KeyRotated,
@@ -44,6 +45,7 @@ impl Event {
         Event::UserEnrolled,
         Event::UserDisabled,
         Event::UserEnabled,
+        Event::EnrollmentIssued,
         Event::LoginSucceeded,
         Event::LoginFailed,
         Event::SessionStarted,
@@ -65,6 +67,7 @@ impl Event {
             Event::UserEnrolled => "user.enrolled",
             Event::UserDisabled => "user.disabled",
             Event::UserEnabled => "user.enabled",
+            Event::EnrollmentIssued => "user.enrollment_issued",
             Event::LoginSucceeded => "auth.login.succeeded",
             Event::LoginFailed => "auth.login.failed",
             Event::SessionStarted => "session.started",
@@ -338,6 +341,7 @@ mod tests {
                 "user.enrolled",
                 "user.disabled",
                 "user.enabled",
+                "user.enrollment_issued",
                 "auth.login.succeeded",
                 "auth.login.failed",
                 "session.started",

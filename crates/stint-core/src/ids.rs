@@ -16,9 +16,10 @@ fn check_name(kind: &'static str, code: &'static str, s: &str, max: usize) -> Re
     Ok(())
 }
 
-/// Keeps error messages bounded when the input is huge.
+/// Peer-supplied text made fit for messages and audit records: at most 64 characters, and
+/// control characters (NUL, which PostgreSQL text refuses, newlines, escapes) replaced.
 pub(crate) fn truncate(s: &str) -> String {
-    s.chars().take(64).collect()
+    s.chars().take(64).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect()
 }
 
 macro_rules! name_type {

@@ -50,11 +50,19 @@ pub enum Mutation {
         at: Timestamp,
     },
     InsertKey(StoredKey),
-    RetireKey {
-        kid: String,
+    /// Retires every unretired key but `keep` (the one that signs from now on).
+    RetireKeysExcept {
+        keep: String,
         at: Timestamp,
         verify_until: Timestamp,
     },
+    /// Precondition: the user exists and is enabled (`user_disabled` otherwise), so a login
+    /// racing a disable cannot leave a live session behind.
+    RequireEnabledUser {
+        user: UserId,
+    },
+    /// Precondition: nobody has enrolled yet (`already_bootstrapped` otherwise).
+    RequireNoEnrolledUsers,
 }
 
 /// One atomic unit of work.
@@ -86,7 +94,8 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_name(&self, name: &Username) -> Result<Option<User>>;
     async fn user_by_id(&self, id: &UserId) -> Result<Option<User>>;
     async fn users(&self) -> Result<Vec<User>>;
-    async fn any_user(&self) -> Result<bool>;
+    /// Whether anyone has finished enrollment (until then a bootstrap token is offered).
+    async fn any_enrolled_user(&self) -> Result<bool>;
 
     /// A session with its owner, found by the lookup half of its bearer.
     async fn session_by_lookup(&self, lookup: &str) -> Result<Option<(Session, User)>>;

@@ -48,6 +48,19 @@ impl Throttle {
         }
     }
 
+    /// Checks every key and, if none is locked, counts this attempt against each of them
+    /// *before* the caller does the slow work, so concurrent attempts cannot all slip past
+    /// the check. A success later clears the keys (`success`); a failure needs nothing more.
+    pub fn attempt(&mut self, keys: &[String], now: Timestamp) -> Result<(), u64> {
+        for k in keys {
+            self.check(k, now)?;
+        }
+        for k in keys {
+            self.failure(k, now);
+        }
+        Ok(())
+    }
+
     pub fn failure(&mut self, key: &str, now: Timestamp) {
         if self.keys.len() >= self.cfg.max_keys && !self.keys.contains_key(key) {
             let window = self.cfg.window_secs;
@@ -100,6 +113,25 @@ mod tests {
         assert!(t.check("bob", now).is_ok(), "keys are independent");
         t.success("alice");
         assert!(t.check("alice", Timestamp(112)).is_ok());
+    }
+
+    #[test]
+    fn attempts_count_before_their_outcome() {
+        let mut t = Throttle::new(ThrottleConfig { free: 2, window_secs: 900, max_lock_secs: 8, max_keys: 10 });
+        let keys = ["addr:a".to_owned(), "user:x|addr:a".to_owned()];
+        let now = Timestamp(100);
+        // Three attempts in flight at once: the third is counted, the fourth refused.
+        assert!(t.attempt(&keys, now).is_ok());
+        assert!(t.attempt(&keys, now).is_ok());
+        assert!(t.attempt(&keys, now).is_ok());
+        assert_eq!(t.attempt(&keys, now), Err(1));
+        // A locked key refuses without counting against the others.
+        assert!(t.attempt(&["addr:b".to_owned()], now).is_ok());
+        assert_eq!(t.attempt(&["addr:b".to_owned(), "addr:a".to_owned()], now), Err(1));
+        assert!(t.check("addr:b", now).is_ok());
+        t.success("addr:a");
+        t.success("user:x|addr:a");
+        assert!(t.attempt(&keys, now).is_ok());
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users", get(list_users).post(add_user))
         .route("/v1/users/{name}/disable", post(disable_user))
         .route("/v1/users/{name}/enable", post(enable_user))
+        .route("/v1/users/{name}/enrollment", post(reissue_enrollment))
         .route("/v1/sessions/{id}/revoke", post(revoke_session))
         .route("/v1/keys", get(list_keys))
         .route("/v1/keys/rotate", post(rotate_keys))
@@ -135,6 +136,16 @@ async fn assume(State(s): State<AppState>, Session(c): Session, Json(req): Json<
 async fn add_user(State(s): State<AppState>, Session(c): Session, Json(req): Json<AddUserRequest>) -> ApiResult<JsonOut> {
     let admin = s.broker.admin(&c, "user.add").await?;
     let code = s.broker.add_user(&admin, &req.name, &req.groups).await?;
+    Ok(to_json(EnrollmentCode {
+        username: code.username.to_string(),
+        enrollment_code: code.code.expose().to_owned(),
+        expires_at: code.expires_at.to_rfc3339(),
+    }))
+}
+
+async fn reissue_enrollment(State(s): State<AppState>, Session(c): Session, Path(name): Path<String>) -> ApiResult<JsonOut> {
+    let admin = s.broker.admin(&c, "user.enrollment").await?;
+    let code = s.broker.reissue_enrollment(&admin, &name).await?;
     Ok(to_json(EnrollmentCode {
         username: code.username.to_string(),
         enrollment_code: code.code.expose().to_owned(),

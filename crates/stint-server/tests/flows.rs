@@ -298,3 +298,111 @@ async fn discovery_jwks_and_metrics() {
     let (s, _) = app.get("/readyz", None).await;
     assert_eq!(s, StatusCode::OK);
 }
+
+fn login_request(name: &str, password: &str, totp: &str, addr: &str) -> stint_core::broker::LoginRequest {
+    stint_core::broker::LoginRequest {
+        username: name.to_owned(),
+        password: stint_core::secret::SecretString::new(password.to_owned()),
+        totp: stint_core::secret::SecretString::new(totp.to_owned()),
+        addr: addr.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn concurrent_attempts_cannot_outrun_the_throttle() {
+    let app = common::spawn_app(Backend::Sqlite).await;
+    let admin = app.admin().await;
+    let attempts = (0..20).map(|_| app.login_raw(&admin.name, "wrong password here", "000000"));
+    let statuses: Vec<StatusCode> = futures_join_all(attempts).await.into_iter().map(|(s, _)| s).collect();
+    let through = statuses.iter().filter(|s| **s != StatusCode::TOO_MANY_REQUESTS).count();
+    assert!(through <= 6, "at most the free attempts plus one get past the throttle at once: {statuses:?}");
+    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS));
+}
+
+/// Polls every future to completion concurrently (a tiny join_all, to avoid a dependency).
+async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(Box::pin(f));
+    }
+    let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(|o| o.unwrap()).collect()
+}
+
+#[tokio::test]
+async fn strangers_cannot_lock_a_user_out_and_known_passwords_cannot_guess_codes_from_many_addresses() {
+    let app = common::spawn_app(Backend::Sqlite).await;
+    let admin = app.admin().await;
+    let broker = &app.state.broker;
+    // Someone without the password fails from another address, again and again...
+    for _ in 0..20 {
+        let _ = broker.login(login_request(&admin.name, "not the password", "000000", "198.51.100.7")).await;
+    }
+    // ...and the user still logs in from their own.
+    app.clock.advance(30);
+    let (s, v) = app.login_raw(&admin.name, PASSWORD, &app.totp(&admin.secret)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // Someone *with* the password guesses codes, one address per guess: the second factor's
+    // own counter stops them after the free attempts.
+    let mut codes = Vec::new();
+    for i in 0..12 {
+        let r = broker.login(login_request(&admin.name, PASSWORD, "000000", &format!("203.0.113.{i}"))).await;
+        codes.push(r.err().map(|e| e.code()).unwrap_or("ok"));
+    }
+    assert!(codes[..5].iter().all(|c| *c == "invalid_credentials"), "{codes:?}");
+    assert!(codes[6..].iter().all(|c| *c == "too_many_attempts"), "{codes:?}");
+    let reasons: Vec<String> = app.audit_events_after(0).await.into_iter().filter(|e| e.2 == "throttled_second_factor").map(|e| e.2).collect();
+    assert!(!reasons.is_empty(), "second-factor throttling is audited");
+}
+
+#[tokio::test]
+async fn enrollment_can_be_reissued_and_bootstrap_returns_until_someone_enrolls() {
+    let app = common::spawn_app(Backend::Sqlite).await;
+    // The first administrator is created but never enrolls; their code expires.
+    let (s, v) = app.post("/v1/bootstrap", None, json!({ "token": app.bootstrap_token, "username": "root" })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.clock.advance(25 * 3600);
+    let (s, e) = app.post("/v1/enroll", None, json!({ "code": v["enrollment_code"], "password": PASSWORD })).await;
+    assert_eq!((s, e["error"].as_str().unwrap()), (StatusCode::UNAUTHORIZED, "invalid_enrollment_code"));
+    // A restart offers a new bootstrap token, since nobody has enrolled.
+    let again = app.state.broker.start("restart").await.unwrap();
+    let token = again.bootstrap_token.expect("a new bootstrap token").expose().to_owned();
+    let (s, v) = app.post("/v1/bootstrap", None, json!({ "token": token, "username": "root2" })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let secret = app.enroll(v["enrollment_code"].as_str().unwrap()).await;
+    let admin = app.login("root2", &secret).await;
+    assert!(app.state.broker.start("restart").await.unwrap().bootstrap_token.is_none(), "no bootstrap once someone enrolled");
+
+    // An administrator reissues a code for a user whose code expired.
+    let (s, v) = app.post("/v1/users", Some(&admin.session), json!({ "name": "ivy" })).await;
+    assert_eq!(s, StatusCode::OK);
+    app.clock.advance(25 * 3600);
+    let (s, _) = app.post("/v1/enroll", None, json!({ "code": v["enrollment_code"], "password": PASSWORD })).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let admin = app.login("root2", &secret).await;
+    let (s, v) = app.post("/v1/users/ivy/enrollment", Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let ivy_secret = app.enroll(v["enrollment_code"].as_str().unwrap()).await;
+    app.login("ivy", &ivy_secret).await;
+    assert!(app.audit_events_after(0).await.iter().any(|e| e.0 == "user.enrollment_issued"));
+    let (s, v) = app.post("/v1/users/nobody/enrollment", Some(&admin.session), json!({})).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::NOT_FOUND, "unknown_user"));
+}

@@ -193,6 +193,14 @@ pub(crate) fn code_used() -> Error {
     Error::conflict("code_used", "this code was already used or has expired")
 }
 
+pub(crate) fn user_disabled() -> Error {
+    Error::conflict("user_disabled", "this user is disabled; ask an administrator")
+}
+
+pub(crate) fn already_bootstrapped() -> Error {
+    Error::conflict("already_bootstrapped", "stint already has an enrolled user; ask an administrator for an account")
+}
+
 /// Turns a precondition's "rows affected" into its conflict.
 pub(crate) fn require(rows: u64, conflict: impl FnOnce() -> Error) -> Result<()> {
     if rows == 0 {

@@ -108,7 +108,7 @@ async fn verified(store: &dyn Store) -> u64 {
 // ---------------------------------------------------------------- cases
 
 async fn users(store: Arc<dyn Store>) {
-    assert!(!store.any_user().await.unwrap());
+    assert!(!store.any_enrolled_user().await.unwrap());
     assert!(store.users().await.unwrap().is_empty());
     let mut alice = user("alice");
     alice.groups.push(GroupName::parse("ops").unwrap());
@@ -116,7 +116,7 @@ async fn users(store: Arc<dyn Store>) {
     // A change without audit records reports the unchanged head.
     assert_eq!(store.apply(insert(user("bob"))).await.unwrap(), 1);
 
-    assert!(store.any_user().await.unwrap());
+    assert!(!store.any_enrolled_user().await.unwrap(), "nobody has enrolled yet");
     same(&store.user_by_name(&name("alice")).await.unwrap().unwrap(), &alice);
     same(&store.user_by_id(&alice.id).await.unwrap().unwrap(), &alice);
     assert!(store.user_by_name(&name("carol")).await.unwrap().is_none());
@@ -145,6 +145,30 @@ async fn credentials(store: Arc<dyn Store>) {
         store.apply(Change::default().with(Mutation::SetUserDisabled { user: alice.id.clone(), disabled })).await.unwrap();
         assert_eq!(store.user_by_name(&alice.name).await.unwrap().unwrap().disabled, disabled);
     }
+    assert!(store.any_enrolled_user().await.unwrap());
+}
+
+async fn preconditions_guard_their_change(store: Arc<dyn Store>) {
+    let alice = user("alice");
+    store.apply(insert(alice.clone())).await.unwrap();
+    let require = || Mutation::RequireEnabledUser { user: alice.id.clone() };
+    store.apply(Change::default().with(require()).record(draft(1))).await.unwrap();
+    store.apply(Change::default().with(Mutation::SetUserDisabled { user: alice.id.clone(), disabled: true })).await.unwrap();
+    let head = store.audit_head().await.unwrap();
+    let login = Change::default().with(require()).with(Mutation::InsertSession(session("late", &alice.id, T0 + 600))).record(draft(2));
+    assert_eq!(conflict(store.apply(login).await), "user_disabled");
+    assert!(store.session_by_lookup("lk-late").await.unwrap().is_none(), "no session for a disabled user");
+    assert_eq!(store.audit_head().await.unwrap(), head, "nor its audit record");
+    assert_eq!(conflict(store.apply(Change::default().with(Mutation::RequireEnabledUser { user: uid("ghost") })).await), "user_disabled");
+
+    store.apply(Change::default().with(Mutation::RequireNoEnrolledUsers)).await.unwrap();
+    let enroll = Mutation::SetCredentials { user: alice.id.clone(), password_hash: "$argon2id$x".into(), totp_sealed: "t".into() };
+    store.apply(Change::default().with(enroll)).await.unwrap();
+    assert_eq!(
+        conflict(store.apply(Change::default().with(Mutation::RequireNoEnrolledUsers).with(Mutation::InsertUser(user("bob")))).await),
+        "already_bootstrapped"
+    );
+    assert!(store.user_by_name(&name("bob")).await.unwrap().is_none());
 }
 
 async fn totp_replay_is_refused_atomically(store: Arc<dyn Store>) {
@@ -245,10 +269,19 @@ async fn keys(store: Arc<dyn Store>) {
     same(&got[0], &k1);
     same(&got[1], &k2);
 
-    store.apply(Change::default().with(Mutation::RetireKey { kid: "k1".into(), at: Timestamp(T0 + 10), verify_until: Timestamp(T0 + 100) })).await.unwrap();
+    store
+        .apply(Change::default().with(Mutation::RetireKeysExcept { keep: "k2".into(), at: Timestamp(T0 + 10), verify_until: Timestamp(T0 + 100) }))
+        .await
+        .unwrap();
     let got = store.signing_keys().await.unwrap();
     assert_eq!((got[0].retired_at, got[0].verify_until), (Some(Timestamp(T0 + 10)), Some(Timestamp(T0 + 100))));
     same(&got[1], &k2);
+    // Retiring again leaves already-retired keys as they were.
+    store
+        .apply(Change::default().with(Mutation::RetireKeysExcept { keep: "k2".into(), at: Timestamp(T0 + 50), verify_until: Timestamp(T0 + 500) }))
+        .await
+        .unwrap();
+    assert_eq!(store.signing_keys().await.unwrap()[0].verify_until, Some(Timestamp(T0 + 100)));
 }
 
 async fn audit_chain(store: Arc<dyn Store>) {
@@ -335,7 +368,7 @@ macro_rules! conformance {
     };
 }
 
-conformance!(users, credentials, totp_replay_is_refused_atomically, sessions, codes, keys, audit_chain, concurrent_applies);
+conformance!(users, credentials, preconditions_guard_their_change, totp_replay_is_refused_atomically, sessions, codes, keys, audit_chain, concurrent_applies);
 
 // ---------------------------------------------------------------- harness
 

@@ -38,6 +38,12 @@ pub enum UserCmd {
         #[command(flatten)]
         opts: ClientOpts,
     },
+    /// Issue a new one-time enrollment code (expired code, lost authenticator)
+    Reset {
+        name: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
 }
 
 #[derive(Subcommand)]
@@ -93,6 +99,11 @@ pub async fn user(cmd: UserCmd) -> Result<ExitCode> {
             let c = Client::authenticated(opts.server.as_deref())?;
             let u: Value = c.post_empty(&format!("/v1/users/{}/disable", urlencode(&name))).await?;
             opts.output.print(&u, |u| println!("Disabled {}; every session and token they held is revoked.", u["name"].as_str().unwrap_or("")))?;
+        }
+        UserCmd::Reset { name, opts } => {
+            let c = Client::authenticated(opts.server.as_deref())?;
+            let code: EnrollmentCode = c.post_empty(&format!("/v1/users/{}/enrollment", urlencode(&name))).await?;
+            super::auth::print_code(opts.output, &code, &c.server)?;
         }
         UserCmd::Enable { name, opts } => {
             let c = Client::authenticated(opts.server.as_deref())?;

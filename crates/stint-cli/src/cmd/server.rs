@@ -48,19 +48,22 @@ pub fn config(c: ConfigCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-const QUIET_DRIVER: &str = "tokio_postgres=info";
-
 fn init_logging(format: LogFormat) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_env("STINT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // tokio-postgres logs statement parameters at debug level, and parameters carry password
-    // hashes and sealed secrets: never let a verbose filter turn that on.
-    let filter = filter.add_directive(QUIET_DRIVER.parse().unwrap_or_else(|_| unreachable!("static directive parses")));
+    // hashes and sealed secrets. A separate filter caps it, whatever STINT_LOG asks for.
+    let driver_cap = Targets::new().with_default(LevelFilter::TRACE).with_target("tokio_postgres", LevelFilter::INFO);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    let layer = match format {
+        LogFormat::Json => layer.json().with_filter(filter).with_filter(driver_cap).boxed(),
+        LogFormat::Text => layer.with_filter(filter).with_filter(driver_cap).boxed(),
+    };
+    tracing_subscriber::registry().with(layer).init();
 }
 
 pub async fn serve(o: ServerOpts) -> Result<ExitCode> {

@@ -89,6 +89,18 @@ impl Broker {
         Ok(code)
     }
 
+    /// A new enrollment code for an existing user: one whose code expired before they used
+    /// it, or who lost their authenticator. Their current credentials keep working until
+    /// they enroll again.
+    pub async fn reissue_enrollment(&self, admin: &Admin<'_>, name: &str) -> Result<NewCode> {
+        let user = self.target_user(name).await?;
+        let now = self.now();
+        let (row, code) = self.mint_enrollment(&user, now);
+        let d = Draft::new(now, Event::EnrollmentIssued, Outcome::Success).actor(&admin.0.user.id).subject(&user.id).detail("expires_at", code.expires_at);
+        self.commit(Change::default().with(Mutation::InsertCode(row)).record(d)).await?;
+        Ok(code)
+    }
+
     pub async fn list_users(&self, _admin: &Admin<'_>) -> Result<Vec<UserInfo>> {
         Ok(self.store.users().await?.iter().map(UserInfo::from).collect())
     }
@@ -145,7 +157,10 @@ impl Broker {
             .subject(key.kid())
             .detail("retired", &old)
             .detail("retired_published_until", verify_until);
-        let change = Change::default().with(Mutation::InsertKey(stored)).with(Mutation::RetireKey { kid: old, at: now, verify_until }).record(d);
+        // Retire every other unretired key, not only the one we believe signs: a concurrent
+        // rotation (or one on a replica that has not reloaded yet) must not leave a key behind.
+        let keep = key.kid().to_owned();
+        let change = Change::default().with(Mutation::InsertKey(stored)).with(Mutation::RetireKeysExcept { keep, at: now, verify_until }).record(d);
         self.commit(change).await?;
         self.reload_keys().await?;
         Ok(KeyInfo { kid: key.kid().to_owned(), created_at: now, retired_at: None, published_until: None, signing: true })

@@ -128,6 +128,9 @@ impl Broker {
             .detail("groups", &self.cfg.admin_group);
         let change = Change::default()
             .with(Mutation::ConsumeCode { lookup: row.lookup, at: now })
+            // Another replica may have printed its own token: it dies with this one's use.
+            .with(Mutation::ExpireBootstrapCodes { at: now })
+            .with(Mutation::RequireNoEnrolledUsers)
             .with(Mutation::InsertUser(user))
             .with(Mutation::InsertCode(enroll))
             .record(used)
@@ -184,30 +187,24 @@ impl Broker {
         format!("stint ({})", host.trim_end_matches('/'))
     }
 
-    fn throttle_check(&self, keys: &[String], now: Timestamp) -> Result<()> {
-        let t = self.throttle.lock().map_err(|_| Error::Internal("throttle lock poisoned".into()))?;
-        for k in keys {
-            if let Err(secs) = t.check(k, now) {
-                return Err(Error::Throttled { retry_after_secs: secs.max(1) });
-            }
-        }
-        Ok(())
+    /// Counts an attempt against `keys` before its outcome is known, or refuses it while any
+    /// key is locked (audited as `reason`).
+    async fn throttle_attempt(&self, keys: &[String], req: &LoginRequest, reason: &str, now: Timestamp) -> Result<()> {
+        let locked = self.throttle.lock().map_err(|_| Error::Internal("throttle lock poisoned".into()))?.attempt(keys, now);
+        let Err(secs) = locked else { return Ok(()) };
+        self.observer.auth_failed(reason);
+        let d = Draft::new(now, Event::LoginFailed, Outcome::Failure).actor(&req.addr).reason(reason).detail("username", crate::ids::truncate(&req.username));
+        self.commit(Change::audit_only(d)).await?;
+        Err(Error::Throttled { retry_after_secs: secs.max(1) })
     }
 
-    fn throttle_record(&self, keys: &[String], ok: bool, now: Timestamp) {
+    fn throttle_clear(&self, keys: &[String]) {
         if let Ok(mut t) = self.throttle.lock() {
-            for k in keys {
-                if ok {
-                    t.success(k);
-                } else {
-                    t.failure(k, now);
-                }
-            }
+            keys.iter().for_each(|k| t.success(k));
         }
     }
 
-    async fn login_failed(&self, req: &LoginRequest, user: Option<&User>, reason: &str, keys: &[String], now: Timestamp) -> Result<()> {
-        self.throttle_record(keys, false, now);
+    async fn login_failed(&self, req: &LoginRequest, user: Option<&User>, reason: &str, now: Timestamp) -> Result<()> {
         self.observer.auth_failed(reason);
         let mut d = Draft::new(now, Event::LoginFailed, Outcome::Failure).actor(&req.addr).reason(reason).detail("method", "password+totp");
         d = match user {
@@ -218,18 +215,17 @@ impl Broker {
     }
 
     /// Password and a current, unused TOTP code → a session with an absolute expiry.
+    ///
+    /// Throttling, counted before the slow work so that concurrent attempts cannot slip by:
+    /// every attempt counts against its address and against (user, address); only attempts
+    /// that got the password right count against the user's second factor. So nobody without
+    /// the password can lock a user out from elsewhere, and someone with it cannot guess
+    /// one-time codes from many addresses at once.
     pub async fn login(&self, req: LoginRequest) -> Result<NewSession> {
         let now = self.now();
-        let keys = [format!("user:{}", crate::ids::truncate(&req.username)), format!("addr:{}", req.addr)];
-        if let Err(e) = self.throttle_check(&keys, now) {
-            self.observer.auth_failed("throttled");
-            let d = Draft::new(now, Event::LoginFailed, Outcome::Failure)
-                .actor(&req.addr)
-                .reason("throttled")
-                .detail("username", crate::ids::truncate(&req.username));
-            self.commit(Change::audit_only(d)).await?;
-            return Err(e);
-        }
+        let name = crate::ids::truncate(&req.username);
+        let keys = [format!("addr:{}", req.addr), format!("user:{name}|addr:{}", req.addr)];
+        self.throttle_attempt(&keys, &req, "throttled", now).await?;
         let user = match Username::parse(&req.username) {
             Ok(name) => self.store.user_by_name(&name).await?,
             Err(_) => None,
@@ -237,11 +233,13 @@ impl Broker {
         // Same argon2 work whether or not the user exists or has enrolled.
         let password_ok = self.work.verify(req.password.clone(), user.as_ref().and_then(|u| u.password_hash.clone())).await;
         let Some(user) = user else {
-            self.login_failed(&req, None, "unknown_user", &keys, now).await?;
+            self.login_failed(&req, None, "unknown_user", now).await?;
             return Err(Error::unauthenticated("invalid_credentials", BAD_LOGIN));
         };
         let step = match (password_ok, &user.totp_sealed) {
             (true, Some(sealed)) => {
+                let second = [format!("totp:{}", user.id)];
+                self.throttle_attempt(&second, &req, "throttled_second_factor", now).await?;
                 let secret: SecretBytes = self.kek.open(&totp_context(&user.id), sealed)?;
                 totp::verify(secret.expose(), req.totp.expose(), now)
             }
@@ -254,19 +252,20 @@ impl Broker {
             (true, Some(_)) => None,
         };
         if let Some(reason) = reason {
-            self.login_failed(&req, Some(&user), reason, &keys, now).await?;
+            self.login_failed(&req, Some(&user), reason, now).await?;
             return Err(Error::unauthenticated("invalid_credentials", BAD_LOGIN));
         }
         let step = step.unwrap_or_default();
         if step <= user.totp_last_step {
-            self.login_failed(&req, Some(&user), "totp_replayed", &keys, now).await?;
+            self.login_failed(&req, Some(&user), "totp_replayed", now).await?;
             return Err(Error::unauthenticated("totp_replayed", "this one-time code was already used; wait for the next one"));
         }
         if user.disabled {
-            self.login_failed(&req, Some(&user), "user_disabled", &keys, now).await?;
+            self.login_failed(&req, Some(&user), "user_disabled", now).await?;
             return Err(Error::forbidden("user_disabled", "this user is disabled; ask an administrator"));
         }
-        self.start_session(req, user, step, &keys, now).await
+        let all = [keys[0].clone(), keys[1].clone(), format!("totp:{}", user.id)];
+        self.start_session(req, user, step, &all, now).await
     }
 
     async fn start_session(&self, req: LoginRequest, user: User, step: i64, keys: &[String], now: Timestamp) -> Result<NewSession> {
@@ -287,17 +286,27 @@ impl Broker {
             .detail("addr", &req.addr);
         let started = Draft::new(now, Event::SessionStarted, Outcome::Success).actor(&user.id).subject(&session.id).detail("expires_at", session.expires_at);
         let out = NewSession { token: b.value, session_id: session.id.clone(), user: user.name.clone(), expires_at: session.expires_at };
-        let change =
-            Change::default().with(Mutation::AdvanceTotp { user: user.id.clone(), step }).with(Mutation::InsertSession(session)).record(ok).record(started);
+        // The user is re-checked inside the transaction: a disable that commits between our
+        // read and this write must not leave a live session behind.
+        let change = Change::default()
+            .with(Mutation::RequireEnabledUser { user: user.id.clone() })
+            .with(Mutation::AdvanceTotp { user: user.id.clone(), step })
+            .with(Mutation::InsertSession(session))
+            .record(ok)
+            .record(started);
         match self.commit(change).await {
             Ok(_) => {
-                self.throttle_record(keys, true, now);
+                self.throttle_clear(keys);
                 Ok(out)
             }
-            // A concurrent login used the same code between our read and our write.
+            // A concurrent login used the same code, or a disable landed, since our read.
             Err(e) if e.code() == "totp_replayed" => {
-                self.login_failed(&req, Some(&user), "totp_replayed", keys, now).await?;
+                self.login_failed(&req, Some(&user), "totp_replayed", now).await?;
                 Err(e)
+            }
+            Err(e) if e.code() == "user_disabled" => {
+                self.login_failed(&req, Some(&user), "user_disabled", now).await?;
+                Err(Error::forbidden("user_disabled", "this user is disabled; ask an administrator"))
             }
             Err(e) => Err(e),
         }

@@ -169,7 +169,7 @@ impl Broker {
 
     /// Records a refusal the HTTP layer made before any use case ran (bad JSON, oversized body…).
     pub async fn record_refusal(&self, route: &str, code: &str, addr: &str) -> Result<()> {
-        let d = Draft::new(self.now(), Event::RequestRefused, Outcome::Failure).actor(addr).reason(code).detail("route", route);
+        let d = Draft::new(self.now(), Event::RequestRefused, Outcome::Failure).actor(addr).reason(code).detail("route", crate::ids::truncate(route));
         self.commit(Change::audit_only(d)).await.map(|_| ())
     }
 
@@ -189,7 +189,9 @@ impl Broker {
         let d = Draft::new(now, Event::ConfigLoaded, Outcome::Success).actor("system").detail("digest", config_digest);
         self.commit(Change::audit_only(d)).await?;
         let mut startup = Startup { bootstrap_token: None, bootstrap_expires_at: None, created_signing_key };
-        if !self.store.any_user().await? {
+        // Until someone has enrolled (an administrator whose code expired, say), a restart
+        // offers a fresh bootstrap token.
+        if !self.store.any_enrolled_user().await? {
             let (token, expires) = self.issue_bootstrap(now).await?;
             startup.bootstrap_token = Some(token);
             startup.bootstrap_expires_at = Some(expires);

@@ -69,8 +69,18 @@ async fn mutate(db: &mut Db<'_>, m: Mutation) -> Result<()> {
             )
             .await
             .map(drop),
-        Mutation::RetireKey { kid, at, verify_until } => {
-            db.execute("UPDATE signing_keys SET retired_at = $2, verify_until = $3 WHERE kid = $1", &[&kid, &at.0, &verify_until.0]).await.map(drop)
+        Mutation::RetireKeysExcept { keep, at, verify_until } => db
+            .execute("UPDATE signing_keys SET retired_at = $2, verify_until = $3 WHERE kid <> $1 AND retired_at IS NULL", &[&keep, &at.0, &verify_until.0])
+            .await
+            .map(drop),
+        // FOR SHARE: a concurrent disable waits for this transaction, or this one sees it.
+        Mutation::RequireEnabledUser { user } => {
+            let rows = db.query("SELECT 1 FROM users WHERE id = $1 AND NOT disabled FOR SHARE", &[&user.as_str()]).await?;
+            require(rows.len() as u64, codec::user_disabled)
+        }
+        Mutation::RequireNoEnrolledUsers => {
+            let rows = db.query("SELECT 1 FROM users WHERE password_hash IS NOT NULL LIMIT 1", &[]).await?;
+            require(u64::from(rows.is_empty()), codec::already_bootstrapped)
         }
     }
 }

@@ -119,8 +119,8 @@ impl Store for PostgresStore {
         self.all(&format!("SELECT {USER_COLS} FROM users u ORDER BY u.name"), &[], |r| codec::user(r, 0)).await
     }
 
-    async fn any_user(&self) -> Result<bool> {
-        Ok(self.count("SELECT COUNT(*) FROM (SELECT 1 FROM users LIMIT 1) AS one", &[]).await? != 0)
+    async fn any_enrolled_user(&self) -> Result<bool> {
+        Ok(self.count("SELECT COUNT(*) FROM (SELECT 1 FROM users WHERE password_hash IS NOT NULL LIMIT 1) AS one", &[]).await? != 0)
     }
 
     async fn session_by_lookup(&self, lookup: &str) -> Result<Option<(Session, User)>> {

@@ -167,8 +167,8 @@ impl Store for SqliteStore {
         self.all(&format!("SELECT {USER_COLS} FROM users u ORDER BY u.name"), [], |r| codec::user(r, 0))
     }
 
-    async fn any_user(&self) -> Result<bool> {
-        Ok(self.count("SELECT EXISTS (SELECT 1 FROM users)", [])? != 0)
+    async fn any_enrolled_user(&self) -> Result<bool> {
+        Ok(self.count("SELECT EXISTS (SELECT 1 FROM users WHERE password_hash IS NOT NULL)", [])? != 0)
     }
 
     async fn session_by_lookup(&self, lookup: &str) -> Result<Option<(Session, User)>> {

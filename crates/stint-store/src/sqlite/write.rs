@@ -67,8 +67,23 @@ fn mutate(c: &Connection, m: Mutation) -> Result<()> {
             params![k.kid, k.public, k.sealed_private, k.created_at.0, k.retired_at.map(|t| t.0), k.verify_until.map(|t| t.0)],
         )
         .map(drop),
-        Mutation::RetireKey { kid, at, verify_until } => {
-            exec(c, "UPDATE signing_keys SET retired_at = ?2, verify_until = ?3 WHERE kid = ?1", params![kid, at.0, verify_until.0]).map(drop)
+        Mutation::RetireKeysExcept { keep, at, verify_until } => {
+            exec(c, "UPDATE signing_keys SET retired_at = ?2, verify_until = ?3 WHERE kid <> ?1 AND retired_at IS NULL", params![keep, at.0, verify_until.0])
+                .map(drop)
+        }
+        Mutation::RequireEnabledUser { user } => {
+            let n: i64 = c
+                .prepare_cached("SELECT COUNT(*) FROM users WHERE id = ?1 AND disabled = 0")
+                .and_then(|mut s| s.query_row([user.as_str()], |r| r.get(0)))
+                .map_err(store)?;
+            codec::require(n as u64, codec::user_disabled)
+        }
+        Mutation::RequireNoEnrolledUsers => {
+            let n: i64 = c
+                .prepare_cached("SELECT COUNT(*) FROM users WHERE password_hash IS NOT NULL")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .map_err(store)?;
+            codec::require(u64::from(n == 0), codec::already_bootstrapped)
         }
     }
 }

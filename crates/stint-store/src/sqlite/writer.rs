@@ -103,7 +103,14 @@ fn try_batch(conn: &mut Connection, changes: Vec<Change>) -> Result<Vec<Result<u
             head = write::apply(&tx, change, &head)?;
             results.push(Ok(head.0));
         } else {
-            results.push(run_job(&mut tx, change, &mut head));
+            let result = run_job(&mut tx, change, &mut head);
+            // Some errors (disk full, I/O, out of memory) make SQLite roll back the whole
+            // transaction, not just the savepoint: carrying on would run later changes in
+            // autocommit mode, outside this batch. Fail the batch instead.
+            if result.is_err() && tx.is_autocommit() {
+                return Err(store(StoreError::CommitFailed("sqlite rolled back the batch".into())));
+            }
+            results.push(result);
         }
     }
     if head.0 != start.0 {

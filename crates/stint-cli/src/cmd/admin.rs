@@ -85,7 +85,7 @@ pub async fn user(cmd: UserCmd) -> Result<ExitCode> {
         UserCmd::Add { name, groups, opts } => {
             let c = Client::authenticated(opts.server.as_deref())?;
             let code: EnrollmentCode = c.post("/v1/users", &AddUserRequest { name, groups }).await?;
-            super::auth::print_code(opts.output, &code, &c.server)?;
+            super::auth::print_code(opts.output, &code, &c.server, "Created user")?;
         }
         UserCmd::List { opts } => {
             let c = Client::authenticated(opts.server.as_deref())?;
@@ -103,7 +103,7 @@ pub async fn user(cmd: UserCmd) -> Result<ExitCode> {
         UserCmd::Reset { name, opts } => {
             let c = Client::authenticated(opts.server.as_deref())?;
             let code: EnrollmentCode = c.post_empty(&format!("/v1/users/{}/enrollment", urlencode(&name))).await?;
-            super::auth::print_code(opts.output, &code, &c.server)?;
+            super::auth::print_code(opts.output, &code, &c.server, "New enrollment code for")?;
         }
         UserCmd::Enable { name, opts } => {
             let c = Client::authenticated(opts.server.as_deref())?;

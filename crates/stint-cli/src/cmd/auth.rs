@@ -59,13 +59,14 @@ pub struct BootstrapArgs {
 pub async fn bootstrap(a: BootstrapArgs) -> Result<ExitCode> {
     let c = Client::new(&server_url(&a.opts)?)?;
     let code: EnrollmentCode = c.post("/v1/bootstrap", &BootstrapRequest { token: a.token, username: a.username }).await?;
-    print_code(a.opts.output, &code, &c.server)?;
+    print_code(a.opts.output, &code, &c.server, "Created administrator")?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn print_code(output: Output, code: &EnrollmentCode, server: &str) -> Result<()> {
+/// Prints an enrollment code; `what` says what happened ("Created user", "New code for").
+pub fn print_code(output: Output, code: &EnrollmentCode, server: &str, what: &str) -> Result<()> {
     output.print(code, |c| {
-        println!("Created user {}. Enrollment code (single use, until {}):\n", c.username, c.expires_at);
+        println!("{what} {}. Enrollment code (single use, until {}):\n", c.username, c.expires_at);
         println!("    {}\n", c.enrollment_code);
         println!("They enroll with:  stint enroll --server {server} --code <code>");
     })

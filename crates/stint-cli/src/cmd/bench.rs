@@ -300,9 +300,13 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
                 let people = users(&http, &url, &admin, "login", a.login_users).await?;
                 let people = Arc::new(people);
                 let url = url.clone();
-                let make: MakeRequest = Arc::new(move |h, i| {
+                // People log in from their own machines: one loopback source address per
+                // client (127.0.1.x), so the per-address throttle sees what it would in life.
+                let machines = Arc::new(source_addresses(a.concurrency)?);
+                let make: MakeRequest = Arc::new(move |_, i| {
                     let (name, secret) = &people[i % people.len()];
                     let code = stint_core::totp::code_at(secret, now());
+                    let h = &machines[i % machines.len()];
                     h.post(format!("{url}/v1/auth/login")).json(&json!({ "username": name, "password": PASSWORD, "totp": code }))
                 });
                 once_each(&http, make, a.login_users, a.concurrency).await
@@ -344,6 +348,11 @@ fn request_for(scenario: Scenario, url: &str, sessions: Arc<Vec<String>>, tokens
             Arc::new(move |h, i| h.post(format!("{url}/v1/introspect")).form(&[("token", tokens[i % tokens.len()].as_str())]))
         }
     }
+}
+
+/// Clients bound to distinct loopback addresses (127.0.1.1, 127.0.1.2, …).
+fn source_addresses(n: usize) -> Result<Vec<reqwest::Client>> {
+    (1..=n.clamp(1, 250)).map(|k| Ok(reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 1, k as u8])).build()?)).collect()
 }
 
 /// Sends exactly `n` requests, `concurrency` at a time.

@@ -169,6 +169,38 @@ fn readme_walkthrough_against_the_real_binary() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("session_revoked"), "{}", String::from_utf8_lossy(&refused.stderr));
 
+    // `audit tail --follow` shows a record as it happens.
+    let mut follower = stint()
+        .args(["audit", "tail", "--follow", "--json", "-n", "0"])
+        .env("STINT_CONFIG_DIR", &admin_home)
+        .env_remove("STINT_SERVER")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    let follower_out = BufReader::new(follower.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in follower_out.lines().map_while(Result::ok) {
+            if seen_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    ok_json(&admin_home, &["user", "add", "followed", "-o", "json"], None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let followed = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = seen_rx.recv_timeout(left).expect("tail --follow printed the new record before the deadline");
+        let record: Value = serde_json::from_str(&line).unwrap();
+        if record["event"] == "user.created" && record["details"]["name"] == "followed" {
+            break record;
+        }
+    };
+    assert_eq!(followed["outcome"], "success");
+    let _ = follower.kill();
+    let _ = follower.wait();
+
     // The audit log verifies through the server…
     let v = ok_json(&admin_home, &["audit", "verify", "-o", "json"], None);
     assert_eq!(v["ok"], true, "{v}");

@@ -32,6 +32,9 @@ pub enum Error {
     /// The request conflicts with current state (already used, already exists).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A system stint depends on (an identity provider) failed or could not be reached.
+    #[error("{message}")]
+    Upstream { code: &'static str, message: String },
     /// Too many failures; try again after `retry_after_secs`.
     #[error("too many failed attempts; retry in {retry_after_secs} s")]
     Throttled { retry_after_secs: u64 },
@@ -59,6 +62,9 @@ impl Error {
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Error::Conflict { code, message: message.into() }
     }
+    pub fn upstream(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Upstream { code, message: message.into() }
+    }
     pub fn store(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Error::Store(Box::new(e))
     }
@@ -70,7 +76,8 @@ impl Error {
             | Error::Unauthenticated { code, .. }
             | Error::Forbidden { code, .. }
             | Error::NotFound { code, .. }
-            | Error::Conflict { code, .. } => code,
+            | Error::Conflict { code, .. }
+            | Error::Upstream { code, .. } => code,
             Error::Throttled { .. } => "too_many_attempts",
             Error::Store(_) => "store_unavailable",
             Error::Internal(_) => "internal_error",
@@ -79,7 +86,7 @@ impl Error {
 
     pub fn fault(&self) -> Fault {
         match self {
-            Error::Store(_) | Error::Internal(_) => Fault::Internal,
+            Error::Store(_) | Error::Internal(_) | Error::Upstream { .. } => Fault::Internal,
             _ => Fault::Peer,
         }
     }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod ids;
 pub mod jwt;
 pub mod model;
+pub mod oidc;
 pub mod password;
 pub mod policy;
 pub mod secret;

@@ -29,6 +29,7 @@ impl From<Error> for ApiError {
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Upstream { .. } => StatusCode::BAD_GATEWAY,
             Error::Store(cause) => {
                 tracing::error!(error = %cause, "store failure");
                 StatusCode::SERVICE_UNAVAILABLE

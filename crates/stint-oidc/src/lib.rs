@@ -1,0 +1,200 @@
+//! Talking to an OpenID Provider: discovery (OpenID Connect Discovery 1.0 §4), its key set,
+//! and the token endpoint (RFC 6749 §4.1.3 with PKCE, RFC 7636 §4.5).
+//!
+//! Keys are cached. A token naming an unknown key triggers one refetch, at most once per
+//! [`REFETCH_INTERVAL`] (so a stream of bogus `kid`s cannot make stint hammer the provider),
+//! and cached keys keep serving while the provider is briefly unreachable. Verification
+//! itself is [`stint_core::oidc`], which does no I/O.
+
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use stint_core::error::{Error, Result};
+use stint_core::oidc::{self, Expected, IdToken, Jwk};
+use stint_core::secret::SecretString;
+
+/// The least time between two key-set fetches triggered by unknown keys.
+pub const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How long any request to the provider may take.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The parts of the discovery document stint uses.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Discovery {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    pub device_authorization_endpoint: Option<String>,
+}
+
+struct Keys {
+    keys: Vec<Jwk>,
+    fetched_at: Instant,
+}
+
+/// One configured provider: its discovery document and cached keys.
+pub struct Provider {
+    http: reqwest::Client,
+    pub discovery: Discovery,
+    keys: RwLock<Keys>,
+    refetch_interval: Duration,
+}
+
+fn unreachable(what: &str, url: &str, e: impl std::fmt::Display) -> Error {
+    tracing::warn!(url, error = %e, "identity provider request failed");
+    Error::upstream("idp_unreachable", format!("cannot reach the identity provider ({what}); try again shortly"))
+}
+
+/// Only HTTPS issuers, unless `insecure_http_loopback` allows `http://127.0.0.1…` for tests.
+fn check_url(url: &str, insecure_http_loopback: bool) -> Result<()> {
+    let loopback = ["http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:", "http://[::1]:"].iter().any(|p| url.starts_with(p));
+    if url.starts_with("https://") || (insecure_http_loopback && loopback) {
+        return Ok(());
+    }
+    Err(Error::invalid("insecure_issuer", format!("identity provider URLs must use https: {url}")))
+}
+
+impl Provider {
+    /// Fetches discovery and the key set. The discovery `issuer` must equal `issuer` exactly
+    /// (Discovery §4.3), and every endpoint must pass the same URL rule.
+    pub async fn discover(issuer: &str, insecure_http_loopback: bool) -> Result<Provider> {
+        check_url(issuer, insecure_http_loopback)?;
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| Error::Internal(format!("http client: {e}")))?;
+        let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+        let resp = http.get(&url).send().await.map_err(|e| unreachable("discovery", &url, e))?;
+        if !resp.status().is_success() {
+            return Err(unreachable("discovery", &url, resp.status()));
+        }
+        let discovery: Discovery = resp.json().await.map_err(|e| unreachable("discovery", &url, e))?;
+        if discovery.issuer != issuer {
+            return Err(Error::invalid(
+                "issuer_mismatch",
+                format!("the provider at {issuer} calls itself {:?}; configure the issuer exactly", discovery.issuer),
+            ));
+        }
+        for u in [&discovery.authorization_endpoint, &discovery.token_endpoint, &discovery.jwks_uri] {
+            check_url(u, insecure_http_loopback)?;
+        }
+        let keys = fetch_keys(&http, &discovery.jwks_uri).await?;
+        Ok(Provider { http, discovery, keys: RwLock::new(Keys { keys, fetched_at: Instant::now() }), refetch_interval: REFETCH_INTERVAL })
+    }
+
+    /// Changes the least time between refetches (tests move it to zero instead of waiting).
+    pub fn with_refetch_interval(mut self, interval: Duration) -> Provider {
+        self.refetch_interval = interval;
+        self
+    }
+
+    fn cached(&self) -> Vec<Jwk> {
+        self.keys.read().map(|k| k.keys.clone()).unwrap_or_default()
+    }
+
+    /// Verifies an ID token, refetching the key set once if it names an unknown key.
+    pub async fn verify_id_token(&self, token: &str, expect: &Expected<'_>) -> Result<IdToken> {
+        match oidc::verify_id_token(token, &self.cached(), expect) {
+            Err(e) if e.code() == "id_token_unknown_key" && self.refetch_due() => {
+                self.refetch().await?;
+                oidc::verify_id_token(token, &self.cached(), expect)
+            }
+            other => other,
+        }
+    }
+
+    fn refetch_due(&self) -> bool {
+        self.keys.read().map(|k| k.fetched_at.elapsed() >= self.refetch_interval).unwrap_or(false)
+    }
+
+    /// Replaces the cached keys; on failure the old keys stay.
+    pub async fn refetch(&self) -> Result<()> {
+        // Mark the attempt first, so concurrent callers do not all fetch.
+        if let Ok(mut k) = self.keys.write() {
+            k.fetched_at = Instant::now();
+        }
+        let keys = fetch_keys(&self.http, &self.discovery.jwks_uri).await?;
+        if let Ok(mut k) = self.keys.write() {
+            *k = Keys { keys, fetched_at: Instant::now() };
+        }
+        Ok(())
+    }
+
+    /// Redeems an authorization code (confidential client, `client_secret_basic`, PKCE).
+    pub async fn exchange_code(
+        &self,
+        client_id: &str,
+        client_secret: &SecretString,
+        code: &str,
+        redirect_uri: &str,
+        verifier: &SecretString,
+    ) -> Result<TokenResponse> {
+        let form = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri), ("code_verifier", verifier.expose())];
+        let url = &self.discovery.token_endpoint;
+        let resp = self
+            .http
+            .post(url)
+            .basic_auth(client_id, Some(client_secret.expose()))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| unreachable("token endpoint", url, e))?;
+        let status = resp.status();
+        if status.is_client_error() {
+            // RFC 6749 §5.2: the provider refused the code (used, expired, wrong verifier).
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            let code = body["error"].as_str().unwrap_or("invalid_grant").chars().take(64).collect::<String>();
+            return Err(Error::unauthenticated(
+                "sso_code_refused",
+                format!("the identity provider refused the login ({code}); start again with `stint login`"),
+            ));
+        }
+        if !status.is_success() {
+            return Err(unreachable("token endpoint", url, status));
+        }
+        resp.json().await.map_err(|e| unreachable("token endpoint", url, e))
+    }
+}
+
+/// The token response fields stint uses. Never logged.
+#[derive(Deserialize)]
+pub struct TokenResponse {
+    pub id_token: String,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenResponse(<redacted>)")
+    }
+}
+
+async fn fetch_keys(http: &reqwest::Client, url: &str) -> Result<Vec<Jwk>> {
+    let resp = http.get(url).send().await.map_err(|e| unreachable("key set", url, e))?;
+    if !resp.status().is_success() {
+        return Err(unreachable("key set", url, resp.status()));
+    }
+    let body = resp.bytes().await.map_err(|e| unreachable("key set", url, e))?;
+    let keys = oidc::parse_jwks(&body)?;
+    if keys.is_empty() {
+        return Err(Error::upstream("idp_no_keys", "the identity provider publishes no signing key stint can use (RS256, ES256 or EdDSA)"));
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_unless_loopback_is_allowed() {
+        assert!(check_url("https://accounts.google.com", false).is_ok());
+        assert_eq!(check_url("http://idp.example.com", true).unwrap_err().code(), "insecure_issuer");
+        assert_eq!(check_url("http://127.0.0.1:8080", false).unwrap_err().code(), "insecure_issuer");
+        assert!(check_url("http://127.0.0.1:8080", true).is_ok());
+        assert_eq!(check_url("http://127.0.0.1.evil.example", true).unwrap_err().code(), "insecure_issuer");
+    }
+}

@@ -1,0 +1,96 @@
+// A real OpenID Provider for stint's SSO tests: panva's oidc-provider (OpenID Certified),
+// configured like a company IdP. Test accounts:
+//   alice / alice-password  (MFA: amr ["pwd","otp"], groups ["developers"])
+//   bob   / bob-password    (no MFA: amr ["pwd"], groups [])
+// The login page is a plain HTML form, so tests drive it with ordinary HTTP requests;
+// consent is granted automatically, as a company IdP does for its own apps.
+//
+// usage: PORT=7999 REDIRECT_URI=http://127.0.0.1:7998/callback node provider.mjs
+import http from 'node:http';
+import crypto from 'node:crypto';
+import { URLSearchParams } from 'node:url';
+import Provider from 'oidc-provider';
+
+const port = Number(process.env.PORT || 7999);
+const issuer = `http://127.0.0.1:${port}`;
+const redirectUri = process.env.REDIRECT_URI || 'http://127.0.0.1:7998/callback';
+
+const accounts = {
+  alice: { password: 'alice-password', amr: ['pwd', 'otp'], email: 'alice@example.com', groups: ['developers'] },
+  bob: { password: 'bob-password', amr: ['pwd'], email: 'bob@example.com', groups: [] },
+};
+
+const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: process.env.KID || `k-${Date.now()}`, use: 'sig', alg: 'RS256' };
+
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: 'stint',
+    client_secret: 'stint-test-secret',
+    redirect_uris: [redirectUri],
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  }],
+  jwks: { keys: [signingKey] },
+  pkce: { required: () => true },
+  // Put scope claims (email, groups) in the ID token, as Google, Okta and Entra ID do.
+  conformIdTokenClaims: false,
+  features: { devInteractions: { enabled: false } },
+  // amr and acr (RFC 8176) say how the person authenticated: stint reads MFA from them.
+  claims: { openid: ['sub', 'amr', 'acr'], email: ['email', 'email_verified'], groups: ['groups'] },
+  interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
+  findAccount: async (ctx, id) => accounts[id] && {
+    accountId: id,
+    claims: async () => ({ sub: id, email: accounts[id].email, email_verified: true, groups: accounts[id].groups }),
+  },
+  ttl: { IdToken: 300, AuthorizationCode: 60, Interaction: 600, Session: 3600, Grant: 3600 },
+});
+provider.proxy = false;
+
+const body = (req) => new Promise((resolve) => {
+  let data = '';
+  req.on('data', (c) => { data += c; });
+  req.on('end', () => resolve(new URLSearchParams(data)));
+});
+
+async function interaction(req, res, uid, action) {
+  const details = await provider.interactionDetails(req, res);
+  if (details.prompt.name === 'login') {
+    if (action !== 'login') {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(`<form method="post" action="/interaction/${uid}/login">`
+        + '<input name="login"><input name="password" type="password"><button>Sign in</button></form>');
+      return;
+    }
+    const form = await body(req);
+    const account = accounts[form.get('login')];
+    if (!account || account.password !== form.get('password')) {
+      res.writeHead(401, { 'content-type': 'text/plain' });
+      res.end('wrong user or password');
+      return;
+    }
+    await provider.interactionFinished(req, res, { login: { accountId: form.get('login'), amr: account.amr, acr: account.amr.length > 1 ? 'mfa' : 'pwd' } }, { mergeWithLastSubmission: false });
+    return;
+  }
+  // Consent: granted at once for the requested scopes and claims.
+  const { prompt: { details: missing }, params, session: { accountId } } = details;
+  const grant = details.grantId ? await provider.Grant.find(details.grantId) : new provider.Grant({ accountId, clientId: params.client_id });
+  if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+  if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+  const grantId = await grant.save();
+  await provider.interactionFinished(req, res, { consent: details.grantId ? {} : { grantId } }, { mergeWithLastSubmission: true });
+}
+
+const callback = provider.callback();
+http.createServer((req, res) => {
+  const m = req.url.match(/^\/interaction\/([^/?]+)(?:\/(login))?/);
+  if (m) {
+    interaction(req, res, m[1], m[2]).catch((e) => {
+      res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(String(e));
+    });
+    return;
+  }
+  callback(req, res);
+}).listen(port, '127.0.0.1', () => console.log(`oidc-provider listening on ${issuer}`));

@@ -171,7 +171,7 @@ fn readme_walkthrough_against_the_real_binary() {
 
     // `audit tail --follow` shows a record as it happens.
     let mut follower = stint()
-        .args(["audit", "tail", "--follow", "--json", "-n", "0"])
+        .args(["audit", "tail", "--follow", "--json", "-n", "1"])
         .env("STINT_CONFIG_DIR", &admin_home)
         .env_remove("STINT_SERVER")
         .stdout(Stdio::piped())
@@ -187,6 +187,10 @@ fn readme_walkthrough_against_the_real_binary() {
             }
         }
     });
+    // The newest existing record comes first: once it is printed, the follower is following,
+    // so the record below cannot land before the follower has read the head.
+    let first = seen_rx.recv_timeout(Duration::from_secs(30)).expect("tail printed the newest record");
+    assert!(serde_json::from_str::<Value>(&first).unwrap()["seq"].as_u64().is_some());
     ok_json(&admin_home, &["user", "add", "followed", "-o", "json"], None);
     let deadline = Instant::now() + Duration::from_secs(30);
     let followed = loop {

@@ -9,7 +9,11 @@ use crate::time::Timestamp;
 
 #[derive(Clone, Copy, Debug)]
 pub struct ThrottleConfig {
+    /// Failures allowed per window for one user (from one address, or at the second factor).
     pub free: u32,
+    /// Failures allowed per window from one address across all user names: larger, since a
+    /// team behind one office NAT logs in from one address.
+    pub free_per_address: u32,
     pub window_secs: i64,
     pub max_lock_secs: i64,
     /// Bound on tracked keys, so a flood of distinct keys cannot exhaust memory.
@@ -18,7 +22,7 @@ pub struct ThrottleConfig {
 
 impl Default for ThrottleConfig {
     fn default() -> Self {
-        ThrottleConfig { free: 5, window_secs: 900, max_lock_secs: 300, max_keys: 100_000 }
+        ThrottleConfig { free: 5, free_per_address: 20, window_secs: 900, max_lock_secs: 300, max_keys: 100_000 }
     }
 }
 
@@ -95,7 +99,7 @@ mod tests {
 
     #[test]
     fn locks_after_free_failures_and_doubles() {
-        let mut t = Throttle::new(ThrottleConfig { free: 3, window_secs: 900, max_lock_secs: 8, max_keys: 10 });
+        let mut t = Throttle::new(ThrottleConfig { free: 3, free_per_address: 3, window_secs: 900, max_lock_secs: 8, max_keys: 10 });
         let now = Timestamp(100);
         for _ in 0..3 {
             assert!(t.check("alice", now).is_ok());
@@ -117,7 +121,7 @@ mod tests {
 
     #[test]
     fn attempts_count_before_their_outcome() {
-        let mut t = Throttle::new(ThrottleConfig { free: 2, window_secs: 900, max_lock_secs: 8, max_keys: 10 });
+        let mut t = Throttle::new(ThrottleConfig { free: 2, free_per_address: 2, window_secs: 900, max_lock_secs: 8, max_keys: 10 });
         let keys = ["addr:a".to_owned(), "user:x|addr:a".to_owned()];
         let now = Timestamp(100);
         // Three attempts in flight at once: the third is counted, the fourth refused.
@@ -136,7 +140,7 @@ mod tests {
 
     #[test]
     fn bounded_keys() {
-        let mut t = Throttle::new(ThrottleConfig { free: 0, window_secs: 900, max_lock_secs: 8, max_keys: 10 });
+        let mut t = Throttle::new(ThrottleConfig { free: 0, free_per_address: 0, window_secs: 900, max_lock_secs: 8, max_keys: 10 });
         for i in 0..1000 {
             t.failure(&format!("k{i}"), Timestamp(i));
         }

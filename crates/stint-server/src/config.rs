@@ -73,6 +73,7 @@ pub struct AdminSection {
 #[serde(deny_unknown_fields)]
 pub struct LoginSection {
     pub free_failures: Option<u32>,
+    pub free_failures_per_address: Option<u32>,
     pub max_lockout: Option<String>,
     pub enrollment_ttl: Option<String>,
 }
@@ -185,6 +186,7 @@ impl Config {
         let roles = roles(fc.roles, origin)?;
         let throttle = ThrottleConfig {
             free: fc.login.free_failures.unwrap_or(5),
+            free_per_address: fc.login.free_failures_per_address.unwrap_or(20),
             max_lock_secs: ttl("login.max_lockout", fc.login.max_lockout, "5m")?.as_secs() as i64,
             ..ThrottleConfig::default()
         };
@@ -216,7 +218,7 @@ impl Config {
             "session": { "ttl": self.broker.session_ttl },
             "tokens": { "audience": self.broker.audience },
             "admin": { "group": self.broker.admin_group },
-            "login": { "free_failures": self.broker.throttle.free, "max_lockout": format!("{}s", self.broker.throttle.max_lock_secs), "enrollment_ttl": self.broker.enrollment_ttl },
+            "login": { "free_failures": self.broker.throttle.free, "free_failures_per_address": self.broker.throttle.free_per_address, "max_lockout": format!("{}s", self.broker.throttle.max_lock_secs), "enrollment_ttl": self.broker.enrollment_ttl },
             "roles": roles,
             "bench": { "floor": self.bench_floor },
         })

@@ -184,8 +184,10 @@ async fn repeated_failures_are_slowed_per_user_and_per_address() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK, "30 s later the 1 s lock has passed");
-    for _ in 0..6 {
-        app.login_raw("someone-else", "wrong password here", "000000").await;
+    // Spraying many user names from one address: the address's larger budget (20) runs out.
+    for i in 0..21 {
+        let (s, _) = app.login_raw(&format!("someone-{i}"), "wrong password here", "000000").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "attempt {i} is within the address budget");
     }
     let resp = app.http.post(app.url("/v1/auth/login")).json(&json!({"username": "yet-another", "password": "x", "totp": "1"})).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "the address is throttled across user names");
@@ -405,4 +407,23 @@ async fn enrollment_can_be_reissued_and_bootstrap_returns_until_someone_enrolls(
     assert!(app.audit_events_after(0).await.iter().any(|e| e.0 == "user.enrollment_issued"));
     let (s, v) = app.post("/v1/users/nobody/enrollment", Some(&admin.session), json!({})).await;
     assert_eq!((s, v["error"].as_str().unwrap()), (StatusCode::NOT_FOUND, "unknown_user"));
+}
+
+/// A team behind one office NAT: several people log in at the same moment from one address.
+#[tokio::test]
+async fn an_office_behind_one_address_logs_in_at_once() {
+    let app = common::spawn_app(Backend::Sqlite).await;
+    let admin = app.admin().await;
+    let mut people = Vec::new();
+    for i in 0..8 {
+        let name = format!("colleague-{i}");
+        let (s, v) = app.post("/v1/users", Some(&admin.session), json!({ "name": name })).await;
+        assert_eq!(s, StatusCode::OK);
+        people.push((name, app.enroll(v["enrollment_code"].as_str().unwrap()).await));
+    }
+    app.clock.advance(30);
+    let codes: Vec<(String, String)> = people.iter().map(|(name, secret)| (name.clone(), app.totp(secret))).collect();
+    let logins = codes.iter().map(|(name, code)| app.login_raw(name, PASSWORD, code));
+    let statuses: Vec<StatusCode> = futures_join_all(logins).await.into_iter().map(|(s, _)| s).collect();
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
 }

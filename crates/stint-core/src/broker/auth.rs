@@ -187,10 +187,20 @@ impl Broker {
         format!("stint ({})", host.trim_end_matches('/'))
     }
 
-    /// Counts an attempt against `keys` before its outcome is known, or refuses it while any
-    /// key is locked (audited as `reason`).
-    async fn throttle_attempt(&self, keys: &[String], req: &LoginRequest, reason: &str, now: Timestamp) -> Result<()> {
-        let locked = self.throttle.lock().map_err(|_| Error::Internal("throttle lock poisoned".into()))?.attempt(keys, now);
+    /// Counts an attempt against `addr_keys` (address budget) and `keys` (per-user budget)
+    /// before its outcome is known, or refuses it while any key is locked (audited as `reason`).
+    async fn throttle_attempt(&self, addr_keys: &[String], keys: &[String], req: &LoginRequest, reason: &str, now: Timestamp) -> Result<()> {
+        let poisoned = || Error::Internal("throttle lock poisoned".into());
+        let locked = {
+            // Both locks in one fixed order, so the check and the count are one step.
+            let mut by_addr = self.addr_throttle.lock().map_err(|_| poisoned())?;
+            let mut by_user = self.throttle.lock().map_err(|_| poisoned())?;
+            let blocked = addr_keys.iter().map(|k| by_addr.check(k, now)).chain(keys.iter().map(|k| by_user.check(k, now))).find_map(|r| r.err());
+            match blocked {
+                Some(secs) => Err(secs),
+                None => by_addr.attempt(addr_keys, now).and_then(|()| by_user.attempt(keys, now)),
+            }
+        };
         let Err(secs) = locked else { return Ok(()) };
         self.observer.auth_failed(reason);
         let d = Draft::new(now, Event::LoginFailed, Outcome::Failure).actor(&req.addr).reason(reason).detail("username", crate::ids::truncate(&req.username));
@@ -198,7 +208,10 @@ impl Broker {
         Err(Error::Throttled { retry_after_secs: secs.max(1) })
     }
 
-    fn throttle_clear(&self, keys: &[String]) {
+    fn throttle_clear(&self, addr_keys: &[String], keys: &[String]) {
+        if let Ok(mut t) = self.addr_throttle.lock() {
+            addr_keys.iter().for_each(|k| t.success(k));
+        }
         if let Ok(mut t) = self.throttle.lock() {
             keys.iter().for_each(|k| t.success(k));
         }
@@ -217,15 +230,17 @@ impl Broker {
     /// Password and a current, unused TOTP code → a session with an absolute expiry.
     ///
     /// Throttling, counted before the slow work so that concurrent attempts cannot slip by:
-    /// every attempt counts against its address and against (user, address); only attempts
-    /// that got the password right count against the user's second factor. So nobody without
+    /// every attempt counts against its address (a larger budget, for offices behind one NAT)
+    /// and against (user, address); only attempts that got the password right count against
+    /// the user's second factor. So nobody without
     /// the password can lock a user out from elsewhere, and someone with it cannot guess
     /// one-time codes from many addresses at once.
     pub async fn login(&self, req: LoginRequest) -> Result<NewSession> {
         let now = self.now();
         let name = crate::ids::truncate(&req.username);
-        let keys = [format!("addr:{}", req.addr), format!("user:{name}|addr:{}", req.addr)];
-        self.throttle_attempt(&keys, &req, "throttled", now).await?;
+        let by_addr = [format!("addr:{}", req.addr)];
+        let by_user = [format!("user:{name}|addr:{}", req.addr)];
+        self.throttle_attempt(&by_addr, &by_user, &req, "throttled", now).await?;
         let user = match Username::parse(&req.username) {
             Ok(name) => self.store.user_by_name(&name).await?,
             Err(_) => None,
@@ -239,7 +254,7 @@ impl Broker {
         let step = match (password_ok, &user.totp_sealed) {
             (true, Some(sealed)) => {
                 let second = [format!("totp:{}", user.id)];
-                self.throttle_attempt(&second, &req, "throttled_second_factor", now).await?;
+                self.throttle_attempt(&[], &second, &req, "throttled_second_factor", now).await?;
                 let secret: SecretBytes = self.kek.open(&totp_context(&user.id), sealed)?;
                 totp::verify(secret.expose(), req.totp.expose(), now)
             }
@@ -264,11 +279,12 @@ impl Broker {
             self.login_failed(&req, Some(&user), "user_disabled", now).await?;
             return Err(Error::forbidden("user_disabled", "this user is disabled; ask an administrator"));
         }
-        let all = [keys[0].clone(), keys[1].clone(), format!("totp:{}", user.id)];
-        self.start_session(req, user, step, &all, now).await
+        let by_user = [by_user[0].clone(), format!("totp:{}", user.id)];
+        self.start_session(req, user, step, (&by_addr, &by_user), now).await
     }
 
-    async fn start_session(&self, req: LoginRequest, user: User, step: i64, keys: &[String], now: Timestamp) -> Result<NewSession> {
+    /// `keys`: the throttle keys (by address, by user) that a success clears.
+    async fn start_session(&self, req: LoginRequest, user: User, step: i64, keys: (&[String], &[String]), now: Timestamp) -> Result<NewSession> {
         let b = bearer::mint(BearerKind::Session, &mut *self.rng());
         let session = Session {
             id: SessionId::random(&mut *self.rng()),
@@ -296,7 +312,7 @@ impl Broker {
             .record(started);
         match self.commit(change).await {
             Ok(_) => {
-                self.throttle_clear(keys);
+                self.throttle_clear(keys.0, keys.1);
                 Ok(out)
             }
             // A concurrent login used the same code, or a disable landed, since our read.

@@ -118,7 +118,10 @@ pub struct Broker {
     work: Arc<dyn PasswordWork>,
     observer: Arc<dyn Observer>,
     keyring: RwLock<Option<Arc<Keyring>>>,
+    /// Per user (from one address) and per second factor.
     throttle: Mutex<Throttle>,
+    /// Per address, across user names.
+    addr_throttle: Mutex<Throttle>,
     /// SHA-256 of a token → its verified claims (see `Broker::verified`).
     verified_cache: RwLock<std::collections::HashMap<[u8; 32], Arc<crate::jwt::Claims>>>,
 }
@@ -142,7 +145,8 @@ impl Broker {
         observer: Arc<dyn Observer>,
     ) -> Broker {
         let throttle = Mutex::new(Throttle::new(cfg.throttle));
-        Broker { cfg, store, clock, entropy, kek, work, observer, keyring: RwLock::new(None), throttle, verified_cache: RwLock::default() }
+        let addr_throttle = Mutex::new(Throttle::new(ThrottleConfig { free: cfg.throttle.free_per_address, ..cfg.throttle }));
+        Broker { cfg, store, clock, entropy, kek, work, observer, keyring: RwLock::new(None), throttle, addr_throttle, verified_cache: RwLock::default() }
     }
 
     pub fn config(&self) -> &BrokerConfig {

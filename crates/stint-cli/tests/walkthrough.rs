@@ -5,10 +5,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use stint_testkit::{free_port, wait_for_port, workspace_root, Process};
 
 const PASSWORD: &str = "a long enough passphrase";
 
@@ -16,30 +17,15 @@ fn stint() -> Command {
     Command::new(env!("CARGO_BIN_EXE_stint"))
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
-}
-
 /// The Python with PyJWT that scripts/test installs; the test fails without it.
 fn python() -> PathBuf {
     std::env::var_os("STINT_TEST_PYTHON").map_or_else(|| workspace_root().join(".venv/bin/python"), PathBuf::from)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 struct Server {
-    child: Child,
+    process: Process,
     url: String,
     log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start_server(data: &Path) -> (Server, String) {
@@ -68,12 +54,8 @@ fn start_server_with(data: &Path, extra: &[&str], log_filter: &str) -> (Server, 
             break;
         }
     }
-    let server = Server { child, url: format!("http://127.0.0.1:{port}"), log };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start listening");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let server = Server { process: Process(child), url: format!("http://127.0.0.1:{port}"), log };
+    wait_for_port(port, "stint server");
     (server, token.expect("first start prints a bootstrap token"))
 }
 
@@ -217,11 +199,11 @@ fn readme_walkthrough_against_the_real_binary() {
     let out = run(&admin_home, &["logout"], None);
     assert!(out.status.success());
     assert!(!admin_home.join("session.json").exists());
-    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill").args(["-TERM", &server.process.0.id().to_string()]).status().unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(30);
     let exit = loop {
-        if let Some(s) = server.child.try_wait().unwrap() {
+        if let Some(s) = server.process.0.try_wait().unwrap() {
             break s;
         }
         assert!(Instant::now() < deadline, "server ignored SIGTERM");

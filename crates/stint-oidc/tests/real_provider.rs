@@ -3,57 +3,13 @@
 //! Authorization Code flow is driven with plain HTTP: follow redirects, post the login form.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use stint_core::oidc::{self, Expected};
 use stint_core::secret::SecretString;
 use stint_core::Timestamp;
 use stint_oidc::Provider;
-
-const SECRET: &str = "stint-test-secret";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Idp {
-    child: Child,
-    issuer: String,
-}
-
-impl Drop for Idp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_idp(port: u16, redirect_uri: &str, kid: &str) -> Idp {
-    let dir = root().join("tests/oidc");
-    assert!(dir.join("node_modules/oidc-provider").exists(), "oidc-provider is not installed: run scripts/test (npm ci --prefix tests/oidc)");
-    let child = Command::new("node")
-        .arg(dir.join("provider.mjs"))
-        .env("PORT", port.to_string())
-        .env("REDIRECT_URI", redirect_uri)
-        .env("KID", kid)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node must be installed");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "oidc-provider did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Idp { child, issuer: format!("http://127.0.0.1:{port}") }
-}
+use stint_testkit::{browser_login, free_port, Idp, IDP_CLIENT_SECRET as SECRET};
 
 /// What a login produced: the authorization code and what stint must remember to redeem it.
 struct Authorized {
@@ -68,9 +24,8 @@ fn random() -> String {
     oidc::pkce_verifier(&mut rand_core::OsRng).expose()[..22].to_owned()
 }
 
-/// Plays the browser: authorization request, login form, redirects back to `redirect_uri`.
-async fn browser_login(p: &Provider, redirect_uri: &str, user: &str, password: &str) -> Authorized {
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+/// Starts an authorization request as stint would and lets the browser stand-in log in.
+async fn login(p: &Provider, redirect_uri: &str, user: &str, password: &str) -> Authorized {
     let verifier = oidc::pkce_verifier(&mut rand_core::OsRng);
     let (state, nonce) = (random(), random());
     let mut url = reqwest::Url::parse(&p.discovery.authorization_endpoint).unwrap();
@@ -83,34 +38,8 @@ async fn browser_login(p: &Provider, redirect_uri: &str, user: &str, password: &
         .append_pair("nonce", &nonce)
         .append_pair("code_challenge", &oidc::pkce_challenge(&verifier))
         .append_pair("code_challenge_method", "S256");
-    let mut cookies: BTreeMap<String, String> = BTreeMap::new();
-    let mut next = http.get(url.clone());
-    for _ in 0..20 {
-        let jar: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let resp = next.header("cookie", jar.join("; ")).send().await.unwrap();
-        for c in resp.headers().get_all("set-cookie") {
-            let pair = c.to_str().unwrap().split(';').next().unwrap();
-            let (k, v) = pair.split_once('=').unwrap();
-            cookies.insert(k.to_owned(), v.to_owned());
-        }
-        let base = resp.url().clone();
-        if resp.status().is_redirection() {
-            let to = base.join(resp.headers()["location"].to_str().unwrap()).unwrap();
-            if to.as_str().starts_with(redirect_uri) {
-                let q: BTreeMap<String, String> = to.query_pairs().into_owned().collect();
-                assert!(!q.contains_key("error"), "provider refused: {q:?}");
-                return Authorized { code: q["code"].clone(), state: q["state"].clone(), sent_state: state, nonce, verifier };
-            }
-            next = http.get(to);
-            continue;
-        }
-        let status = resp.status();
-        let page = resp.text().await.unwrap();
-        assert!(status.is_success(), "{status}: {page}");
-        let action = page.split("action=\"").nth(1).and_then(|r| r.split('"').next()).expect("a login form");
-        next = http.post(base.join(action).unwrap()).form(&[("login", user), ("password", password)]);
-    }
-    panic!("too many redirects");
+    let cb = browser_login(url.as_str(), redirect_uri, user, password).await;
+    Authorized { code: cb.code, state: cb.state, sent_state: state, nonce, verifier }
 }
 
 fn expected<'a>(issuer: &'a str, nonce: &'a str) -> Expected<'a> {
@@ -121,12 +50,12 @@ fn expected<'a>(issuer: &'a str, nonce: &'a str) -> Expected<'a> {
 #[tokio::test]
 async fn code_flow_with_pkce_yields_verified_identity_and_mfa() {
     let redirect = format!("http://127.0.0.1:{}/callback", free_port());
-    let idp = start_idp(free_port(), &redirect, "k1");
+    let idp = Idp::start(free_port(), &redirect, "k1");
     let p = Provider::discover(&idp.issuer, true).await.unwrap();
     let secret = SecretString::new(SECRET.into());
     let mfa = ["mfa".to_owned(), "otp".to_owned(), "hwk".to_owned()];
 
-    let a = browser_login(&p, &redirect, "alice", "alice-password").await;
+    let a = login(&p, &redirect, "alice", "alice-password").await;
     assert_eq!(a.state, a.sent_state, "state comes back unchanged");
     let tokens = p.exchange_code("stint", &secret, &a.code, &redirect, &a.verifier).await.unwrap();
     let id = p.verify_id_token(&tokens.id_token, &expected(&idp.issuer, &a.nonce)).await.unwrap();
@@ -144,11 +73,11 @@ async fn code_flow_with_pkce_yields_verified_identity_and_mfa() {
     assert_eq!(p.verify_id_token(&tokens.id_token, &expected(&idp.issuer, "not-this-login")).await.unwrap_err().code(), "id_token_nonce_mismatch");
 
     // A code redeemed with another PKCE verifier is refused.
-    let b = browser_login(&p, &redirect, "bob", "bob-password").await;
+    let b = login(&p, &redirect, "bob", "bob-password").await;
     let other = oidc::pkce_verifier(&mut rand_core::OsRng);
     assert_eq!(p.exchange_code("stint", &secret, &b.code, &redirect, &other).await.unwrap_err().code(), "sso_code_refused");
     // Bob has no second factor.
-    let b = browser_login(&p, &redirect, "bob", "bob-password").await;
+    let b = login(&p, &redirect, "bob", "bob-password").await;
     let tokens = p.exchange_code("stint", &secret, &b.code, &redirect, &b.verifier).await.unwrap();
     let id = p.verify_id_token(&tokens.id_token, &expected(&idp.issuer, &b.nonce)).await.unwrap();
     assert_eq!(oidc::asserted_mfa(&id, &mfa, &[]), None, "{:?}", id.claims.get("amr"));
@@ -158,17 +87,17 @@ async fn code_flow_with_pkce_yields_verified_identity_and_mfa() {
 async fn key_rotation_and_an_unreachable_provider() {
     let redirect = format!("http://127.0.0.1:{}/callback", free_port());
     let port = free_port();
-    let idp = start_idp(port, &redirect, "old");
+    let idp = Idp::start(port, &redirect, "old");
     let p = Provider::discover(&idp.issuer, true).await.unwrap().with_refetch_interval(Duration::ZERO);
-    let a = browser_login(&p, &redirect, "alice", "alice-password").await;
+    let a = login(&p, &redirect, "alice", "alice-password").await;
     let secret = SecretString::new(SECRET.into());
     let old_token = p.exchange_code("stint", &secret, &a.code, &redirect, &a.verifier).await.unwrap().id_token;
     assert!(p.verify_id_token(&old_token, &expected(&idp.issuer, &a.nonce)).await.is_ok());
 
     // The provider restarts with a new key: the cache refetches on the unknown kid.
     drop(idp);
-    let idp = start_idp(port, &redirect, "new");
-    let a2 = browser_login(&p, &redirect, "alice", "alice-password").await;
+    let idp = Idp::start(port, &redirect, "new");
+    let a2 = login(&p, &redirect, "alice", "alice-password").await;
     let new_token = p.exchange_code("stint", &secret, &a2.code, &redirect, &a2.verifier).await.unwrap().id_token;
     let id = p.verify_id_token(&new_token, &expected(&idp.issuer, &a2.nonce)).await.unwrap();
     assert_eq!(id.subject, "alice");

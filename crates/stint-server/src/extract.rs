@@ -21,7 +21,7 @@ pub struct ClientAddr(pub String);
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
-        Ok(ClientAddr(parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())))
+        Ok(ClientAddr(addr_in(&parts.extensions)))
     }
 }
 
@@ -32,8 +32,13 @@ async fn refuse(state: &AppState, route: &str, addr: &str, err: ApiError) -> Api
     err
 }
 
+/// The peer's IP address from the connection info axum attaches to each request.
+fn addr_in(extensions: &axum::http::Extensions) -> String {
+    extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+}
+
 fn addr_of(req: &Request) -> String {
-    req.extensions().get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+    addr_in(req.extensions())
 }
 
 async fn body_of(req: Request, state: &AppState, mime: &str) -> Result<axum::body::Bytes, ApiError> {
@@ -107,7 +112,7 @@ impl FromRequestParts<AppState> for Session {
         match result {
             Ok(c) => Ok(Session(c)),
             Err(e) => {
-                let addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+                let addr = addr_in(&parts.extensions);
                 Err(refuse(state, parts.uri.path(), &addr, e).await)
             }
         }

@@ -51,6 +51,11 @@ fn to_json(v: impl serde::Serialize) -> JsonOut {
     axum::Json(serde_json::to_value(v).unwrap_or(serde_json::Value::Null))
 }
 
+/// The wire form of a one-time enrollment code, shown once to whoever asked for it.
+fn enrollment_code(code: &stint_core::broker::NewCode) -> EnrollmentCode {
+    EnrollmentCode { username: code.username.to_string(), enrollment_code: code.code.expose().to_owned(), expires_at: code.expires_at.to_rfc3339() }
+}
+
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     match s.broker.store().audit_head().await {
         Ok(_) => (StatusCode::OK, "ready\n"),
@@ -80,11 +85,7 @@ async fn introspect(State(s): State<AppState>, Form(req): Form<IntrospectRequest
 
 async fn bootstrap(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Json(req): Json<BootstrapRequest>) -> ApiResult<JsonOut> {
     let code = s.broker.bootstrap(&req.token, &req.username, &addr).await?;
-    Ok(to_json(EnrollmentCode {
-        username: code.username.to_string(),
-        enrollment_code: code.code.expose().to_owned(),
-        expires_at: code.expires_at.to_rfc3339(),
-    }))
+    Ok(to_json(enrollment_code(&code)))
 }
 
 async fn enroll(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Json(req): Json<EnrollRequest>) -> ApiResult<JsonOut> {
@@ -136,21 +137,13 @@ async fn assume(State(s): State<AppState>, Session(c): Session, Json(req): Json<
 async fn add_user(State(s): State<AppState>, Session(c): Session, Json(req): Json<AddUserRequest>) -> ApiResult<JsonOut> {
     let admin = s.broker.admin(&c, "user.add").await?;
     let code = s.broker.add_user(&admin, &req.name, &req.groups).await?;
-    Ok(to_json(EnrollmentCode {
-        username: code.username.to_string(),
-        enrollment_code: code.code.expose().to_owned(),
-        expires_at: code.expires_at.to_rfc3339(),
-    }))
+    Ok(to_json(enrollment_code(&code)))
 }
 
 async fn reissue_enrollment(State(s): State<AppState>, Session(c): Session, Path(name): Path<String>) -> ApiResult<JsonOut> {
     let admin = s.broker.admin(&c, "user.enrollment").await?;
     let code = s.broker.reissue_enrollment(&admin, &name).await?;
-    Ok(to_json(EnrollmentCode {
-        username: code.username.to_string(),
-        enrollment_code: code.code.expose().to_owned(),
-        expires_at: code.expires_at.to_rfc3339(),
-    }))
+    Ok(to_json(enrollment_code(&code)))
 }
 
 async fn list_users(State(s): State<AppState>, Session(c): Session) -> ApiResult<JsonOut> {

@@ -2,6 +2,8 @@
 // configured like a company IdP. Test accounts:
 //   alice / alice-password  (MFA: amr ["pwd","otp"], groups ["developers"])
 //   bob   / bob-password    (no MFA: amr ["pwd"], groups [])
+//   carol / carol-password  (MFA, email at another domain, groups ["developers"])
+// Every login page also has a Cancel button, which denies the request (access_denied).
 // The login page is a plain HTML form, so tests drive it with ordinary HTTP requests;
 // consent is granted automatically, as a company IdP does for its own apps.
 //
@@ -18,6 +20,7 @@ const redirectUri = process.env.REDIRECT_URI || 'http://127.0.0.1:7998/callback'
 const accounts = {
   alice: { password: 'alice-password', amr: ['pwd', 'otp'], email: 'alice@example.com', groups: ['developers'] },
   bob: { password: 'bob-password', amr: ['pwd'], email: 'bob@example.com', groups: [] },
+  carol: { password: 'carol-password', amr: ['pwd', 'hwk'], email: 'carol@elsewhere.test', groups: ['developers'] },
 };
 
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -31,6 +34,8 @@ const provider = new Provider(issuer, {
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
+    // auth_time lets stint end its session no later than the provider's.
+    require_auth_time: true,
   }],
   jwks: { keys: [signingKey] },
   pkce: { required: () => true },
@@ -57,10 +62,15 @@ const body = (req) => new Promise((resolve) => {
 async function interaction(req, res, uid, action) {
   const details = await provider.interactionDetails(req, res);
   if (details.prompt.name === 'login') {
+    if (action === 'abort') {
+      await provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'End-User aborted interaction' }, { mergeWithLastSubmission: false });
+      return;
+    }
     if (action !== 'login') {
       res.writeHead(200, { 'content-type': 'text/html' });
       res.end(`<form method="post" action="/interaction/${uid}/login">`
-        + '<input name="login"><input name="password" type="password"><button>Sign in</button></form>');
+        + '<input name="login"><input name="password" type="password"><button>Sign in</button></form>'
+        + `<form method="post" action="/interaction/${uid}/abort"><button>Cancel</button></form>`);
       return;
     }
     const form = await body(req);
@@ -84,7 +94,7 @@ async function interaction(req, res, uid, action) {
 
 const callback = provider.callback();
 http.createServer((req, res) => {
-  const m = req.url.match(/^\/interaction\/([^/?]+)(?:\/(login))?/);
+  const m = req.url.match(/^\/interaction\/([^/?]+)(?:\/(login|abort))?/);
   if (m) {
     interaction(req, res, m[1], m[2]).catch((e) => {
       res.writeHead(500, { 'content-type': 'text/plain' });

@@ -32,10 +32,11 @@ pub enum Event {
     CredentialIssued,
     AssumeDenied,
     RequestRefused,
+    UserGroupsChanged,
 }
 
 impl Event {
-    pub const ALL: [Event; 18] = [
+    pub const ALL: [Event; 19] = [
         Event::ConfigLoaded,
         Event::KeyCreated,
         Event::KeyRotated,
@@ -54,6 +55,7 @@ impl Event {
         Event::CredentialIssued,
         Event::AssumeDenied,
         Event::RequestRefused,
+        Event::UserGroupsChanged,
     ];
 
     pub fn code(self) -> &'static str {
@@ -76,6 +78,7 @@ impl Event {
             Event::CredentialIssued => "credential.issued",
             Event::AssumeDenied => "role.assume.denied",
             Event::RequestRefused => "request.refused",
+            Event::UserGroupsChanged => "user.groups_changed",
         }
     }
 }
@@ -350,6 +353,7 @@ mod tests {
                 "credential.issued",
                 "role.assume.denied",
                 "request.refused",
+                "user.groups_changed",
             ]
         );
     }

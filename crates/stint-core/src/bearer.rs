@@ -18,6 +18,12 @@ pub enum BearerKind {
     Session,
     Enrollment,
     Bootstrap,
+    /// The OAuth `state` of an SSO login, sent through the identity provider.
+    SsoState,
+    /// An RFC 8628 device code, held by the CLI that polls.
+    DeviceCode,
+    /// Handed to the CLI's loopback listener when a browser SSO login succeeds.
+    SsoLogin,
 }
 
 impl BearerKind {
@@ -26,6 +32,9 @@ impl BearerKind {
             BearerKind::Session => "ses",
             BearerKind::Enrollment => "enr",
             BearerKind::Bootstrap => "boot",
+            BearerKind::SsoState => "state",
+            BearerKind::DeviceCode => "dev",
+            BearerKind::SsoLogin => "sso",
         }
     }
 }

@@ -83,3 +83,97 @@ pub struct OneTimeCode {
     pub expires_at: Timestamp,
     pub used_at: Option<Timestamp>,
 }
+
+/// A person's identity at an OpenID Provider: (issuer, `sub`), never the email alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub issuer: String,
+    pub subject: String,
+    pub user_id: UserId,
+    /// As the provider last asserted it; shown to administrators, never used to match.
+    pub email: Option<String>,
+    pub created_at: Timestamp,
+    pub last_login_at: Timestamp,
+}
+
+/// How an SSO login reaches the command line that started it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SsoMode {
+    /// Authorization Code flow; the browser returns to the CLI's loopback listener.
+    Browser,
+    /// Device authorization grant (RFC 8628): the CLI polls while the person logs in elsewhere.
+    Device,
+}
+
+/// Where an SSO login stands. Each step moves it forward once, guarded by the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SsoStatus {
+    /// Waiting for the person to finish at the provider.
+    Pending,
+    /// The provider said who it is but asserted no MFA; waiting for stint's TOTP.
+    StepUp,
+    /// Authenticated; the CLI may redeem it for a session once.
+    Approved,
+    /// Refused (the reason says why); final.
+    Denied,
+    /// Redeemed for a session; final.
+    Consumed,
+}
+
+impl SsoStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SsoStatus::Pending => "pending",
+            SsoStatus::StepUp => "step_up",
+            SsoStatus::Approved => "approved",
+            SsoStatus::Denied => "denied",
+            SsoStatus::Consumed => "consumed",
+        }
+    }
+}
+
+/// One SSO login in progress. Secrets are kept as lookup + SHA-256 like every bearer; the
+/// PKCE verifier stint sends to the provider is sealed with the master key.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SsoAttempt {
+    pub id: String,
+    /// The configured provider's name.
+    pub provider: String,
+    pub mode: SsoMode,
+    pub status: SsoStatus,
+    /// Lookup half of the `state` sent through the provider.
+    pub state_lookup: String,
+    /// SHA-256 of the secret half of the `state`, hex.
+    pub state_hash: String,
+    pub nonce: String,
+    /// The PKCE verifier for the provider, sealed.
+    pub verifier_sealed: String,
+    /// Browser mode: the CLI's own PKCE challenge, so only the CLI that began can redeem.
+    pub client_challenge: Option<String>,
+    /// Browser mode: the CLI's loopback URL.
+    pub redirect_uri: Option<String>,
+    /// Device mode: the device code from the start; browser mode: the login code from approval.
+    pub code_lookup: Option<String>,
+    pub code_hash: Option<String>,
+    /// Device mode: SHA-256 of the normalized user code, hex.
+    pub user_code_hash: Option<String>,
+    pub user_id: Option<UserId>,
+    /// The provider's `sub`, once known (for the audit record).
+    pub subject: Option<String>,
+    /// How MFA was shown (`amr:otp`, `acr:…`, `stint-totp`).
+    pub mfa: Option<String>,
+    /// Why it was denied: a stable code.
+    pub reason: Option<String>,
+    /// The session's end: the SSO session length, or the provider's session end if sooner.
+    pub session_expires_at: Option<Timestamp>,
+    /// The address the login began from.
+    pub addr: String,
+    pub created_at: Timestamp,
+    /// The attempt's own deadline (device codes expire; so do abandoned browser logins).
+    pub expires_at: Timestamp,
+    /// Device mode: the least seconds between polls (RFC 8628 §3.5 `slow_down` adds 5).
+    pub interval_secs: i64,
+    pub last_poll_at: Option<Timestamp>,
+}

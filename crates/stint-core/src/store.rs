@@ -8,8 +8,9 @@
 use crate::audit::{Draft, Record};
 use crate::crypto::StoredKey;
 use crate::error::Result;
+use crate::ids::GroupName;
 use crate::ids::{SessionId, UserId, Username};
-use crate::model::{OneTimeCode, Session, User};
+use crate::model::{Identity, OneTimeCode, Session, SsoAttempt, SsoStatus, User};
 use crate::time::Timestamp;
 
 #[derive(Debug)]
@@ -63,6 +64,31 @@ pub enum Mutation {
     },
     /// Precondition: nobody has enrolled yet (`already_bootstrapped` otherwise).
     RequireNoEnrolledUsers,
+    /// Replaces a user's groups (the identity provider is their source of truth).
+    SetUserGroups {
+        user: UserId,
+        groups: Vec<GroupName>,
+    },
+    /// Links a provider identity to a user; `identity_exists` if (issuer, subject) is linked.
+    LinkIdentity(Identity),
+    /// Records a login through a linked identity and the email it asserted this time.
+    TouchIdentity {
+        issuer: String,
+        subject: String,
+        email: Option<String>,
+        at: Timestamp,
+    },
+    InsertSsoAttempt(SsoAttempt),
+    /// Replaces an attempt only while it still has status `expect` (`sso_attempt_done`
+    /// otherwise), so each step happens once even when two requests race.
+    UpdateSsoAttempt {
+        attempt: SsoAttempt,
+        expect: SsoStatus,
+    },
+    /// Deletes attempts that expired before `before`.
+    PurgeSsoAttempts {
+        before: Timestamp,
+    },
 }
 
 /// One atomic unit of work.
@@ -104,6 +130,15 @@ pub trait Store: Send + Sync + 'static {
     async fn active_sessions(&self, now: Timestamp) -> Result<u64>;
 
     async fn code(&self, lookup: &str) -> Result<Option<OneTimeCode>>;
+
+    /// The identity (issuer, subject) with the user it is linked to.
+    async fn identity(&self, issuer: &str, subject: &str) -> Result<Option<(Identity, User)>>;
+    /// The SSO attempt whose `state` has this lookup half.
+    async fn sso_attempt_by_state(&self, lookup: &str) -> Result<Option<SsoAttempt>>;
+    /// The SSO attempt whose device or login code has this lookup half.
+    async fn sso_attempt_by_code(&self, lookup: &str) -> Result<Option<SsoAttempt>>;
+    /// The pending, unexpired device attempt with this user-code hash.
+    async fn sso_attempt_by_user_code(&self, hash: &str, now: Timestamp) -> Result<Option<SsoAttempt>>;
 
     async fn signing_keys(&self) -> Result<Vec<StoredKey>>;
 

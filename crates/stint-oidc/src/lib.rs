@@ -6,7 +6,8 @@
 //! and cached keys keep serving while the provider is briefly unreachable. Verification
 //! itself is [`stint_core::oidc`], which does no I/O.
 
-use std::sync::RwLock;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -157,6 +158,76 @@ impl Provider {
             return Err(unreachable("token endpoint", url, status));
         }
         resp.json().await.map_err(|e| unreachable("token endpoint", url, e))
+    }
+}
+
+/// How stint talks to one provider as its (confidential) client.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub scopes: Vec<String>,
+    /// Extra authorization request parameters, e.g. Google's `hd`.
+    pub auth_params: BTreeMap<String, String>,
+    /// stint's callback, registered at the provider.
+    pub redirect_uri: String,
+    /// Accept `http://127.0.0.1…` provider URLs (tests only).
+    pub allow_http_loopback: bool,
+    /// The least time between key-set refetches for unknown keys.
+    pub jwks_min_refetch: Duration,
+}
+
+/// A provider client: discovery happens on first use and is retried until it succeeds, so
+/// stint starts even while the provider is unreachable.
+pub struct Client {
+    cfg: ClientConfig,
+    provider: RwLock<Option<Arc<Provider>>>,
+}
+
+impl Client {
+    pub fn new(cfg: ClientConfig) -> Client {
+        Client { cfg, provider: RwLock::new(None) }
+    }
+
+    async fn provider(&self) -> Result<Arc<Provider>> {
+        if let Some(p) = self.provider.read().ok().and_then(|p| p.clone()) {
+            return Ok(p);
+        }
+        let p = Arc::new(Provider::discover(&self.cfg.issuer, self.cfg.allow_http_loopback).await?.with_refetch_interval(self.cfg.jwks_min_refetch));
+        if let Ok(mut slot) = self.provider.write() {
+            *slot = Some(p.clone());
+        }
+        Ok(p)
+    }
+}
+
+#[async_trait::async_trait]
+impl stint_core::broker::IdentityProvider for Client {
+    async fn authorization_url(&self, state: &str, nonce: &str, code_challenge: &str) -> Result<String> {
+        let p = self.provider().await?;
+        let scope = self.cfg.scopes.join(" ");
+        let mut params: Vec<(&str, &str)> = vec![
+            ("response_type", "code"),
+            ("client_id", &self.cfg.client_id),
+            ("redirect_uri", &self.cfg.redirect_uri),
+            ("scope", &scope),
+            ("state", state),
+            ("nonce", nonce),
+            ("code_challenge", code_challenge),
+            ("code_challenge_method", "S256"),
+        ];
+        params.extend(self.cfg.auth_params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let url = reqwest::Url::parse_with_params(&p.discovery.authorization_endpoint, &params)
+            .map_err(|_| Error::upstream("idp_bad_discovery", "the identity provider's authorization endpoint is not a URL"))?;
+        Ok(url.into())
+    }
+
+    async fn redeem(&self, code: &str, verifier: &SecretString, expect: &Expected<'_>) -> Result<IdToken> {
+        let p = self.provider().await?;
+        let tokens = p.exchange_code(&self.cfg.client_id, &self.cfg.client_secret, code, &self.cfg.redirect_uri, verifier).await?;
+        p.verify_id_token(&tokens.id_token, expect).await
     }
 }
 

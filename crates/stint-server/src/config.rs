@@ -12,6 +12,9 @@ use stint_core::policy::{RoleDef, Roles};
 use stint_core::throttle::ThrottleConfig;
 use stint_core::Ttl;
 
+pub mod oidc;
+pub use oidc::OidcClientConfig;
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7807";
 pub const DEFAULT_DATA_DIR: &str = "./stint-data";
 
@@ -39,6 +42,8 @@ pub struct FileConfig {
     pub login: LoginSection,
     #[serde(default)]
     pub roles: BTreeMap<String, RoleSection>,
+    #[serde(default)]
+    pub identity: oidc::IdentitySection,
     #[serde(default)]
     pub bench: BenchSection,
 }
@@ -119,6 +124,8 @@ pub struct Config {
     pub broker: BrokerConfig,
     /// Serve the benchmark floor endpoint (see [`BenchSection`]).
     pub bench_floor: bool,
+    /// How to reach each OpenID Provider of `broker.sso`, in the same order.
+    pub oidc: Vec<OidcClientConfig>,
 }
 
 /// A configuration error that names where it came from.
@@ -184,6 +191,7 @@ impl Config {
         }
         let admin_group = GroupName::parse(fc.admin.group.as_deref().unwrap_or("admins")).map_err(|e| err(origin, "admin.group", e))?;
         let roles = roles(fc.roles, origin)?;
+        let (oidc, sso) = oidc::providers(fc.identity.oidc, &roles, &public_url, origin)?;
         let throttle = ThrottleConfig {
             free: fc.login.free_failures.unwrap_or(5),
             free_per_address: fc.login.free_failures_per_address.unwrap_or(20),
@@ -199,9 +207,10 @@ impl Config {
             enrollment_ttl: ttl("login.enrollment_ttl", fc.login.enrollment_ttl, "24h")?,
             bootstrap_ttl: ttl("bootstrap", None, "1h")?,
             throttle,
+            sso,
         };
         let bench_floor = fc.bench.floor.unwrap_or(false);
-        Ok(Config { source, listen, data_dir, store, master_key_file: over.master_key_file.or(fc.master_key_file), log_format, broker, bench_floor })
+        Ok(Config { source, listen, data_dir, store, master_key_file: over.master_key_file.or(fc.master_key_file), log_format, broker, bench_floor, oidc })
     }
 
     /// The effective configuration as TOML-like JSON, with secrets redacted.
@@ -220,6 +229,21 @@ impl Config {
             "admin": { "group": self.broker.admin_group },
             "login": { "free_failures": self.broker.throttle.free, "free_failures_per_address": self.broker.throttle.free_per_address, "max_lockout": format!("{}s", self.broker.throttle.max_lock_secs), "enrollment_ttl": self.broker.enrollment_ttl },
             "roles": roles,
+            "identity": { "oidc": self.broker.sso.iter().zip(&self.oidc).map(|(p, c)| serde_json::json!({
+                "name": p.name,
+                "issuer": p.issuer,
+                "client_id": p.client_id,
+                "client_secret": "<redacted>",
+                "scopes": c.scopes,
+                "redirect_uri": c.redirect_uri,
+                "allowed_domains": p.allowed_domains,
+                "mfa_amr": p.mfa_amr,
+                "mfa_acr": p.mfa_acr,
+                "step_up_totp": p.step_up_totp,
+                "groups": p.groups,
+                "session_ttl": p.session_ttl,
+                "provider_session": p.provider_session,
+            })).collect::<Vec<_>>() },
             "bench": { "floor": self.bench_floor },
         })
     }
@@ -308,6 +332,55 @@ mod tests {
         let fc: FileConfig = toml::from_str("listen = \"127.0.0.1:1\"").unwrap();
         let c = Config::validate(fc, Overrides { listen: Some("127.0.0.1:2".into()), ..Default::default() }, None, "f").unwrap();
         assert_eq!(c.listen.port(), 2);
+    }
+
+    const GOOGLE: &str = "[[identity.oidc]]\nname = \"google\"\nissuer = \"https://accounts.google.com\"\nclient_id = \"abc.apps.googleusercontent.com\"\n";
+
+    #[test]
+    fn oidc_secret_comes_from_a_file_or_the_environment_never_plainly_inline() {
+        let e = load_str(&format!("{GOOGLE}client_secret = \"s3cret\"")).unwrap_err().to_string();
+        assert!(e.contains("client_secret"), "a plain inline secret is an unknown key: {e}");
+        let e = load_str(GOOGLE).unwrap_err().to_string();
+        assert!(e.contains("identity.oidc[0].client_secret_file") && e.contains("exactly one"), "{e}");
+        let c = load_str(&format!("{GOOGLE}danger_client_secret = \"s3cret\"")).unwrap();
+        assert_eq!(c.oidc[0].client_secret.expose(), "s3cret");
+        assert!(!c.redacted().to_string().contains("s3cret"));
+
+        let dir = std::env::temp_dir().join(format!("stint-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secret");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let c = load_str(&format!("{GOOGLE}client_secret_file = {:?}", file.display().to_string())).unwrap();
+        assert_eq!(c.oidc[0].client_secret.expose(), "from-file");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let e = load_str(&format!("{GOOGLE}client_secret_env = \"STINT_TEST_NO_SUCH_VARIABLE\"")).unwrap_err().to_string();
+        assert!(e.contains("STINT_TEST_NO_SUCH_VARIABLE is not set"), "{e}");
+    }
+
+    #[test]
+    fn oidc_rules_are_validated() {
+        let ok = format!("{GOOGLE}danger_client_secret = \"x\"\n");
+        let c = load_str(&format!("{ok}allowed_domains = [\"Acme.com\"]\n[identity.oidc.roles]\n\"eng@acme.com\" = [\"developer\", \"readonly\"]")).unwrap();
+        let p = &c.broker.sso[0];
+        assert_eq!((p.name.as_str(), p.session_ttl.as_secs(), p.skew_secs), ("google", 8 * 3600, 60));
+        assert_eq!(p.allowed_domains, ["acme.com"]);
+        assert_eq!(p.groups["eng@acme.com"], [GroupName::parse("developers").unwrap()], "a role maps to the groups that may assume it");
+        assert_eq!(c.oidc[0].redirect_uri, "http://127.0.0.1:7807/v1/sso/callback");
+        for (extra, key) in [
+            ("session_ttl = \"9h\"", "session_ttl"),
+            ("clock_skew = \"10m\"", "clock_skew"),
+            ("scopes = [\"email\"]", "scopes"),
+            ("[identity.oidc.roles]\neng = [\"superuser\"]", "roles"),
+            ("[identity.oidc.auth_params]\nnonce = \"fixed\"", "auth_params"),
+            ("mfa_amr = []", "mfa_amr"),
+        ] {
+            let e = load_str(&format!("{ok}{extra}")).unwrap_err().to_string();
+            assert!(e.contains(&format!("identity.oidc[0].{key}")), "{extra}: {e}");
+        }
+        let e = load_str(&ok.replace("https://accounts.google.com", "http://accounts.google.com")).unwrap_err().to_string();
+        assert!(e.contains("must be an https:// URL"), "{e}");
+        let e = load_str(&format!("{ok}{ok}")).unwrap_err().to_string();
+        assert!(e.contains("two providers are named"), "{e}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod html;
 pub mod metrics;
 pub mod password;
 pub mod routes;
@@ -100,7 +101,9 @@ impl App {
         work: Arc<dyn PasswordWork>,
     ) -> stint_core::error::Result<App> {
         let metrics = Arc::new(Metrics::default());
-        let broker = Arc::new(Broker::new(cfg.broker.clone(), store, clock, broker::os_entropy(), kek, work, metrics.clone()));
+        let idps = cfg.oidc.iter().map(|c| (c.name.clone(), Arc::new(stint_oidc::Client::new(c.clone())) as Arc<dyn broker::IdentityProvider>)).collect();
+        let broker = Broker::new(cfg.broker.clone(), store, clock, broker::os_entropy(), kek, work, metrics.clone()).with_identity_providers(idps);
+        let broker = Arc::new(broker);
         let startup = broker.start(&cfg.digest()).await?;
         // A throwaway key, never stored or published: floor tokens verify nowhere.
         let bench_floor = cfg.bench_floor.then(|| Arc::new(stint_core::crypto::SigningKey::generate(&mut rand_core::OsRng)));

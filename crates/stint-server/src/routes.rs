@@ -4,14 +4,16 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use stint_core::broker::{SsoBegin, SsoCallback, SsoFlow, SsoOutcome};
 use stint_core::secret::SecretString;
 use stint_core::Ttl;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientAddr, Form, Json, Query, Session};
+use crate::html;
 use crate::wire::*;
 use crate::AppState;
 
@@ -38,6 +40,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys/rotate", post(rotate_keys))
         .route("/v1/audit", get(audit))
         .route("/v1/bench/floor", post(bench_floor))
+        .route("/v1/sso/providers", get(sso_providers))
+        .route("/v1/sso/begin", post(sso_begin))
+        .route("/v1/sso/device/authorize", post(sso_device_authorize))
+        .route("/v1/sso/callback", get(sso_callback))
+        .route("/v1/sso/device", get(sso_device_page).post(sso_device_verify))
+        .route("/v1/sso/step-up", post(sso_step_up))
+        .route("/v1/sso/token", post(sso_token))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
@@ -100,12 +109,7 @@ async fn enroll(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Json(re
 async fn login(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Json(req): Json<LoginRequest>) -> ApiResult<JsonOut> {
     let req = stint_core::broker::LoginRequest { username: req.username, password: SecretString::new(req.password), totp: SecretString::new(req.totp), addr };
     let sess = s.broker.login(req).await?;
-    Ok(to_json(LoginResponse {
-        session_token: sess.token.expose().to_owned(),
-        session_id: sess.session_id.to_string(),
-        username: sess.user.to_string(),
-        expires_at: sess.expires_at.to_rfc3339(),
-    }))
+    Ok(session_response(&sess))
 }
 
 async fn logout(State(s): State<AppState>, Session(c): Session) -> ApiResult<StatusCode> {
@@ -225,4 +229,128 @@ async fn bench_floor(State(s): State<AppState>, Json(req): Json<AssumeRequest>) 
         expires_at: claims.exp.to_rfc3339(),
         expires_in: 60,
     }))
+}
+
+/// The wire form of a new session, shown once to the person who logged in.
+fn session_response(sess: &stint_core::broker::NewSession) -> JsonOut {
+    to_json(LoginResponse {
+        session_token: sess.token.expose().to_owned(),
+        session_id: sess.session_id.to_string(),
+        username: sess.user.to_string(),
+        expires_at: sess.expires_at.to_rfc3339(),
+    })
+}
+
+async fn sso_providers(State(s): State<AppState>) -> JsonOut {
+    to_json(SsoProvidersResponse { providers: s.broker.sso_providers() })
+}
+
+async fn sso_begin(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Json(req): Json<SsoBeginRequest>) -> ApiResult<JsonOut> {
+    if req.code_challenge_method.as_deref().is_some_and(|m| m != "S256") {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_code_challenge", "only the S256 code challenge method is accepted"));
+    }
+    let flow = SsoFlow::Browser { redirect_uri: req.redirect_uri, code_challenge: req.code_challenge };
+    let started = s.broker.sso_begin(SsoBegin { provider: req.provider, flow, addr }).await?;
+    Ok(to_json(SsoBeginResponse {
+        provider: started.provider,
+        authorization_url: started.authorization_url.unwrap_or_default(),
+        expires_at: started.expires_at.to_rfc3339(),
+    }))
+}
+
+async fn sso_device_authorize(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Form(req): Form<DeviceAuthorizationRequest>) -> ApiResult<JsonOut> {
+    let now = s.broker.now();
+    let started = s.broker.sso_begin(SsoBegin { provider: req.provider, flow: SsoFlow::Device, addr }).await?;
+    let d = started.device.ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "device flow without device codes"))?;
+    Ok(to_json(DeviceAuthorizationResponse {
+        device_code: d.device_code.expose().to_owned(),
+        user_code: d.user_code,
+        verification_uri: d.verification_uri,
+        verification_uri_complete: d.verification_uri_complete,
+        expires_in: now.until(started.expires_at) as i64,
+        interval: d.interval_secs,
+        provider: started.provider,
+    }))
+}
+
+/// Where the browser lands after the provider, or after the TOTP step-up.
+fn outcome_page(s: &AppState, o: SsoOutcome) -> Response {
+    match o {
+        SsoOutcome::Redirect(url) => html::redirect(&url),
+        SsoOutcome::Done { username } => html::page(
+            StatusCode::OK,
+            "Signed in",
+            &format!(
+                "<p>You are signed in to stint as <b>{}</b>.</p><p>Return to your terminal; you can close this window.</p>",
+                html::escape(username.as_str())
+            ),
+        ),
+        SsoOutcome::StepUp { state, username } => step_up_page(s, &state, username.as_str(), None),
+    }
+}
+
+fn step_up_page(s: &AppState, state: &str, username: &str, error: Option<&str>) -> Response {
+    let error = error.map(|e| format!("<p><b>{}</b></p>", html::escape(e))).unwrap_or_default();
+    let body = format!(
+        "<p>Your identity provider did not report a second factor, so stint asks for the one-time code from your authenticator app ({user}).</p>{error}\
+         <form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"state\" value=\"{state}\">\
+         <input name=\"totp\" inputmode=\"numeric\" autocomplete=\"one-time-code\" maxlength=\"6\" autofocus required> <button>Continue</button></form>",
+        user = html::escape(username),
+        action = html::escape(&format!("{}/v1/sso/step-up", s.broker.config().issuer)),
+        state = html::escape(state),
+    );
+    html::page(if error.is_empty() { StatusCode::OK } else { StatusCode::UNAUTHORIZED }, "One more step", &body)
+}
+
+async fn sso_callback(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Query(q): Query<SsoCallbackQuery>) -> Response {
+    let cb = SsoCallback { state: q.state.unwrap_or_default(), code: q.code, error: q.error, iss: q.iss, addr };
+    match s.broker.sso_callback(cb).await {
+        Ok(o) => outcome_page(&s, o),
+        Err(e) => html::error_page(e),
+    }
+}
+
+async fn sso_device_page(State(s): State<AppState>, Query(q): Query<DeviceVerifyQuery>) -> Response {
+    let code = q.user_code.unwrap_or_default();
+    let body = format!(
+        "<p>Enter the code your terminal shows after <code>stint login --device</code>.</p>\
+         <p><small>Only enter a code you got from your own terminal. If someone sent you this link, close this page.</small></p>\
+         <form method=\"post\" action=\"{action}\"><input name=\"user_code\" value=\"{code}\" placeholder=\"XXXX-XXXX\" maxlength=\"9\" \
+         autocomplete=\"off\" autofocus required> <button>Continue to sign in</button></form>",
+        action = html::escape(&format!("{}/v1/sso/device", s.broker.config().issuer)),
+        code = html::escape(&code.chars().take(16).collect::<String>()),
+    );
+    html::page(StatusCode::OK, "Sign in to stint", &body)
+}
+
+async fn sso_device_verify(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Form(f): Form<DeviceVerifyForm>) -> Response {
+    match s.broker.sso_device_authorize(&f.user_code, &addr).await {
+        Ok(url) => html::redirect(&url),
+        Err(e) => html::error_page(e),
+    }
+}
+
+async fn sso_step_up(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Form(f): Form<StepUpForm>) -> Response {
+    match s.broker.sso_step_up(&f.state, SecretString::new(f.totp), &addr).await {
+        Ok(o) => outcome_page(&s, o),
+        // The sign-in stays open for another try (throttled like every second factor).
+        Err(e) if matches!(e.code(), "invalid_totp" | "totp_replayed") => step_up_page(&s, &f.state, "", Some(&e.to_string())),
+        Err(e) => html::error_page(e),
+    }
+}
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+async fn sso_token(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Form(req): Form<SsoTokenRequest>) -> ApiResult<JsonOut> {
+    let missing = |field: &str| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", format!("{field} is required for this grant_type"));
+    let sess = match req.grant_type.as_str() {
+        DEVICE_GRANT => s.broker.sso_poll(req.device_code.as_deref().ok_or_else(|| missing("device_code"))?, &addr).await?,
+        "authorization_code" => {
+            let code = req.code.as_deref().ok_or_else(|| missing("code"))?;
+            let verifier = req.code_verifier.as_deref().ok_or_else(|| missing("code_verifier"))?;
+            s.broker.sso_redeem(code, verifier, &addr).await?
+        }
+        _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", format!("grant_type must be {DEVICE_GRANT} or authorization_code"))),
+    };
+    Ok(session_response(&sess))
 }

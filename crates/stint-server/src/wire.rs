@@ -104,3 +104,96 @@ pub struct ErrorBody {
     pub error: String,
     pub message: String,
 }
+
+/// `POST /v1/sso/begin`: a browser login from the CLI's loopback listener.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoBeginRequest {
+    #[serde(default)]
+    pub provider: Option<String>,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    /// Only `S256` (RFC 7636 §4.3); `plain` is refused.
+    #[serde(default)]
+    pub code_challenge_method: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct SsoBeginResponse {
+    pub provider: String,
+    pub authorization_url: String,
+    pub expires_at: String,
+}
+
+/// `POST /v1/sso/device/authorize` (RFC 8628 §3.1), form-encoded.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceAuthorizationRequest {
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// Accepted for RFC 8628 clients; stint has one public client.
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+/// RFC 8628 §3.2.
+#[derive(Serialize, Deserialize)]
+pub struct DeviceAuthorizationResponse {
+    pub device_code: String,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: String,
+    pub expires_in: i64,
+    pub interval: i64,
+    pub provider: String,
+}
+
+/// What the provider appends to stint's callback. Providers add parameters of their own
+/// (Google: `authuser`, `hd`, `prompt`, `scope`), so unknown ones are ignored.
+#[derive(Deserialize)]
+pub struct SsoCallbackQuery {
+    pub state: Option<String>,
+    pub code: Option<String>,
+    pub error: Option<String>,
+    /// RFC 9207: the issuer of the response, checked when present.
+    pub iss: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct DeviceVerifyQuery {
+    pub user_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceVerifyForm {
+    pub user_code: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepUpForm {
+    pub state: String,
+    pub totp: String,
+}
+
+/// `POST /v1/sso/token`, form-encoded: a device-code poll (RFC 8628 §3.4) or the browser
+/// flow's login code with the CLI's PKCE verifier.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoTokenRequest {
+    pub grant_type: String,
+    #[serde(default)]
+    pub device_code: Option<String>,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub code_verifier: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct SsoProvidersResponse {
+    pub providers: Vec<String>,
+}

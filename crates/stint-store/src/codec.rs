@@ -7,7 +7,7 @@ use stint_core::audit::{Outcome, Record};
 use stint_core::crypto::StoredKey;
 use stint_core::error::{Error, Result};
 use stint_core::ids::{GroupName, SessionId, UserId, Username};
-use stint_core::model::{CodePurpose, OneTimeCode, Session, User};
+use stint_core::model::{CodePurpose, Identity, OneTimeCode, Session, SsoAttempt, User};
 use stint_core::Timestamp;
 
 use crate::error::{corrupt, store};
@@ -19,6 +19,9 @@ pub(crate) const SESSION_COLS: &str = "s.id, s.lookup, s.secret_hash, s.user_id,
 pub(crate) const SESSION_WIDTH: usize = 7;
 pub(crate) const CODE_COLS: &str = "lookup, secret_hash, purpose, user_id, expires_at, used_at";
 pub(crate) const KEY_COLS: &str = "kid, public, sealed_private, created_at, retired_at, verify_until";
+pub(crate) const IDENTITY_COLS: &str = "i.issuer, i.subject, i.user_id, i.email, i.created_at, i.last_login_at";
+/// Where the user columns start in an `IDENTITY_COLS, USER_COLS` row.
+pub(crate) const IDENTITY_WIDTH: usize = 6;
 pub(crate) const AUDIT_COLS: &str = "seq, at, event, outcome, actor, subject, reason, details, prev_hash, hash";
 
 /// Typed access to one result row, implemented for both drivers.
@@ -117,6 +120,36 @@ pub(crate) fn code(r: &impl Cells) -> Result<OneTimeCode> {
         expires_at: r.time(4)?,
         used_at: r.opt_time(5)?,
     })
+}
+
+/// Decodes an `IDENTITY_COLS, USER_COLS` row.
+pub(crate) fn identity_with_user(r: &impl Cells) -> Result<(Identity, User)> {
+    let identity = Identity {
+        issuer: r.text(0)?,
+        subject: r.text(1)?,
+        user_id: UserId::from_trusted(r.text(2)?),
+        email: r.opt_text(3)?,
+        created_at: r.time(4)?,
+        last_login_at: r.time(5)?,
+    };
+    Ok((identity, user(r, IDENTITY_WIDTH)?))
+}
+
+/// Decodes the `body` column of `sso_attempts`.
+pub(crate) fn sso_attempt(r: &impl Cells) -> Result<SsoAttempt> {
+    serde_json::from_str(&r.text(0)?).map_err(|_| corrupt("sso_attempts.body"))
+}
+
+pub(crate) fn sso_attempt_json(a: &SsoAttempt) -> Result<String> {
+    serde_json::to_string(a).map_err(|e| Error::Internal(format!("encoding an SSO attempt: {e}")))
+}
+
+pub(crate) fn identity_exists() -> Error {
+    Error::conflict("identity_exists", "this identity is already linked to a user")
+}
+
+pub(crate) fn sso_attempt_done() -> Error {
+    Error::conflict("sso_attempt_done", "this login has already moved on; start again with `stint login`")
 }
 
 pub(crate) fn key(r: &impl Cells) -> Result<StoredKey> {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use stint_core::audit::{chain, verify_chain, Draft, Event, Outcome, Record, GENESIS};
 use stint_core::crypto::StoredKey;
 use stint_core::ids::{GroupName, SessionId, UserId, Username};
-use stint_core::model::{CodePurpose, OneTimeCode, Session, User};
+use stint_core::model::{CodePurpose, Identity, OneTimeCode, Session, SsoAttempt, SsoMode, SsoStatus, User};
 use stint_core::store::{Change, Mutation, Store};
 use stint_core::{Error, Timestamp};
 use stint_store::{describe, PostgresStore, SqliteStore};
@@ -347,6 +347,103 @@ async fn concurrent_applies(store: Arc<dyn Store>) {
     assert_eq!(store.active_sessions(Timestamp(T0)).await.unwrap(), ok);
 }
 
+fn identity(u: &User, subject: &str) -> Identity {
+    Identity {
+        issuer: "https://idp.example.com".into(),
+        subject: subject.into(),
+        user_id: u.id.clone(),
+        email: Some(format!("{}@example.com", u.name)),
+        created_at: Timestamp(T0),
+        last_login_at: Timestamp(T0),
+    }
+}
+
+async fn identities(store: Arc<dyn Store>) {
+    let (alice, bob) = (user("alice"), user("bob"));
+    let linked = identity(&alice, "sub-1");
+    store.apply(insert(alice.clone()).with(Mutation::LinkIdentity(linked.clone()))).await.unwrap();
+    let (found, owner) = store.identity("https://idp.example.com", "sub-1").await.unwrap().unwrap();
+    assert_eq!(found, linked);
+    same(&owner, &alice);
+    assert!(store.identity("https://idp.example.com", "sub-2").await.unwrap().is_none());
+    assert!(store.identity("https://other.example.com", "sub-1").await.unwrap().is_none(), "the issuer is part of the identity");
+
+    // The same (issuer, subject) cannot be linked twice, and the failed change leaves no user behind.
+    assert_eq!(conflict(store.apply(insert(bob.clone()).with(Mutation::LinkIdentity(identity(&bob, "sub-1")))).await), "identity_exists");
+    assert!(store.user_by_name(&bob.name).await.unwrap().is_none());
+
+    let groups = vec![GroupName::parse("developers").unwrap(), GroupName::parse("admins").unwrap()];
+    let touch = Mutation::TouchIdentity { issuer: linked.issuer.clone(), subject: "sub-1".into(), email: None, at: Timestamp(T0 + 60) };
+    store.apply(Change::default().with(touch).with(Mutation::SetUserGroups { user: alice.id.clone(), groups: groups.clone() })).await.unwrap();
+    let (found, owner) = store.identity("https://idp.example.com", "sub-1").await.unwrap().unwrap();
+    assert_eq!((found.email, found.last_login_at, found.created_at), (None, Timestamp(T0 + 60), Timestamp(T0)));
+    assert_eq!(owner.groups, groups);
+}
+
+fn attempt(tag: &str, mode: SsoMode) -> SsoAttempt {
+    SsoAttempt {
+        id: format!("sso-{tag}"),
+        provider: "corp".into(),
+        mode,
+        status: SsoStatus::Pending,
+        state_lookup: format!("state-{tag}"),
+        state_hash: "aa".repeat(32),
+        nonce: format!("nonce-{tag}"),
+        verifier_sealed: "sealed".into(),
+        client_challenge: (mode == SsoMode::Browser).then(|| "challenge".into()),
+        redirect_uri: (mode == SsoMode::Browser).then(|| "http://127.0.0.1:5000/callback".into()),
+        code_lookup: (mode == SsoMode::Device).then(|| format!("device-{tag}")),
+        code_hash: (mode == SsoMode::Device).then(|| "bb".repeat(32)),
+        user_code_hash: (mode == SsoMode::Device).then(|| format!("user-code-{tag}")),
+        user_id: None,
+        subject: None,
+        mfa: None,
+        reason: None,
+        session_expires_at: None,
+        addr: "127.0.0.1".into(),
+        created_at: Timestamp(T0),
+        expires_at: Timestamp(T0 + 600),
+        interval_secs: 5,
+        last_poll_at: None,
+    }
+}
+
+async fn sso_attempts(store: Arc<dyn Store>) {
+    let (browser, device) = (attempt("b", SsoMode::Browser), attempt("d", SsoMode::Device));
+    store.apply(Change::default().with(Mutation::InsertSsoAttempt(browser.clone())).with(Mutation::InsertSsoAttempt(device.clone()))).await.unwrap();
+    assert_eq!(store.sso_attempt_by_state("state-b").await.unwrap().unwrap(), browser);
+    assert_eq!(store.sso_attempt_by_code("device-d").await.unwrap().unwrap(), device);
+    assert_eq!(store.sso_attempt_by_user_code("user-code-d", Timestamp(T0)).await.unwrap().unwrap(), device);
+    assert!(store.sso_attempt_by_user_code("user-code-d", Timestamp(T0 + 600)).await.unwrap().is_none(), "expired");
+    assert!(store.sso_attempt_by_state("state-x").await.unwrap().is_none());
+
+    // A step happens once: the second of two updates expecting `pending` is refused.
+    let alice = user("alice");
+    store.apply(insert(alice.clone())).await.unwrap();
+    let approved = SsoAttempt {
+        status: SsoStatus::Approved,
+        user_id: Some(alice.id.clone()),
+        code_lookup: Some("login-b".into()),
+        code_hash: Some("cc".repeat(32)),
+        session_expires_at: Some(Timestamp(T0 + 3600)),
+        ..browser.clone()
+    };
+    let update = |a: &SsoAttempt, expect| Change::default().with(Mutation::UpdateSsoAttempt { attempt: a.clone(), expect });
+    store.apply(update(&approved, SsoStatus::Pending)).await.unwrap();
+    let denied = SsoAttempt { status: SsoStatus::Denied, reason: Some("mfa_required".into()), ..browser.clone() };
+    assert_eq!(conflict(store.apply(update(&denied, SsoStatus::Pending)).await), "sso_attempt_done");
+    assert_eq!(store.sso_attempt_by_code("login-b").await.unwrap().unwrap(), approved, "found by the login code set on approval");
+
+    // Device codes stop matching user codes once the attempt leaves `pending`.
+    let polled = SsoAttempt { status: SsoStatus::Denied, last_poll_at: Some(Timestamp(T0 + 5)), ..device.clone() };
+    store.apply(update(&polled, SsoStatus::Pending)).await.unwrap();
+    assert!(store.sso_attempt_by_user_code("user-code-d", Timestamp(T0)).await.unwrap().is_none());
+
+    store.apply(Change::default().with(Mutation::PurgeSsoAttempts { before: Timestamp(T0 + 601) })).await.unwrap();
+    assert!(store.sso_attempt_by_state("state-b").await.unwrap().is_none());
+    assert!(store.sso_attempt_by_code("device-d").await.unwrap().is_none());
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -368,7 +465,19 @@ macro_rules! conformance {
     };
 }
 
-conformance!(users, credentials, preconditions_guard_their_change, totp_replay_is_refused_atomically, sessions, codes, keys, audit_chain, concurrent_applies);
+conformance!(
+    users,
+    credentials,
+    preconditions_guard_their_change,
+    totp_replay_is_refused_atomically,
+    sessions,
+    codes,
+    keys,
+    audit_chain,
+    concurrent_applies,
+    identities,
+    sso_attempts
+);
 
 // ---------------------------------------------------------------- harness
 

@@ -73,13 +73,29 @@ pub struct Callback {
     pub state: String,
 }
 
+/// Where a browser was sent once it reached a URL starting with the prefix it watched for.
+pub struct Landing {
+    pub url: String,
+    pub query: BTreeMap<String, String>,
+}
+
 /// Plays the browser: opens `authorization_url`, posts the login form with `user` and
 /// `password`, follows redirects (keeping cookies) until the provider sends it to
 /// `redirect_uri`, and returns what it carried.
 pub async fn browser_login(authorization_url: &str, redirect_uri: &str, user: &str, password: &str) -> Callback {
+    let landing = browse(authorization_url, redirect_uri, Some((user, password))).await;
+    let q = landing.query;
+    assert!(!q.contains_key("error"), "provider refused: {q:?}");
+    Callback { code: q["code"].clone(), state: q["state"].clone() }
+}
+
+/// Plays the browser as [`browser_login`] does, following redirects through pages (stint's
+/// among them) until one leads to a URL starting with `until`; with `login = None` it
+/// presses the provider's Cancel button instead of signing in.
+pub async fn browse(start: &str, until: &str, login: Option<(&str, &str)>) -> Landing {
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let mut cookies: BTreeMap<String, String> = BTreeMap::new();
-    let mut next = http.get(authorization_url);
+    let mut next = http.get(start);
     for _ in 0..20 {
         let jar: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let resp = next.header("cookie", jar.join("; ")).send().await.unwrap();
@@ -91,10 +107,8 @@ pub async fn browser_login(authorization_url: &str, redirect_uri: &str, user: &s
         let base = resp.url().clone();
         if resp.status().is_redirection() {
             let to = base.join(resp.headers()["location"].to_str().unwrap()).unwrap();
-            if to.as_str().starts_with(redirect_uri) {
-                let q: BTreeMap<String, String> = to.query_pairs().into_owned().collect();
-                assert!(!q.contains_key("error"), "provider refused: {q:?}");
-                return Callback { code: q["code"].clone(), state: q["state"].clone() };
+            if to.as_str().starts_with(until) {
+                return Landing { url: to.to_string(), query: to.query_pairs().into_owned().collect() };
             }
             next = http.get(to);
             continue;
@@ -102,8 +116,17 @@ pub async fn browser_login(authorization_url: &str, redirect_uri: &str, user: &s
         let status = resp.status();
         let page = resp.text().await.unwrap();
         assert!(status.is_success(), "{status}: {page}");
-        let action = page.split("action=\"").nth(1).and_then(|r| r.split('"').next()).expect("a login form");
-        next = http.post(base.join(action).unwrap()).form(&[("login", user), ("password", password)]);
+        let actions: Vec<&str> = page.split("action=\"").skip(1).filter_map(|r| r.split('"').next()).collect();
+        next = match login {
+            Some((user, password)) => {
+                let action = actions.first().expect("a login form");
+                http.post(base.join(action).unwrap()).form(&[("login", user), ("password", password)])
+            }
+            None => {
+                let action = actions.iter().find(|a| a.ends_with("/abort")).expect("a cancel button");
+                http.post(base.join(action).unwrap()).form(&[("cancel", "1")])
+            }
+        };
     }
     panic!("too many redirects");
 }

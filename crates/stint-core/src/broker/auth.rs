@@ -61,13 +61,15 @@ impl Caller {
     }
 }
 
-fn totp_context(user: &UserId) -> String {
+pub(super) fn totp_context(user: &UserId) -> String {
     format!("totp:{user}")
 }
 
 /// The message for every login failure before the password and code both verified, so a
 /// caller cannot tell an unknown user from a wrong password.
 const BAD_LOGIN: &str = "invalid username, password or one-time code";
+/// The message for a wrong second factor after the first one passed.
+pub(super) const BAD_TOTP: &str = "wrong one-time code; enter the current code from your authenticator app";
 
 impl Broker {
     pub(super) async fn issue_bootstrap(&self, now: Timestamp) -> Result<(SecretString, Timestamp)> {
@@ -285,23 +287,13 @@ impl Broker {
 
     /// `keys`: the throttle keys (by address, by user) that a success clears.
     async fn start_session(&self, req: LoginRequest, user: User, step: i64, keys: (&[String], &[String]), now: Timestamp) -> Result<NewSession> {
-        let b = bearer::mint(BearerKind::Session, &mut *self.rng());
-        let session = Session {
-            id: SessionId::random(&mut *self.rng()),
-            lookup: b.lookup,
-            secret_hash: b.hash.to_vec(),
-            user_id: user.id.clone(),
-            created_at: now,
-            expires_at: now.plus(self.cfg.session_ttl),
-            revoked_at: None,
-        };
+        let (session, out) = self.mint_session(&user, now.plus(self.cfg.session_ttl), now);
         let ok = Draft::new(now, Event::LoginSucceeded, Outcome::Success)
             .actor(&user.id)
             .subject(&user.id)
             .detail("method", "password+totp")
             .detail("addr", &req.addr);
         let started = Draft::new(now, Event::SessionStarted, Outcome::Success).actor(&user.id).subject(&session.id).detail("expires_at", session.expires_at);
-        let out = NewSession { token: b.value, session_id: session.id.clone(), user: user.name.clone(), expires_at: session.expires_at };
         // The user is re-checked inside the transaction: a disable that commits between our
         // read and this write must not leave a live session behind.
         let change = Change::default()
@@ -326,6 +318,22 @@ impl Broker {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// A new session for `user` ending at `expires_at`: the row to store and the bearer to hand over once.
+    pub(super) fn mint_session(&self, user: &User, expires_at: Timestamp, now: Timestamp) -> (Session, NewSession) {
+        let b = bearer::mint(BearerKind::Session, &mut *self.rng());
+        let session = Session {
+            id: SessionId::random(&mut *self.rng()),
+            lookup: b.lookup,
+            secret_hash: b.hash.to_vec(),
+            user_id: user.id.clone(),
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+        };
+        let out = NewSession { token: b.value, session_id: session.id.clone(), user: user.name.clone(), expires_at };
+        (session, out)
     }
 
     /// Resolves a session bearer to its active session and enabled user.

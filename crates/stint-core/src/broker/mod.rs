@@ -6,6 +6,7 @@
 
 mod admin;
 mod auth;
+mod sso;
 mod tokens;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -23,6 +24,7 @@ use crate::time::{Clock, Timestamp, Ttl};
 
 pub use admin::{KeyInfo, UserInfo};
 pub use auth::{Caller, Enrolled, LoginRequest, NewCode, NewSession};
+pub use sso::{DeviceCodes, IdentityProvider, SsoBegin, SsoCallback, SsoFlow, SsoOutcome, SsoProvider, SsoStarted};
 pub use tokens::{Introspection, Issued, RoleChoice, WhoAmI};
 
 /// Settings the broker needs, already validated.
@@ -39,6 +41,8 @@ pub struct BrokerConfig {
     pub enrollment_ttl: Ttl,
     pub bootstrap_ttl: Ttl,
     pub throttle: ThrottleConfig,
+    /// OpenID Providers people may log in through, in configuration order.
+    pub sso: Vec<SsoProvider>,
 }
 
 /// Argon2 is deliberately slow; the host runs it off the async workers.
@@ -124,6 +128,8 @@ pub struct Broker {
     addr_throttle: Mutex<Throttle>,
     /// SHA-256 of a token → its verified claims (see `Broker::verified`).
     verified_cache: RwLock<std::collections::HashMap<[u8; 32], Arc<crate::jwt::Claims>>>,
+    /// The providers of `cfg.sso`, by name.
+    idps: std::collections::BTreeMap<String, Arc<dyn IdentityProvider>>,
 }
 
 /// What the first start produced for the operator.
@@ -146,7 +152,26 @@ impl Broker {
     ) -> Broker {
         let throttle = Mutex::new(Throttle::new(cfg.throttle));
         let addr_throttle = Mutex::new(Throttle::new(ThrottleConfig { free: cfg.throttle.free_per_address, ..cfg.throttle }));
-        Broker { cfg, store, clock, entropy, kek, work, observer, keyring: RwLock::new(None), throttle, addr_throttle, verified_cache: RwLock::default() }
+        Broker {
+            cfg,
+            store,
+            clock,
+            entropy,
+            kek,
+            work,
+            observer,
+            keyring: RwLock::new(None),
+            throttle,
+            addr_throttle,
+            verified_cache: RwLock::default(),
+            idps: Default::default(),
+        }
+    }
+
+    /// Wires the configured providers (`cfg.sso`) to their implementations, by name.
+    pub fn with_identity_providers(mut self, idps: std::collections::BTreeMap<String, Arc<dyn IdentityProvider>>) -> Broker {
+        self.idps = idps;
+        self
     }
 
     pub fn config(&self) -> &BrokerConfig {

@@ -80,6 +80,16 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Starts a server with `extra_toml` appended to an otherwise default configuration.
 pub async fn spawn_app_with(backend: Backend, extra_toml: &str) -> TestApp {
+    spawn_app_at(backend, extra_toml, Timestamp(1_800_000_000)).await
+}
+
+/// The clock's reading when the real time matters (tokens from a real identity provider).
+pub fn real_now() -> Timestamp {
+    Timestamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64)
+}
+
+/// As [`spawn_app_with`], with the test's clock starting at `start`.
+pub async fn spawn_app_at(backend: Backend, extra_toml: &str, start: Timestamp) -> TestApp {
     let data_dir = std::env::temp_dir().join(unique("stint-test"));
     std::fs::create_dir_all(&data_dir).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -98,7 +108,7 @@ pub async fn spawn_app_with(backend: Backend, extra_toml: &str) -> TestApp {
             (Arc::new(s), Some(schema))
         }
     };
-    let clock = ManualClock::new(Timestamp(1_800_000_000));
+    let clock = ManualClock::new(start);
     let (kek, _) = MasterKey::generate(&mut rand_core::OsRng);
     let work = Arc::new(CountingWork { inner: InlinePasswordWork::new(&mut rand_core::OsRng).unwrap(), verifies: AtomicUsize::new(0) });
     let app = App::with_password_work(&cfg, store.clone(), Arc::new(clock.clone()), kek, work.clone()).await.unwrap();

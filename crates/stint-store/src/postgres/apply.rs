@@ -82,6 +82,43 @@ async fn mutate(db: &mut Db<'_>, m: Mutation) -> Result<()> {
             let rows = db.query("SELECT 1 FROM users WHERE password_hash IS NOT NULL LIMIT 1", &[]).await?;
             require(u64::from(rows.is_empty()), codec::already_bootstrapped)
         }
+        Mutation::SetUserGroups { user, groups } => {
+            db.execute("UPDATE users SET group_names = $2 WHERE id = $1", &[&user.as_str(), &codec::groups_json(&groups)?]).await.map(drop)
+        }
+        Mutation::LinkIdentity(i) => {
+            let n = db
+                .execute(
+                    "INSERT INTO identities (issuer, subject, user_id, email, created_at, last_login_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (issuer, subject) DO NOTHING",
+                    &[&i.issuer, &i.subject, &i.user_id.as_str(), &i.email, &i.created_at.0, &i.last_login_at.0],
+                )
+                .await?;
+            require(n, codec::identity_exists)
+        }
+        Mutation::TouchIdentity { issuer, subject, email, at } => db
+            .execute("UPDATE identities SET email = $3, last_login_at = $4 WHERE issuer = $1 AND subject = $2", &[&issuer, &subject, &email, &at.0])
+            .await
+            .map(drop),
+        Mutation::InsertSsoAttempt(a) => {
+            let body = codec::sso_attempt_json(&a)?;
+            db.execute(
+                "INSERT INTO sso_attempts (id, state_lookup, code_lookup, user_code_hash, status, expires_at, body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&a.id, &a.state_lookup, &a.code_lookup, &a.user_code_hash, &a.status.as_str(), &a.expires_at.0, &body],
+            )
+            .await
+            .map(drop)
+        }
+        Mutation::UpdateSsoAttempt { attempt: a, expect } => {
+            let body = codec::sso_attempt_json(&a)?;
+            let n = db
+                .execute(
+                    "UPDATE sso_attempts SET state_lookup = $2, code_lookup = $3, status = $4, body = $5 WHERE id = $1 AND status = $6",
+                    &[&a.id, &a.state_lookup, &a.code_lookup, &a.status.as_str(), &body, &expect.as_str()],
+                )
+                .await?;
+            require(n, codec::sso_attempt_done)
+        }
+        Mutation::PurgeSsoAttempts { before } => db.execute("DELETE FROM sso_attempts WHERE expires_at < $1", &[&before.0]).await.map(drop),
     }
 }
 

@@ -7,16 +7,16 @@ use stint_core::audit::Record;
 use stint_core::crypto::StoredKey;
 use stint_core::error::{Error, Result};
 use stint_core::ids::{SessionId, UserId, Username};
-use stint_core::model::{OneTimeCode, Session, User};
+use stint_core::model::{Identity, OneTimeCode, Session, SsoAttempt, User};
 use stint_core::store::{Change, Store};
 use stint_core::Timestamp;
 use tokio_postgres::Config;
 
-use crate::codec::{self, Cells, AUDIT_COLS, CODE_COLS, KEY_COLS, SESSION_COLS, USER_COLS};
+use crate::codec::{self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, KEY_COLS, SESSION_COLS, USER_COLS};
 use crate::error::store;
 use pool::{Db, Params, Pool};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql")), (2, include_str!("../../migrations/postgres/0002_sso.sql"))];
 
 /// Connections per replica: apply transactions are short, and the database is shared with
 /// the other replicas, so a few suffice.
@@ -140,6 +140,24 @@ impl Store for PostgresStore {
 
     async fn code(&self, lookup: &str) -> Result<Option<OneTimeCode>> {
         self.one(&format!("SELECT {CODE_COLS} FROM codes WHERE lookup = $1"), &[&lookup], codec::code).await
+    }
+
+    async fn identity(&self, issuer: &str, subject: &str) -> Result<Option<(Identity, User)>> {
+        let sql = format!("SELECT {IDENTITY_COLS}, {USER_COLS} FROM identities i JOIN users u ON u.id = i.user_id WHERE i.issuer = $1 AND i.subject = $2");
+        self.one(&sql, &[&issuer, &subject], codec::identity_with_user).await
+    }
+
+    async fn sso_attempt_by_state(&self, lookup: &str) -> Result<Option<SsoAttempt>> {
+        self.one("SELECT body FROM sso_attempts WHERE state_lookup = $1", &[&lookup], codec::sso_attempt).await
+    }
+
+    async fn sso_attempt_by_code(&self, lookup: &str) -> Result<Option<SsoAttempt>> {
+        self.one("SELECT body FROM sso_attempts WHERE code_lookup = $1", &[&lookup], codec::sso_attempt).await
+    }
+
+    async fn sso_attempt_by_user_code(&self, hash: &str, now: Timestamp) -> Result<Option<SsoAttempt>> {
+        let sql = "SELECT body FROM sso_attempts WHERE user_code_hash = $1 AND status = 'pending' AND expires_at > $2 ORDER BY expires_at DESC LIMIT 1";
+        self.one(sql, &[&hash, &now.0], codec::sso_attempt).await
     }
 
     async fn signing_keys(&self) -> Result<Vec<StoredKey>> {

@@ -13,15 +13,15 @@ use stint_core::audit::Record;
 use stint_core::crypto::StoredKey;
 use stint_core::error::Result;
 use stint_core::ids::{SessionId, UserId, Username};
-use stint_core::model::{OneTimeCode, Session, User};
+use stint_core::model::{Identity, OneTimeCode, Session, SsoAttempt, User};
 use stint_core::store::{Change, Store};
 use stint_core::Timestamp;
 
-use crate::codec::{self, AUDIT_COLS, CODE_COLS, KEY_COLS, SESSION_COLS, USER_COLS};
+use crate::codec::{self, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, KEY_COLS, SESSION_COLS, USER_COLS};
 use crate::error::{store, StoreError};
 use writer::Writer;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql")), (2, include_str!("../../migrations/sqlite/0002_sso.sql"))];
 
 /// Enough readers for the HTTP workers of a small node; each is a cheap file handle.
 const READERS: usize = 4;
@@ -188,6 +188,24 @@ impl Store for SqliteStore {
 
     async fn code(&self, lookup: &str) -> Result<Option<OneTimeCode>> {
         self.one(&format!("SELECT {CODE_COLS} FROM codes WHERE lookup = ?1"), [lookup], |r| codec::code(r))
+    }
+
+    async fn identity(&self, issuer: &str, subject: &str) -> Result<Option<(Identity, User)>> {
+        let sql = format!("SELECT {IDENTITY_COLS}, {USER_COLS} FROM identities i JOIN users u ON u.id = i.user_id WHERE i.issuer = ?1 AND i.subject = ?2");
+        self.one(&sql, [issuer, subject], |r| codec::identity_with_user(r))
+    }
+
+    async fn sso_attempt_by_state(&self, lookup: &str) -> Result<Option<SsoAttempt>> {
+        self.one("SELECT body FROM sso_attempts WHERE state_lookup = ?1", [lookup], |r| codec::sso_attempt(r))
+    }
+
+    async fn sso_attempt_by_code(&self, lookup: &str) -> Result<Option<SsoAttempt>> {
+        self.one("SELECT body FROM sso_attempts WHERE code_lookup = ?1", [lookup], |r| codec::sso_attempt(r))
+    }
+
+    async fn sso_attempt_by_user_code(&self, hash: &str, now: Timestamp) -> Result<Option<SsoAttempt>> {
+        let sql = "SELECT body FROM sso_attempts WHERE user_code_hash = ?1 AND status = 'pending' AND expires_at > ?2 ORDER BY expires_at DESC LIMIT 1";
+        self.one(sql, params![hash, now.0], |r| codec::sso_attempt(r))
     }
 
     async fn signing_keys(&self) -> Result<Vec<StoredKey>> {

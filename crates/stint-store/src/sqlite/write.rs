@@ -85,6 +85,36 @@ fn mutate(c: &Connection, m: Mutation) -> Result<()> {
                 .map_err(store)?;
             codec::require(u64::from(n == 0), codec::already_bootstrapped)
         }
+        Mutation::SetUserGroups { user, groups } => {
+            exec(c, "UPDATE users SET group_names = ?2 WHERE id = ?1", params![user.as_str(), codec::groups_json(&groups)?]).map(drop)
+        }
+        Mutation::LinkIdentity(i) => {
+            let n = exec(
+                c,
+                "INSERT INTO identities (issuer, subject, user_id, email, created_at, last_login_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT (issuer, subject) DO NOTHING",
+                params![i.issuer, i.subject, i.user_id.as_str(), i.email, i.created_at.0, i.last_login_at.0],
+            )?;
+            require(n, codec::identity_exists)
+        }
+        Mutation::TouchIdentity { issuer, subject, email, at } => {
+            exec(c, "UPDATE identities SET email = ?3, last_login_at = ?4 WHERE issuer = ?1 AND subject = ?2", params![issuer, subject, email, at.0]).map(drop)
+        }
+        Mutation::InsertSsoAttempt(a) => exec(
+            c,
+            "INSERT INTO sso_attempts (id, state_lookup, code_lookup, user_code_hash, status, expires_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![a.id, a.state_lookup, a.code_lookup, a.user_code_hash, a.status.as_str(), a.expires_at.0, codec::sso_attempt_json(&a)?],
+        )
+        .map(drop),
+        Mutation::UpdateSsoAttempt { attempt: a, expect } => {
+            let n = exec(
+                c,
+                "UPDATE sso_attempts SET state_lookup = ?2, code_lookup = ?3, status = ?4, body = ?5 WHERE id = ?1 AND status = ?6",
+                params![a.id, a.state_lookup, a.code_lookup, a.status.as_str(), codec::sso_attempt_json(&a)?, expect.as_str()],
+            )?;
+            require(n, codec::sso_attempt_done)
+        }
+        Mutation::PurgeSsoAttempts { before } => exec(c, "DELETE FROM sso_attempts WHERE expires_at < ?1", params![before.0]).map(drop),
     }
 }
 

@@ -1,0 +1,817 @@
+//! Single sign-on through OpenID Connect providers.
+//!
+//! stint is the provider's client (a confidential one: the client secret never leaves the
+//! server). Two ways in, one attempt record:
+//!
+//! - **Browser**: the CLI listens on a loopback port and begins with its own PKCE challenge.
+//!   stint sends the browser to the provider (Authorization Code + PKCE, `state`, `nonce`),
+//!   verifies what comes back, and redirects the browser to the CLI's loopback URL with a
+//!   one-time login code. The CLI redeems that code with its PKCE verifier. The login code
+//!   only ever travels to the loopback address of the machine whose browser logged in, and
+//!   only the CLI that began holds the verifier, so a sign-in link sent to someone else
+//!   yields nothing to whoever sent it.
+//! - **Device** (RFC 8628): the CLI shows a user code; the person enters it on stint's
+//!   verification page, which sends them through the provider; the CLI polls.
+//!
+//! A login counts only when the provider asserts MFA (`amr`/`acr`), or, where configured,
+//! after stint's own TOTP as a step-up. The person is the provider's (issuer, `sub`), never
+//! an email; the first login creates the user, each login refreshes email and groups.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use data_encoding::HEXLOWER;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::audit::{Draft, Event, Outcome};
+use crate::bearer::{self, BearerKind};
+use crate::error::{Error, Result};
+use crate::ids::{truncate, GroupName, UserId, Username};
+use crate::model::{Identity, SsoAttempt, SsoMode, SsoStatus, User};
+use crate::oidc::{self, Expected, IdToken};
+use crate::secret::SecretString;
+use crate::store::{Change, Mutation};
+use crate::time::{Timestamp, Ttl};
+use crate::totp;
+
+use super::auth::{NewSession, BAD_TOTP};
+use super::Broker;
+
+/// How long a login may take from start to redemption.
+pub const ATTEMPT_TTL_SECS: i64 = 600;
+/// The least seconds between device-flow polls; `slow_down` adds 5 (RFC 8628 §3.5).
+pub const DEVICE_INTERVAL_SECS: i64 = 5;
+/// User codes: 8 characters without vowels or look-alikes (RFC 8628 §6.1), about 34 bits.
+const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
+const USER_CODE_LEN: usize = 8;
+/// Finished attempts are kept a day for inspection, then purged.
+const KEEP_FINISHED_SECS: i64 = 24 * 3600;
+
+/// One configured OpenID Provider and the rules its logins must pass.
+#[derive(Clone, Debug)]
+pub struct SsoProvider {
+    /// The name people pass to `stint login --provider`.
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    /// The claims carrying the email address and the group list.
+    pub email_claim: String,
+    pub groups_claim: String,
+    /// Lowercase email domains allowed to log in; empty allows any.
+    pub allowed_domains: Vec<String>,
+    /// `amr` values that count as MFA (RFC 8176), and `acr` values that do.
+    pub mfa_amr: Vec<String>,
+    pub mfa_acr: Vec<String>,
+    /// Accept a login without provider MFA if the person then enters stint's TOTP.
+    pub step_up_totp: bool,
+    /// Provider group → the stint groups (hence roles) it makes the person eligible for.
+    pub groups: BTreeMap<String, Vec<GroupName>>,
+    /// The SSO session's absolute length.
+    pub session_ttl: Ttl,
+    /// The provider's own session length, counted from `auth_time`; the stint session ends
+    /// no later than the provider's.
+    pub provider_session: Option<Ttl>,
+    /// Tolerated clock difference with the provider, seconds.
+    pub skew_secs: i64,
+}
+
+/// An OpenID Provider as the broker sees it; `stint-oidc` implements it over HTTP.
+#[async_trait::async_trait]
+pub trait IdentityProvider: Send + Sync {
+    /// The authorization request to send the browser to.
+    async fn authorization_url(&self, state: &str, nonce: &str, code_challenge: &str) -> Result<String>;
+    /// Redeems an authorization code and verifies the ID token against `expect`.
+    async fn redeem(&self, code: &str, verifier: &SecretString, expect: &Expected<'_>) -> Result<IdToken>;
+}
+
+/// Which flow a login uses, with what the browser flow needs.
+pub enum SsoFlow {
+    /// `redirect_uri`: the CLI's loopback listener; `code_challenge`: S256 of its verifier.
+    Browser {
+        redirect_uri: String,
+        code_challenge: String,
+    },
+    Device,
+}
+
+pub struct SsoBegin {
+    /// The provider's name; `None` picks the first configured.
+    pub provider: Option<String>,
+    pub flow: SsoFlow,
+    pub addr: String,
+}
+
+/// What the CLI gets back when a login begins.
+pub struct SsoStarted {
+    pub provider: String,
+    pub expires_at: Timestamp,
+    /// Browser flow: where to send the browser.
+    pub authorization_url: Option<String>,
+    /// Device flow: what to show the person, and the code to poll with.
+    pub device: Option<DeviceCodes>,
+}
+
+pub struct DeviceCodes {
+    pub device_code: SecretString,
+    /// As shown to the person, `XXXX-XXXX`.
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: String,
+    pub interval_secs: i64,
+}
+
+/// What the provider sent back to stint's callback.
+pub struct SsoCallback {
+    pub state: String,
+    pub code: Option<String>,
+    pub error: Option<String>,
+    /// RFC 9207 `iss`: when the provider sends it, it must be the provider's issuer.
+    pub iss: Option<String>,
+    pub addr: String,
+}
+
+/// Where the browser goes after the provider (or the TOTP step-up) returned.
+#[derive(Debug)]
+pub enum SsoOutcome {
+    /// Browser flow: back to the CLI's loopback listener, with a login code or an error.
+    Redirect(String),
+    /// Device flow: signed in; the terminal picks the session up.
+    Done { username: Username },
+    /// The provider asserted no MFA: stint's TOTP is needed, posted back with `state`.
+    StepUp { state: String, username: Username },
+}
+
+fn hex(b: &[u8]) -> String {
+    HEXLOWER.encode(b)
+}
+
+/// Whether a presented bearer matches a hex-encoded stored hash, in constant time.
+fn matches(presented: &bearer::PresentedBearer, stored_hex: &str) -> bool {
+    HEXLOWER.decode(stored_hex.as_bytes()).is_ok_and(|h| presented.matches(&h))
+}
+
+/// `http://127.0.0.1:<port>/…`, `http://[::1]:<port>/…` or `http://localhost:<port>/…`
+/// (RFC 8252 §7.3), short and without a fragment.
+fn check_loopback(uri: &str) -> Result<()> {
+    let bad = || Error::invalid("invalid_redirect_uri", "redirect_uri must be a loopback URL such as http://127.0.0.1:PORT/callback");
+    if uri.len() > 200 || uri.contains('#') || uri.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(bad());
+    }
+    let rest = ["http://127.0.0.1:", "http://[::1]:", "http://localhost:"].iter().find_map(|p| uri.strip_prefix(p)).ok_or_else(bad)?;
+    let (port, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) || path.contains('?') {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// An S256 challenge is 43 characters of base64url.
+fn check_challenge(c: &str) -> Result<()> {
+    if c.len() == 43 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Ok(());
+    }
+    Err(Error::invalid("invalid_code_challenge", "code_challenge must be the S256 challenge of a PKCE verifier (43 characters)"))
+}
+
+fn new_user_code(rng: &mut dyn rand_core::CryptoRngCore) -> String {
+    // 20 divides 240, so `b % 20` is uniform over bytes below 240.
+    let mut out = String::with_capacity(USER_CODE_LEN);
+    while out.len() < USER_CODE_LEN {
+        let mut b = [0u8; 1];
+        rng.fill_bytes(&mut b);
+        if b[0] < 240 {
+            out.push(USER_CODE_ALPHABET[usize::from(b[0] % 20)] as char);
+        }
+    }
+    out
+}
+
+/// Uppercases and drops separators; `None` unless 8 characters of the alphabet remain.
+fn normalize_user_code(s: &str) -> Option<String> {
+    if s.len() > 32 {
+        return None;
+    }
+    let code: String = s.chars().filter(|c| !matches!(c, '-' | ' ')).map(|c| c.to_ascii_uppercase()).collect();
+    (code.len() == USER_CODE_LEN && code.bytes().all(|b| USER_CODE_ALPHABET.contains(&b))).then_some(code)
+}
+
+fn user_code_hash(code: &str) -> String {
+    hex(&Sha256::digest(code.as_bytes()))
+}
+
+fn display_user_code(code: &str) -> String {
+    format!("{}-{}", &code[..4], &code[4..])
+}
+
+/// A name for a user created at first login: the email's local part, else the subject,
+/// made to fit [`Username`].
+fn base_username(email: Option<&str>, subject: &str) -> String {
+    let raw = email.and_then(|e| e.split('@').next()).filter(|l| !l.is_empty()).unwrap_or(subject);
+    let mut name: String =
+        raw.chars().map(|c| c.to_ascii_lowercase()).map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' }).collect();
+    name = name.trim_start_matches(['-', '_', '.']).chars().take(48).collect();
+    if name.is_empty() {
+        name = "user".into();
+    }
+    name
+}
+
+fn string_claim<'a>(t: &'a IdToken, name: &str) -> Option<&'a str> {
+    t.claims.get(name).and_then(Value::as_str)
+}
+
+/// The provider's groups claim: a list of strings, or one string.
+fn claimed_groups<'a>(t: &'a IdToken, name: &str) -> Vec<&'a str> {
+    match t.claims.get(name) {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        Some(Value::String(s)) => vec![s.as_str()],
+        _ => vec![],
+    }
+}
+
+/// Why an SSO login was refused: the stable code, and the error the person sees.
+struct Refusal {
+    reason: String,
+    error: Error,
+}
+
+impl Refusal {
+    fn new(error: Error) -> Refusal {
+        Refusal { reason: error.code().to_owned(), error }
+    }
+}
+
+impl Broker {
+    fn provider(&self, name: Option<&str>) -> Result<(&SsoProvider, &Arc<dyn IdentityProvider>)> {
+        let found = match name {
+            Some(n) => self.cfg.sso.iter().find(|p| p.name == n),
+            None => self.cfg.sso.first(),
+        };
+        let p = found.ok_or_else(|| match name {
+            Some(n) => Error::not_found("unknown_provider", format!("no identity provider named {:?} is configured", truncate(n))),
+            None => Error::not_found("sso_not_configured", "this stint server has no identity provider configured; log in with `stint login --password`"),
+        })?;
+        let idp = self.idps.get(&p.name).ok_or_else(|| Error::Internal(format!("identity provider {} is configured but not wired", p.name)))?;
+        Ok((p, idp))
+    }
+
+    /// The names of the configured providers, in configuration order.
+    pub fn sso_providers(&self) -> Vec<String> {
+        self.cfg.sso.iter().map(|p| p.name.clone()).collect()
+    }
+
+    fn verifier_context(id: &str) -> String {
+        format!("sso-verifier:{id}")
+    }
+
+    /// Mints the values that travel through the provider for one trip there: a fresh state,
+    /// nonce and PKCE verifier, written into `a`. Returns the state and the challenge.
+    fn outbound(&self, a: &mut SsoAttempt) -> (SecretString, String) {
+        let state = bearer::mint(BearerKind::SsoState, &mut *self.rng());
+        let verifier = oidc::pkce_verifier(&mut *self.rng());
+        let mut nonce = [0u8; 24];
+        self.rng().fill_bytes(&mut nonce);
+        a.state_lookup = state.lookup;
+        a.state_hash = hex(&state.hash);
+        a.nonce = data_encoding::BASE64URL_NOPAD.encode(&nonce);
+        a.verifier_sealed = self.kek.seal(&Self::verifier_context(&a.id), verifier.expose().as_bytes(), &mut *self.rng());
+        (state.value, oidc::pkce_challenge(&verifier))
+    }
+
+    /// Counts an unauthenticated SSO request against its address (it creates or probes
+    /// stored state); a finished login clears the count.
+    fn sso_throttle(&self, addr: &str, now: Timestamp) -> Result<()> {
+        let mut t = self.addr_throttle.lock().map_err(|_| Error::Internal("throttle lock poisoned".into()))?;
+        t.attempt(&[format!("sso:{addr}")], now).map_err(|secs| Error::Throttled { retry_after_secs: secs.max(1) })
+    }
+
+    fn sso_throttle_clear(&self, addr: &str) {
+        if let Ok(mut t) = self.addr_throttle.lock() {
+            t.success(&format!("sso:{addr}"));
+        }
+    }
+
+    /// Begins a login: stores the attempt and says where the person goes next.
+    pub async fn sso_begin(&self, req: SsoBegin) -> Result<SsoStarted> {
+        let now = self.now();
+        let (p, idp) = self.provider(req.provider.as_deref())?;
+        self.sso_throttle(&req.addr, now)?;
+        let mut a = SsoAttempt {
+            id: format!("sso_{}", data_encoding::BASE32_NOPAD.encode(&UserId::random(&mut *self.rng()).as_str().as_bytes()[2..]).to_lowercase()),
+            provider: p.name.clone(),
+            mode: SsoMode::Browser,
+            status: SsoStatus::Pending,
+            state_lookup: String::new(),
+            state_hash: String::new(),
+            nonce: String::new(),
+            verifier_sealed: String::new(),
+            client_challenge: None,
+            redirect_uri: None,
+            code_lookup: None,
+            code_hash: None,
+            user_code_hash: None,
+            user_id: None,
+            subject: None,
+            mfa: None,
+            reason: None,
+            session_expires_at: None,
+            addr: truncate(&req.addr),
+            created_at: now,
+            expires_at: Timestamp(now.0 + ATTEMPT_TTL_SECS),
+            interval_secs: DEVICE_INTERVAL_SECS,
+            last_poll_at: None,
+        };
+        let (state, challenge) = self.outbound(&mut a);
+        let mut started = SsoStarted { provider: p.name.clone(), expires_at: a.expires_at, authorization_url: None, device: None };
+        match req.flow {
+            SsoFlow::Browser { redirect_uri, code_challenge } => {
+                check_loopback(&redirect_uri)?;
+                check_challenge(&code_challenge)?;
+                // Asked before anything is stored: an unreachable provider leaves nothing behind.
+                started.authorization_url = Some(idp.authorization_url(state.expose(), &a.nonce, &challenge).await?);
+                a.client_challenge = Some(code_challenge);
+                a.redirect_uri = Some(redirect_uri);
+            }
+            SsoFlow::Device => {
+                let device = bearer::mint(BearerKind::DeviceCode, &mut *self.rng());
+                let user_code = new_user_code(&mut *self.rng());
+                a.mode = SsoMode::Device;
+                a.code_lookup = Some(device.lookup);
+                a.code_hash = Some(hex(&device.hash));
+                a.user_code_hash = Some(user_code_hash(&user_code));
+                let verification_uri = format!("{}/v1/sso/device", self.cfg.issuer);
+                started.device = Some(DeviceCodes {
+                    device_code: device.value,
+                    verification_uri_complete: format!("{verification_uri}?user_code={}", display_user_code(&user_code)),
+                    user_code: display_user_code(&user_code),
+                    verification_uri,
+                    interval_secs: a.interval_secs,
+                });
+            }
+        }
+        let purge = Mutation::PurgeSsoAttempts { before: Timestamp(now.0 - KEEP_FINISHED_SECS) };
+        self.commit(Change::default().with(purge).with(Mutation::InsertSsoAttempt(a))).await?;
+        Ok(started)
+    }
+
+    /// The device verification page: a user code → the provider's authorization URL.
+    pub async fn sso_device_authorize(&self, user_code: &str, addr: &str) -> Result<String> {
+        let now = self.now();
+        self.sso_throttle(addr, now)?;
+        let found = match normalize_user_code(user_code) {
+            Some(code) => self.store.sso_attempt_by_user_code(&user_code_hash(&code), now).await?,
+            None => None,
+        };
+        let Some(mut a) = found else {
+            self.sso_failed(None, addr, "unknown_user_code", None, now).await?;
+            return Err(Error::invalid(
+                "invalid_user_code",
+                "this code is unknown or has expired; check the code your terminal shows, or run `stint login --device` again",
+            ));
+        };
+        let (_, idp) = self.provider(Some(&a.provider))?;
+        // A fresh state for this trip: a second visit to this page supersedes the first.
+        let (state, challenge) = self.outbound(&mut a);
+        let url = idp.authorization_url(state.expose(), &a.nonce, &challenge).await?;
+        self.commit(Change::default().with(Mutation::UpdateSsoAttempt { attempt: a, expect: SsoStatus::Pending })).await?;
+        Ok(url)
+    }
+
+    /// Audits a refused SSO step (`auth.login.failed`, method `sso`).
+    async fn sso_failed(&self, a: Option<&SsoAttempt>, addr: &str, reason: &str, user: Option<&UserId>, now: Timestamp) -> Result<()> {
+        self.observer.auth_failed(reason);
+        let mut d = Draft::new(now, Event::LoginFailed, Outcome::Failure).actor(addr).reason(reason).detail("method", "sso");
+        if let Some(a) = a {
+            d = d.detail("provider", &a.provider).detail("flow", if a.mode == SsoMode::Browser { "browser" } else { "device" });
+            if let Some(s) = &a.subject {
+                d = d.detail("idp_subject", truncate(s));
+            }
+        }
+        if let Some(u) = user {
+            d = d.subject(u);
+        }
+        self.commit(Change::audit_only(d)).await.map(|_| ())
+    }
+
+    /// Finds the attempt a presented `state` belongs to, in status `want`.
+    async fn attempt_by_state(&self, state: &str, addr: &str, want: SsoStatus, now: Timestamp) -> Result<SsoAttempt> {
+        let found = match bearer::parse(BearerKind::SsoState, state, "sso_state_mismatch") {
+            Ok(p) => self.store.sso_attempt_by_state(&p.lookup).await?.filter(|a| matches(&p, &a.state_hash)),
+            Err(_) => None,
+        };
+        let Some(a) = found else {
+            self.sso_failed(None, addr, "state_mismatch", None, now).await?;
+            return Err(Error::invalid("sso_state_mismatch", "this sign-in link is unknown or was already used; start again with `stint login`"));
+        };
+        if a.status != want {
+            self.sso_failed(Some(&a), addr, "attempt_done", a.user_id.as_ref(), now).await?;
+            return Err(Error::conflict("sso_attempt_done", "this sign-in has already finished; start again with `stint login`"));
+        }
+        Ok(a)
+    }
+
+    /// Marks the attempt denied (with `extra`, e.g. a just-created user) and audits why.
+    /// Browser flows get a redirect carrying the error to the CLI; device flows the error.
+    async fn sso_deny(&self, mut a: SsoAttempt, expect: SsoStatus, refusal: Refusal, extra: Change, now: Timestamp) -> Result<SsoOutcome> {
+        self.observer.auth_failed(&refusal.reason);
+        let mut d = Draft::new(now, Event::LoginFailed, Outcome::Failure)
+            .actor(&a.addr)
+            .reason(&refusal.reason)
+            .detail("method", "sso")
+            .detail("provider", &a.provider)
+            .detail("flow", if a.mode == SsoMode::Browser { "browser" } else { "device" });
+        if let Some(s) = &a.subject {
+            d = d.detail("idp_subject", truncate(s));
+        }
+        if let Some(u) = &a.user_id {
+            d = d.subject(u);
+        }
+        a.status = SsoStatus::Denied;
+        a.reason = Some(refusal.reason.clone());
+        let redirect = a.redirect_uri.clone();
+        self.commit(extra.with(Mutation::UpdateSsoAttempt { attempt: a, expect }).record(d)).await?;
+        match redirect {
+            Some(uri) => {
+                let q = form_urlencoded(&[("error", refusal.error.code()), ("error_description", &refusal.error.to_string())]);
+                Ok(SsoOutcome::Redirect(format!("{uri}?{q}")))
+            }
+            None => Err(refusal.error),
+        }
+    }
+
+    /// The provider sent the browser back: verify, check MFA, find or create the user.
+    pub async fn sso_callback(&self, cb: SsoCallback) -> Result<SsoOutcome> {
+        let now = self.now();
+        let a = self.attempt_by_state(&cb.state, &cb.addr, SsoStatus::Pending, now).await?;
+        let none = Change::default();
+        if now >= a.expires_at {
+            let e = Error::unauthenticated("sso_expired", "this sign-in took too long; start again with `stint login`");
+            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), none, now).await;
+        }
+        let (p, idp) = self.provider(Some(&a.provider))?;
+        if cb.iss.as_deref().is_some_and(|iss| iss != p.issuer) {
+            let e = Error::unauthenticated("issuer_mismatch", "the sign-in response came from another identity provider than the one it was sent to");
+            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), none, now).await;
+        }
+        if let Some(err) = cb.error.as_deref() {
+            let e = Error::forbidden("access_denied", format!("the identity provider did not sign you in ({})", truncate(err)));
+            return self.sso_deny(a, SsoStatus::Pending, Refusal { reason: "provider_denied".into(), error: e }, none, now).await;
+        }
+        let Some(code) = cb.code.as_deref().filter(|c| !c.is_empty() && c.len() <= 2048) else {
+            let e = Error::invalid("invalid_callback", "the identity provider returned neither a code nor an error");
+            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), none, now).await;
+        };
+        let verifier = self.kek.open(&Self::verifier_context(&a.id), &a.verifier_sealed)?;
+        let verifier = SecretString::new(String::from_utf8(verifier.expose().to_vec()).map_err(|_| Error::Internal("sealed verifier is not text".into()))?);
+        let expect = Expected { issuer: &p.issuer, client_id: &p.client_id, nonce: Some(&a.nonce), now, skew_secs: p.skew_secs };
+        let token = match idp.redeem(code, &verifier, &expect).await {
+            Ok(t) => t,
+            Err(e) => return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), none, now).await,
+        };
+        self.admit(a, p, token, &cb.state, now).await
+    }
+
+    /// Applies the login rules to a verified ID token.
+    async fn admit(&self, mut a: SsoAttempt, p: &SsoProvider, token: IdToken, state: &str, now: Timestamp) -> Result<SsoOutcome> {
+        a.subject = Some(token.subject.clone());
+        let email = string_claim(&token, &p.email_claim).map(|e| e.chars().take(254).collect::<String>());
+        if !p.allowed_domains.is_empty() {
+            let domain = email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase());
+            let verified = token.claims.get("email_verified").and_then(Value::as_bool) != Some(false);
+            if !verified || !domain.is_some_and(|d| p.allowed_domains.contains(&d)) {
+                let e = Error::forbidden("email_domain_not_allowed", "your account's email domain may not sign in to this stint server");
+                return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), Change::default(), now).await;
+            }
+        }
+        let mfa = oidc::asserted_mfa(&token, &p.mfa_amr, &p.mfa_acr);
+        if mfa.is_none() && !p.step_up_totp {
+            let e = Error::forbidden(
+                "mfa_required",
+                "the identity provider did not report multi-factor authentication for this sign-in (amr/acr); \
+                 sign in with MFA at the provider, or ask an administrator to enable TOTP step-up",
+            );
+            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), Change::default(), now).await;
+        }
+        let mut groups: Vec<GroupName> = claimed_groups(&token, &p.groups_claim).iter().filter_map(|g| p.groups.get(*g)).flatten().cloned().collect();
+        groups.sort();
+        groups.dedup();
+        let (user, mut change) = self.sso_user(p, &token, email, groups, now).await?;
+        a.user_id = Some(user.id.clone());
+        if user.disabled {
+            let e = Error::forbidden("user_disabled", "this user is disabled in stint; ask an administrator");
+            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), change, now).await;
+        }
+        let mut end = now.plus(p.session_ttl);
+        if let Some(ps) = p.provider_session {
+            let auth_time = token.claims.get("auth_time").and_then(Value::as_i64).or_else(|| token.claims.get("iat").and_then(Value::as_i64)).unwrap_or(now.0);
+            end = end.min(Timestamp(auth_time).plus(ps));
+        }
+        if end <= now {
+            let e = Error::unauthenticated("provider_session_ended", "your session at the identity provider has ended; sign in there again");
+            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), change, now).await;
+        }
+        a.session_expires_at = Some(end);
+        match mfa {
+            Some(m) => {
+                a.mfa = Some(m);
+                self.sso_approve(a, SsoStatus::Pending, change, &user.name).await
+            }
+            None if user.totp_sealed.is_none() => {
+                let e = Error::forbidden(
+                    "totp_enrollment_required",
+                    format!(
+                        "this provider does not report MFA, so stint asks for its own one-time code, but {} has none yet; \
+                         ask an administrator for an enrollment code (`stint user reset {}`)",
+                        user.name, user.name
+                    ),
+                );
+                self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), change, now).await
+            }
+            None => {
+                a.status = SsoStatus::StepUp;
+                change = change.with(Mutation::UpdateSsoAttempt { attempt: a, expect: SsoStatus::Pending });
+                self.commit(change).await?;
+                Ok(SsoOutcome::StepUp { state: state.to_owned(), username: user.name })
+            }
+        }
+    }
+
+    /// The user an identity logs in as, with the changes that refresh (or create) it.
+    async fn sso_user(&self, p: &SsoProvider, token: &IdToken, email: Option<String>, groups: Vec<GroupName>, now: Timestamp) -> Result<(User, Change)> {
+        let mut change = Change::default();
+        if let Some((_, user)) = self.store.identity(&token.issuer, &token.subject).await? {
+            let touch = Mutation::TouchIdentity { issuer: token.issuer.clone(), subject: token.subject.clone(), email, at: now };
+            change = change.with(touch);
+            if user.groups != groups && !user.disabled {
+                let list: Vec<&str> = groups.iter().map(GroupName::as_str).collect();
+                let d = Draft::new(now, Event::UserGroupsChanged, Outcome::Success)
+                    .actor(format!("sso:{}", p.name))
+                    .subject(&user.id)
+                    .detail("groups", list.join(","));
+                change = change.with(Mutation::SetUserGroups { user: user.id.clone(), groups: groups.clone() }).record(d);
+            }
+            return Ok((User { groups, ..user }, change));
+        }
+        let base = base_username(email.as_deref(), &token.subject);
+        let mut name = None;
+        for n in 1..100 {
+            let candidate = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+            let candidate = Username::parse(&candidate)?;
+            if self.store.user_by_name(&candidate).await?.is_none() {
+                name = Some(candidate);
+                break;
+            }
+        }
+        let name = name.ok_or_else(|| Error::conflict("user_exists", format!("no free user name near {base}; ask an administrator")))?;
+        let user = User {
+            id: UserId::random(&mut *self.rng()),
+            name: name.clone(),
+            groups: groups.clone(),
+            disabled: false,
+            password_hash: None,
+            totp_sealed: None,
+            totp_last_step: 0,
+            created_at: now,
+        };
+        let identity =
+            Identity { issuer: token.issuer.clone(), subject: token.subject.clone(), user_id: user.id.clone(), email, created_at: now, last_login_at: now };
+        let list: Vec<&str> = groups.iter().map(GroupName::as_str).collect();
+        let d = Draft::new(now, Event::UserCreated, Outcome::Success)
+            .actor(format!("sso:{}", p.name))
+            .subject(&user.id)
+            .detail("name", &name)
+            .detail("groups", list.join(","))
+            .detail("idp_subject", truncate(&token.subject));
+        change = change.with(Mutation::InsertUser(user.clone())).with(Mutation::LinkIdentity(identity)).record(d);
+        Ok((user, change))
+    }
+
+    /// Approves the attempt. A browser login gets a one-time login code for the CLI.
+    async fn sso_approve(&self, mut a: SsoAttempt, expect: SsoStatus, change: Change, username: &Username) -> Result<SsoOutcome> {
+        a.status = SsoStatus::Approved;
+        let mut outcome = SsoOutcome::Done { username: username.clone() };
+        if let Some(uri) = &a.redirect_uri {
+            let login = bearer::mint(BearerKind::SsoLogin, &mut *self.rng());
+            a.code_lookup = Some(login.lookup);
+            a.code_hash = Some(hex(&login.hash));
+            outcome = SsoOutcome::Redirect(format!("{uri}?{}", form_urlencoded(&[("code", login.value.expose())])));
+        }
+        self.commit(change.with(Mutation::UpdateSsoAttempt { attempt: a, expect })).await?;
+        Ok(outcome)
+    }
+
+    /// stint's own TOTP after a provider login without MFA.
+    pub async fn sso_step_up(&self, state: &str, code: SecretString, addr: &str) -> Result<SsoOutcome> {
+        let now = self.now();
+        let mut a = self.attempt_by_state(state, addr, SsoStatus::StepUp, now).await?;
+        let user_id = a.user_id.clone().ok_or_else(|| Error::Internal("step-up attempt without user".into()))?;
+        let user = self.store.user_by_id(&user_id).await?.ok_or_else(|| Error::Internal("step-up attempt for a missing user".into()))?;
+        let sealed = user.totp_sealed.clone().ok_or_else(|| Error::Internal("step-up for a user without TOTP".into()))?;
+        let counted = self.throttle.lock().map_err(|_| Error::Internal("throttle lock poisoned".into()))?.attempt(&[format!("totp:{}", user.id)], now);
+        if let Err(secs) = counted {
+            self.sso_failed(Some(&a), addr, "throttled_second_factor", Some(&user.id), now).await?;
+            return Err(Error::Throttled { retry_after_secs: secs.max(1) });
+        }
+        let secret = self.kek.open(&super::auth::totp_context(&user.id), &sealed)?;
+        let step = match totp::verify(secret.expose(), code.expose(), now) {
+            Some(step) if step > user.totp_last_step => step,
+            Some(_) => {
+                self.sso_failed(Some(&a), addr, "totp_replayed", Some(&user.id), now).await?;
+                return Err(Error::unauthenticated("totp_replayed", "this one-time code was already used; wait for the next one"));
+            }
+            None => {
+                self.sso_failed(Some(&a), addr, "bad_totp", Some(&user.id), now).await?;
+                return Err(Error::unauthenticated("invalid_totp", BAD_TOTP));
+            }
+        };
+        if let Ok(mut t) = self.throttle.lock() {
+            t.success(&format!("totp:{}", user.id));
+        }
+        a.mfa = Some("stint_totp".into());
+        let change = Change::default().with(Mutation::AdvanceTotp { user: user.id.clone(), step });
+        self.sso_approve(a, SsoStatus::StepUp, change, &user.name).await
+    }
+
+    /// Browser flow, last step: the CLI redeems the login code with its PKCE verifier.
+    pub async fn sso_redeem(&self, code: &str, code_verifier: &str, addr: &str) -> Result<NewSession> {
+        let now = self.now();
+        let found = match bearer::parse(BearerKind::SsoLogin, code, "invalid_grant") {
+            Ok(p) => self
+                .store
+                .sso_attempt_by_code(&p.lookup)
+                .await?
+                .filter(|a| a.mode == SsoMode::Browser && a.code_hash.as_deref().is_some_and(|h| matches(&p, h))),
+            Err(_) => None,
+        };
+        let refuse = |why: &str| Error::unauthenticated("invalid_grant", format!("{why}; start again with `stint login`"));
+        let Some(a) = found else {
+            self.sso_failed(None, addr, "unknown_login_code", None, now).await?;
+            return Err(refuse("this login code is unknown"));
+        };
+        let challenge = oidc::pkce_challenge(&SecretString::new(code_verifier.to_owned()));
+        let pkce_ok = a.client_challenge.as_deref().is_some_and(|c| bool::from(c.as_bytes().ct_eq(challenge.as_bytes())));
+        let reason = match a.status {
+            _ if !pkce_ok => Some("pkce_mismatch"),
+            SsoStatus::Consumed => Some("code_used"),
+            SsoStatus::Approved if now >= a.expires_at => Some("sso_expired"),
+            SsoStatus::Approved => None,
+            _ => Some("not_approved"),
+        };
+        if let Some(reason) = reason {
+            self.sso_failed(Some(&a), addr, reason, a.user_id.as_ref(), now).await?;
+            return Err(refuse("this login code does not match this sign-in, was already used or has expired"));
+        }
+        self.sso_session(a, addr, now).await
+    }
+
+    /// Device flow: one poll (RFC 8628 §3.4–3.5).
+    pub async fn sso_poll(&self, device_code: &str, addr: &str) -> Result<NewSession> {
+        let now = self.now();
+        let found = match bearer::parse(BearerKind::DeviceCode, device_code, "invalid_grant") {
+            Ok(p) => {
+                self.store.sso_attempt_by_code(&p.lookup).await?.filter(|a| a.mode == SsoMode::Device && a.code_hash.as_deref().is_some_and(|h| matches(&p, h)))
+            }
+            Err(_) => None,
+        };
+        let Some(mut a) = found else {
+            self.sso_failed(None, addr, "unknown_device_code", None, now).await?;
+            return Err(Error::unauthenticated("invalid_grant", "this device code is unknown; run `stint login --device` again"));
+        };
+        match a.status {
+            SsoStatus::Consumed => return Err(Error::unauthenticated("invalid_grant", "this device code was already used; run `stint login --device` again")),
+            SsoStatus::Denied => {
+                let why = a.reason.clone().unwrap_or_else(|| "denied".into());
+                return Err(Error::invalid("access_denied", format!("the sign-in was refused ({why}); run `stint login --device` again")));
+            }
+            _ if now >= a.expires_at => {
+                return Err(Error::invalid("expired_token", "the code expired before anyone signed in; run `stint login --device` again"))
+            }
+            _ => {}
+        }
+        let expect = a.status;
+        let too_soon = a.last_poll_at.is_some_and(|last| now.0 - last.0 < a.interval_secs);
+        a.last_poll_at = Some(now);
+        if too_soon {
+            a.interval_secs += 5;
+            let secs = a.interval_secs;
+            // A lost race with the callback only means this poll's bookkeeping is dropped.
+            let _ = self.commit(Change::default().with(Mutation::UpdateSsoAttempt { attempt: a, expect })).await;
+            return Err(Error::invalid("slow_down", format!("polling too fast; wait {secs} seconds between polls")));
+        }
+        if expect != SsoStatus::Approved {
+            let _ = self.commit(Change::default().with(Mutation::UpdateSsoAttempt { attempt: a, expect })).await;
+            return Err(Error::invalid("authorization_pending", "waiting for you to sign in in the browser"));
+        }
+        self.sso_session(a, addr, now).await
+    }
+
+    /// Turns an approved attempt into a session, once.
+    async fn sso_session(&self, mut a: SsoAttempt, addr: &str, now: Timestamp) -> Result<NewSession> {
+        let user_id = a.user_id.clone().ok_or_else(|| Error::Internal("approved attempt without user".into()))?;
+        let user = self.store.user_by_id(&user_id).await?.ok_or_else(|| Error::Internal("approved attempt for a missing user".into()))?;
+        let expires_at = a.session_expires_at.unwrap_or_else(|| now.plus(self.cfg.session_ttl));
+        let (session, out) = self.mint_session(&user, expires_at, now);
+        let ok = Draft::new(now, Event::LoginSucceeded, Outcome::Success)
+            .actor(&user.id)
+            .subject(&user.id)
+            .detail("method", "sso")
+            .detail("provider", &a.provider)
+            .detail("idp_subject", truncate(a.subject.as_deref().unwrap_or("")))
+            .detail("mfa", a.mfa.as_deref().unwrap_or(""))
+            .detail("addr", addr);
+        let started = Draft::new(now, Event::SessionStarted, Outcome::Success).actor(&user.id).subject(&session.id).detail("expires_at", session.expires_at);
+        let expect = a.status;
+        a.status = SsoStatus::Consumed;
+        let change = Change::default()
+            .with(Mutation::RequireEnabledUser { user: user.id.clone() })
+            .with(Mutation::UpdateSsoAttempt { attempt: a.clone(), expect })
+            .with(Mutation::InsertSession(session))
+            .record(ok)
+            .record(started);
+        match self.commit(change).await {
+            Ok(_) => {
+                self.sso_throttle_clear(addr);
+                self.sso_throttle_clear(&a.addr);
+                Ok(out)
+            }
+            Err(e) if e.code() == "user_disabled" => {
+                self.sso_failed(Some(&a), addr, "user_disabled", Some(&user.id), now).await?;
+                Err(Error::forbidden("user_disabled", "this user is disabled in stint; ask an administrator"))
+            }
+            Err(e) if e.code() == "sso_attempt_done" => {
+                Err(Error::unauthenticated("invalid_grant", "this sign-in was already used; start again with `stint login`"))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded` for a query string.
+fn form_urlencoded(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                b' ' => "+".to_owned(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_redirects_only() {
+        for ok in ["http://127.0.0.1:5000/callback", "http://[::1]:5000/", "http://localhost:49152/cb", "http://127.0.0.1:8080"] {
+            assert!(check_loopback(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://evil.example/cb",
+            "http://127.0.0.1.evil.example:80/cb",
+            "http://127.0.0.1@evil.example/cb",
+            "http://127.0.0.1:80@evil.example/",
+            "http://127.0.0.1:/cb",
+            "http://127.0.0.1:5000/cb?x=1",
+            "http://127.0.0.1:5000/cb#frag",
+            "http://127.0.0.1:5000/c b",
+            "http://127.0.0.1:123456/",
+        ] {
+            assert_eq!(check_loopback(bad).unwrap_err().code(), "invalid_redirect_uri", "{bad}");
+        }
+    }
+
+    #[test]
+    fn user_codes_are_uniform_over_the_alphabet_and_normalize() {
+        let mut rng = rand_core::OsRng;
+        let code = new_user_code(&mut rng);
+        assert_eq!(code.len(), 8);
+        assert!(code.bytes().all(|b| USER_CODE_ALPHABET.contains(&b)));
+        let shown = display_user_code(&code);
+        assert_eq!(normalize_user_code(&shown.to_lowercase()), Some(code.clone()));
+        assert_eq!(normalize_user_code(&format!(" {shown} ")), Some(code));
+        for bad in ["", "BCDF-GHJ", "BCDF-GHJA", "BCDFGHJKL", &"B".repeat(40)] {
+            assert_eq!(normalize_user_code(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn first_login_names_fit_usernames() {
+        assert_eq!(base_username(Some("Alice.Smith@example.com"), "x"), "alice.smith");
+        assert_eq!(base_username(Some("o'brien+ops@example.com"), "x"), "o-brien-ops");
+        assert_eq!(base_username(None, "1234567890"), "1234567890");
+        assert_eq!(base_username(Some("@example.com"), "__"), "user");
+        assert_eq!(base_username(None, &"a".repeat(300)).len(), 48);
+        assert!(Username::parse(&base_username(Some("Ωmega@example.com"), "s")).is_ok());
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(form_urlencoded(&[("error", "mfa_required"), ("error_description", "a b&c=d")]), "error=mfa_required&error_description=a+b%26c%3Dd");
+    }
+}

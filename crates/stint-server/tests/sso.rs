@@ -1,0 +1,436 @@
+//! SSO against a real OpenID Provider (panva's `oidc-provider`, run by `tests/oidc/provider.mjs`).
+//!
+//! The browser is played with plain HTTP (`stint_testkit::browse`): it follows redirects,
+//! keeps cookies and posts the provider's login form. The CLI's loopback listener is never
+//! contacted: the stand-in stops when the browser is sent there and hands over what it
+//! carried, as the listener would. The server's clock starts at the real time (the
+//! provider signs real timestamps) and is moved by the test, never slept on.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{body, real_now, spawn_app_at, Backend, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use stint_core::oidc;
+use stint_testkit::{browse, free_port, Idp, Landing};
+
+/// Where the CLI would listen; nothing does, the browser stand-in stops before it.
+const LOOPBACK: &str = "http://127.0.0.1:9/callback";
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+struct Sso {
+    app: TestApp,
+    idp: Option<Idp>,
+    idp_port: u16,
+}
+
+/// A server whose provider `corp` is the test provider; `extra` is added to its section.
+async fn sso(backend: Backend, extra: &str) -> Sso {
+    let idp_port = free_port();
+    let toml = format!(
+        "[[identity.oidc]]\nname = \"corp\"\nissuer = \"http://127.0.0.1:{idp_port}\"\nclient_id = \"stint\"\n\
+         danger_client_secret = \"stint-test-secret\"\ndanger_allow_http_loopback = true\njwks_min_refetch = \"0s\"\n\
+         scopes = [\"openid\", \"email\", \"groups\"]\nprovider_session = \"1h\"\n{extra}\n\
+         [identity.oidc.roles]\ndevelopers = [\"developer\"]\n"
+    );
+    let app = spawn_app_at(backend, &toml, real_now()).await;
+    let idp = Idp::start(idp_port, &app.url("/v1/sso/callback"), "k1");
+    Sso { app, idp: Some(idp), idp_port }
+}
+
+fn pkce() -> (String, String) {
+    let v = oidc::pkce_verifier(&mut rand_core::OsRng);
+    (v.expose().to_owned(), oidc::pkce_challenge(&v))
+}
+
+impl Sso {
+    /// `POST /v1/sso/begin` as the CLI does; returns the provider URL and the PKCE verifier.
+    async fn begin(&self) -> (String, String) {
+        let (verifier, challenge) = pkce();
+        let (s, v) = self.app.post("/v1/sso/begin", None, json!({ "redirect_uri": LOOPBACK, "code_challenge": challenge })).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        (v["authorization_url"].as_str().unwrap().to_owned(), verifier)
+    }
+
+    /// A whole browser login as `user`; returns where the browser was sent and the verifier.
+    async fn browser(&self, user: &str, password: &str) -> (Landing, String) {
+        let (url, verifier) = self.begin().await;
+        (browse(&url, LOOPBACK, Some((user, password))).await, verifier)
+    }
+
+    async fn redeem(&self, code: &str, verifier: &str) -> (StatusCode, Value) {
+        let form = [("grant_type", "authorization_code"), ("code", code), ("code_verifier", verifier)];
+        body(self.app.http.post(self.app.url("/v1/sso/token")).form(&form).send().await.unwrap()).await
+    }
+
+    /// Logs `user` in through the browser flow; returns the session response.
+    async fn login(&self, user: &str, password: &str) -> Value {
+        let (landing, verifier) = self.browser(user, password).await;
+        let code = landing.query.get("code").unwrap_or_else(|| panic!("no login code: {:?}", landing.query));
+        let (s, v) = self.redeem(code, &verifier).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    /// Follows the browser to stint's callback and stops there, to act on it by hand.
+    async fn to_callback(&self, url: &str, login: Option<(&str, &str)>) -> String {
+        browse(url, &self.app.url("/v1/sso/callback"), login).await.url
+    }
+
+    /// The browser's request to stint's callback (or any stint page), without following.
+    async fn visit(&self, url: &str) -> reqwest::Response {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        http.get(url).send().await.unwrap()
+    }
+
+    async fn device_authorize(&self) -> Value {
+        let resp = self.app.http.post(self.app.url("/v1/sso/device/authorize")).form(&[("provider", "corp")]).send().await.unwrap();
+        let (s, v) = body(resp).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    async fn poll(&self, device_code: &str) -> (StatusCode, Value) {
+        let form = [("grant_type", DEVICE_GRANT), ("device_code", device_code)];
+        body(self.app.http.post(self.app.url("/v1/sso/token")).form(&form).send().await.unwrap()).await
+    }
+
+    /// Enters the user code on stint's verification page; returns where it sends the browser.
+    async fn verify_user_code(&self, user_code: &str) -> reqwest::Response {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        http.post(self.app.url("/v1/sso/device")).form(&[("user_code", user_code)]).send().await.unwrap()
+    }
+
+    async fn events(&self) -> Vec<stint_core::audit::Record> {
+        self.app.store.audit_after(0, 10_000).await.unwrap()
+    }
+}
+
+fn location(resp: &reqwest::Response) -> String {
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "expected a redirect");
+    resp.headers()["location"].to_str().unwrap().to_owned()
+}
+
+fn loopback_query(location: &str) -> std::collections::BTreeMap<String, String> {
+    assert!(location.starts_with(LOOPBACK), "{location}");
+    reqwest::Url::parse(location).unwrap().query_pairs().into_owned().collect()
+}
+
+async fn browser_login_creates_the_user_and_a_session(t: Sso) {
+    let before = real_now();
+    let (landing, verifier) = t.browser("alice", "alice-password").await;
+    let code = landing.query["code"].clone();
+    assert!(code.starts_with("stint_sso_"), "{code}");
+
+    // Only the CLI that began holds the verifier; a wrong one does not redeem the code.
+    let (s, v) = t.redeem(&code, &pkce().0).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_grant")), "{v}");
+    let (s, v) = t.redeem(&code, &verifier).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["username"], "alice", "named after the email's local part");
+    let (s, again) = t.redeem(&code, &verifier).await;
+    assert_eq!((s, again["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_grant")), "a login code is single-use: {again}");
+
+    let session = v["session_token"].as_str().unwrap().to_owned();
+    let (s, me) = t.app.get("/v1/whoami", Some(&session)).await;
+    assert_eq!(s, StatusCode::OK, "{me}");
+    // The session ends with the provider's (auth_time + provider_session = 1h), not after 8h.
+    let expires = me["session_expires_at"].as_i64().unwrap();
+    assert!(expires <= before.0 + 3600 + 5 && expires >= before.0 + 3600 - 120, "expires {expires}, logged in at {}", before.0);
+
+    // The provider's group `developers` maps to the developer role.
+    let roles: Vec<&str> = me["roles"].as_array().unwrap().iter().map(|r| r["role"].as_str().unwrap()).collect();
+    assert!(roles.contains(&"developer") && roles.contains(&"readonly") && !roles.contains(&"admin"), "{me}");
+    let (s, tok) = t.app.post("/v1/assume", Some(&session), json!({ "role": "developer", "ttl": "30m" })).await;
+    assert_eq!(s, StatusCode::OK, "{tok}");
+
+    // A second login is the same person, not a new user.
+    let v2 = t.login("alice", "alice-password").await;
+    assert_eq!(v2["username"], "alice");
+    assert_eq!(t.app.store.users().await.unwrap().len(), 1);
+
+    let records = t.events().await;
+    let created: Vec<_> = records.iter().filter(|r| r.event == "user.created").collect();
+    assert_eq!(created.len(), 1);
+    assert_eq!((created[0].actor.as_str(), created[0].details["idp_subject"].as_str()), ("sso:corp", "alice"));
+    let ok: Vec<_> = records.iter().filter(|r| r.event == "auth.login.succeeded").collect();
+    assert_eq!(ok.len(), 2);
+    for r in ok {
+        assert_eq!(r.details["method"], "sso");
+        assert_eq!(r.details["provider"], "corp");
+        assert_eq!(r.details["idp_subject"], "alice");
+        assert_eq!(r.details["mfa"], "amr:otp");
+    }
+    let refused: Vec<_> = records.iter().filter(|r| r.event == "auth.login.failed").map(|r| r.reason.as_str()).collect();
+    assert_eq!(refused, ["pkce_mismatch", "code_used"]);
+}
+
+async fn no_mfa_or_a_foreign_domain_is_refused_with_the_reason(t: Sso) {
+    let (landing, _) = t.browser("bob", "bob-password").await;
+    assert_eq!(landing.query["error"], "mfa_required", "{:?}", landing.query);
+    assert!(landing.query["error_description"].contains("multi-factor"), "{:?}", landing.query);
+    assert!(!landing.query.contains_key("code"));
+
+    let (landing, _) = t.browser("carol", "carol-password").await;
+    assert_eq!(landing.query["error"], "email_domain_not_allowed", "{:?}", landing.query);
+
+    assert_eq!(t.app.store.active_sessions(real_now()).await.unwrap(), 0);
+    let records = t.events().await;
+    let refused: Vec<_> = records.iter().filter(|r| r.event == "auth.login.failed").collect();
+    assert_eq!(refused.len(), 2);
+    assert_eq!((refused[0].reason.as_str(), refused[0].details["idp_subject"].as_str()), ("mfa_required", "bob"));
+    assert_eq!((refused[1].reason.as_str(), refused[1].details["idp_subject"].as_str()), ("email_domain_not_allowed", "carol"));
+    assert!(records.iter().all(|r| r.event != "user.created"), "refused before any user is created");
+}
+
+async fn totp_step_up_for_a_provider_without_mfa(t: Sso) {
+    let admin = t.app.admin().await;
+    // bob has no stint TOTP yet: refused, but now exists so an administrator can enroll him.
+    let (landing, _) = t.browser("bob", "bob-password").await;
+    assert_eq!(landing.query["error"], "totp_enrollment_required", "{:?}", landing.query);
+    let (s, v) = t.app.post("/v1/users/bob/enrollment", Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let secret = t.app.enroll(v["enrollment_code"].as_str().unwrap()).await;
+
+    let (url, verifier) = t.begin().await;
+    let callback = t.to_callback(&url, Some(("bob", "bob-password"))).await;
+    let page = t.visit(&callback).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    let state = html.split("name=\"state\" value=\"").nth(1).and_then(|r| r.split('"').next()).expect("a step-up form");
+
+    let step_up = |totp: String| {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let url = t.app.url("/v1/sso/step-up");
+        let form = [("state", state.to_owned()), ("totp", totp)];
+        async move { http.post(url).form(&form).send().await.unwrap() }
+    };
+    let wrong = step_up("000000".into()).await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED, "a wrong code shows the form again");
+    t.app.clock.advance(30);
+    let done = step_up(t.app.totp(&secret)).await;
+    let q = loopback_query(&location(&done));
+    let (s, v) = t.redeem(&q["code"], &verifier).await;
+    assert_eq!((s, v["username"].as_str()), (StatusCode::OK, Some("bob")), "{v}");
+    let ok = t.events().await.into_iter().filter(|r| r.event == "auth.login.succeeded" && r.details["method"] == "sso").collect::<Vec<_>>();
+    assert_eq!(ok[0].details["mfa"], "stint_totp");
+}
+
+async fn state_and_nonce_mismatches_are_refused(t: Sso) {
+    // A state stint never issued.
+    let forged = t.visit(&t.app.url("/v1/sso/callback?state=stint_state_AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA&code=x")).await;
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    assert!(forged.text().await.unwrap().contains("sso_state_mismatch"));
+
+    // A real state with its secret half changed.
+    let (url, _) = t.begin().await;
+    let callback = t.to_callback(&url, Some(("alice", "alice-password"))).await;
+    let cb = reqwest::Url::parse(&callback).unwrap();
+    let q: std::collections::BTreeMap<String, String> = cb.query_pairs().into_owned().collect();
+    let (lookup, _) = q["state"].split_once('.').unwrap();
+    let tampered = t.app.url(&format!("/v1/sso/callback?state={lookup}.{}&code={}", "B".repeat(43), q["code"]));
+    assert_eq!(t.visit(&tampered).await.status(), StatusCode::BAD_REQUEST);
+    // The real callback still works: the tampered one changed nothing.
+    let q = loopback_query(&location(&t.visit(&callback).await));
+    assert!(q.contains_key("code"), "{q:?}");
+
+    // A token minted for another login's nonce: begin two logins, send the first one's
+    // request with the second one's nonce.
+    let (first, _) = t.begin().await;
+    let (second, _) = t.begin().await;
+    let nonce_of = |u: &str| reqwest::Url::parse(u).unwrap().query_pairs().find(|(k, _)| k == "nonce").unwrap().1.into_owned();
+    let mut swapped = reqwest::Url::parse(&first).unwrap();
+    let pairs: Vec<(String, String)> =
+        swapped.query_pairs().map(|(k, v)| if k == "nonce" { (k.into_owned(), nonce_of(&second)) } else { (k.into_owned(), v.into_owned()) }).collect();
+    swapped.query_pairs_mut().clear().extend_pairs(pairs);
+    let callback = t.to_callback(swapped.as_str(), Some(("alice", "alice-password"))).await;
+    let q = loopback_query(&location(&t.visit(&callback).await));
+    assert_eq!(q["error"], "id_token_nonce_mismatch", "{q:?}");
+    let reasons: Vec<String> = t.events().await.into_iter().filter(|r| r.event == "auth.login.failed").map(|r| r.reason).collect();
+    assert_eq!(reasons, ["state_mismatch", "state_mismatch", "id_token_nonce_mismatch"]);
+}
+
+async fn an_expired_id_token_is_refused(t: Sso) {
+    let (url, _) = t.begin().await;
+    let callback = t.to_callback(&url, Some(("alice", "alice-password"))).await;
+    // The provider's ID tokens live 300 s; stint tolerates 60 s of skew.
+    t.app.clock.advance(300 + 61);
+    let q = loopback_query(&location(&t.visit(&callback).await));
+    assert_eq!(q["error"], "id_token_expired", "{q:?}");
+    assert_eq!(t.app.store.active_sessions(stint_core::Clock::now(&t.app.clock)).await.unwrap(), 0);
+}
+
+async fn a_provider_key_rotation_is_followed(mut t: Sso) {
+    t.login("alice", "alice-password").await;
+    // The provider restarts with a new signing key (kid k2); stint refetches on the unknown kid.
+    drop(t.idp.take());
+    t.idp = Some(Idp::start(t.idp_port, &t.app.url("/v1/sso/callback"), "k2"));
+    let v = t.login("alice", "alice-password").await;
+    assert_eq!(v["username"], "alice");
+}
+
+async fn an_unreachable_provider_is_a_clear_error_and_no_session(mut t: Sso) {
+    // Down at the callback: the code cannot be redeemed.
+    let (url, _) = t.begin().await;
+    let callback = t.to_callback(&url, Some(("alice", "alice-password"))).await;
+    drop(t.idp.take());
+    let q = loopback_query(&location(&t.visit(&callback).await));
+    assert_eq!(q["error"], "idp_unreachable", "{q:?}");
+    assert!(q["error_description"].contains("cannot reach the identity provider"), "{q:?}");
+    assert_eq!(t.app.store.active_sessions(real_now()).await.unwrap(), 0);
+    assert!(t.app.store.users().await.unwrap().is_empty());
+}
+
+async fn an_unreachable_provider_refuses_to_begin() {
+    // Nothing listens on the issuer's port: discovery fails before anything is stored.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let t2 = spawn_app_at(
+        Backend::Sqlite,
+        &format!("[[identity.oidc]]\nissuer = \"{dead}\"\nclient_id = \"stint\"\ndanger_client_secret = \"x\"\ndanger_allow_http_loopback = true\n"),
+        real_now(),
+    )
+    .await;
+    let (_, challenge) = pkce();
+    let (s, v) = t2.post("/v1/sso/begin", None, json!({ "redirect_uri": LOOPBACK, "code_challenge": challenge })).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_GATEWAY, Some("idp_unreachable")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("try again"), "{v}");
+    let resp = t2.http.post(t2.url("/v1/sso/device/authorize")).form(&[("provider", "sso")]).send().await.unwrap();
+    // The device flow only needs the provider when the person visits the verification page.
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+async fn a_disabled_user_cannot_log_in_even_when_the_provider_says_yes(t: Sso) {
+    let admin = t.app.admin().await;
+    let v = t.login("alice", "alice-password").await;
+    let session = v["session_token"].as_str().unwrap().to_owned();
+    let (s, v) = t.app.post("/v1/users/alice/disable", Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = t.app.get("/v1/whoami", Some(&session)).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("session_revoked")), "disabling ends the SSO session too: {v}");
+    let (landing, _) = t.browser("alice", "alice-password").await;
+    assert_eq!(landing.query["error"], "user_disabled", "{:?}", landing.query);
+}
+
+async fn device_flow_signs_in_and_honours_the_polling_interval(t: Sso) {
+    let d = t.device_authorize().await;
+    let device_code = d["device_code"].as_str().unwrap();
+    assert_eq!(d["interval"], 5);
+    assert_eq!(d["expires_in"], 600);
+    let user_code = d["user_code"].as_str().unwrap();
+    assert!(d["verification_uri"].as_str().unwrap().ends_with("/v1/sso/device"));
+
+    let (s, v) = t.poll(device_code).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("authorization_pending")), "{v}");
+    let (_, v) = t.poll(device_code).await;
+    assert_eq!(v["error"], "slow_down", "a poll sooner than the interval: {v}");
+    t.app.clock.advance(5);
+    let (_, v) = t.poll(device_code).await;
+    assert_eq!(v["error"], "slow_down", "the interval grew to 10 s: {v}");
+    t.app.clock.advance(15);
+    let (_, v) = t.poll(device_code).await;
+    assert_eq!(v["error"], "authorization_pending", "{v}");
+
+    // The person opens the verification link elsewhere: the page shows the code to confirm.
+    let page = t.visit(d["verification_uri_complete"].as_str().unwrap()).await;
+    assert!(page.text().await.unwrap().contains(&format!("value=\"{user_code}\"")));
+    assert_eq!(t.verify_user_code("BBBB-BBBB").await.status(), StatusCode::BAD_REQUEST, "an unknown code");
+    let to_provider = location(&t.verify_user_code(&user_code.to_lowercase()).await);
+    let callback = t.to_callback(&to_provider, Some(("alice", "alice-password"))).await;
+    let done = t.visit(&callback).await;
+    assert_eq!(done.status(), StatusCode::OK);
+    assert!(done.text().await.unwrap().contains("signed in to stint as <b>alice</b>"));
+
+    t.app.clock.advance(15);
+    let (s, v) = t.poll(device_code).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["username"], "alice");
+    let (s, me) = t.app.get("/v1/whoami", Some(v["session_token"].as_str().unwrap())).await;
+    assert_eq!(s, StatusCode::OK, "{me}");
+    t.app.clock.advance(15);
+    let (_, v) = t.poll(device_code).await;
+    assert_eq!(v["error"], "invalid_grant", "a device code is used once: {v}");
+    let ok = t.events().await.into_iter().find(|r| r.event == "auth.login.succeeded").unwrap();
+    assert_eq!((ok.details["method"].as_str(), ok.details["mfa"].as_str()), ("sso", "amr:otp"));
+}
+
+async fn device_codes_expire(t: Sso) {
+    let d = t.device_authorize().await;
+    t.app.clock.advance(600);
+    let (s, v) = t.poll(d["device_code"].as_str().unwrap()).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("expired_token")), "{v}");
+    let resp = t.verify_user_code(d["user_code"].as_str().unwrap()).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.text().await.unwrap().contains("invalid_user_code"));
+}
+
+async fn device_flow_denied_at_the_provider(t: Sso) {
+    let d = t.device_authorize().await;
+    let to_provider = location(&t.verify_user_code(d["user_code"].as_str().unwrap()).await);
+    // The person presses Cancel at the provider.
+    let callback = t.to_callback(&to_provider, None).await;
+    let page = t.visit(&callback).await;
+    assert_eq!(page.status(), StatusCode::FORBIDDEN);
+    let (s, v) = t.poll(d["device_code"].as_str().unwrap()).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("access_denied")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("provider_denied"), "{v}");
+    let failed = t.events().await.into_iter().find(|r| r.event == "auth.login.failed").unwrap();
+    assert_eq!((failed.reason.as_str(), failed.details["flow"].as_str()), ("provider_denied", "device"));
+}
+
+async fn begin_refuses_what_is_not_a_loopback_login(t: Sso) {
+    let (_, challenge) = pkce();
+    for (body, code) in [
+        (json!({ "redirect_uri": "https://evil.example/cb", "code_challenge": challenge }), "invalid_redirect_uri"),
+        (json!({ "redirect_uri": LOOPBACK, "code_challenge": "short" }), "invalid_code_challenge"),
+        (json!({ "redirect_uri": LOOPBACK, "code_challenge": challenge, "code_challenge_method": "plain" }), "invalid_code_challenge"),
+        (json!({ "redirect_uri": LOOPBACK, "code_challenge": challenge, "provider": "nope" }), "unknown_provider"),
+    ] {
+        let (s, v) = t.app.post("/v1/sso/begin", None, body).await;
+        assert!(s.is_client_error() && v["error"] == code, "{s} {v}");
+    }
+    let (s, v) = t.app.get("/v1/sso/providers", None).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({ "providers": ["corp"] })));
+}
+
+macro_rules! sso_tests {
+    ($($name:ident: $extra:expr),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name(super::sso(super::Backend::Sqlite, $extra).await).await;
+            })*
+        }
+    };
+}
+
+sso_tests!(
+    browser_login_creates_the_user_and_a_session: "",
+    no_mfa_or_a_foreign_domain_is_refused_with_the_reason: "allowed_domains = [\"example.com\"]",
+    totp_step_up_for_a_provider_without_mfa: "step_up_totp = true",
+    state_and_nonce_mismatches_are_refused: "",
+    an_expired_id_token_is_refused: "",
+    a_provider_key_rotation_is_followed: "",
+    an_unreachable_provider_is_a_clear_error_and_no_session: "",
+    a_disabled_user_cannot_log_in_even_when_the_provider_says_yes: "",
+    device_flow_signs_in_and_honours_the_polling_interval: "",
+    device_codes_expire: "",
+    device_flow_denied_at_the_provider: "",
+    begin_refuses_what_is_not_a_loopback_login: "",
+);
+
+mod postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn browser_login_creates_the_user_and_a_session() {
+        super::browser_login_creates_the_user_and_a_session(super::sso(super::Backend::Postgres, "").await).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn device_flow_signs_in_and_honours_the_polling_interval() {
+        super::device_flow_signs_in_and_honours_the_polling_interval(super::sso(super::Backend::Postgres, "").await).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_provider_refuses_to_begin() {
+    an_unreachable_provider_refuses_to_begin().await;
+}

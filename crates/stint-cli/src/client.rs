@@ -93,10 +93,15 @@ impl Client {
 
     /// A client using the saved session; `server` overrides the saved server.
     pub fn authenticated(server: Option<&str>) -> Result<Client> {
+        Ok(Self::with_session(server)?.0)
+    }
+
+    /// As [`Client::authenticated`], also returning the saved session.
+    pub fn with_session(server: Option<&str>) -> Result<(Client, SavedSession)> {
         let Some(saved) = load_session()? else { bail!("not logged in; run `stint login`") };
         let mut c = Client::new(server.unwrap_or(&saved.server))?;
-        c.token = Some(saved.session_token);
-        Ok(c)
+        c.token = Some(saved.session_token.clone());
+        Ok((c, saved))
     }
 
     async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
@@ -123,6 +128,10 @@ impl Client {
 
     pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
         self.send(self.http.post(format!("{}{path}", self.server)).json(body)).await
+    }
+
+    pub async fn post_form<T: DeserializeOwned>(&self, path: &str, form: &[(&str, &str)]) -> Result<T> {
+        self.send(self.http.post(format!("{}{path}", self.server)).form(form)).await
     }
 
     pub async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T> {

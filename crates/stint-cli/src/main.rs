@@ -71,7 +71,7 @@ enum Command {
     Bootstrap(cmd::auth::BootstrapArgs),
     /// Set your password and one-time-code authenticator with an enrollment code
     Enroll(cmd::auth::EnrollArgs),
-    /// Log in with password and one-time code; saves a session
+    /// Log in through your identity provider (or with password and one-time code); saves a session
     Login(cmd::auth::LoginArgs),
     /// End your session on the server and forget it here
     Logout(cmd::auth::LogoutArgs),
@@ -79,6 +79,10 @@ enum Command {
     Whoami(cmd::auth::WhoamiArgs),
     /// Get a short-lived credential for a role
     Assume(cmd::auth::AssumeArgs),
+    /// Print a role's credential for tools (cached until shortly before it expires)
+    Creds(cmd::creds::CredsArgs),
+    /// Run a command with a role's credential in its environment
+    Exec(cmd::creds::ExecArgs),
     /// Manage users (administrators)
     #[command(subcommand)]
     User(cmd::admin::UserCmd),
@@ -123,6 +127,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Logout(a) => cmd::auth::logout(a).await,
         Command::Whoami(a) => cmd::auth::whoami(a).await,
         Command::Assume(a) => cmd::auth::assume(a).await,
+        Command::Creds(a) => cmd::creds::creds(a).await,
+        Command::Exec(a) => cmd::creds::exec(a).await,
         Command::User(c) => cmd::admin::user(c).await,
         Command::Session(c) => cmd::admin::session(c).await,
         Command::Keys(c) => cmd::admin::keys(c).await,

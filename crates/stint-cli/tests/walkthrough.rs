@@ -3,79 +3,18 @@
 //! It also proves no issued secret reaches the server's logs, and that SIGTERM shuts down cleanly.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{ok_json, python, run, start_server, start_server_with, stint};
 use serde_json::Value;
-use stint_testkit::{free_port, wait_for_port, workspace_root, Process};
+use stint_testkit::workspace_root;
 
 const PASSWORD: &str = "a long enough passphrase";
-
-fn stint() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_stint"))
-}
-
-/// The Python with PyJWT that scripts/test installs; the test fails without it.
-fn python() -> PathBuf {
-    std::env::var_os("STINT_TEST_PYTHON").map_or_else(|| workspace_root().join(".venv/bin/python"), PathBuf::from)
-}
-
-struct Server {
-    process: Process,
-    url: String,
-    log: PathBuf,
-}
-
-fn start_server(data: &Path) -> (Server, String) {
-    start_server_with(data, &[], "debug")
-}
-
-fn start_server_with(data: &Path, extra: &[&str], log_filter: &str) -> (Server, String) {
-    let port = free_port();
-    let log = data.with_extension("log");
-    let mut child = stint()
-        .args(["server", "--data"])
-        .arg(data)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(extra)
-        .env("STINT_LOG", log_filter)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut token = None;
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.split("--token ").nth(1) {
-            token = Some(rest.trim().to_owned());
-            break;
-        }
-    }
-    let server = Server { process: Process(child), url: format!("http://127.0.0.1:{port}"), log };
-    wait_for_port(port, "stint server");
-    (server, token.expect("first start prints a bootstrap token"))
-}
-
-/// Runs `stint args…` as the person whose CLI state lives in `home`.
-fn run(home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = stint();
-    cmd.args(args).env("STINT_CONFIG_DIR", home).env_remove("STINT_SERVER").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    if let Some(input) = stdin {
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn ok_json(home: &Path, args: &[&str], stdin: Option<&str>) -> Value {
-    let out = run(home, args, stdin);
-    assert!(out.status.success(), "stint {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("stint {args:?} printed no JSON: {}", String::from_utf8_lossy(&out.stdout)))
-}
 
 fn totp_now(secret_b32: &str) -> String {
     let secret = data_encoding::BASE32_NOPAD.decode(secret_b32.as_bytes()).unwrap();

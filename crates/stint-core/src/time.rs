@@ -26,6 +26,10 @@ impl Timestamp {
             .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
             .unwrap_or_else(|| self.0.to_string())
     }
+    /// Reads what [`Timestamp::to_rfc3339`] writes (any RFC 3339 offset is accepted).
+    pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok().map(|t| Timestamp(t.unix_timestamp()))
+    }
 }
 
 impl fmt::Display for Timestamp {
@@ -145,6 +149,15 @@ impl<'de> serde::Deserialize<'de> for Ttl {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_round_trips() {
+        let t = Timestamp(1_795_651_200);
+        assert_eq!(t.to_rfc3339(), "2026-11-26T00:00:00Z");
+        assert_eq!(Timestamp::parse_rfc3339(&t.to_rfc3339()), Some(t));
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-26T01:00:00+01:00"), Some(t));
+        assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+    }
 
     #[test]
     fn parses_durations() {

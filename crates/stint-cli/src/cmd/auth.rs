@@ -132,13 +132,28 @@ fn now() -> stint_core::Timestamp {
 
 #[derive(Args)]
 pub struct LoginArgs {
-    /// Your user name (default: the last one used)
+    /// Log in with user name, password and one-time code (the default when the server has no SSO)
+    #[arg(long, conflicts_with_all = ["sso", "device"])]
+    password: bool,
+    /// Log in through your identity provider in a browser (the default when the server has one)
+    #[arg(long, conflicts_with = "device")]
+    sso: bool,
+    /// Log in from a machine without a browser (SSH, servers): enter a code on another device
+    #[arg(long)]
+    device: bool,
+    /// Which identity provider to use (default: the server's first)
+    #[arg(long)]
+    provider: Option<String>,
+    /// Print the sign-in URL instead of opening a browser
+    #[arg(long)]
+    no_browser: bool,
+    /// Your user name, for password login (default: the last one used)
     #[arg(long, short = 'u', env = "STINT_USER")]
     user: Option<String>,
     /// Read the password from the first line of standard input (for scripts)
     #[arg(long)]
     password_stdin: bool,
-    /// The current one-time code from your authenticator
+    /// The current one-time code from your authenticator, for password login
     #[arg(long)]
     totp: Option<String>,
     #[command(flatten)]
@@ -148,20 +163,30 @@ pub struct LoginArgs {
 pub async fn login(a: LoginArgs) -> Result<ExitCode> {
     let saved = client::load_session()?;
     let server = a.opts.server.clone().or_else(|| saved.as_ref().map(|s| s.server.clone())).unwrap_or_else(|| DEFAULT_SERVER.to_owned());
-    let username = match a.user.or_else(|| saved.map(|s| s.username)) {
-        Some(u) => u,
-        None => prompt("User")?,
-    };
-    let password = read_password(a.password_stdin, "Password")?;
-    let totp = match a.totp {
-        Some(t) => t,
-        None => prompt("One-time code")?,
-    };
     let c = Client::new(&server)?;
-    let r: LoginResponse = c.post("/v1/auth/login", &LoginRequest { username, password, totp }).await?;
+    let password_flags = a.password || a.password_stdin || a.totp.is_some() || a.user.is_some();
+    let use_sso = a.sso || a.device || (!password_flags && !super::sso::providers(&c).await?.is_empty());
+    let r = match (use_sso, a.device) {
+        (true, true) => super::sso::device(&c, a.provider).await?,
+        (true, false) => super::sso::browser(&c, a.provider, a.no_browser).await?,
+        (false, _) => {
+            let username = match a.user.or_else(|| saved.map(|s| s.username)) {
+                Some(u) => u,
+                None => prompt("User")?,
+            };
+            let password = read_password(a.password_stdin, "Password")?;
+            let totp = match a.totp {
+                Some(t) => t,
+                None => prompt("One-time code")?,
+            };
+            c.post("/v1/auth/login", &LoginRequest { username, password, totp }).await?
+        }
+    };
     let saved =
         SavedSession { server: c.server.clone(), session_token: r.session_token, session_id: r.session_id, username: r.username, expires_at: r.expires_at };
     let path = client::save_session(&saved)?;
+    // A new session makes credentials cached under the old one useless.
+    super::creds::clear_cache();
     let shown = json!({ "username": saved.username, "session_id": saved.session_id, "expires_at": saved.expires_at, "server": saved.server, "saved_to": path.display().to_string() });
     a.opts
         .output
@@ -179,6 +204,7 @@ pub async fn logout(a: LogoutArgs) -> Result<ExitCode> {
     let c = Client::authenticated(a.opts.server.as_deref())?;
     let result: Result<serde_json::Value> = c.post_empty("/v1/auth/logout").await;
     client::forget_session()?;
+    super::creds::clear_cache();
     match result {
         Ok(_) => println!("Logged out; the session is revoked on the server."),
         Err(e) => match e.downcast_ref::<client::ServerError>() {

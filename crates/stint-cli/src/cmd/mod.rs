@@ -4,7 +4,9 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod creds;
 pub mod server;
+pub mod sso;
 
 /// The HTTP layer hides internal causes from peers; the operator at the console needs them.
 pub fn operator_error(e: stint_core::Error) -> anyhow::Error {

@@ -1,0 +1,78 @@
+//! Running the real `stint` binary: the server with its log captured, and the CLI as a person
+//! whose state lives in a directory of its own.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use stint_testkit::{free_port, wait_for_port, workspace_root, Process};
+
+pub fn stint() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_stint"))
+}
+
+/// The Python with PyJWT that scripts/test installs; the test fails without it.
+pub fn python() -> PathBuf {
+    std::env::var_os("STINT_TEST_PYTHON").map_or_else(|| workspace_root().join(".venv/bin/python"), PathBuf::from)
+}
+
+pub struct Server {
+    pub process: Process,
+    pub url: String,
+    pub log: PathBuf,
+}
+
+pub fn start_server(data: &Path) -> (Server, String) {
+    start_server_with(data, &[], "debug")
+}
+
+pub fn start_server_with(data: &Path, extra: &[&str], log_filter: &str) -> (Server, String) {
+    start_server_on(free_port(), data, extra, log_filter)
+}
+
+/// Starts `stint server` on `port`; returns it and the bootstrap token it printed.
+pub fn start_server_on(port: u16, data: &Path, extra: &[&str], log_filter: &str) -> (Server, String) {
+    let log = data.with_extension("log");
+    let mut child = stint()
+        .args(["server", "--data"])
+        .arg(data)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .env("STINT_LOG", log_filter)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut token = None;
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("--token ").nth(1) {
+            token = Some(rest.trim().to_owned());
+            break;
+        }
+    }
+    let server = Server { process: Process(child), url: format!("http://127.0.0.1:{port}"), log };
+    wait_for_port(port, "stint server");
+    (server, token.expect("first start prints a bootstrap token"))
+}
+
+/// Runs `stint args…` as the person whose CLI state lives in `home`.
+pub fn run(home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = stint();
+    cmd.args(args).env("STINT_CONFIG_DIR", home).env_remove("STINT_SERVER").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+pub fn ok_json(home: &Path, args: &[&str], stdin: Option<&str>) -> Value {
+    let out = run(home, args, stdin);
+    assert!(out.status.success(), "stint {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("stint {args:?} printed no JSON: {}", String::from_utf8_lossy(&out.stdout)))
+}

@@ -1,0 +1,187 @@
+//! `stint login` through a real OpenID Provider, run as the real binary: the browser flow
+//! through the CLI's own loopback listener, the device flow with its polling, then
+//! `stint creds` (cached) and `stint exec`, and their refusal once the session is gone.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use common::{ok_json, start_server_on, stint};
+use serde_json::Value;
+use stint_testkit::{browse, free_port, Idp};
+
+/// Starts `stint args…` as the person whose CLI state lives in `home`; its stderr lines
+/// arrive on the receiver as they are printed.
+fn spawn(home: &Path, args: &[&str]) -> (Child, Receiver<String>) {
+    let mut child = stint()
+        .args(args)
+        .env("STINT_CONFIG_DIR", home)
+        .env("STINT_CACHE_DIR", home.join("cache"))
+        .env_remove("STINT_SERVER")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("BROWSER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in err.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Reads stderr lines until one satisfies `pick`, within 30 s.
+fn line_matching(rx: &Receiver<String>, what: &str, pick: impl Fn(&str) -> Option<String>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("the CLI never printed {what}"));
+        if let Some(v) = pick(&line) {
+            return v;
+        }
+    }
+}
+
+/// Waits (polling, with a deadline) for the child to exit; returns its stdout as JSON.
+fn finished(mut child: Child, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the CLI did not finish in time");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "stint failed: {:?}", out.status);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Runs `stint`, with the cache in `home` too; returns stdout, or the stderr of a failure.
+fn stint_in(home: &Path, args: &[&str]) -> Result<String, String> {
+    let out = stint()
+        .args(args)
+        .env("STINT_CONFIG_DIR", home)
+        .env("STINT_CACHE_DIR", home.join("cache"))
+        .env_remove("STINT_SERVER")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8(out.stderr).unwrap())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sso_browser_and_device_login_then_creds_and_exec() {
+    let root = std::env::temp_dir().join(format!("stint-sso-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let (idp_port, port) = (free_port(), free_port());
+    let config = root.join("stint.toml");
+    let secret = root.join("client-secret");
+    std::fs::write(&secret, stint_testkit::IDP_CLIENT_SECRET).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[[identity.oidc]]\nname = \"corp\"\nissuer = \"http://127.0.0.1:{idp_port}\"\nclient_id = \"stint\"\n\
+             client_secret_file = {secret:?}\ndanger_allow_http_loopback = true\n\
+             scopes = [\"openid\", \"email\", \"groups\"]\n[identity.oidc.roles]\ndevelopers = [\"developer\"]\n"
+        ),
+    )
+    .unwrap();
+    let (server, _) = start_server_on(port, &root.join("data"), &["--config", config.to_str().unwrap()], "debug");
+    let url = server.url.clone();
+    let _idp = Idp::start(idp_port, &format!("{url}/v1/sso/callback"), "k1");
+    let mut secrets = vec![];
+
+    // Browser: SSO is the default once the server has a provider. Without a display the CLI
+    // prints the URL; the browser stand-in signs in and is sent to the CLI's listener.
+    let alice = root.join("alice");
+    let (child, rx) = spawn(&alice, &["login", "--server", &url, "-o", "json"]);
+    let auth_url = line_matching(&rx, "the sign-in URL", |l| l.trim().starts_with("http://127.0.0.1").then(|| l.trim().to_owned()));
+    let loopback =
+        line_matching(&rx, "its loopback address", |l| l.strip_prefix("Waiting for your browser at ").and_then(|r| r.split(' ').next()).map(String::from));
+    let landing = browse(&auth_url, &loopback, Some(("alice", "alice-password"))).await;
+    let page = reqwest::get(&landing.url).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("signed in to stint as alice"));
+    let login = finished(child, Duration::from_secs(30));
+    assert_eq!(login["username"], "alice");
+    secrets.push(landing.query["code"].clone());
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(alice.join("session.json")).unwrap()).unwrap();
+    secrets.push(saved["session_token"].as_str().unwrap().to_owned());
+
+    // creds: cached while fresh, so tools can call it as often as they like.
+    let first: Value = serde_json::from_str(&stint_in(&alice, &["creds", "--role", "developer", "--ttl", "30m"]).unwrap()).unwrap();
+    let again: Value = serde_json::from_str(&stint_in(&alice, &["creds", "--role", "developer", "--ttl", "30m"]).unwrap()).unwrap();
+    assert_eq!(first["jti"], again["jti"], "served from the cache");
+    let cache = std::fs::read_dir(alice.join("cache")).unwrap().next().unwrap().unwrap().path();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cache).unwrap().permissions()) & 0o777, 0o600);
+    let fresh: Value = serde_json::from_str(&stint_in(&alice, &["creds", "--role", "developer", "--ttl", "30m", "--no-cache"]).unwrap()).unwrap();
+    assert_ne!(first["jti"], fresh["jti"]);
+    let token = fresh["token"].as_str().unwrap().to_owned();
+    secrets.extend([first["token"].as_str().unwrap().to_owned(), token.clone()]);
+    let env = stint_in(&alice, &["creds", "--role", "developer", "--ttl", "30m", "--format", "env"]).unwrap();
+    assert!(env.contains(&format!("export STINT_TOKEN='{token}'")) && env.contains("export STINT_ROLE='developer'"), "{env}");
+    let refused = stint_in(&alice, &["creds", "--role", "developer", "--format", "credential-process"]).unwrap_err();
+    assert!(refused.contains("AWS keys") && refused.contains("--format env or json"), "{refused}");
+
+    // exec: the command sees the credential in its environment.
+    let out = stint_in(&alice, &["exec", "--role", "developer", "--ttl", "30m", "--", "sh", "-c", "printf '%s %s' \"$STINT_ROLE\" \"$STINT_TOKEN\""]).unwrap();
+    assert_eq!(out, format!("developer {token}"));
+
+    // Device: the CLI shows a code; the person enters it on stint's page from another device.
+    let carol = root.join("carol");
+    let (child, rx) = spawn(&carol, &["login", "--device", "--server", &url, "-o", "json"]);
+    let user_code = line_matching(&rx, "the user code", |l| {
+        let t = l.trim();
+        (t.len() == 9 && t.as_bytes()[4] == b'-').then(|| t.to_owned())
+    });
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let resp = http.post(format!("{url}/v1/sso/device")).form(&[("user_code", user_code.as_str())]).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    let to_provider = resp.headers()["location"].to_str().unwrap().to_owned();
+    let callback = browse(&to_provider, &format!("{url}/v1/sso/callback"), Some(("carol", "carol-password"))).await;
+    let page = http.get(&callback.url).send().await.unwrap();
+    assert!(page.text().await.unwrap().contains("signed in to stint as <b>carol</b>"));
+    // The CLI polls every 5 s (RFC 8628's default interval): allow a few rounds.
+    let login = finished(child, Duration::from_secs(60));
+    assert_eq!(login["username"], "carol");
+    let who = ok_json(&carol, &["whoami", "-o", "json"], None);
+    assert_eq!(who["username"], "carol");
+
+    // Once the session is over, credentials stop and the message says what to do.
+    let session = carol.join("session.json");
+    let mut saved: Value = serde_json::from_str(&std::fs::read_to_string(&session).unwrap()).unwrap();
+    secrets.push(saved["session_token"].as_str().unwrap().to_owned());
+    saved["expires_at"] = Value::String("2020-01-01T00:00:00Z".into());
+    std::fs::write(&session, saved.to_string()).unwrap();
+    let ended = stint_in(&carol, &["creds", "--role", "readonly"]).unwrap_err();
+    assert!(ended.contains("run `stint login`"), "{ended}");
+    stint_in(&alice, &["logout"]).unwrap();
+    let out = stint_in(&alice, &["creds", "--role", "developer", "--ttl", "30m"]).unwrap_err();
+    assert!(out.contains("not logged in; run `stint login`"), "{out}");
+    assert!(std::fs::read_dir(alice.join("cache")).unwrap().next().is_none(), "logout clears the credential cache");
+
+    // No login code, session or credential reached the server's log.
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(log.contains("stint server ready"), "the log is being captured");
+    for s in &secrets {
+        assert!(!log.contains(s.as_str()), "a secret leaked into the server log");
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -130,6 +130,10 @@ impl Client {
         self.send(self.http.post(format!("{}{path}", self.server)).json(body)).await
     }
 
+    pub async fn put<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        self.send(self.http.put(format!("{}{path}", self.server)).json(body)).await
+    }
+
     pub async fn post_form<T: DeserializeOwned>(&self, path: &str, form: &[(&str, &str)]) -> Result<T> {
         self.send(self.http.post(format!("{}{path}", self.server)).form(form)).await
     }

@@ -197,3 +197,10 @@ pub struct SsoTokenRequest {
 pub struct SsoProvidersResponse {
     pub providers: Vec<String>,
 }
+
+/// `PUT /v1/users/{name}/groups`: the complete new list.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetGroupsRequest {
+    pub groups: Vec<String>,
+}

@@ -28,10 +28,11 @@ struct Sso {
 /// A server whose provider `corp` is the test provider; `extra` is added to its section.
 async fn sso(backend: Backend, extra: &str) -> Sso {
     let idp_port = free_port();
+    let scopes = if extra.contains("scopes") { "" } else { "scopes = [\"openid\", \"email\", \"groups\"]\n" };
     let toml = format!(
         "[[identity.oidc]]\nname = \"corp\"\nissuer = \"http://127.0.0.1:{idp_port}\"\nclient_id = \"stint\"\n\
          danger_client_secret = \"stint-test-secret\"\ndanger_allow_http_loopback = true\njwks_min_refetch = \"0s\"\n\
-         scopes = [\"openid\", \"email\", \"groups\"]\nprovider_session = \"1h\"\n{extra}\n\
+         {scopes}provider_session = \"1h\"\n{extra}\n\
          [identity.oidc.roles]\ndevelopers = [\"developer\"]\n"
     );
     let app = spawn_app_at(backend, &toml, real_now()).await;
@@ -393,6 +394,38 @@ async fn begin_refuses_what_is_not_a_loopback_login(t: Sso) {
     assert_eq!((s, v), (StatusCode::OK, json!({ "providers": ["corp"] })));
 }
 
+async fn groups_stay_as_set_in_stint_when_the_provider_sends_none(t: Sso) {
+    let admin = t.app.admin().await;
+    let v = t.login("alice", "alice-password").await;
+    let (_, me) = t.app.get("/v1/whoami", Some(v["session_token"].as_str().unwrap())).await;
+    assert_eq!(me["groups"], json!([]), "no groups claim (no groups scope): none mapped");
+    let (s, u) =
+        body(t.app.http.put(t.app.url("/v1/users/alice/groups")).bearer_auth(&admin.session).json(&json!({ "groups": ["developers"] })).send().await.unwrap())
+            .await;
+    assert_eq!((s, &u["groups"]), (StatusCode::OK, &json!(["developers"])), "{u}");
+    let v = t.login("alice", "alice-password").await;
+    let (_, me) = t.app.get("/v1/whoami", Some(v["session_token"].as_str().unwrap())).await;
+    assert_eq!(me["groups"], json!(["developers"]), "kept across the login: {me}");
+    let changed: Vec<_> = t.events().await.into_iter().filter(|r| r.event == "user.groups_changed").collect();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].actor, admin_id(&t, &admin.session).await);
+}
+
+async fn admin_id(t: &Sso, session: &str) -> String {
+    t.app.get("/v1/whoami", Some(session)).await.1["user_id"].as_str().unwrap().to_owned()
+}
+
+async fn provider_groups_replace_stint_groups_at_each_login(t: Sso) {
+    let admin = t.app.admin().await;
+    t.login("alice", "alice-password").await;
+    let resp = t.app.http.put(t.app.url("/v1/users/alice/groups")).bearer_auth(&admin.session).json(&json!({ "groups": ["admins"] })).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v = t.login("alice", "alice-password").await;
+    let (_, me) = t.app.get("/v1/whoami", Some(v["session_token"].as_str().unwrap())).await;
+    assert_eq!(me["groups"], json!(["developers"]), "the provider is the source of truth: {me}");
+    assert_eq!(me["admin"], false);
+}
+
 macro_rules! sso_tests {
     ($($name:ident: $extra:expr),* $(,)?) => {
         mod sqlite {
@@ -417,6 +450,8 @@ sso_tests!(
     device_codes_expire: "",
     device_flow_denied_at_the_provider: "",
     begin_refuses_what_is_not_a_loopback_login: "",
+    groups_stay_as_set_in_stint_when_the_provider_sends_none: "scopes = [\"openid\", \"email\"]",
+    provider_groups_replace_stint_groups_at_each_login: "",
 );
 
 mod postgres {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Subcommand;
 use serde_json::Value;
-use stint_server::wire::{AddUserRequest, EnrollmentCode};
+use stint_server::wire::{AddUserRequest, EnrollmentCode, SetGroupsRequest};
 
 use crate::client::Client;
 use crate::ClientOpts;
@@ -35,6 +35,15 @@ pub enum UserCmd {
     /// Enable a disabled user (their old sessions stay revoked)
     Enable {
         name: String,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Set a user's groups (the complete list); an SSO provider that sends groups replaces them at login
+    Groups {
+        name: String,
+        /// Group (repeatable); none removes every group
+        #[arg(long = "group", short = 'g')]
+        groups: Vec<String>,
         #[command(flatten)]
         opts: ClientOpts,
     },
@@ -99,6 +108,11 @@ pub async fn user(cmd: UserCmd) -> Result<ExitCode> {
             let c = Client::authenticated(opts.server.as_deref())?;
             let u: Value = c.post_empty(&format!("/v1/users/{}/disable", urlencode(&name))).await?;
             opts.output.print(&u, |u| println!("Disabled {}; every session and token they held is revoked.", u["name"].as_str().unwrap_or("")))?;
+        }
+        UserCmd::Groups { name, groups, opts } => {
+            let c = Client::authenticated(opts.server.as_deref())?;
+            let u: Value = c.put(&format!("/v1/users/{}/groups", urlencode(&name)), &SetGroupsRequest { groups }).await?;
+            opts.output.print(&u, print_user)?;
         }
         UserCmd::Reset { name, opts } => {
             let c = Client::authenticated(opts.server.as_deref())?;

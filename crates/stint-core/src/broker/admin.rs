@@ -124,6 +124,20 @@ impl Broker {
         Ok(UserInfo::from(&user))
     }
 
+    /// Replaces a user's groups. For users of a provider that sends a groups claim, the
+    /// provider's groups replace these again at their next login.
+    pub async fn set_groups(&self, admin: &Admin<'_>, name: &str, groups: &[String]) -> Result<UserInfo> {
+        let mut user = self.target_user(name).await?;
+        let mut groups = groups.iter().map(|g| GroupName::parse(g)).collect::<Result<Vec<_>>>()?;
+        groups.sort();
+        groups.dedup();
+        let list: Vec<&str> = groups.iter().map(GroupName::as_str).collect();
+        let d = Draft::new(self.now(), Event::UserGroupsChanged, Outcome::Success).actor(&admin.0.user.id).subject(&user.id).detail("groups", list.join(","));
+        self.commit(Change::default().with(Mutation::SetUserGroups { user: user.id.clone(), groups: groups.clone() }).record(d)).await?;
+        user.groups = groups;
+        Ok(UserInfo::from(&user))
+    }
+
     pub async fn enable_user(&self, admin: &Admin<'_>, name: &str) -> Result<UserInfo> {
         let mut user = self.target_user(name).await?;
         let d = Draft::new(self.now(), Event::UserEnabled, Outcome::Success).actor(&admin.0.user.id).subject(&user.id);

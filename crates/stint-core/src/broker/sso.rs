@@ -222,12 +222,13 @@ fn string_claim<'a>(t: &'a IdToken, name: &str) -> Option<&'a str> {
     t.claims.get(name).and_then(Value::as_str)
 }
 
-/// The provider's groups claim: a list of strings, or one string.
-fn claimed_groups<'a>(t: &'a IdToken, name: &str) -> Vec<&'a str> {
-    match t.claims.get(name) {
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-        Some(Value::String(s)) => vec![s.as_str()],
-        _ => vec![],
+/// The provider's groups claim: a list of strings, or one string; `None` when the provider
+/// sends none (Google, say), so that groups stay as administrators set them in stint.
+fn claimed_groups<'a>(t: &'a IdToken, name: &str) -> Option<Vec<&'a str>> {
+    match t.claims.get(name)? {
+        Value::Array(a) => Some(a.iter().filter_map(Value::as_str).collect()),
+        Value::String(s) => Some(vec![s.as_str()]),
+        _ => Some(vec![]),
     }
 }
 
@@ -494,9 +495,12 @@ impl Broker {
             );
             return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), Change::default(), now).await;
         }
-        let mut groups: Vec<GroupName> = claimed_groups(&token, &p.groups_claim).iter().filter_map(|g| p.groups.get(*g)).flatten().cloned().collect();
-        groups.sort();
-        groups.dedup();
+        let groups = claimed_groups(&token, &p.groups_claim).map(|claimed| {
+            let mut groups: Vec<GroupName> = claimed.iter().filter_map(|g| p.groups.get(*g)).flatten().cloned().collect();
+            groups.sort();
+            groups.dedup();
+            groups
+        });
         let (user, mut change) = self.sso_user(p, &token, email, groups, now).await?;
         a.user_id = Some(user.id.clone());
         if user.disabled {
@@ -539,11 +543,20 @@ impl Broker {
     }
 
     /// The user an identity logs in as, with the changes that refresh (or create) it.
-    async fn sso_user(&self, p: &SsoProvider, token: &IdToken, email: Option<String>, groups: Vec<GroupName>, now: Timestamp) -> Result<(User, Change)> {
+    /// `groups`: from the provider's claim, or `None` to keep the groups set in stint.
+    async fn sso_user(
+        &self,
+        p: &SsoProvider,
+        token: &IdToken,
+        email: Option<String>,
+        groups: Option<Vec<GroupName>>,
+        now: Timestamp,
+    ) -> Result<(User, Change)> {
         let mut change = Change::default();
         if let Some((_, user)) = self.store.identity(&token.issuer, &token.subject).await? {
             let touch = Mutation::TouchIdentity { issuer: token.issuer.clone(), subject: token.subject.clone(), email, at: now };
             change = change.with(touch);
+            let Some(groups) = groups else { return Ok((user, change)) };
             if user.groups != groups && !user.disabled {
                 let list: Vec<&str> = groups.iter().map(GroupName::as_str).collect();
                 let d = Draft::new(now, Event::UserGroupsChanged, Outcome::Success)
@@ -554,6 +567,7 @@ impl Broker {
             }
             return Ok((User { groups, ..user }, change));
         }
+        let groups = groups.unwrap_or_default();
         let base = base_username(email.as_deref(), &token.subject);
         let mut name = None;
         for n in 1..100 {

@@ -58,6 +58,14 @@ fn readme_walkthrough_against_the_real_binary() {
     let code = add["enrollment_code"].as_str().unwrap().to_owned();
     let (alice_secret, _) = enroll_and_login(&url, &alice_home, "alice", &code);
     secrets.extend([code, alice_secret]);
+    // A wrong password is refused, and counted in the report of failures by reason.
+    let wrong = run(&alice_home, &["login", "--server", &url, "--user", "alice", "--password-stdin", "--totp", "000000"], Some("not her password"));
+    assert!(!wrong.status.success());
+    let report = ok_json(&admin_home, &["audit", "failures", "--since", "1h", "-o", "json"], None);
+    assert_eq!(
+        report,
+        serde_json::json!([{ "method": "password+totp", "provider": "", "reason": "bad_password", "count": 1, "sources": 1, "last_at": report[0]["last_at"] }])
+    );
     let who = ok_json(&alice_home, &["whoami", "-o", "json"], None);
     assert_eq!(who["username"], "alice");
     let assumed = ok_json(&alice_home, &["assume", "developer", "--ttl", "15m", "-o", "json"], None);

@@ -162,6 +162,41 @@ pub struct Record {
     pub hash: String,
 }
 
+/// One line of the failed-authentication report: how often logins by `method` (through
+/// `provider`, for SSO) failed for `reason`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FailureCount {
+    pub method: String,
+    pub provider: String,
+    pub reason: String,
+    pub count: u64,
+    /// Distinct actors (addresses) the failures came from.
+    pub sources: u64,
+    pub last_at: Timestamp,
+}
+
+/// Failed logins at or after `since`, counted by method, provider and reason, most frequent
+/// first. Reads the `auth.login.failed` records every login path writes.
+pub fn failures_by_reason<'a>(records: impl IntoIterator<Item = &'a Record>, since: Timestamp) -> Vec<FailureCount> {
+    /// Count, distinct actors, latest time.
+    type Tally<'a> = (u64, std::collections::BTreeSet<&'a str>, Timestamp);
+    let mut rows: BTreeMap<(String, String, String), Tally<'a>> = BTreeMap::new();
+    let failed = Event::LoginFailed.code();
+    for r in records.into_iter().filter(|r| r.event == failed && r.at >= since) {
+        let detail = |k: &str| r.details.get(k).cloned().unwrap_or_default();
+        let row = rows.entry((detail("method"), detail("provider"), r.reason.clone())).or_insert((0, Default::default(), r.at));
+        row.0 += 1;
+        row.1.insert(&r.actor);
+        row.2 = row.2.max(r.at);
+    }
+    let mut out: Vec<FailureCount> = rows
+        .into_iter()
+        .map(|((method, provider, reason), (count, sources, last_at))| FailureCount { method, provider, reason, count, sources: sources.len() as u64, last_at })
+        .collect();
+    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+    out
+}
+
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The canonical encoding: JSON with a fixed field order and sorted detail keys, prefixed
@@ -327,6 +362,29 @@ mod tests {
     }
     fn head(r: &[Record]) -> Option<(u64, String)> {
         r.last().map(|l| (l.seq, l.hash.clone()))
+    }
+
+    #[test]
+    fn failures_are_counted_by_method_provider_and_reason() {
+        let failed = |at: i64, actor: &str, reason: &str, method: &str, provider: Option<&str>| {
+            let mut d = Draft::new(Timestamp(at), Event::LoginFailed, Outcome::Failure).actor(actor).reason(reason).detail("method", method);
+            if let Some(p) = provider {
+                d = d.detail("provider", p);
+            }
+            chain(1, GENESIS, d)
+        };
+        let records = [
+            failed(100, "10.0.0.1", "bad_totp", "password+totp", None),
+            failed(200, "10.0.0.1", "mfa_required", "sso", Some("okta")),
+            failed(300, "10.0.0.2", "mfa_required", "sso", Some("okta")),
+            failed(50, "10.0.0.3", "mfa_required", "sso", Some("okta")),
+            chain(2, GENESIS, Draft::new(Timestamp(400), Event::LoginSucceeded, Outcome::Success).actor("u").detail("method", "sso")),
+        ];
+        let report = failures_by_reason(&records, Timestamp(100));
+        assert_eq!(report.len(), 2);
+        assert_eq!((report[0].reason.as_str(), report[0].provider.as_str(), report[0].count, report[0].sources), ("mfa_required", "okta", 2, 2));
+        assert_eq!(report[0].last_at, Timestamp(300));
+        assert_eq!((report[1].reason.as_str(), report[1].method.as_str(), report[1].count), ("bad_totp", "password+totp", 1));
     }
 
     #[test]

@@ -17,6 +17,17 @@ pub enum AuditCmd {
     Verify(VerifyArgs),
     /// Show audit records as they happen
     Tail(TailArgs),
+    /// Count failed logins by method, provider and reason
+    Failures(FailuresArgs),
+}
+
+#[derive(Args)]
+pub struct FailuresArgs {
+    /// How far back, like 24h or 7d
+    #[arg(long, default_value = "24h")]
+    since: String,
+    #[command(flatten)]
+    opts: ClientOpts,
 }
 
 #[derive(Args)]
@@ -50,6 +61,7 @@ pub async fn run(cmd: AuditCmd) -> Result<ExitCode> {
     match cmd {
         AuditCmd::Verify(a) => verify(a).await,
         AuditCmd::Tail(a) => tail(a).await,
+        AuditCmd::Failures(a) => failures(a).await,
     }
 }
 
@@ -157,5 +169,32 @@ async fn tail(a: TailArgs) -> Result<ExitCode> {
             None => {}
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn failures(a: FailuresArgs) -> Result<ExitCode> {
+    let window: stint_core::Ttl = a.since.parse().map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let now = {
+        use stint_core::Clock;
+        stint_server::SystemClock.now()
+    };
+    let since = stint_core::Timestamp(now.0 - window.as_secs() as i64);
+    let source = Source::Server(Client::authenticated(a.opts.server.as_deref())?);
+    let mut records = Vec::new();
+    let mut after = 0;
+    loop {
+        let (page, _) = source.page(after, 0).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        records.extend(page.into_iter().filter(|r| r.at >= since && r.event == stint_core::audit::Event::LoginFailed.code()));
+    }
+    let report = stint_core::audit::failures_by_reason(&records, since);
+    a.opts.output.print(&report, |rows| {
+        println!("Failed logins since {since}:");
+        println!("{:>6} {:>8}  {:<14} {:<10} REASON", "COUNT", "SOURCES", "METHOD", "PROVIDER");
+        for r in rows {
+            println!("{:>6} {:>8}  {:<14} {:<10} {}", r.count, r.sources, r.method, if r.provider.is_empty() { "-" } else { &r.provider }, r.reason);
+        }
+    })?;
     Ok(ExitCode::SUCCESS)
 }

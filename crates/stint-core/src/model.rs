@@ -162,7 +162,7 @@ pub struct SsoAttempt {
     pub user_id: Option<UserId>,
     /// The provider's `sub`, once known (for the audit record).
     pub subject: Option<String>,
-    /// How MFA was shown (`amr:otp`, `acr:…`, `stint-totp`).
+    /// How MFA was shown (`amr:otp`, `acr:…`, `stint_totp`).
     pub mfa: Option<String>,
     /// Why it was denied: a stable code.
     pub reason: Option<String>,

@@ -61,9 +61,17 @@ fn secure(resp: &mut Response, content_type: &'static str) {
 
 /// An error as a page, with the status and message the JSON API would give.
 pub fn error_page(e: stint_core::Error) -> Response {
+    let retry_after = match &e {
+        stint_core::Error::Throttled { retry_after_secs } => Some(*retry_after_secs),
+        _ => None,
+    };
     let api = crate::error::ApiError::from(e);
     let body = format!("<p>{}</p><p><small>code: <code>{}</code></small></p>", escape(&api.message), escape(api.code));
-    page(api.status, "Sign-in refused", &body)
+    let mut resp = page(api.status, "Sign-in refused", &body);
+    if let Some(secs) = retry_after {
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
 }
 
 #[cfg(test)]

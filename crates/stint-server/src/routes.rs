@@ -267,7 +267,7 @@ async fn sso_begin(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Json
 async fn sso_device_authorize(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Form(req): Form<DeviceAuthorizationRequest>) -> ApiResult<JsonOut> {
     let now = s.broker.now();
     let started = s.broker.sso_begin(SsoBegin { provider: req.provider, flow: SsoFlow::Device, addr }).await?;
-    let d = started.device.ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "device flow without device codes"))?;
+    let d = started.device.ok_or_else(|| stint_core::Error::Internal("device flow without device codes".into()))?;
     Ok(to_json(DeviceAuthorizationResponse {
         device_code: d.device_code.expose().to_owned(),
         user_code: d.user_code,

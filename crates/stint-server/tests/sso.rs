@@ -126,12 +126,12 @@ async fn browser_login_creates_the_user_and_a_session(t: Sso) {
 
     // Only the CLI that began holds the verifier; a wrong one does not redeem the code.
     let (s, v) = t.redeem(&code, &pkce().0).await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_grant")), "{v}");
+    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{v}");
     let (s, v) = t.redeem(&code, &verifier).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["username"], "alice", "named after the email's local part");
     let (s, again) = t.redeem(&code, &verifier).await;
-    assert_eq!((s, again["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_grant")), "a login code is single-use: {again}");
+    assert_eq!((s, again["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "a login code is single-use: {again}");
 
     let session = v["session_token"].as_str().unwrap().to_owned();
     let (s, me) = t.app.get("/v1/whoami", Some(&session)).await;
@@ -296,6 +296,12 @@ async fn an_unreachable_provider_refuses_to_begin() {
     let (s, v) = t2.post("/v1/sso/begin", None, json!({ "redirect_uri": LOOPBACK, "code_challenge": challenge })).await;
     assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_GATEWAY, Some("idp_unreachable")), "{v}");
     assert!(v["message"].as_str().unwrap().contains("try again"), "{v}");
+    let failed: Vec<_> = t2.store.audit_after(0, 100).await.unwrap().into_iter().filter(|r| r.event == "auth.login.failed").collect();
+    assert_eq!(
+        (failed.len(), failed[0].reason.as_str(), failed[0].details["provider"].as_str()),
+        (1, "idp_unreachable", "sso"),
+        "the failed attempt is audited"
+    );
     let resp = t2.http.post(t2.url("/v1/sso/device/authorize")).form(&[("provider", "sso")]).send().await.unwrap();
     // The device flow only needs the provider when the person visits the verification page.
     assert_eq!(resp.status(), StatusCode::OK);

@@ -282,10 +282,12 @@ impl Broker {
     }
 
     /// Counts an unauthenticated SSO request against its address (it creates or probes
-    /// stored state); a finished login clears the count.
-    fn sso_throttle(&self, addr: &str, now: Timestamp) -> Result<()> {
-        let mut t = self.addr_throttle.lock().map_err(|_| Error::Internal("throttle lock poisoned".into()))?;
-        t.attempt(&[format!("sso:{addr}")], now).map_err(|secs| Error::Throttled { retry_after_secs: secs.max(1) })
+    /// stored state); a finished login clears the count. A refusal is audited.
+    async fn sso_throttle(&self, addr: &str, now: Timestamp) -> Result<()> {
+        let counted = self.addr_throttle.lock().map_err(|_| Error::Internal("throttle lock poisoned".into()))?.attempt(&[format!("sso:{addr}")], now);
+        let Err(secs) = counted else { return Ok(()) };
+        self.sso_failed(None, addr, "throttled", None, now).await?;
+        Err(Error::Throttled { retry_after_secs: secs.max(1) })
     }
 
     fn sso_throttle_clear(&self, addr: &str) {
@@ -298,7 +300,7 @@ impl Broker {
     pub async fn sso_begin(&self, req: SsoBegin) -> Result<SsoStarted> {
         let now = self.now();
         let (p, idp) = self.provider(req.provider.as_deref())?;
-        self.sso_throttle(&req.addr, now)?;
+        self.sso_throttle(&req.addr, now).await?;
         let mut a = SsoAttempt {
             id: format!("sso_{}", data_encoding::BASE32_NOPAD.encode(&UserId::random(&mut *self.rng()).as_str().as_bytes()[2..]).to_lowercase()),
             provider: p.name.clone(),
@@ -331,7 +333,13 @@ impl Broker {
                 check_loopback(&redirect_uri)?;
                 check_challenge(&code_challenge)?;
                 // Asked before anything is stored: an unreachable provider leaves nothing behind.
-                started.authorization_url = Some(idp.authorization_url(state.expose(), &a.nonce, &challenge).await?);
+                match idp.authorization_url(state.expose(), &a.nonce, &challenge).await {
+                    Ok(url) => started.authorization_url = Some(url),
+                    Err(e) => {
+                        self.sso_failed(Some(&a), &req.addr, e.code(), None, now).await?;
+                        return Err(e);
+                    }
+                }
                 a.client_challenge = Some(code_challenge);
                 a.redirect_uri = Some(redirect_uri);
             }
@@ -360,7 +368,7 @@ impl Broker {
     /// The device verification page: a user code → the provider's authorization URL.
     pub async fn sso_device_authorize(&self, user_code: &str, addr: &str) -> Result<String> {
         let now = self.now();
-        self.sso_throttle(addr, now)?;
+        self.sso_throttle(addr, now).await?;
         let found = match normalize_user_code(user_code) {
             Some(code) => self.store.sso_attempt_by_user_code(&user_code_hash(&code), now).await?,
             None => None,
@@ -375,7 +383,13 @@ impl Broker {
         let (_, idp) = self.provider(Some(&a.provider))?;
         // A fresh state for this trip: a second visit to this page supersedes the first.
         let (state, challenge) = self.outbound(&mut a);
-        let url = idp.authorization_url(state.expose(), &a.nonce, &challenge).await?;
+        let url = match idp.authorization_url(state.expose(), &a.nonce, &challenge).await {
+            Ok(url) => url,
+            Err(e) => {
+                self.sso_failed(Some(&a), addr, e.code(), None, now).await?;
+                return Err(e);
+            }
+        };
         self.commit(Change::default().with(Mutation::UpdateSsoAttempt { attempt: a, expect: SsoStatus::Pending })).await?;
         Ok(url)
     }
@@ -413,16 +427,18 @@ impl Broker {
         Ok(a)
     }
 
-    /// Marks the attempt denied (with `extra`, e.g. a just-created user) and audits why.
+    /// Marks the attempt denied (with `extra`, e.g. a just-created user) and audits why;
+    /// `addr` is the browser's, at this step (the actor is the address the login began from).
     /// Browser flows get a redirect carrying the error to the CLI; device flows the error.
-    async fn sso_deny(&self, mut a: SsoAttempt, expect: SsoStatus, refusal: Refusal, extra: Change, now: Timestamp) -> Result<SsoOutcome> {
+    async fn sso_deny(&self, mut a: SsoAttempt, expect: SsoStatus, refusal: Refusal, extra: Change, addr: &str, now: Timestamp) -> Result<SsoOutcome> {
         self.observer.auth_failed(&refusal.reason);
         let mut d = Draft::new(now, Event::LoginFailed, Outcome::Failure)
             .actor(&a.addr)
             .reason(&refusal.reason)
             .detail("method", "sso")
             .detail("provider", &a.provider)
-            .detail("flow", if a.mode == SsoMode::Browser { "browser" } else { "device" });
+            .detail("flow", if a.mode == SsoMode::Browser { "browser" } else { "device" })
+            .detail("browser_addr", truncate(addr));
         if let Some(s) = &a.subject {
             d = d.detail("idp_subject", truncate(s));
         }
@@ -446,36 +462,52 @@ impl Broker {
     pub async fn sso_callback(&self, cb: SsoCallback) -> Result<SsoOutcome> {
         let now = self.now();
         let a = self.attempt_by_state(&cb.state, &cb.addr, SsoStatus::Pending, now).await?;
+        let browser = a.redirect_uri.is_some();
+        match self.callback_steps(a.clone(), &cb, now).await {
+            // The CLI waits at its loopback listener: tell it (a conflict, say) rather than
+            // leave it waiting. Faults of stint itself stay out of the redirect.
+            Err(e) if browser && !matches!(e, Error::Store(_) | Error::Internal(_)) => {
+                let current = self.store.sso_attempt_by_state(&a.state_lookup).await?.filter(|x| x.status == SsoStatus::Pending);
+                match current {
+                    Some(a) => self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), Change::default(), &cb.addr, now).await,
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn callback_steps(&self, a: SsoAttempt, cb: &SsoCallback, now: Timestamp) -> Result<SsoOutcome> {
         let none = Change::default();
         if now >= a.expires_at {
             let e = Error::unauthenticated("sso_expired", "this sign-in took too long; start again with `stint login`");
-            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), none, now).await;
+            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), none, &cb.addr, now).await;
         }
         let (p, idp) = self.provider(Some(&a.provider))?;
         if cb.iss.as_deref().is_some_and(|iss| iss != p.issuer) {
             let e = Error::unauthenticated("issuer_mismatch", "the sign-in response came from another identity provider than the one it was sent to");
-            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), none, now).await;
+            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), none, &cb.addr, now).await;
         }
         if let Some(err) = cb.error.as_deref() {
             let e = Error::forbidden("access_denied", format!("the identity provider did not sign you in ({})", truncate(err)));
-            return self.sso_deny(a, SsoStatus::Pending, Refusal { reason: "provider_denied".into(), error: e }, none, now).await;
+            return self.sso_deny(a, SsoStatus::Pending, Refusal { reason: "provider_denied".into(), error: e }, none, &cb.addr, now).await;
         }
         let Some(code) = cb.code.as_deref().filter(|c| !c.is_empty() && c.len() <= 2048) else {
             let e = Error::invalid("invalid_callback", "the identity provider returned neither a code nor an error");
-            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), none, now).await;
+            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), none, &cb.addr, now).await;
         };
         let verifier = self.kek.open(&Self::verifier_context(&a.id), &a.verifier_sealed)?;
         let verifier = SecretString::new(String::from_utf8(verifier.expose().to_vec()).map_err(|_| Error::Internal("sealed verifier is not text".into()))?);
         let expect = Expected { issuer: &p.issuer, client_id: &p.client_id, nonce: Some(&a.nonce), now, skew_secs: p.skew_secs };
         let token = match idp.redeem(code, &verifier, &expect).await {
             Ok(t) => t,
-            Err(e) => return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), none, now).await,
+            Err(e) => return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), none, &cb.addr, now).await,
         };
-        self.admit(a, p, token, &cb.state, now).await
+        self.admit(a, p, token, cb, now).await
     }
 
     /// Applies the login rules to a verified ID token.
-    async fn admit(&self, mut a: SsoAttempt, p: &SsoProvider, token: IdToken, state: &str, now: Timestamp) -> Result<SsoOutcome> {
+    async fn admit(&self, mut a: SsoAttempt, p: &SsoProvider, token: IdToken, cb: &SsoCallback, now: Timestamp) -> Result<SsoOutcome> {
         a.subject = Some(token.subject.clone());
         let email = string_claim(&token, &p.email_claim).map(|e| e.chars().take(254).collect::<String>());
         if !p.allowed_domains.is_empty() {
@@ -483,7 +515,7 @@ impl Broker {
             let verified = token.claims.get("email_verified").and_then(Value::as_bool) != Some(false);
             if !verified || !domain.is_some_and(|d| p.allowed_domains.contains(&d)) {
                 let e = Error::forbidden("email_domain_not_allowed", "your account's email domain may not sign in to this stint server");
-                return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), Change::default(), now).await;
+                return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), Change::default(), &cb.addr, now).await;
             }
         }
         let mfa = oidc::asserted_mfa(&token, &p.mfa_amr, &p.mfa_acr);
@@ -493,7 +525,7 @@ impl Broker {
                 "the identity provider did not report multi-factor authentication for this sign-in (amr/acr); \
                  sign in with MFA at the provider, or ask an administrator to enable TOTP step-up",
             );
-            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), Change::default(), now).await;
+            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), Change::default(), &cb.addr, now).await;
         }
         let groups = claimed_groups(&token, &p.groups_claim).map(|claimed| {
             let mut groups: Vec<GroupName> = claimed.iter().filter_map(|g| p.groups.get(*g)).flatten().cloned().collect();
@@ -505,7 +537,7 @@ impl Broker {
         a.user_id = Some(user.id.clone());
         if user.disabled {
             let e = Error::forbidden("user_disabled", "this user is disabled in stint; ask an administrator");
-            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), change, now).await;
+            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), change, &cb.addr, now).await;
         }
         let mut end = now.plus(p.session_ttl);
         if let Some(ps) = p.provider_session {
@@ -514,7 +546,7 @@ impl Broker {
         }
         if end <= now {
             let e = Error::unauthenticated("provider_session_ended", "your session at the identity provider has ended; sign in there again");
-            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), change, now).await;
+            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), change, &cb.addr, now).await;
         }
         a.session_expires_at = Some(end);
         match mfa {
@@ -531,13 +563,13 @@ impl Broker {
                         user.name, user.name
                     ),
                 );
-                self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), change, now).await
+                self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), change, &cb.addr, now).await
             }
             None => {
                 a.status = SsoStatus::StepUp;
                 change = change.with(Mutation::UpdateSsoAttempt { attempt: a, expect: SsoStatus::Pending });
                 self.commit(change).await?;
-                Ok(SsoOutcome::StepUp { state: state.to_owned(), username: user.name })
+                Ok(SsoOutcome::StepUp { state: cb.state.clone(), username: user.name })
             }
         }
     }
@@ -620,6 +652,10 @@ impl Broker {
     pub async fn sso_step_up(&self, state: &str, code: SecretString, addr: &str) -> Result<SsoOutcome> {
         let now = self.now();
         let mut a = self.attempt_by_state(state, addr, SsoStatus::StepUp, now).await?;
+        if now >= a.expires_at {
+            let e = Error::unauthenticated("sso_expired", "this sign-in took too long; start again with `stint login`");
+            return self.sso_deny(a, SsoStatus::StepUp, Refusal::new(e), Change::default(), addr, now).await;
+        }
         let user_id = a.user_id.clone().ok_or_else(|| Error::Internal("step-up attempt without user".into()))?;
         let user = self.store.user_by_id(&user_id).await?.ok_or_else(|| Error::Internal("step-up attempt for a missing user".into()))?;
         let sealed = user.totp_sealed.clone().ok_or_else(|| Error::Internal("step-up for a user without TOTP".into()))?;
@@ -659,7 +695,8 @@ impl Broker {
                 .filter(|a| a.mode == SsoMode::Browser && a.code_hash.as_deref().is_some_and(|h| matches(&p, h))),
             Err(_) => None,
         };
-        let refuse = |why: &str| Error::unauthenticated("invalid_grant", format!("{why}; start again with `stint login`"));
+        // RFC 6749 §5.2: invalid_grant is a 400.
+        let refuse = |why: &str| Error::invalid("invalid_grant", format!("{why}; start again with `stint login`"));
         let Some(a) = found else {
             self.sso_failed(None, addr, "unknown_login_code", None, now).await?;
             return Err(refuse("this login code is unknown"));
@@ -691,10 +728,10 @@ impl Broker {
         };
         let Some(mut a) = found else {
             self.sso_failed(None, addr, "unknown_device_code", None, now).await?;
-            return Err(Error::unauthenticated("invalid_grant", "this device code is unknown; run `stint login --device` again"));
+            return Err(Error::invalid("invalid_grant", "this device code is unknown; run `stint login --device` again"));
         };
         match a.status {
-            SsoStatus::Consumed => return Err(Error::unauthenticated("invalid_grant", "this device code was already used; run `stint login --device` again")),
+            SsoStatus::Consumed => return Err(Error::invalid("invalid_grant", "this device code was already used; run `stint login --device` again")),
             SsoStatus::Denied => {
                 let why = a.reason.clone().unwrap_or_else(|| "denied".into());
                 return Err(Error::invalid("access_denied", format!("the sign-in was refused ({why}); run `stint login --device` again")));

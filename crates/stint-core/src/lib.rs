@@ -22,6 +22,7 @@ pub mod store;
 pub mod throttle;
 pub mod time;
 pub mod totp;
+pub mod trust;
 
 pub use error::{Error, Fault};
 pub use time::{Clock, ManualClock, Timestamp, Ttl};

@@ -791,9 +791,7 @@ impl Broker {
                 self.sso_failed(Some(&a), addr, "user_disabled", Some(&user.id), now).await?;
                 Err(Error::forbidden("user_disabled", "this user is disabled in stint; ask an administrator"))
             }
-            Err(e) if e.code() == "sso_attempt_done" => {
-                Err(Error::unauthenticated("invalid_grant", "this sign-in was already used; start again with `stint login`"))
-            }
+            Err(e) if e.code() == "sso_attempt_done" => Err(Error::invalid("invalid_grant", "this sign-in was already used; start again with `stint login`")),
             Err(e) => Err(e),
         }
     }

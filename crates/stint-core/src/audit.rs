@@ -33,10 +33,11 @@ pub enum Event {
     AssumeDenied,
     RequestRefused,
     UserGroupsChanged,
+    ExchangeDenied,
 }
 
 impl Event {
-    pub const ALL: [Event; 19] = [
+    pub const ALL: [Event; 20] = [
         Event::ConfigLoaded,
         Event::KeyCreated,
         Event::KeyRotated,
@@ -56,6 +57,7 @@ impl Event {
         Event::AssumeDenied,
         Event::RequestRefused,
         Event::UserGroupsChanged,
+        Event::ExchangeDenied,
     ];
 
     pub fn code(self) -> &'static str {
@@ -79,6 +81,7 @@ impl Event {
             Event::AssumeDenied => "role.assume.denied",
             Event::RequestRefused => "request.refused",
             Event::UserGroupsChanged => "user.groups_changed",
+            Event::ExchangeDenied => "ci.exchange.denied",
         }
     }
 }
@@ -412,6 +415,7 @@ mod tests {
                 "role.assume.denied",
                 "request.refused",
                 "user.groups_changed",
+                "ci.exchange.denied",
             ]
         );
     }

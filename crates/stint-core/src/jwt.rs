@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{PublicKey, SigningKey};
 use crate::error::{Error, Result};
-use crate::ids::{SessionId, TokenId, UserId};
+use crate::ids::{SessionId, TokenId};
 use crate::time::Timestamp;
 
 /// Tokens larger than this are refused before any parsing.
@@ -24,10 +24,13 @@ pub const CLOCK_SKEW_SECS: i64 = 60;
 #[serde(deny_unknown_fields)]
 pub struct Claims {
     pub iss: String,
-    pub sub: UserId,
+    /// The user's id (`u_…`), or for a CI credential `ci:<issuer>:<the CI token's sub>`.
+    pub sub: String,
     pub aud: Vec<String>,
     pub role: String,
-    pub sid: SessionId,
+    /// The session the token came from; CI credentials have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<SessionId>,
     pub jti: TokenId,
     pub iat: Timestamp,
     pub exp: Timestamp,
@@ -150,15 +153,16 @@ pub fn verify(token: &str, keys: &[PublicKey], issuer: &str, audiences: &[String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::UserId;
     use rand_core::OsRng;
 
     fn claims(now: i64) -> Claims {
         Claims {
             iss: "https://stint.test".into(),
-            sub: UserId::random(&mut OsRng),
+            sub: UserId::random(&mut OsRng).to_string(),
             aud: vec!["stint".into()],
             role: "readonly".into(),
-            sid: SessionId::random(&mut OsRng),
+            sid: Some(SessionId::random(&mut OsRng)),
             jti: TokenId::random(&mut OsRng),
             iat: Timestamp(now),
             exp: Timestamp(now + 600),

@@ -211,10 +211,29 @@ fn int_claim(c: &BTreeMap<String, Value>, name: &str) -> Result<Option<i64>> {
     }
 }
 
+/// What any token from an issuer must satisfy, whatever it is for.
+#[derive(Clone, Copy, Debug)]
+pub struct ExpectedJwt<'a> {
+    pub issuer: &'a str,
+    pub now: Timestamp,
+    /// Tolerated clock difference with the issuer, seconds (kept small).
+    pub skew_secs: i64,
+}
+
 /// Verifies signature, header and claims. `id_token_unknown_key` tells the caller to refetch
 /// the JWKS (once, rate-limited) and try again.
 pub fn verify_id_token(token: &str, keys: &[Jwk], expect: &Expected<'_>) -> Result<IdToken> {
-    let invalid = |why: &str| refuse("invalid_id_token", format!("ID token {why}"));
+    let base = ExpectedJwt { issuer: expect.issuer, now: expect.now, skew_secs: expect.skew_secs };
+    let t = verify_jwt(token, keys, &base)?;
+    check_id_token(&t.claims, expect)?;
+    Ok(t)
+}
+
+/// Verifies a JWT's header, signature, `iss`, `exp`, `iat`, `nbf` and `sub`, but not its
+/// audience: for tokens whose audience a policy binds (CI tokens). The codes are those of
+/// ID tokens (`invalid_id_token`, `id_token_expired`…); callers may rename them.
+pub fn verify_jwt(token: &str, keys: &[Jwk], expect: &ExpectedJwt<'_>) -> Result<IdToken> {
+    let invalid = |why: &str| refuse("invalid_id_token", format!("token {why}"));
     if token.len() > MAX_ID_TOKEN_BYTES {
         return Err(invalid("is too large"));
     }
@@ -235,8 +254,8 @@ pub fn verify_id_token(token: &str, keys: &[Jwk], expect: &Expected<'_>) -> Resu
     let candidates: Vec<&Jwk> = keys.iter().filter(|k| k.alg == alg && (kid.is_none() || k.kid.as_deref() == kid)).collect();
     let key = match (kid, candidates.as_slice()) {
         (_, [one]) => *one,
-        (None, []) | (Some(_), []) => return Err(refuse("id_token_unknown_key", "ID token was signed by a key the provider does not publish")),
-        (None, _) => return Err(invalid("names no kid and the provider has several keys")),
+        (None, []) | (Some(_), []) => return Err(refuse("id_token_unknown_key", "token was signed by a key the issuer does not publish")),
+        (None, _) => return Err(invalid("names no kid and the issuer has several keys")),
         (Some(_), _) => return Err(invalid("kid matches several keys")),
     };
     let sig = B64.decode(s).map_err(|_| invalid("signature is not base64url"))?;
@@ -247,12 +266,41 @@ pub fn verify_id_token(token: &str, keys: &[Jwk], expect: &Expected<'_>) -> Resu
     check_claims(claims.0, expect)
 }
 
-fn check_claims(c: BTreeMap<String, Value>, x: &Expected<'_>) -> Result<IdToken> {
-    let string = |name: &str| c.get(name).and_then(Value::as_str);
-    let issuer = string("iss").ok_or_else(|| refuse("invalid_id_token", "ID token has no iss"))?.to_owned();
-    if issuer != x.issuer {
-        return Err(refuse("id_token_wrong_issuer", format!("ID token issuer is {issuer:?}, expected {:?}", x.issuer)));
+/// The `iss` a token claims, read without verifying anything: only to pick the keys that
+/// will verify it.
+pub fn peek_issuer(token: &str) -> Option<String> {
+    if token.len() > MAX_ID_TOKEN_BYTES {
+        return None;
     }
+    let payload = token.split('.').nth(1)?;
+    let claims: UniqueObject = serde_json::from_slice(&B64.decode(payload).ok()?).ok()?;
+    claims.0.get("iss")?.as_str().map(str::to_owned)
+}
+
+fn check_claims(c: BTreeMap<String, Value>, x: &ExpectedJwt<'_>) -> Result<IdToken> {
+    let string = |name: &str| c.get(name).and_then(Value::as_str);
+    let issuer = string("iss").ok_or_else(|| refuse("invalid_id_token", "token has no iss"))?.to_owned();
+    if issuer != x.issuer {
+        return Err(refuse("id_token_wrong_issuer", format!("token issuer is {:?}, expected {:?}", crate::ids::truncate(&issuer), x.issuer)));
+    }
+    let now = x.now.0;
+    let exp = int_claim(&c, "exp")?.ok_or_else(|| refuse("invalid_id_token", "token has no exp"))?;
+    if now >= exp.saturating_add(x.skew_secs) {
+        return Err(refuse("id_token_expired", "token has expired"));
+    }
+    let iat = int_claim(&c, "iat")?.ok_or_else(|| refuse("invalid_id_token", "token has no iat"))?;
+    if iat > now + x.skew_secs {
+        return Err(refuse("invalid_id_token", "token was issued in the future; check the clocks"));
+    }
+    if int_claim(&c, "nbf")?.is_some_and(|nbf| nbf > now + x.skew_secs) {
+        return Err(refuse("invalid_id_token", "token is not valid yet; check the clocks"));
+    }
+    let subject = string("sub").filter(|s| !s.is_empty() && s.len() <= 255).ok_or_else(|| refuse("invalid_id_token", "token has no valid sub"))?.to_owned();
+    Ok(IdToken { issuer, subject, expires_at: Timestamp(exp), claims: c })
+}
+
+/// The ID-token-only checks (OpenID Connect Core §3.1.3.7): audience, `azp`, `nonce`.
+fn check_id_token(c: &BTreeMap<String, Value>, x: &Expected<'_>) -> Result<()> {
     let audiences: Vec<&str> = match c.get("aud") {
         Some(Value::String(a)) => vec![a.as_str()],
         Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
@@ -261,31 +309,18 @@ fn check_claims(c: BTreeMap<String, Value>, x: &Expected<'_>) -> Result<IdToken>
     if !audiences.contains(&x.client_id) {
         return Err(refuse("id_token_wrong_audience", format!("ID token audience does not include client {:?}", x.client_id)));
     }
-    match string("azp") {
+    match c.get("azp").and_then(Value::as_str) {
         Some(azp) if azp != x.client_id => return Err(refuse("id_token_wrong_audience", "ID token azp names another client")),
         None if audiences.len() > 1 => return Err(refuse("id_token_wrong_audience", "ID token has several audiences and no azp")),
         _ => {}
     }
-    let now = x.now.0;
-    let exp = int_claim(&c, "exp")?.ok_or_else(|| refuse("invalid_id_token", "ID token has no exp"))?;
-    if now >= exp + x.skew_secs {
-        return Err(refuse("id_token_expired", "ID token has expired; log in again"));
-    }
-    let iat = int_claim(&c, "iat")?.ok_or_else(|| refuse("invalid_id_token", "ID token has no iat"))?;
-    if iat > now + x.skew_secs {
-        return Err(refuse("invalid_id_token", "ID token was issued in the future; check the clocks"));
-    }
-    if int_claim(&c, "nbf")?.is_some_and(|nbf| nbf > now + x.skew_secs) {
-        return Err(refuse("invalid_id_token", "ID token is not valid yet; check the clocks"));
-    }
     if let Some(want) = x.nonce {
-        let got = string("nonce").unwrap_or("");
+        let got = c.get("nonce").and_then(Value::as_str).unwrap_or("");
         if !bool::from(got.as_bytes().ct_eq(want.as_bytes())) {
             return Err(refuse("id_token_nonce_mismatch", "ID token nonce does not match this login"));
         }
     }
-    let subject = string("sub").filter(|s| !s.is_empty() && s.len() <= 255).ok_or_else(|| refuse("invalid_id_token", "ID token has no valid sub"))?.to_owned();
-    Ok(IdToken { issuer, subject, expires_at: Timestamp(exp), claims: c })
+    Ok(())
 }
 
 /// A PKCE code verifier (RFC 7636 §4.1): 32 random bytes, base64url (43 characters).

@@ -89,6 +89,15 @@ pub enum Mutation {
     PurgeSsoAttempts {
         before: Timestamp,
     },
+    /// Remembers a CI token until it expires; `token_replayed` if it was already used.
+    RecordTokenUse {
+        key: String,
+        expires_at: Timestamp,
+    },
+    /// Forgets used tokens that expired before `before`.
+    PurgeTokenUses {
+        before: Timestamp,
+    },
 }
 
 /// One atomic unit of work.

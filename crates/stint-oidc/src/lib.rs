@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use stint_core::error::{Error, Result};
-use stint_core::oidc::{self, Expected, IdToken, Jwk};
+use stint_core::oidc::{self, Expected, ExpectedJwt, IdToken, Jwk};
 use stint_core::secret::SecretString;
 
 /// The least time between two key-set fetches triggered by unknown keys.
@@ -25,8 +25,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug, Deserialize)]
 pub struct Discovery {
     pub issuer: String,
-    pub authorization_endpoint: String,
-    pub token_endpoint: String,
+    /// Absent for issuers that only sign tokens (GitHub Actions); SSO providers have both.
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
     pub jwks_uri: String,
     pub device_authorization_endpoint: Option<String>,
 }
@@ -47,6 +48,10 @@ pub struct Provider {
 fn unreachable(what: &str, url: &str, e: impl std::fmt::Display) -> Error {
     tracing::warn!(url, error = %e, "identity provider request failed");
     Error::upstream("idp_unreachable", format!("cannot reach the identity provider ({what}); try again shortly"))
+}
+
+fn no_login_endpoints() -> Error {
+    Error::upstream("idp_bad_discovery", "the identity provider's discovery document has no authorization or token endpoint")
 }
 
 /// Only HTTPS issuers, unless `insecure_http_loopback` allows `http://127.0.0.1…` for tests.
@@ -80,7 +85,7 @@ impl Provider {
                 format!("the provider at {issuer} calls itself {:?}; configure the issuer exactly", discovery.issuer),
             ));
         }
-        for u in [&discovery.authorization_endpoint, &discovery.token_endpoint, &discovery.jwks_uri] {
+        for u in [discovery.authorization_endpoint.as_ref(), discovery.token_endpoint.as_ref(), Some(&discovery.jwks_uri)].into_iter().flatten() {
             check_url(u, insecure_http_loopback)?;
         }
         let keys = fetch_keys(&http, &discovery.jwks_uri).await?;
@@ -99,10 +104,21 @@ impl Provider {
 
     /// Verifies an ID token, refetching the key set once if it names an unknown key.
     pub async fn verify_id_token(&self, token: &str, expect: &Expected<'_>) -> Result<IdToken> {
-        match oidc::verify_id_token(token, &self.cached(), expect) {
+        self.with_keys(|keys| oidc::verify_id_token(token, keys, expect)).await
+    }
+
+    /// Verifies any JWT of this issuer (a CI token) but its audience, refetching as above.
+    pub async fn verify_jwt(&self, token: &str, expect: &ExpectedJwt<'_>) -> Result<IdToken> {
+        self.with_keys(|keys| oidc::verify_jwt(token, keys, expect)).await
+    }
+
+    /// Runs `verify` with the cached keys; on an unknown key, refetches once (rate-limited)
+    /// and runs it again. An unreachable issuer leaves the cached keys in use.
+    async fn with_keys(&self, verify: impl Fn(&[Jwk]) -> Result<IdToken>) -> Result<IdToken> {
+        match verify(&self.cached()) {
             Err(e) if e.code() == "id_token_unknown_key" && self.refetch_due() => {
                 self.refetch().await?;
-                oidc::verify_id_token(token, &self.cached(), expect)
+                verify(&self.cached())
             }
             other => other,
         }
@@ -135,7 +151,7 @@ impl Provider {
         verifier: &SecretString,
     ) -> Result<TokenResponse> {
         let form = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri), ("code_verifier", verifier.expose())];
-        let url = &self.discovery.token_endpoint;
+        let url = self.discovery.token_endpoint.as_ref().ok_or_else(no_login_endpoints)?;
         let resp = self
             .http
             .post(url)
@@ -183,23 +199,17 @@ pub struct ClientConfig {
 /// stint starts even while the provider is unreachable.
 pub struct Client {
     cfg: ClientConfig,
-    provider: RwLock<Option<Arc<Provider>>>,
+    issuer: Issuer,
 }
 
 impl Client {
     pub fn new(cfg: ClientConfig) -> Client {
-        Client { cfg, provider: RwLock::new(None) }
+        let issuer = Issuer::new(&cfg.issuer, cfg.allow_http_loopback, cfg.jwks_min_refetch);
+        Client { cfg, issuer }
     }
 
     async fn provider(&self) -> Result<Arc<Provider>> {
-        if let Some(p) = self.provider.read().ok().and_then(|p| p.clone()) {
-            return Ok(p);
-        }
-        let p = Arc::new(Provider::discover(&self.cfg.issuer, self.cfg.allow_http_loopback).await?.with_refetch_interval(self.cfg.jwks_min_refetch));
-        if let Ok(mut slot) = self.provider.write() {
-            *slot = Some(p.clone());
-        }
-        Ok(p)
+        self.issuer.provider().await
     }
 }
 
@@ -219,7 +229,8 @@ impl stint_core::broker::IdentityProvider for Client {
             ("code_challenge_method", "S256"),
         ];
         params.extend(self.cfg.auth_params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let url = reqwest::Url::parse_with_params(&p.discovery.authorization_endpoint, &params)
+        let endpoint = p.discovery.authorization_endpoint.as_ref().ok_or_else(no_login_endpoints)?;
+        let url = reqwest::Url::parse_with_params(endpoint, &params)
             .map_err(|_| Error::upstream("idp_bad_discovery", "the identity provider's authorization endpoint is not a URL"))?;
         Ok(url.into())
     }
@@ -228,6 +239,39 @@ impl stint_core::broker::IdentityProvider for Client {
         let p = self.provider().await?;
         let tokens = p.exchange_code(&self.cfg.client_id, &self.cfg.client_secret, code, &self.cfg.redirect_uri, verifier).await?;
         p.verify_id_token(&tokens.id_token, expect).await
+    }
+}
+
+/// A CI platform's token issuer (GitHub Actions, GitLab, a Kubernetes cluster…): discovery
+/// on first use, cached keys refetched on an unknown `kid`.
+pub struct Issuer {
+    url: String,
+    allow_http_loopback: bool,
+    min_refetch: Duration,
+    provider: RwLock<Option<Arc<Provider>>>,
+}
+
+impl Issuer {
+    pub fn new(url: &str, allow_http_loopback: bool, min_refetch: Duration) -> Issuer {
+        Issuer { url: url.to_owned(), allow_http_loopback, min_refetch, provider: RwLock::new(None) }
+    }
+
+    async fn provider(&self) -> Result<Arc<Provider>> {
+        if let Some(p) = self.provider.read().ok().and_then(|p| p.clone()) {
+            return Ok(p);
+        }
+        let p = Arc::new(Provider::discover(&self.url, self.allow_http_loopback).await?.with_refetch_interval(self.min_refetch));
+        if let Ok(mut slot) = self.provider.write() {
+            *slot = Some(p.clone());
+        }
+        Ok(p)
+    }
+}
+
+#[async_trait::async_trait]
+impl stint_core::broker::CiIssuer for Issuer {
+    async fn verify(&self, token: &str, expect: &ExpectedJwt<'_>) -> Result<IdToken> {
+        self.provider().await?.verify_jwt(token, expect).await
     }
 }
 

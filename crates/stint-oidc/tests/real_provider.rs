@@ -28,7 +28,7 @@ fn random() -> String {
 async fn login(p: &Provider, redirect_uri: &str, user: &str, password: &str) -> Authorized {
     let verifier = oidc::pkce_verifier(&mut rand_core::OsRng);
     let (state, nonce) = (random(), random());
-    let mut url = reqwest::Url::parse(&p.discovery.authorization_endpoint).unwrap();
+    let mut url = reqwest::Url::parse(p.discovery.authorization_endpoint.as_deref().unwrap()).unwrap();
     url.query_pairs_mut()
         .append_pair("client_id", "stint")
         .append_pair("response_type", "code")

@@ -12,7 +12,9 @@ use stint_core::policy::{RoleDef, Roles};
 use stint_core::throttle::ThrottleConfig;
 use stint_core::Ttl;
 
+pub mod ci;
 pub mod oidc;
+pub use ci::CiIssuerClient;
 pub use oidc::OidcClientConfig;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7807";
@@ -44,6 +46,8 @@ pub struct FileConfig {
     pub roles: BTreeMap<String, RoleSection>,
     #[serde(default)]
     pub identity: oidc::IdentitySection,
+    #[serde(default)]
+    pub ci: ci::CiSection,
     #[serde(default)]
     pub bench: BenchSection,
 }
@@ -92,6 +96,12 @@ pub struct RoleSection {
     #[serde(default)]
     pub groups: Option<Vec<String>>,
     pub description: Option<String>,
+    /// Who may exchange a CI token for this role: an IAM-shaped trust policy, inline JSON…
+    pub trust_policy: Option<String>,
+    /// …or in a file (relative to this configuration file).
+    pub trust_policy_file: Option<PathBuf>,
+    /// Lifetime of the role's CI credentials (5m-15m; default 15m or the role's max_ttl).
+    pub ci_ttl: Option<String>,
 }
 
 /// Values from flags or `STINT_*` variables (clap merges the two); they win over the file.
@@ -126,6 +136,10 @@ pub struct Config {
     pub bench_floor: bool,
     /// How to reach each OpenID Provider of `broker.sso`, in the same order.
     pub oidc: Vec<OidcClientConfig>,
+    /// How to reach each CI issuer of `broker.ci`.
+    pub ci_issuers: Vec<CiIssuerClient>,
+    /// Accepted but probably not meant (a trust policy's `StringEquals` with a `*`…); logged at start.
+    pub warnings: Vec<String>,
 }
 
 /// A configuration error that names where it came from.
@@ -190,7 +204,16 @@ impl Config {
             return Err(err(origin, "tokens.audience", "must list at least one non-empty audience"));
         }
         let admin_group = GroupName::parse(fc.admin.group.as_deref().unwrap_or("admins")).map_err(|e| err(origin, "admin.group", e))?;
+        let trust_sources = fc
+            .roles
+            .iter()
+            .map(|(name, r)| {
+                (name.clone(), ci::RoleTrustSource { inline: r.trust_policy.clone(), file: r.trust_policy_file.clone(), ci_ttl: r.ci_ttl.clone() })
+            })
+            .collect();
         let roles = roles(fc.roles, origin)?;
+        let base = source.as_deref().and_then(Path::parent).map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let (ci_issuers, ci, warnings) = ci::load(fc.ci, trust_sources, &roles, &base, origin)?;
         let (oidc, sso) = oidc::providers(fc.identity.oidc, &roles, &public_url, origin)?;
         let throttle = ThrottleConfig {
             free: fc.login.free_failures.unwrap_or(5),
@@ -208,9 +231,22 @@ impl Config {
             bootstrap_ttl: ttl("bootstrap", None, "1h")?,
             throttle,
             sso,
+            ci,
         };
         let bench_floor = fc.bench.floor.unwrap_or(false);
-        Ok(Config { source, listen, data_dir, store, master_key_file: over.master_key_file.or(fc.master_key_file), log_format, broker, bench_floor, oidc })
+        Ok(Config {
+            source,
+            listen,
+            data_dir,
+            store,
+            master_key_file: over.master_key_file.or(fc.master_key_file),
+            log_format,
+            broker,
+            bench_floor,
+            oidc,
+            ci_issuers,
+            warnings,
+        })
     }
 
     /// The effective configuration as TOML-like JSON, with secrets redacted.
@@ -244,6 +280,12 @@ impl Config {
                 "session_ttl": p.session_ttl,
                 "provider_session": p.provider_session,
             })).collect::<Vec<_>>() },
+            "ci": {
+                "clock_skew": format!("{}s", self.broker.ci.skew_secs),
+                "issuer": self.broker.ci.issuers.iter().map(|i| serde_json::json!({ "name": i.name, "url": i.url })).collect::<Vec<_>>(),
+                "trust": self.broker.ci.trust.iter().map(|(r, t)| (r.to_string(), serde_json::json!({ "ci_ttl": t.ttl, "statements": t.policy.statements.len() }))).collect::<BTreeMap<_, _>>(),
+            },
+            "warnings": self.warnings,
             "bench": { "floor": self.bench_floor },
         })
     }
@@ -278,8 +320,9 @@ fn roles(sections: BTreeMap<String, RoleSection>, origin: &str) -> Result<Roles,
             (None, None) => vec![],
         };
         let everyone = s.everyone.or(base.as_ref().map(|b| b.everyone)).unwrap_or(false);
-        if !everyone && groups.is_empty() {
-            return Err(err(origin, &key("groups"), "nobody could assume this role: set groups or everyone = true"));
+        let trusted = s.trust_policy.is_some() || s.trust_policy_file.is_some();
+        if !everyone && groups.is_empty() && !trusted {
+            return Err(err(origin, &key("groups"), "nobody could assume this role: set groups, everyone = true or a trust_policy"));
         }
         let description = s.description.or(base.map(|b| b.description)).unwrap_or_default();
         roles.set(RoleDef { name: rname, max_ttl, everyone, groups, description });

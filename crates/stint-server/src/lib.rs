@@ -102,7 +102,13 @@ impl App {
     ) -> stint_core::error::Result<App> {
         let metrics = Arc::new(Metrics::default());
         let idps = cfg.oidc.iter().map(|c| (c.name.clone(), Arc::new(stint_oidc::Client::new(c.clone())) as Arc<dyn broker::IdentityProvider>)).collect();
-        let broker = Broker::new(cfg.broker.clone(), store, clock, broker::os_entropy(), kek, work, metrics.clone()).with_identity_providers(idps);
+        let ci = cfg
+            .ci_issuers
+            .iter()
+            .map(|c| (c.url.clone(), Arc::new(stint_oidc::Issuer::new(&c.url, c.allow_http_loopback, c.jwks_min_refetch)) as Arc<dyn broker::CiIssuer>))
+            .collect();
+        let broker =
+            Broker::new(cfg.broker.clone(), store, clock, broker::os_entropy(), kek, work, metrics.clone()).with_identity_providers(idps).with_ci_issuers(ci);
         let broker = Arc::new(broker);
         let startup = broker.start(&cfg.digest()).await?;
         // A throwaway key, never stored or published: floor tokens verify nowhere.
@@ -124,6 +130,9 @@ impl App {
                 tick.tick().await;
                 if let Err(e) = broker.refresh_keys().await {
                     tracing::warn!(error = %e, "key refresh failed");
+                }
+                if let Err(e) = broker.housekeeping().await {
+                    tracing::warn!(error = %e, "housekeeping failed");
                 }
             }
         });

@@ -48,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sso/device", get(sso_device_page).post(sso_device_verify))
         .route("/v1/sso/step-up", post(sso_step_up))
         .route("/v1/sso/token", post(sso_token))
+        .route("/v1/token", post(token_exchange))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
@@ -216,10 +217,10 @@ async fn bench_floor(State(s): State<AppState>, Json(req): Json<AssumeRequest>) 
     let mut rng = rand_core::OsRng;
     let claims = stint_core::jwt::Claims {
         iss: "stint-bench-floor".into(),
-        sub: stint_core::ids::UserId::random(&mut rng),
+        sub: stint_core::ids::UserId::random(&mut rng).to_string(),
         aud: vec!["stint-bench-floor".into()],
         role: req.role,
-        sid: stint_core::ids::SessionId::random(&mut rng),
+        sid: Some(stint_core::ids::SessionId::random(&mut rng)),
         jti: stint_core::ids::TokenId::random(&mut rng),
         iat: now,
         exp: now.plus(Ttl::from_secs(60)?),
@@ -359,4 +360,37 @@ async fn sso_token(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Form
         _ => return Err(ApiError::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", format!("grant_type must be {DEVICE_GRANT} or authorization_code"))),
     };
     Ok(session_response(&sess))
+}
+
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+/// RFC 8693 token exchange: a CI platform's OIDC token for a role credential.
+async fn token_exchange(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Form(req): Form<TokenExchangeRequest>) -> ApiResult<JsonOut> {
+    let started = Instant::now();
+    if req.grant_type != TOKEN_EXCHANGE {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", format!("grant_type must be {TOKEN_EXCHANGE}")));
+    }
+    if let Some(t) = req.subject_token_type.as_deref().filter(|t| *t != JWT_TOKEN_TYPE && *t != "urn:ietf:params:oauth:token-type:id_token") {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("subject_token_type {:?} is not a JWT type", t.chars().take(80).collect::<String>()),
+        ));
+    }
+    let role = req.role.or(req.scope).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "name the role: role=NAME"))?;
+    let ttl = req.ttl.as_deref().map(str::parse::<Ttl>).transpose()?;
+    let request = stint_core::broker::ExchangeRequest { token: SecretString::new(req.subject_token), role, ttl, addr };
+    let issued = s.broker.exchange(request).await?;
+    s.metrics.observe_issue_latency(started.elapsed());
+    let cl = &issued.claims;
+    Ok(to_json(TokenExchangeResponse {
+        access_token: issued.token.expose().to_owned(),
+        issued_token_type: JWT_TOKEN_TYPE.into(),
+        token_type: "Bearer".into(),
+        expires_in: cl.iat.until(cl.exp),
+        role: cl.role.clone(),
+        jti: cl.jti.to_string(),
+        expires_at: cl.exp.to_rfc3339(),
+    }))
 }

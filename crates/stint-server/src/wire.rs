@@ -204,3 +204,36 @@ pub struct SsoProvidersResponse {
 pub struct SetGroupsRequest {
     pub groups: Vec<String>,
 }
+
+/// `POST /v1/token` (RFC 8693 §2.1), form-encoded. `role` (or `scope`) names the role; `ttl`
+/// asks for less than the role's CI lifetime.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenExchangeRequest {
+    pub grant_type: String,
+    pub subject_token: String,
+    #[serde(default)]
+    pub subject_token_type: Option<String>,
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub ttl: Option<String>,
+    #[serde(default)]
+    pub requested_token_type: Option<String>,
+    #[serde(default)]
+    pub audience: Option<String>,
+}
+
+/// RFC 8693 §2.2.1, with stint's `role`, `jti` and `expires_at`.
+#[derive(Serialize, Deserialize)]
+pub struct TokenExchangeResponse {
+    pub access_token: String,
+    pub issued_token_type: String,
+    pub token_type: String,
+    pub expires_in: u64,
+    pub role: String,
+    pub jti: String,
+    pub expires_at: String,
+}

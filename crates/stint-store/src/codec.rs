@@ -148,6 +148,10 @@ pub(crate) fn identity_exists() -> Error {
     Error::conflict("identity_exists", "this identity is already linked to a user")
 }
 
+pub(crate) fn token_replayed() -> Error {
+    Error::conflict("token_replayed", "this token was already exchanged; each CI token is accepted once")
+}
+
 pub(crate) fn sso_attempt_done() -> Error {
     Error::conflict("sso_attempt_done", "this login has already moved on; start again with `stint login`")
 }

@@ -444,6 +444,20 @@ async fn sso_attempts(store: Arc<dyn Store>) {
     assert!(store.sso_attempt_by_code("device-d").await.unwrap().is_none());
 }
 
+async fn token_uses(store: Arc<dyn Store>) {
+    let record = |key: &str, exp: i64| Change::default().with(Mutation::RecordTokenUse { key: key.into(), expires_at: Timestamp(exp) });
+    store.apply(record("a", T0 + 300)).await.unwrap();
+    assert_eq!(conflict(store.apply(record("a", T0 + 300)).await), "token_replayed");
+    // A refused replay takes its whole change with it.
+    let with_audit = record("a", T0 + 300).record(draft(1));
+    assert_eq!(conflict(store.apply(with_audit).await), "token_replayed");
+    assert_eq!(verified(&*store).await, 0);
+    store.apply(record("b", T0 + 100)).await.unwrap();
+    store.apply(Change::default().with(Mutation::PurgeTokenUses { before: Timestamp(T0 + 200) })).await.unwrap();
+    store.apply(record("b", T0 + 400)).await.unwrap();
+    assert_eq!(conflict(store.apply(record("a", T0 + 300)).await), "token_replayed", "unexpired uses are kept");
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -476,7 +490,8 @@ conformance!(
     audit_chain,
     concurrent_applies,
     identities,
-    sso_attempts
+    sso_attempts,
+    token_uses
 );
 
 // ---------------------------------------------------------------- harness

@@ -3,6 +3,8 @@
 //! browser stand-in that follows redirects and posts its login form over plain HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod github;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

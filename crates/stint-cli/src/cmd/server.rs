@@ -40,6 +40,9 @@ pub fn config(c: ConfigCmd) -> Result<ExitCode> {
     let ConfigCmd::Check { opts, output } = c;
     let cfg = load(&opts)?;
     let shown = cfg.redacted();
+    for w in &cfg.warnings {
+        eprintln!("warning: {w}");
+    }
     output.print(&shown, |v| {
         println!("configuration is valid");
         // The JSON form is the canonical one; text mode prints it too, for reading.
@@ -69,6 +72,9 @@ fn init_logging(format: LogFormat) {
 pub async fn serve(o: ServerOpts) -> Result<ExitCode> {
     let cfg = load(&o)?;
     init_logging(cfg.log_format);
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
     stint_server::ensure_data_dir(&cfg.data_dir).with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
     let (kek, local) = stint_server::master_key(&cfg).context("cannot load the master key")?;
     if local {

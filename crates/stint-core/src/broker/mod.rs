@@ -6,6 +6,7 @@
 
 mod admin;
 mod auth;
+mod exchange;
 mod sso;
 mod tokens;
 
@@ -24,8 +25,9 @@ use crate::time::{Clock, Timestamp, Ttl};
 
 pub use admin::{KeyInfo, UserInfo};
 pub use auth::{Caller, Enrolled, LoginRequest, NewCode, NewSession};
+pub use exchange::{CiConfig, CiIssuer, CiIssuerConfig, ExchangeRequest, Exchanged, RoleTrust, CI_TTL_MAX_SECS, CI_TTL_MIN_SECS};
 pub use sso::{DeviceCodes, IdentityProvider, SsoBegin, SsoCallback, SsoFlow, SsoOutcome, SsoProvider, SsoStarted};
-pub use tokens::{Introspection, Issued, RoleChoice, WhoAmI};
+pub use tokens::{Introspection, Issued, RoleChoice, WhoAmI, CI_SUBJECT_PREFIX};
 
 /// Settings the broker needs, already validated.
 #[derive(Clone, Debug)]
@@ -43,6 +45,8 @@ pub struct BrokerConfig {
     pub throttle: ThrottleConfig,
     /// OpenID Providers people may log in through, in configuration order.
     pub sso: Vec<SsoProvider>,
+    /// CI issuers and the roles' trust policies.
+    pub ci: CiConfig,
 }
 
 /// Argon2 is deliberately slow; the host runs it off the async workers.
@@ -130,6 +134,8 @@ pub struct Broker {
     verified_cache: RwLock<std::collections::HashMap<[u8; 32], Arc<crate::jwt::Claims>>>,
     /// The providers of `cfg.sso`, by name.
     idps: std::collections::BTreeMap<String, Arc<dyn IdentityProvider>>,
+    /// The issuers of `cfg.ci`, by URL.
+    ci_issuers: std::collections::BTreeMap<String, Arc<dyn CiIssuer>>,
 }
 
 /// What the first start produced for the operator.
@@ -165,6 +171,7 @@ impl Broker {
             addr_throttle,
             verified_cache: RwLock::default(),
             idps: Default::default(),
+            ci_issuers: Default::default(),
         }
     }
 

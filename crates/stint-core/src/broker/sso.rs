@@ -47,7 +47,7 @@ pub const DEVICE_INTERVAL_SECS: i64 = 5;
 const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
 const USER_CODE_LEN: usize = 8;
 /// Finished attempts are kept a day for inspection, then purged.
-const KEEP_FINISHED_SECS: i64 = 24 * 3600;
+pub(super) const KEEP_FINISHED_SECS: i64 = 24 * 3600;
 
 /// One configured OpenID Provider and the rules its logins must pass.
 #[derive(Clone, Debug)]

@@ -51,6 +51,9 @@ impl Introspection {
     }
 }
 
+/// The `sub` of a CI credential starts with this; user ids never do.
+pub const CI_SUBJECT_PREFIX: &str = "ci:";
+
 /// Tokens whose verified claims are remembered; past this the cache starts over.
 const VERIFIED_CACHE_MAX: usize = 65_536;
 
@@ -95,10 +98,10 @@ impl Broker {
         let ring = self.keyring()?;
         let claims = Claims {
             iss: self.cfg.issuer.clone(),
-            sub: permit.user().clone(),
+            sub: permit.user().to_string(),
             aud: self.cfg.audience.clone(),
             role: permit.role().to_string(),
-            sid: permit.session().clone(),
+            sid: Some(permit.session().clone()),
             jti: TokenId::random(&mut *self.rng()),
             iat: now,
             exp: permit.expires_at(),
@@ -137,11 +140,17 @@ impl Broker {
         let Some(claims) = self.verified(token, &ring.public, now) else {
             return Ok(Introspection::inactive());
         };
+        // A CI credential has no session: it lives its few minutes (and only CI subjects may
+        // lack a session).
+        let Some(sid) = &claims.sid else {
+            let ci = claims.sub.starts_with(CI_SUBJECT_PREFIX);
+            return Ok(if ci { Introspection { active: true, claims: Some((*claims).clone()) } } else { Introspection::inactive() });
+        };
         // Revocation is never cached: the session and its owner are read on every call.
-        let Some((session, user)) = self.store.session(&claims.sid).await? else {
+        let Some((session, user)) = self.store.session(sid).await? else {
             return Ok(Introspection::inactive());
         };
-        if !session.active_at(now) || user.disabled || user.id != claims.sub {
+        if !session.active_at(now) || user.disabled || user.id.as_str() != claims.sub {
             return Ok(Introspection::inactive());
         }
         Ok(Introspection { active: true, claims: Some((*claims).clone()) })

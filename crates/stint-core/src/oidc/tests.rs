@@ -6,16 +6,17 @@ use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use serde_json::json;
 
-/// Test-only RSA keys (2048-bit, PKCS#1 DER), generated with `openssl genpkey` for these tests.
-const RSA_1: &str = "MIIEowIBAAKCAQEAtUTqQPhbbAsXbMr12jrlvFKGg6+MePi+DgztYNk+MgWDjzbBabiHfRzRJha2GDZx29evf+o9fYq75BqRqS+b9a+vMHRwkvQN83z/tXhBQQcXaZPqaK1fjQO0xjD62VsLE719lqv3oocGBjfh9aeNdzsqv3FDDrWV0voN1gef1DhDTjCzCmQ/+KhtRAsAjNLTpGfLieuxw0AFSIsUdtvIV8oTnaJaEJagN3SVLSNNTPLWQ/w49U1ESer4K9RIr3KykyNi4SDpD+9GAq5SmM51KjdPSzdEte53r4DvLOd071cjS2fxdLnLyzzW2UA4JRB8ptLqxjSeM4Nqo+Zp4kb+4wIDAQABAoIBAE4b9BUq77oOzXlDu8zdtEECDpSQAKfgB4VmbKNe+T30wkvj/FPiAAAZesY+4xhr3YQt3KHx/a0rKuuPx1Rv/3ROz97BTgEEyT4yjr1TpEqxE5Wa91dD3fiVsD/2uyEN6igHbyaN05dlN2NWkTeZi4vlIvZ7h7m+5WCT/4JKpsR6/3AFM3gTKOD2ojeYI8w5C+CENy8xoB5QG6IhLgSryRLSr76ovvalD/Hz9WrkEfYEPTYKDb7vQKwi7QcKzl0Jsf8hSmctRHRkIFXu2Xc7bwnjGIzIRCbUusbrkZ2JeSjaHuJEFwcFpapQqh5OgfnIczVamUTYc2bgHUR4kT0W84ECgYEA7iIFB0FzKosWIlLmptmUOKk6uxhLadcHZARJHsb29c2CUjHRVhI7zv2lGyHp32tqRtlECwp6MsUkN7dq3dSueLAtYjFnVCdJdkkezisJRb4p5KAOybFVKAiRFh06STQ7O1F4xaMLzOmGhV6m+WWjyXZ5AdIhbOnMHwQEDawMuqcCgYEAwt6tBG465tT9vYql6kSbEa8sROsXgxnDM03b/lYrMEAOleVuHkB1J8CqIk22fADzkoO+9kjW19VjK2fd+4kt+ImVwMp8/lbyfv1yqMeB1CRhzy8jr4gSaDQmmLmQ06tFBzF1ZXH7VVPNoUL4Ga/PgEyCY6oWdCidS5U+Q/A+LWUCgYBodwgZrL6m9SkamZ+RpnV9fc/D7951ad1WJQMmu0Xvgt4ezLf2uD0Aiwj5JCGC345Z0kolRc1hpFZFEvOQqRJ442ClaOLZafqyJ1WaQArrS4b5QrX6CQ9AZrGvL9c38e/iD9WZbfNpSzC2JVW+prX5VT20bMg5DT98g7h7fvR+lQKBgQCQKrdr0LUo8yhp4rpOr8Tdd3BT6G0zo4qjWRXJeyxmfO2NffhSzzMdXs8/o6i+4uFQYsGTaV3wvcCpayVyIxHsjrVItUV10ROEWbNLJJZrQSNPaTuIcC3WA8cONDLuNgZShQeqLoJXpTE6/dWZA1WLQI8ydrI365g7Q8WV85W8dQKBgAgvn9Imh4to+VYAr+XrsNf17QdJY4NxOYvf2oEsRH4yoP3Mz49daaGr3eX4FcDrjN0rfQ2qTIl4DM1tskgmxT5e83Pwtk18CamEo1oPIv43RIGkAmSawd82yQYmNcVjs74e8Wviy0BHgnhf0QXRsGvXCsnqkzkTNFamcnkNLjBp";
-const RSA_2: &str = "MIIEogIBAAKCAQEA0nB9HuOKU1jFe29Y2qAef7iMGu4PiGo61xU1MW1+yOGAcdcenHlnUqnpG7LBPbn85qhII1arx6nJv/3p31giJW0sDo2uzYAKtf1860rqYlH94/iZG5pVqFQ5erJHsYzvziP3lckecMokyEg84e4PNSwO0TRSpD556ugRzdrGzX34T3lQMF0Mcve+TDgw/fmVryEMtzwPcN4SkyzQvswL5FcR5xFMQlFey7JLnomgh+bPaDRoKQK6pEzq17+g8tjWwxpv5AzYZcvNOtYJ1AFkrZWS4XxnwMzNGwom1CYNHNZULViXSx804OBA2FTwPMbi1vf+/bRpDMo9V1NE91KWRQIDAQABAoIBABp7ySdSxAUGuj21TuWeuo/g0hMOjDpjAhow41Of39GYnZFWHRZcqf3rf7h6Z9rklfkSSxfVb8NuMQN+SUlQHmX+5glD1/CpUU/Dgc3bzQEIKA9haSVh6C9JwD0ahC7KWaCkAqPhXnkb24KwIqddTiEnNQsrjk34xd+kCp+RTa0tF59fwAFeXmvjmf013OiH5WOojOOChzVJn65UYbQhFv9vDFwlrAA3n3/yS0gFtcUtS/cRnB9bZraIN5n4AdVufsoiJvVeNm/rMAuUpoQa2Z0StcJdp2ZfKyoYsEuopFqqnMHfEqzUNYowxiiCw6yuzcAqHu4WgbWn5xTzoZXSkmECgYEA6gmZQd8zmS/htHkHOTmuj2yYhf3g1cNeydZHxXFsNfOVccbr5snqCEyC5iN3+mfUs74gFyJN36XR+9ovVfqmsq5awpRX7Dj110/XKJnergI6qgOyF3mfCutK53Wz5VhroV8hIpvhNrf9NGQ8tzSDKTOpMN3VUdgR+PHmp7J5MyUCgYEA5i/7N/Wp3ThsbkmrvO2miXeCtnmu0ksWFEaqhP9FjrSr75Av8eie2A7opuiM+us/mUZRhN6mc4dFLZMLAMP2gjO+JT6ZW8FkJnw8R3vxI0q6qWPFlmLVCHksf+U/zWNn+igKUvDQrafxLwmQcBy6P64JJLtQyMAaiUqPtdRt/KECgYApsToPJQ8RHBmOR/1EcYUqYcMuI5MZIavSMw0oHFOVrOYTlcdSnufFQLQVAX6PKk4XEyiuVlsfG3Az+KN0IqntrOfYQAsFtwP8rml6/yZPQ3Bl9zCTxAPUMyRt5Wb91WmfHs5NVw2g7Nf7rFuwm3c+MMjUPsCQyvgwrA9WEpJKzQKBgAUjdxE1u7gDhXAk1t+d0oTpFRLrvnpVUMXdGftkE3JvGBN9/YQB9GHQW2M2d8c2LzJFvpYfvkl/8Ixm5uz6cutPKmR8dEH3HDw7s8DIxIZMKcSURJnp1OWeht7ICFeWa4DLGgfl9lKaGCk7pmzKR2IaiXu3bsM8fpsn/fNKLbZhAoGAeKOaEq65JvQKLBmQK5ntguf2ONx3Pvz2fhebq3oCpmNP7MLYGxhnJ5CYqtsRBbzPTzYujvapMsFUIN/jJpca6iEaamWh5/SMdQ0HPqvfUfFimMhNaw5geOUCqWAitmAgrX1ddw7L0lLDnM8SxqkujAEV0Yk/wzy2x2AMhkKchgs=";
+/// Test-only RSA keys (2048-bit, PKCS#1 DER, base64), generated with `openssl genpkey` for
+/// stint's tests; `stint-testkit`'s stand-in CI issuer signs with the same files.
+const RSA_1: &str = include_str!("../../../stint-testkit/keys/rsa-1.pkcs1.b64");
+const RSA_2: &str = include_str!("../../../stint-testkit/keys/rsa-2.pkcs1.b64");
 
 const ISS: &str = "https://idp.example.com";
 const CLIENT: &str = "stint";
 const NOW: i64 = 1_800_000_000;
 
 fn rsa(pkcs1_b64: &str) -> RsaKeyPair {
-    let der = base64::engine::general_purpose::STANDARD.decode(pkcs1_b64).unwrap();
+    let der = base64::engine::general_purpose::STANDARD.decode(pkcs1_b64.trim()).unwrap();
     RsaKeyPair::from_der(&der).unwrap()
 }
 

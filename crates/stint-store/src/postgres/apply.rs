@@ -119,6 +119,11 @@ async fn mutate(db: &mut Db<'_>, m: Mutation) -> Result<()> {
             require(n, codec::sso_attempt_done)
         }
         Mutation::PurgeSsoAttempts { before } => db.execute("DELETE FROM sso_attempts WHERE expires_at < $1", &[&before.0]).await.map(drop),
+        Mutation::RecordTokenUse { key, expires_at } => {
+            let n = db.execute("INSERT INTO token_uses (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", &[&key, &expires_at.0]).await?;
+            require(n, codec::token_replayed)
+        }
+        Mutation::PurgeTokenUses { before } => db.execute("DELETE FROM token_uses WHERE expires_at < $1", &[&before.0]).await.map(drop),
     }
 }
 

@@ -16,7 +16,11 @@ use crate::codec::{self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, KEY_COLS, 
 use crate::error::store;
 use pool::{Db, Params, Pool};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql")), (2, include_str!("../../migrations/postgres/0002_sso.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../../migrations/postgres/0002_sso.sql")),
+    (3, include_str!("../../migrations/postgres/0003_token_uses.sql")),
+];
 
 /// Connections per replica: apply transactions are short, and the database is shared with
 /// the other replicas, so a few suffice.

@@ -21,7 +21,11 @@ use crate::codec::{self, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, KEY_COLS, SESSION
 use crate::error::{store, StoreError};
 use writer::Writer;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql")), (2, include_str!("../../migrations/sqlite/0002_sso.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_sso.sql")),
+    (3, include_str!("../../migrations/sqlite/0003_token_uses.sql")),
+];
 
 /// Enough readers for the HTTP workers of a small node; each is a cheap file handle.
 const READERS: usize = 4;

@@ -115,6 +115,11 @@ fn mutate(c: &Connection, m: Mutation) -> Result<()> {
             require(n, codec::sso_attempt_done)
         }
         Mutation::PurgeSsoAttempts { before } => exec(c, "DELETE FROM sso_attempts WHERE expires_at < ?1", params![before.0]).map(drop),
+        Mutation::RecordTokenUse { key, expires_at } => {
+            let n = exec(c, "INSERT INTO token_uses (key, expires_at) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING", params![key, expires_at.0])?;
+            require(n, codec::token_replayed)
+        }
+        Mutation::PurgeTokenUses { before } => exec(c, "DELETE FROM token_uses WHERE expires_at < ?1", params![before.0]).map(drop),
     }
 }
 

@@ -1,0 +1,266 @@
+//! CI token exchange (RFC 8693): a pipeline trades the OIDC token its platform signed for the
+//! run (GitHub Actions, GitLab, a Kubernetes service account…) for a role credential that
+//! lives minutes. The pipeline holds no secret; the role's trust policy decides.
+//!
+//! Order of checks, cheapest first: size and claimed issuer (untrusted issuers cost nothing),
+//! signature and times against the issuer's published keys, the role's trust policy, the
+//! lifetime, then — in the same transaction as the audit record — the replay check.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::audit::{Draft, Event, Outcome};
+use crate::error::{Error, Result};
+use crate::ids::{truncate, RoleName, TokenId};
+use crate::jwt::{self, Claims};
+use crate::oidc::{self, ExpectedJwt, IdToken};
+use crate::secret::SecretString;
+use crate::store::{Change, Mutation};
+use crate::time::{Timestamp, Ttl};
+use crate::trust::TrustPolicy;
+
+use super::tokens::CI_SUBJECT_PREFIX;
+use super::Broker;
+
+/// CI credentials live between these (seconds); 15 minutes unless the role says less.
+pub const CI_TTL_MIN_SECS: u64 = 300;
+pub const CI_TTL_MAX_SECS: u64 = 900;
+
+/// A CI platform's token issuer as the broker sees it; `stint-oidc` implements it over HTTP
+/// (discovery, cached JWKS, refetch on an unknown `kid`).
+#[async_trait::async_trait]
+pub trait CiIssuer: Send + Sync {
+    /// Verifies the token's signature, `iss`, `exp`, `iat`, `nbf` and `sub` (not `aud`: the
+    /// trust policy binds it).
+    async fn verify(&self, token: &str, expect: &ExpectedJwt<'_>) -> Result<IdToken>;
+}
+
+/// A trusted issuer, as configured.
+#[derive(Clone, Debug)]
+pub struct CiIssuerConfig {
+    /// Short name, used in credential subjects (`ci:github:…`) and audit records.
+    pub name: String,
+    /// The issuer URL, exactly as its tokens' `iss` spells it.
+    pub url: String,
+}
+
+/// Who may exchange a CI token for a role, and for how long.
+#[derive(Clone, Debug)]
+pub struct RoleTrust {
+    pub policy: Arc<TrustPolicy>,
+    /// The longest (and default) lifetime of the role's CI credentials: 5–15 minutes.
+    pub ttl: Ttl,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CiConfig {
+    pub issuers: Vec<CiIssuerConfig>,
+    pub trust: BTreeMap<RoleName, RoleTrust>,
+    /// Tolerated clock difference with the issuers, seconds.
+    pub skew_secs: i64,
+}
+
+pub struct ExchangeRequest {
+    pub token: SecretString,
+    pub role: String,
+    /// Shorter than the role's CI lifetime if wanted; longer is refused.
+    pub ttl: Option<Ttl>,
+    pub addr: String,
+}
+
+/// A role credential for a pipeline. `token` is the credential; the rest is safe to print.
+pub struct Exchanged {
+    pub token: SecretString,
+    pub claims: Claims,
+}
+
+/// The claims an audit record of an exchange keeps: what policies usually check.
+const AUDITED_CLAIMS: [&str; 8] = ["sub", "aud", "repository", "ref", "environment", "event_name", "job_workflow_ref", "run_id"];
+
+/// Peer-supplied text for an audit detail: bounded, without control characters.
+fn bounded(s: &str, max: usize) -> String {
+    s.chars().take(max).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect()
+}
+
+/// ID-token codes from `oidc` renamed for CI tokens.
+fn ci_error(e: Error) -> Error {
+    let message = e.to_string();
+    match e.code() {
+        "id_token_expired" => Error::unauthenticated("token_expired", "the CI token has expired; request a fresh one in the job (they live minutes)"),
+        "id_token_wrong_issuer" => Error::unauthenticated("untrusted_issuer", message),
+        "id_token_unknown_key" => Error::unauthenticated("invalid_token", "the CI token was signed by a key its issuer does not publish"),
+        "invalid_id_token" => Error::unauthenticated("invalid_token", message),
+        _ => e,
+    }
+}
+
+impl Broker {
+    /// Deletes what no longer matters: used CI tokens past their expiry, SSO attempts past a
+    /// day. Runs periodically; any replica may run it.
+    pub async fn housekeeping(&self) -> Result<()> {
+        let now = self.now();
+        let change = Change::default()
+            .with(Mutation::PurgeTokenUses { before: now })
+            .with(Mutation::PurgeSsoAttempts { before: Timestamp(now.0 - super::sso::KEEP_FINISHED_SECS) });
+        self.commit(change).await.map(|_| ())
+    }
+
+    /// Wires the configured CI issuers (`cfg.ci.issuers`) to their implementations, by URL.
+    pub fn with_ci_issuers(mut self, issuers: BTreeMap<String, Arc<dyn CiIssuer>>) -> Broker {
+        self.ci_issuers = issuers;
+        self
+    }
+
+    /// Audits a refused exchange: the issuer, the claims checked and why; never the token.
+    async fn exchange_denied(&self, req: &ExchangeRequest, issuer: Option<&CiIssuerConfig>, token: Option<&IdToken>, e: &Error, now: Timestamp) -> Result<()> {
+        self.observer.auth_failed(e.code());
+        let actor = issuer.map_or_else(|| req.addr.clone(), |i| format!("ci:{}", i.name));
+        let mut d = Draft::new(now, Event::ExchangeDenied, Outcome::Failure)
+            .actor(actor)
+            .subject(truncate(&req.role))
+            .reason(e.code())
+            .detail("addr", &req.addr)
+            .detail("why", bounded(&e.to_string(), 1000));
+        if let Some(i) = issuer {
+            d = d.detail("issuer", &i.url);
+        }
+        if let Some(t) = token {
+            for name in AUDITED_CLAIMS {
+                if let Some(v) = t.claims.get(name) {
+                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                    d = d.detail(&format!("claim.{name}"), bounded(&v, 200));
+                }
+            }
+        }
+        self.commit(Change::audit_only(d)).await.map(|_| ())
+    }
+
+    /// Exchanges a CI token for a role credential, or refuses with a stable code and the reason.
+    pub async fn exchange(&self, req: ExchangeRequest) -> Result<Exchanged> {
+        let now = self.now();
+        let claimed = oidc::peek_issuer(req.token.expose());
+        let Some(claimed) = claimed else {
+            let e = Error::unauthenticated("invalid_token", "the subject_token is not a JWT with an iss claim (at most 16 KiB)");
+            self.exchange_denied(&req, None, None, &e, now).await?;
+            return Err(e);
+        };
+        let found = self.cfg.ci.issuers.iter().find(|i| i.url == claimed).and_then(|c| self.ci_issuers.get(&c.url).map(|v| (c, v)));
+        let Some((issuer_cfg, issuer)) = found else {
+            let e = Error::unauthenticated(
+                "untrusted_issuer",
+                format!("tokens from {:?} are not trusted here; an administrator adds the issuer under [[ci.issuer]]", truncate(&claimed)),
+            );
+            self.exchange_denied(&req, None, None, &e, now).await?;
+            return Err(e);
+        };
+        let expect = ExpectedJwt { issuer: &issuer_cfg.url, now, skew_secs: self.cfg.ci.skew_secs };
+        let token = match issuer.verify(req.token.expose(), &expect).await.map_err(ci_error) {
+            Ok(t) => t,
+            Err(e) => {
+                self.exchange_denied(&req, Some(issuer_cfg), None, &e, now).await?;
+                return Err(e);
+            }
+        };
+        match self.admit_ci(&req, issuer_cfg, &token, now) {
+            Ok((role, ttl, statement)) => self.issue_ci(&req, issuer_cfg, token, role, ttl, statement, now).await,
+            Err(e) => {
+                self.exchange_denied(&req, Some(issuer_cfg), Some(&token), &e, now).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// The role's trust policy and lifetime rules; returns the role, the lifetime and the
+    /// statement that allowed it.
+    fn admit_ci(&self, req: &ExchangeRequest, issuer: &CiIssuerConfig, token: &IdToken, _now: Timestamp) -> Result<(RoleName, Ttl, String)> {
+        let role = RoleName::parse(&req.role)?;
+        if self.cfg.roles.get(&role).is_none() {
+            return Err(Error::not_found("unknown_role", format!("no role named {role}")));
+        }
+        let trust = self
+            .cfg
+            .ci
+            .trust
+            .get(&role)
+            .ok_or_else(|| Error::forbidden("no_trust_policy", format!("role {role} accepts no CI tokens: it has no trust_policy")))?;
+        let eval = trust.policy.evaluate(&issuer.url, &token.claims);
+        let Some(statement) =
+            eval.allowed().then(|| eval.statements.iter().find(|s| s.matched && s.effect == crate::trust::Effect::Allow).map(|s| s.label.clone())).flatten()
+        else {
+            return Err(Error::forbidden("no_matching_trust_policy", format!("the trust policy of role {role} does not admit this token: {}", eval.refusal())));
+        };
+        let ttl = req.ttl.unwrap_or(trust.ttl);
+        if ttl > trust.ttl {
+            return Err(Error::invalid("ttl_too_long", format!("role {role} issues CI credentials for at most {}; asked for {ttl}", trust.ttl)));
+        }
+        Ok((role, ttl, statement))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn issue_ci(
+        &self,
+        req: &ExchangeRequest,
+        issuer: &CiIssuerConfig,
+        token: IdToken,
+        role: RoleName,
+        ttl: Ttl,
+        statement: String,
+        now: Timestamp,
+    ) -> Result<Exchanged> {
+        let ring = self.keyring()?;
+        // Accepted once: by jti when the token has one, else by its whole text.
+        let jti = token.claims.get("jti").and_then(|v| v.as_str());
+        let seen = match jti {
+            Some(j) => Sha256::new().chain_update(issuer.url.as_bytes()).chain_update(b"\n").chain_update(j.as_bytes()).finalize(),
+            None => Sha256::digest(req.token.expose().as_bytes()),
+        };
+        let use_ = Mutation::RecordTokenUse {
+            key: data_encoding::HEXLOWER.encode(&seen),
+            expires_at: Timestamp(token.expires_at.0.saturating_add(self.cfg.ci.skew_secs)),
+        };
+        let string_claim = |n: &str| token.claims.get(n).and_then(|v| v.as_str()).map(str::to_owned);
+        let claims = Claims {
+            iss: self.cfg.issuer.clone(),
+            sub: format!("{CI_SUBJECT_PREFIX}{}:{}", issuer.name, token.subject),
+            aud: self.cfg.audience.clone(),
+            role: role.to_string(),
+            sid: None,
+            jti: TokenId::random(&mut *self.rng()),
+            iat: now,
+            exp: now.plus(ttl),
+            preferred_username: string_claim("repository").unwrap_or_else(|| token.subject.clone()),
+        };
+        let mut d = Draft::new(now, Event::CredentialIssued, Outcome::Success)
+            .actor(format!("ci:{}", issuer.name))
+            .subject(&claims.jti)
+            .detail("backend", "token")
+            .detail("source", "ci")
+            .detail("role", &role)
+            .detail("ttl", ttl.as_secs())
+            .detail("expires_at", claims.exp)
+            .detail("issuer", &issuer.url)
+            .detail("statement", bounded(&statement, 200))
+            .detail("kid", ring.signer.kid())
+            .detail("addr", &req.addr);
+        for name in AUDITED_CLAIMS {
+            if let Some(v) = token.claims.get(name) {
+                let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                d = d.detail(&format!("claim.{name}"), bounded(&v, 200));
+            }
+        }
+        match self.commit(Change::default().with(use_).record(d)).await {
+            Ok(_) => {}
+            Err(e) if e.code() == "token_replayed" => {
+                let e = Error::unauthenticated("token_replayed", "this CI token was already exchanged; each token is accepted once: request a new one");
+                self.exchange_denied(req, Some(issuer), Some(&token), &e, now).await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
+        let signed = jwt::sign(&claims, &ring.signer);
+        self.observer.issued(role.as_str());
+        Ok(Exchanged { token: signed.into(), claims })
+    }
+}

@@ -95,6 +95,12 @@ enum Command {
     /// Read and verify the tamper-evident audit log
     #[command(subcommand)]
     Audit(cmd::audit::AuditCmd),
+    /// Pipelines: exchange the CI platform's OIDC token for a role credential
+    #[command(subcommand)]
+    Ci(cmd::ci::CiCmd),
+    /// Trust policies: check a token against a role's policy before deploying
+    #[command(subcommand)]
+    Policy(cmd::ci::PolicyCmd),
     /// Measure a stint server under load (starts its own server on a fresh data directory)
     Bench(cmd::bench::BenchArgs),
 }
@@ -133,6 +139,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Session(c) => cmd::admin::session(c).await,
         Command::Keys(c) => cmd::admin::keys(c).await,
         Command::Audit(c) => cmd::audit::run(c).await,
+        Command::Ci(c) => cmd::ci::run(c).await,
+        Command::Policy(c) => cmd::ci::policy(c),
         Command::Bench(a) => cmd::bench::run(a).await,
     }
 }

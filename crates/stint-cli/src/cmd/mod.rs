@@ -4,6 +4,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod ci;
 pub mod creds;
 pub mod server;
 pub mod sso;

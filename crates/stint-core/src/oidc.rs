@@ -189,7 +189,7 @@ pub struct Expected<'a> {
     pub skew_secs: i64,
 }
 
-/// A verified ID token's claims. Only [`verify_id_token`] constructs it.
+/// A verified token's claims, as [`verify_id_token`] or [`verify_jwt`] return them.
 #[derive(Debug)]
 pub struct IdToken {
     pub issuer: String,

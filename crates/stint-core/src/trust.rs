@@ -392,7 +392,7 @@ fn shown(values: &[String]) -> String {
     }
 }
 
-/// The known ways a GitHub Actions trust policy fails to match (see PROTOCOLS.md §6).
+/// The known ways a GitHub Actions trust policy fails to match (docs/ci.md, "When it is refused").
 fn hint(c: &Condition, got: &[String]) -> Option<String> {
     if c.operator.negated() {
         return None;

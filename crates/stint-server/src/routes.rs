@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys/rotate", post(rotate_keys))
         .route("/v1/audit", get(audit))
         .route("/v1/bench/floor", post(bench_floor))
+        .route("/v1/bench/exchange-floor", post(bench_exchange_floor))
         .route("/v1/sso/providers", get(sso_providers))
         .route("/v1/sso/begin", post(sso_begin))
         .route("/v1/sso/device/authorize", post(sso_device_authorize))
@@ -378,6 +379,15 @@ async fn token_exchange(State(s): State<AppState>, ClientAddr(addr): ClientAddr,
             format!("subject_token_type {:?} is not a JWT type", t.chars().take(80).collect::<String>()),
         ));
     }
+    if let Some(t) = req.requested_token_type.as_deref().filter(|t| *t != JWT_TOKEN_TYPE && *t != "urn:ietf:params:oauth:token-type:access_token") {
+        let t = t.chars().take(80).collect::<String>();
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", format!("requested_token_type {t:?}: stint issues JWT access tokens")));
+    }
+    if let Some(aud) = req.audience.as_deref().filter(|a| !s.broker.config().audience.iter().any(|x| x == a)) {
+        let aud = aud.chars().take(80).collect::<String>();
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_target", format!("audience {aud:?} is not one this server issues for")));
+    }
+    // RFC 8693's scope is a list; stint's is one role name.
     let role = req.role.or(req.scope).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "name the role: role=NAME"))?;
     let ttl = req.ttl.as_deref().map(str::parse::<Ttl>).transpose()?;
     let request = stint_core::broker::ExchangeRequest { token: SecretString::new(req.subject_token), role, ttl, addr };
@@ -393,4 +403,14 @@ async fn token_exchange(State(s): State<AppState>, ClientAddr(addr): ClientAddr,
         jti: cl.jti.to_string(),
         expires_at: cl.exp.to_rfc3339(),
     }))
+}
+
+/// The exchange's floor: the same form and issuer lookup as `/v1/token` and the RS256
+/// verification, without trust policy, replay check, audit or signing.
+async fn bench_exchange_floor(State(s): State<AppState>, Form(req): Form<TokenExchangeRequest>) -> ApiResult<JsonOut> {
+    if s.bench_floor.is_none() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; enable it with [bench] floor = true"));
+    }
+    let t = s.broker.verify_ci_token(&SecretString::new(req.subject_token)).await?;
+    Ok(to_json(serde_json::json!({ "sub": t.subject, "exp": t.expires_at, "role": req.role })))
 }

@@ -74,6 +74,8 @@ async fn a_workflow_on_main_gets_a_credential_once(app: TestApp, gh: GithubIssue
     let fresh = gh.sign(&gh.claims(&Run::default(), "stint", NOW));
     let (s, v) = exchange(&app, &[("grant_type", GRANT), ("subject_token", &fresh), ("role", "deploy"), ("ttl", "20m")]).await;
     assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("ttl_too_long")), "{v}");
+    let (s, v) = exchange(&app, &[("grant_type", GRANT), ("subject_token", &fresh), ("role", "deploy"), ("ttl", "1m")]).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("ttl_too_short")), "{v}");
     let (s, v) = exchange(&app, &[("grant_type", GRANT), ("subject_token", &fresh), ("role", "deploy"), ("ttl", "5m")]).await;
     assert_eq!((s, v["expires_in"].as_u64()), (StatusCode::OK, Some(300)), "{v}");
 
@@ -85,7 +87,7 @@ async fn a_workflow_on_main_gets_a_credential_once(app: TestApp, gh: GithubIssue
     assert_eq!(r.details["claim.repository"], "acme/infra");
     assert_eq!(r.details["statement"], "statement 1 (\"InfraMain\")");
     let denied: Vec<_> = records.iter().filter(|r| r.event == "ci.exchange.denied").map(|r| r.reason.as_str()).collect();
-    assert_eq!(denied, ["token_replayed", "ttl_too_long"]);
+    assert_eq!(denied, ["token_replayed", "ttl_too_long", "ttl_too_short"]);
     for r in &records {
         let text = serde_json::to_string(r).unwrap();
         assert!(!text.contains(&token) && !text.contains(credential), "no token in the audit log");
@@ -241,6 +243,14 @@ async fn other_grants_and_malformed_requests_are_refused(app: TestApp, gh: Githu
     let (s, v) = exchange(
         &app,
         &[("grant_type", GRANT), ("subject_token", &token), ("role", "deploy"), ("subject_token_type", "urn:ietf:params:oauth:token-type:saml2")],
+    )
+    .await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{v}");
+    let (s, v) = exchange(&app, &[("grant_type", GRANT), ("subject_token", &token), ("role", "deploy"), ("audience", "https://elsewhere.example")]).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_target")), "{v}");
+    let (s, v) = exchange(
+        &app,
+        &[("grant_type", GRANT), ("subject_token", &token), ("role", "deploy"), ("requested_token_type", "urn:ietf:params:oauth:token-type:saml2")],
     )
     .await;
     assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{v}");

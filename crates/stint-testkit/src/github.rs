@@ -4,8 +4,8 @@
 //! bearer `ACTIONS_ID_TOKEN_REQUEST_TOKEN`, `&audience=…`) with `{"value": "<jwt>"}`.
 //!
 //! A stand-in because GitHub's real service only issues tokens inside a GitHub-hosted job.
-//! It signs with the test RSA keys in `keys/`; `kid` and claims are GitHub's shape
-//! (PROTOCOLS.md §6).
+//! It signs with the test RSA keys in `keys/`; the header (`typ`, `alg: RS256`, `kid`, `x5t`)
+//! and claims follow GitHub's documentation of its OIDC tokens (docs/ci.md).
 
 use std::sync::{Arc, Mutex};
 

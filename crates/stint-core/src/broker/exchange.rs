@@ -92,6 +92,10 @@ fn ci_error(e: Error) -> Error {
         "id_token_wrong_issuer" => Error::unauthenticated("untrusted_issuer", message),
         "id_token_unknown_key" => Error::unauthenticated("invalid_token", "the CI token was signed by a key its issuer does not publish"),
         "invalid_id_token" => Error::unauthenticated("invalid_token", message),
+        // The issuer's discovery or keys are wrong: stint's configuration or the issuer, not the caller.
+        "issuer_mismatch" | "insecure_issuer" | "invalid_jwks" | "idp_no_keys" => {
+            Error::upstream("ci_issuer_misconfigured", format!("the CI issuer cannot be used: {message}; an administrator checks [[ci.issuer]]"))
+        }
         _ => e,
     }
 }
@@ -137,29 +141,37 @@ impl Broker {
         self.commit(Change::audit_only(d)).await.map(|_| ())
     }
 
-    /// Exchanges a CI token for a role credential, or refuses with a stable code and the reason.
-    pub async fn exchange(&self, req: ExchangeRequest) -> Result<Exchanged> {
-        let now = self.now();
-        let claimed = oidc::peek_issuer(req.token.expose());
-        let Some(claimed) = claimed else {
-            let e = Error::unauthenticated("invalid_token", "the subject_token is not a JWT with an iss claim (at most 16 KiB)");
-            self.exchange_denied(&req, None, None, &e, now).await?;
-            return Err(e);
+    /// Finds the token's issuer among the configured ones and verifies the token with its
+    /// keys. On failure, the issuer when it was found, and the refusal.
+    async fn ci_verify(&self, token: &SecretString, now: Timestamp) -> std::result::Result<(&CiIssuerConfig, IdToken), (Option<&CiIssuerConfig>, Error)> {
+        let Some(claimed) = oidc::peek_issuer(token.expose()) else {
+            return Err((None, Error::unauthenticated("invalid_token", "the subject_token is not a JWT with an iss claim (at most 16 KiB)")));
         };
         let found = self.cfg.ci.issuers.iter().find(|i| i.url == claimed).and_then(|c| self.ci_issuers.get(&c.url).map(|v| (c, v)));
         let Some((issuer_cfg, issuer)) = found else {
-            let e = Error::unauthenticated(
-                "untrusted_issuer",
-                format!("tokens from {:?} are not trusted here; an administrator adds the issuer under [[ci.issuer]]", truncate(&claimed)),
-            );
-            self.exchange_denied(&req, None, None, &e, now).await?;
-            return Err(e);
+            let why = format!("tokens from {:?} are not trusted here; an administrator adds the issuer under [[ci.issuer]]", truncate(&claimed));
+            return Err((None, Error::unauthenticated("untrusted_issuer", why)));
         };
         let expect = ExpectedJwt { issuer: &issuer_cfg.url, now, skew_secs: self.cfg.ci.skew_secs };
-        let token = match issuer.verify(req.token.expose(), &expect).await.map_err(ci_error) {
-            Ok(t) => t,
-            Err(e) => {
-                self.exchange_denied(&req, Some(issuer_cfg), None, &e, now).await?;
+        match issuer.verify(token.expose(), &expect).await.map_err(ci_error) {
+            Ok(t) => Ok((issuer_cfg, t)),
+            Err(e) => Err((Some(issuer_cfg), e)),
+        }
+    }
+
+    /// The benchmark floor of the exchange: finding the issuer and verifying the token (RS256
+    /// for GitHub), without policy, replay check, audit or signing.
+    pub async fn verify_ci_token(&self, token: &SecretString) -> Result<IdToken> {
+        self.ci_verify(token, self.now()).await.map(|(_, t)| t).map_err(|(_, e)| e)
+    }
+
+    /// Exchanges a CI token for a role credential, or refuses with a stable code and the reason.
+    pub async fn exchange(&self, req: ExchangeRequest) -> Result<Exchanged> {
+        let now = self.now();
+        let (issuer_cfg, token) = match self.ci_verify(&req.token, now).await {
+            Ok(found) => found,
+            Err((issuer, e)) => {
+                self.exchange_denied(&req, issuer, None, &e, now).await?;
                 return Err(e);
             }
         };
@@ -194,6 +206,9 @@ impl Broker {
         let ttl = req.ttl.unwrap_or(trust.ttl);
         if ttl > trust.ttl {
             return Err(Error::invalid("ttl_too_long", format!("role {role} issues CI credentials for at most {}; asked for {ttl}", trust.ttl)));
+        }
+        if ttl.as_secs() < CI_TTL_MIN_SECS {
+            return Err(Error::invalid("ttl_too_short", format!("CI credentials live at least 5m; asked for {ttl}")));
         }
         Ok((role, ttl, statement))
     }

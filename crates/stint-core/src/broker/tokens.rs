@@ -210,6 +210,8 @@ impl Broker {
             "issuer": self.cfg.issuer,
             "jwks_uri": format!("{iss}/v1/jwks"),
             "introspection_endpoint": format!("{iss}/v1/introspect"),
+            "token_endpoint": format!("{iss}/v1/token"),
+            "grant_types_supported": ["urn:ietf:params:oauth:grant-type:token-exchange"],
             "response_types_supported": ["token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["EdDSA"],

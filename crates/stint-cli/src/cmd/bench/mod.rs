@@ -15,6 +15,8 @@ use tokio::sync::Semaphore;
 
 use crate::output::Output;
 
+mod ci;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scenario {
@@ -26,12 +28,17 @@ pub enum Scenario {
     Introspect,
     /// `POST /v1/auth/login`: argon2id password + TOTP, new session
     Login,
+    /// `POST /v1/bench/exchange-floor`: the exchange's form and RS256 verification only
+    ExchangeFloor,
+    /// `POST /v1/token`: verify a CI token (RS256), trust policy, replay check and audit
+    /// durably, sign; each token used once
+    Exchange,
 }
 
 #[derive(Args)]
 pub struct BenchArgs {
     /// Scenarios to run, in order
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scenario::Floor, Scenario::Assume, Scenario::Introspect, Scenario::Login])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scenario::Floor, Scenario::Assume, Scenario::Introspect, Scenario::Login, Scenario::ExchangeFloor, Scenario::Exchange])]
     scenarios: Vec<Scenario>,
     /// How long each closed-loop scenario runs
     #[arg(long, default_value = "10s")]
@@ -45,6 +52,10 @@ pub struct BenchArgs {
     /// Users that each log in once in the login scenario (a TOTP code is single use)
     #[arg(long, default_value_t = 200)]
     login_users: usize,
+    /// CI tokens exchanged in the closed-loop exchange scenario (each is accepted once, and
+    /// minting them, RSA signatures, happens before the clock starts)
+    #[arg(long, default_value_t = 30_000)]
+    exchanges: usize,
     /// Also seed this many live sessions, touch them all, and report the server's memory
     #[arg(long)]
     sessions: Option<usize>,
@@ -183,11 +194,11 @@ impl Drop for Spawned {
     }
 }
 
-fn spawn_server(data: &Path, store: &str) -> Result<(Spawned, String)> {
+fn spawn_server(data: &Path, store: &str, extra_config: &str) -> Result<(Spawned, String)> {
     use std::io::BufRead;
     std::fs::create_dir_all(data)?;
     let config = data.join("bench.toml");
-    std::fs::write(&config, "[bench]\nfloor = true\n")?;
+    std::fs::write(&config, format!("[bench]\nfloor = true\n{extra_config}"))?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .arg("server")
@@ -269,7 +280,8 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
     if data.join("stint.db").exists() {
         bail!("{} already holds a stint database; give --data a new directory", data.display());
     }
-    let (server, bootstrap) = spawn_server(&data, &a.store)?;
+    let issuer = ci::BenchIssuer::start().await?;
+    let (server, bootstrap) = spawn_server(&data, &a.store, &issuer.config())?;
     let url = server.url.clone();
     let http = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency.max(64)).build()?;
     eprintln!("bench: server {url}, store {}, data {}", stint_store::describe(&a.store), data.display());
@@ -311,6 +323,26 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
                 });
                 once_each(&http, make, a.login_users, a.concurrency).await
             }
+            Scenario::Exchange => {
+                let n = a.rate.map_or(a.exchanges, |r| (r * duration.as_secs()) as usize);
+                eprintln!("bench: minting {n} CI tokens (RS256)…");
+                let ci_tokens = Arc::new(issuer.mint(n)?);
+                let url = url.clone();
+                let make: MakeRequest = Arc::new(move |h, i| h.post(format!("{url}/v1/token")).form(&ci::exchange_form(&ci_tokens[i % ci_tokens.len()])));
+                match a.rate {
+                    Some(rate) => open_loop(&http, make, rate, duration).await,
+                    None => once_each(&http, make, n, a.concurrency).await,
+                }
+            }
+            Scenario::ExchangeFloor => {
+                let one = Arc::new(issuer.mint(1)?.remove(0));
+                let url = url.clone();
+                let make: MakeRequest = Arc::new(move |h, _| h.post(format!("{url}/v1/bench/exchange-floor")).form(&ci::exchange_form(&one)));
+                match a.rate {
+                    Some(rate) => open_loop(&http, make, rate, duration).await,
+                    None => closed_loop(&http, make, a.concurrency, duration).await,
+                }
+            }
             _ => {
                 let make = request_for(*scenario, &url, sessions.clone(), tokens.clone());
                 match a.rate {
@@ -344,7 +376,7 @@ fn request_for(scenario: Scenario, url: &str, sessions: Arc<Vec<String>>, tokens
         Scenario::Assume => Arc::new(move |h, i| {
             h.post(format!("{url}/v1/assume")).bearer_auth(&sessions[i % sessions.len()]).json(&json!({ "role": "readonly", "ttl": "5m" }))
         }),
-        Scenario::Introspect | Scenario::Login => {
+        Scenario::Introspect | Scenario::Login | Scenario::Exchange | Scenario::ExchangeFloor => {
             Arc::new(move |h, i| h.post(format!("{url}/v1/introspect")).form(&[("token", tokens[i % tokens.len()].as_str())]))
         }
     }
@@ -439,7 +471,18 @@ fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>) -> Result<(
     let floor = reports.iter().find(|r| r.scenario.starts_with("floor")).map(|r| r.rate);
     let assume = reports.iter().find(|r| r.scenario.starts_with("assume")).map(|r| r.rate);
     let ratio = floor.zip(assume).map(|(f, i)| i / f);
-    let value = json!({ "concurrency": a.concurrency, "rate": a.rate, "store": stint_store::describe(&a.store), "scenarios": reports, "issuance_over_floor": ratio, "memory": memory });
+    let xfloor = reports.iter().find(|r| r.scenario.starts_with("exchangefloor")).map(|r| r.rate);
+    let exchange = reports.iter().find(|r| r.scenario.starts_with("exchange") && !r.scenario.starts_with("exchangefloor")).map(|r| r.rate);
+    let xratio = xfloor.zip(exchange).map(|(f, x)| x / f);
+    let value = json!({
+        "concurrency": a.concurrency,
+        "rate": a.rate,
+        "store": stint_store::describe(&a.store),
+        "scenarios": reports,
+        "issuance_over_floor": ratio,
+        "exchange_over_floor": xratio,
+        "memory": memory,
+    });
     a.output.print(&value, |_| {
         println!(
             "{:<18} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -453,6 +496,9 @@ fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>) -> Result<(
         }
         if let Some(r) = ratio {
             println!("issuance / floor: {:.0} %", r * 100.0);
+        }
+        if let Some(r) = xratio {
+            println!("exchange / exchange floor (RS256 verify): {:.0} %", r * 100.0);
         }
         if let Some(m) = memory {
             println!(

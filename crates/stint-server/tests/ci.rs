@@ -261,6 +261,19 @@ async fn other_grants_and_malformed_requests_are_refused(app: TestApp, gh: Githu
     assert_eq!(s, StatusCode::OK, "{v}");
 }
 
+async fn cached_keys_serve_while_the_issuer_is_unreachable(app: TestApp, gh: GithubIssuer) {
+    let (s, v) = exchange_token(&app, &gh.sign(&gh.claims(&Run::default(), "stint", NOW)), "deploy").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    gh.stop();
+    // Keys fetched before the outage still verify new tokens…
+    let (s, v) = exchange_token(&app, &gh.sign(&gh.claims(&Run::default(), "stint", NOW)), "deploy").await;
+    assert_eq!(s, StatusCode::OK, "the cached keys serve: {v}");
+    // …and a token naming a key stint has never seen cannot be checked: a clear error, no credential.
+    let unknown = signed(&gh, json!({ "alg": "RS256", "kid": "rotated-in-during-the-outage" }), gh.claims(&Run::default(), "stint", NOW));
+    let (s, v) = exchange_token(&app, &unknown, "deploy").await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_GATEWAY, Some("idp_unreachable")), "{v}");
+}
+
 macro_rules! ci_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -280,4 +293,9 @@ macro_rules! ci_tests {
     };
 }
 
-ci_tests!(a_workflow_on_main_gets_a_credential_once, hostile_tokens_are_refused_with_the_right_code, other_grants_and_malformed_requests_are_refused);
+ci_tests!(
+    a_workflow_on_main_gets_a_credential_once,
+    hostile_tokens_are_refused_with_the_right_code,
+    other_grants_and_malformed_requests_are_refused,
+    cached_keys_serve_while_the_issuer_is_unreachable
+);

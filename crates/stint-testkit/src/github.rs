@@ -66,6 +66,8 @@ impl Default for Run {
 }
 
 struct Shared {
+    /// Set by `stop`: every request then fails, even on connections already open.
+    stopped: std::sync::atomic::AtomicBool,
     url: String,
     key: RsaKeyPair,
     run: Mutex<Run>,
@@ -86,7 +88,8 @@ impl GithubIssuer {
     pub async fn start() -> GithubIssuer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
         let url = format!("http://127.0.0.1:{}", listener.local_addr().expect("bound").port());
-        let shared = Arc::new(Shared { url: url.clone(), key: rsa(SIGNING_KEY), run: Mutex::new(Run::default()), now: Mutex::new(None) });
+        let shared =
+            Arc::new(Shared { stopped: Default::default(), url: url.clone(), key: rsa(SIGNING_KEY), run: Mutex::new(Run::default()), now: Mutex::new(None) });
         let app = axum::Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/.well-known/jwks", get(jwks))
@@ -97,6 +100,12 @@ impl GithubIssuer {
         });
         let request_url = format!("{url}/_apis/pipelines/idtoken?api-version=2.0");
         GithubIssuer { url, request_url, shared, _server: server }
+    }
+
+    /// Stops serving (discovery, keys, token requests): the issuer is unreachable from now on.
+    pub fn stop(&self) {
+        self.shared.stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+        self._server.abort();
     }
 
     /// Sets the run the next requested tokens describe.
@@ -174,7 +183,14 @@ fn rand_id() -> u128 {
     u128::from_be_bytes(b)
 }
 
-async fn discovery(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+fn down(s: &Shared) -> Option<axum::response::Response> {
+    s.stopped.load(std::sync::atomic::Ordering::SeqCst).then(|| (StatusCode::SERVICE_UNAVAILABLE, "stopped").into_response())
+}
+
+async fn discovery(State(s): State<Arc<Shared>>) -> axum::response::Response {
+    if let Some(r) = down(&s) {
+        return r;
+    }
     axum::Json(json!({
         "issuer": s.url,
         "jwks_uri": format!("{}/.well-known/jwks", s.url),
@@ -184,10 +200,14 @@ async fn discovery(State(s): State<Arc<Shared>>) -> impl IntoResponse {
         "id_token_signing_alg_values_supported": ["RS256"],
         "scopes_supported": ["openid"],
     }))
+    .into_response()
 }
 
-async fn jwks(State(s): State<Arc<Shared>>) -> impl IntoResponse {
-    axum::Json(json!({ "keys": [jwk(&s.key, KID)] }))
+async fn jwks(State(s): State<Arc<Shared>>) -> axum::response::Response {
+    if let Some(r) = down(&s) {
+        return r;
+    }
+    axum::Json(json!({ "keys": [jwk(&s.key, KID)] })).into_response()
 }
 
 async fn request_token(
@@ -195,6 +215,9 @@ async fn request_token(
     headers: HeaderMap,
     Query(q): Query<std::collections::BTreeMap<String, String>>,
 ) -> axum::response::Response {
+    if let Some(r) = down(&s) {
+        return r;
+    }
     let authorized = headers.get("authorization").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case(&format!("bearer {REQUEST_TOKEN}")));
     if !authorized {
         return (StatusCode::UNAUTHORIZED, "bad request token").into_response();

@@ -98,9 +98,9 @@ enum Command {
     /// Pipelines: exchange the CI platform's OIDC token for a role credential
     #[command(subcommand)]
     Ci(cmd::ci::CiCmd),
-    /// Trust policies: check a token against a role's policy before deploying
+    /// Ask the policies: trust policies for CI tokens, Cedar policies for people
     #[command(subcommand)]
-    Policy(cmd::ci::PolicyCmd),
+    Policy(cmd::policy::PolicyCmd),
     /// Measure a stint server under load (starts its own server on a fresh data directory)
     Bench(cmd::bench::BenchArgs),
 }
@@ -140,7 +140,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Keys(c) => cmd::admin::keys(c).await,
         Command::Audit(c) => cmd::audit::run(c).await,
         Command::Ci(c) => cmd::ci::run(c).await,
-        Command::Policy(c) => cmd::ci::policy(c),
+        Command::Policy(c) => cmd::policy::policy(c),
         Command::Bench(a) => cmd::bench::run(a).await,
     }
 }

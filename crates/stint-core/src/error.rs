@@ -3,8 +3,6 @@
 //! Every variant is either the peer's fault (a 4xx with a stable code), or an
 //! internal failure whose cause goes to the log and never to the peer.
 
-use std::fmt;
-
 /// Who is to blame for an error; decides the HTTP status class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -94,18 +92,3 @@ impl Error {
 
 /// Shorthand used across the core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Formats a list for error messages: `a, b, c`.
-pub(crate) struct Listed<'a, T>(pub &'a [T]);
-
-impl<T: fmt::Display> fmt::Display for Listed<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, item) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            item.fmt(f)?;
-        }
-        Ok(())
-    }
-}

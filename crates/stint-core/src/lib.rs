@@ -6,6 +6,7 @@
 //! this crate; it depends on none of them.
 
 pub mod audit;
+pub mod authz;
 pub mod bearer;
 pub mod broker;
 pub mod crypto;

@@ -39,6 +39,9 @@ pub struct Session {
     /// Absolute: never extended by activity.
     pub expires_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
+    /// How the login showed a second factor (`password+totp`, `amr:otp`, `stint_totp`…);
+    /// policies see it as `context.mfa`.
+    pub mfa: String,
 }
 
 impl Session {

@@ -1,12 +1,16 @@
 //! Who may assume which role, for how long: the decision that yields a [`Permit`].
 //!
-//! The decision lists *reasons* a grant holds. Today a reason is "everyone" or a group
-//! membership; on-call, approved requests and break-glass plug in as further reasons.
+//! Eligibility is Cedar's ([`crate::authz`]): the role settings generate default policies,
+//! teams add their own. The decision lists the policies that allowed it; this module adds
+//! the lifetime rules (the role's maximum, the session's end).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::error::{Error, Listed, Result};
+use std::sync::Arc;
+
+use crate::authz::{AuthzContext, Engine, PolicySource, Principal};
+use crate::error::{Error, Result};
 use crate::ids::{GroupName, RoleName, SessionId, UserId};
 use crate::model::{Session, User};
 use crate::time::{Timestamp, Ttl};
@@ -23,27 +27,28 @@ pub struct RoleDef {
     pub description: String,
 }
 
-/// Why a user may assume a role.
+/// Why a user may assume a role: a Cedar policy that permitted it, by id.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", content = "name", rename_all = "snake_case")]
 pub enum GrantReason {
-    Everyone,
-    Group(GroupName),
+    Policy(String),
 }
 
 impl fmt::Display for GrantReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GrantReason::Everyone => f.write_str("every user"),
-            GrantReason::Group(g) => write!(f, "member of group {g}"),
+            GrantReason::Policy(id) => write!(f, "policy {id:?}"),
         }
     }
 }
 
-/// The set of roles in force.
+/// The set of roles in force, and the policies that decide who may assume them.
 #[derive(Clone, Debug)]
 pub struct Roles {
     defs: BTreeMap<RoleName, RoleDef>,
+    /// The team's policy files, kept so that changing a role regenerates the defaults.
+    extra: Vec<PolicySource>,
+    engine: Arc<Engine>,
 }
 
 fn role(name: &str) -> RoleName {
@@ -70,12 +75,39 @@ impl Roles {
             },
             RoleDef { name: role("admin"), max_ttl: ttl(3600), everyone: false, groups: vec![group("admins")], description: "full access".into() },
         ];
-        Roles { defs: defs.into_iter().map(|d| (d.name.clone(), d)).collect() }
+        let defs = defs.into_iter().map(|d| (d.name.clone(), d)).collect();
+        let engine = Arc::new(Engine::new(&[Self::defaults_of(&defs)]).unwrap_or_else(|e| unreachable!("built-in policies validate: {e}")));
+        Roles { defs, extra: vec![], engine }
     }
 
-    /// Adds or replaces a role definition (config overrides built-ins by name).
-    pub fn set(&mut self, def: RoleDef) {
+    fn defaults_of(defs: &BTreeMap<RoleName, RoleDef>) -> PolicySource {
+        PolicySource { origin: "defaults (generated from [roles])".into(), text: crate::authz::default_policies(defs.values()) }
+    }
+
+    /// Adds or replaces a role definition (config overrides built-ins by name) and
+    /// regenerates the default policies.
+    pub fn set(&mut self, def: RoleDef) -> Result<()> {
         self.defs.insert(def.name.clone(), def);
+        self.rebuild()
+    }
+
+    /// Adds the team's policy files; they are validated with the defaults.
+    pub fn with_policies(mut self, files: Vec<PolicySource>) -> Result<Roles> {
+        self.extra = files;
+        self.rebuild()?;
+        Ok(self)
+    }
+
+    fn rebuild(&mut self) -> Result<()> {
+        let mut sources = vec![Self::defaults_of(&self.defs)];
+        sources.extend(self.extra.iter().cloned());
+        self.engine = Arc::new(Engine::new(&sources)?);
+        Ok(())
+    }
+
+    /// The policy engine in force.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     pub fn get(&self, name: &RoleName) -> Option<&RoleDef> {
@@ -91,35 +123,39 @@ impl Roles {
         self.defs.values().map(|d| d.max_ttl).max().unwrap_or(Ttl::MAX)
     }
 
-    /// The reasons `user` may assume `def`, empty if none.
-    pub fn reasons(&self, def: &RoleDef, user: &User) -> Vec<GrantReason> {
-        let mut out = Vec::new();
-        if def.everyone {
-            out.push(GrantReason::Everyone);
+    /// The policies that let `user` assume `def` in `ctx`; `Err` when none does, or a
+    /// `forbid` matched (the refusal names it).
+    pub fn reasons(&self, def: &RoleDef, user: &User, ctx: &AuthzContext) -> Result<Vec<GrantReason>> {
+        let d = self.engine.decide(&Principal::Person(user), &def.name, ctx)?;
+        if d.allowed {
+            return Ok(d.policies.into_iter().map(GrantReason::Policy).collect());
         }
-        out.extend(def.groups.iter().filter(|g| user.in_group(g)).map(|g| GrantReason::Group(g.clone())));
-        out
+        let role = &def.name;
+        let why = if d.policies.is_empty() {
+            let groups: Vec<&str> = def.groups.iter().map(GroupName::as_str).collect();
+            match groups.as_slice() {
+                [] => format!("{} may not assume {role}: no policy permits it", user.name),
+                g => format!("{} may not assume {role}: no policy permits it (its default grant is membership in one of [{}])", user.name, g.join(", ")),
+            }
+        } else {
+            format!("{} may not assume {role}: forbidden by policy {}", user.name, d.policies.join(", "))
+        };
+        Err(Error::forbidden("role_not_granted", why))
     }
 
-    /// Every role `user` may assume now, with the reasons.
-    pub fn eligible(&self, user: &User) -> Vec<(&RoleDef, Vec<GrantReason>)> {
-        self.defs.values().map(|d| (d, self.reasons(d, user))).filter(|(_, r)| !r.is_empty()).collect()
+    /// Every role `user` may assume in `ctx`, with the reasons.
+    pub fn eligible(&self, user: &User, ctx: &AuthzContext) -> Vec<(&RoleDef, Vec<GrantReason>)> {
+        self.defs.values().filter_map(|d| self.reasons(d, user, ctx).ok().map(|r| (d, r))).collect()
     }
 
     /// Decides whether `user`, in `session`, may assume `role` for `requested` (or the longest
     /// allowed when `None`). Refuses — never caps — a request beyond the role's maximum or the
     /// session's end.
-    pub fn decide(&self, user: &User, session: &Session, role: &RoleName, requested: Option<Ttl>, now: Timestamp) -> Result<Permit> {
+    pub fn decide(&self, user: &User, session: &Session, role: &RoleName, requested: Option<Ttl>, ctx: &AuthzContext) -> Result<Permit> {
+        let now = ctx.now;
         let def =
             self.get(role).ok_or_else(|| Error::not_found("unknown_role", format!("no role named {role}; `stint whoami` lists the roles you may assume")))?;
-        let reasons = self.reasons(def, user);
-        if reasons.is_empty() {
-            let groups: Vec<_> = def.groups.iter().map(|g| g.as_str()).collect();
-            return Err(Error::forbidden(
-                "role_not_granted",
-                format!("{} may not assume {role}: it requires membership in one of [{}]", user.name, Listed(&groups)),
-            ));
-        }
+        let reasons = self.reasons(def, user, ctx)?;
         let session_left = now.until(session.expires_at);
         if session_left == 0 {
             return Err(Error::unauthenticated("session_expired", "session has ended; run `stint login`"));
@@ -201,6 +237,7 @@ mod tests {
             created_at: Timestamp(0),
             expires_at: Timestamp(expires),
             revoked_at: None,
+            mfa: "password+totp".into(),
         }
     }
 
@@ -227,7 +264,7 @@ mod tests {
         for (groups, role_name, req, end, want) in table {
             let u = user(groups);
             let s = session(&u, end);
-            let got = roles.decide(&u, &s, &role(role_name), req, now).map(|p| p.ttl().as_secs()).map_err(|e| e.code());
+            let got = roles.decide(&u, &s, &role(role_name), req, &AuthzContext::human("password+totp", now)).map(|p| p.ttl().as_secs()).map_err(|e| e.code());
             assert_eq!(got, want, "groups={groups:?} role={role_name} req={req:?}");
         }
     }
@@ -237,9 +274,12 @@ mod tests {
         let roles = Roles::builtin();
         let u = user(&["developers"]);
         let s = session(&u, 100_000);
-        let p = roles.decide(&u, &s, &role("developer"), None, Timestamp(10)).unwrap();
-        assert_eq!(p.reasons(), &[GrantReason::Group(group("developers"))]);
+        let ctx = AuthzContext::human("password+totp", Timestamp(10));
+        let p = roles.decide(&u, &s, &role("developer"), None, &ctx).unwrap();
+        assert_eq!(p.reasons(), &[GrantReason::Policy("developer: group developers".into())]);
         assert_eq!(p.expires_at(), Timestamp(10 + 4 * 3600));
-        assert_eq!(roles.eligible(&u).len(), 2);
+        assert_eq!(roles.eligible(&u, &ctx).len(), 2);
+        let refused = roles.decide(&user(&[]), &s, &role("admin"), None, &ctx).unwrap_err().to_string();
+        assert!(refused.contains("no policy permits it") && refused.contains("[admins]"), "{refused}");
     }
 }

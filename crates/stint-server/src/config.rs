@@ -49,7 +49,44 @@ pub struct FileConfig {
     #[serde(default)]
     pub ci: ci::CiSection,
     #[serde(default)]
+    pub policy: PolicySection,
+    #[serde(default)]
     pub bench: BenchSection,
+}
+
+/// `[policy]`: the team's Cedar policies, added to the defaults the roles generate.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// `.cedar` files, or directories whose `.cedar` files are all read (relative to this file).
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Reads the policy files and directories (sorted, so the order is stable).
+fn policy_sources(paths: &[PathBuf], base: &Path, origin: &str) -> Result<Vec<stint_core::authz::PolicySource>, ConfigError> {
+    let mut files = Vec::new();
+    for p in paths {
+        let path = base.join(p);
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(&path)
+                .map_err(|e| err(origin, "policy.files", format!("cannot read {}: {e}", path.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "cedar"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path);
+        }
+    }
+    files
+        .into_iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(&f).map_err(|e| err(origin, "policy.files", format!("cannot read {}: {e}", f.display())))?;
+            Ok(stint_core::authz::PolicySource { origin: f.display().to_string(), text })
+        })
+        .collect()
 }
 
 /// Settings for `stint bench`; nothing here is for production.
@@ -211,8 +248,10 @@ impl Config {
                 (name.clone(), ci::RoleTrustSource { inline: r.trust_policy.clone(), file: r.trust_policy_file.clone(), ci_ttl: r.ci_ttl.clone() })
             })
             .collect();
-        let roles = roles(fc.roles, origin)?;
         let base = source.as_deref().and_then(Path::parent).map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let roles = roles(fc.roles, origin)?
+            .with_policies(policy_sources(&fc.policy.files, &base, origin)?)
+            .map_err(|e| ConfigError { origin: origin.to_owned(), message: format!("policy: {e}") })?;
         let (ci_issuers, ci, warnings) = ci::load(fc.ci, trust_sources, &roles, &base, origin)?;
         let (oidc, sso) = oidc::providers(fc.identity.oidc, &roles, &public_url, origin)?;
         let throttle = ThrottleConfig {
@@ -325,7 +364,7 @@ fn roles(sections: BTreeMap<String, RoleSection>, origin: &str) -> Result<Roles,
             return Err(err(origin, &key("groups"), "nobody could assume this role: set groups, everyone = true or a trust_policy"));
         }
         let description = s.description.or(base.map(|b| b.description)).unwrap_or_default();
-        roles.set(RoleDef { name: rname, max_ttl, everyone, groups, description });
+        roles.set(RoleDef { name: rname, max_ttl, everyone, groups, description }).map_err(|e| err(origin, &format!("roles.{name}"), e))?;
     }
     Ok(roles)
 }

@@ -14,9 +14,9 @@ use crate::error::{corrupt, store};
 
 /// Column lists; the decoders below read them in this order.
 pub(crate) const USER_COLS: &str = "u.id, u.name, u.group_names, u.disabled, u.password_hash, u.totp_sealed, u.totp_last_step, u.created_at";
-pub(crate) const SESSION_COLS: &str = "s.id, s.lookup, s.secret_hash, s.user_id, s.created_at, s.expires_at, s.revoked_at";
+pub(crate) const SESSION_COLS: &str = "s.id, s.lookup, s.secret_hash, s.user_id, s.created_at, s.expires_at, s.revoked_at, s.mfa";
 /// Where the user columns start in a `SESSION_COLS, USER_COLS` row.
-pub(crate) const SESSION_WIDTH: usize = 7;
+pub(crate) const SESSION_WIDTH: usize = 8;
 pub(crate) const CODE_COLS: &str = "lookup, secret_hash, purpose, user_id, expires_at, used_at";
 pub(crate) const KEY_COLS: &str = "kid, public, sealed_private, created_at, retired_at, verify_until";
 pub(crate) const IDENTITY_COLS: &str = "i.issuer, i.subject, i.user_id, i.email, i.created_at, i.last_login_at";
@@ -107,6 +107,7 @@ pub(crate) fn session_with_user(r: &impl Cells) -> Result<(Session, User)> {
         created_at: r.time(4)?,
         expires_at: r.time(5)?,
         revoked_at: r.opt_time(6)?,
+        mfa: r.text(7)?,
     };
     Ok((session, user(r, SESSION_WIDTH)?))
 }

@@ -54,6 +54,7 @@ fn session(tag: &str, owner: &UserId, expires_at: i64) -> Session {
         created_at: Timestamp(T0 - 100),
         expires_at: Timestamp(expires_at),
         revoked_at: None,
+        mfa: "password+totp".into(),
     }
 }
 fn code(lookup: &str, purpose: CodePurpose, owner: Option<&UserId>) -> OneTimeCode {

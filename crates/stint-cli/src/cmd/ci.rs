@@ -1,5 +1,4 @@
-//! `stint ci login`: a pipeline trades its platform's OIDC token for a role credential, and
-//! `stint policy explain`: which trust-policy statement a token matches, or why none does.
+//! `stint ci login`: a pipeline trades its platform's OIDC token for a role credential.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +8,6 @@ use clap::{Args, Subcommand};
 use stint_server::wire::TokenExchangeResponse;
 
 use crate::client::Client;
-use crate::output::Output;
 
 #[derive(Subcommand)]
 pub enum CiCmd {
@@ -119,80 +117,4 @@ async fn login(a: CiLoginArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[derive(Subcommand)]
-pub enum PolicyCmd {
-    /// Show which trust-policy statement a CI token matches, or which condition fails
-    Explain(ExplainArgs),
-}
-
-#[derive(Args)]
-pub struct ExplainArgs {
-    /// The role whose trust policy to evaluate
-    #[arg(long, short = 'r')]
-    role: String,
-    /// A file holding the token (its signature is not checked: only its claims are read)
-    #[arg(long, conflicts_with = "claims", required_unless_present = "claims")]
-    token: Option<PathBuf>,
-    /// The claims as JSON (or @FILE)
-    #[arg(long)]
-    claims: Option<String>,
-    /// The server configuration holding the roles and issuers
-    #[arg(long, env = "STINT_CONFIG")]
-    config: Option<PathBuf>,
-    /// Output format
-    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
-    output: Output,
-}
-
-pub fn policy(cmd: PolicyCmd) -> Result<ExitCode> {
-    let PolicyCmd::Explain(a) = cmd;
-    let cfg = stint_server::config::Config::load(a.config.as_deref(), Default::default())?;
-    let role = stint_core::ids::RoleName::parse(&a.role)?;
-    let Some(trust) = cfg.broker.ci.trust.get(&role) else {
-        bail!("role {role} has no trust_policy in {}", a.config.as_ref().map_or("the configuration".into(), |p| p.display().to_string()));
-    };
-    let claims: serde_json::Map<String, serde_json::Value> = match (&a.token, &a.claims) {
-        (Some(f), _) => {
-            let text = std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
-            let payload = text.trim().split('.').nth(1).context("the token is not a JWT (header.payload.signature)")?;
-            use base64::Engine;
-            let bytes =
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).context("the token's payload is not base64url")?;
-            serde_json::from_slice(&bytes).context("the token's payload is not a JSON object")?
-        }
-        (None, Some(c)) => {
-            let text = match c.strip_prefix('@') {
-                Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?,
-                None => c.clone(),
-            };
-            serde_json::from_str(&text).context("--claims is not a JSON object")?
-        }
-        (None, None) => bail!("pass --token FILE or --claims JSON"),
-    };
-    let claims: std::collections::BTreeMap<String, serde_json::Value> = claims.into_iter().collect();
-    let issuer = match claims.get("iss").and_then(|v| v.as_str()) {
-        Some(i) => i.to_owned(),
-        None if cfg.broker.ci.issuers.len() == 1 => cfg.broker.ci.issuers[0].url.clone(),
-        None => bail!("the claims have no iss and several issuers are configured: add \"iss\""),
-    };
-    if !cfg.broker.ci.issuers.iter().any(|i| i.url == issuer) {
-        eprintln!("note: {issuer} is not a configured [[ci.issuer]]; the exchange would refuse it (untrusted_issuer)");
-    }
-    let eval = trust.policy.evaluate(&issuer, &claims);
-    a.output.print(&eval, |e| {
-        for s in &e.statements {
-            let effect = format!("{:?}", s.effect);
-            match &s.failed {
-                None => println!("{:<28} {:<5} matches", s.label, effect),
-                Some(why) => println!("{:<28} {:<5} does not match: {why}", s.label, effect),
-            }
-        }
-        match e.decision {
-            stint_core::trust::Decision::Allowed { statement } => println!("\nallowed by {} (lifetime {})", e.statements[statement].label, trust.ttl),
-            _ => println!("\nrefused: {}", e.refusal()),
-        }
-    })?;
-    Ok(if eval.allowed() { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }

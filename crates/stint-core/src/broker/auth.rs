@@ -287,7 +287,7 @@ impl Broker {
 
     /// `keys`: the throttle keys (by address, by user) that a success clears.
     async fn start_session(&self, req: LoginRequest, user: User, step: i64, keys: (&[String], &[String]), now: Timestamp) -> Result<NewSession> {
-        let (session, out) = self.mint_session(&user, now.plus(self.cfg.session_ttl), now);
+        let (session, out) = self.mint_session(&user, now.plus(self.cfg.session_ttl), "password+totp", now);
         let ok = Draft::new(now, Event::LoginSucceeded, Outcome::Success)
             .actor(&user.id)
             .subject(&user.id)
@@ -321,7 +321,7 @@ impl Broker {
     }
 
     /// A new session for `user` ending at `expires_at`: the row to store and the bearer to hand over once.
-    pub(super) fn mint_session(&self, user: &User, expires_at: Timestamp, now: Timestamp) -> (Session, NewSession) {
+    pub(super) fn mint_session(&self, user: &User, expires_at: Timestamp, mfa: &str, now: Timestamp) -> (Session, NewSession) {
         let b = bearer::mint(BearerKind::Session, &mut *self.rng());
         let session = Session {
             id: SessionId::random(&mut *self.rng()),
@@ -331,6 +331,7 @@ impl Broker {
             created_at: now,
             expires_at,
             revoked_at: None,
+            mfa: mfa.to_owned(),
         };
         let out = NewSession { token: b.value, session_id: session.id.clone(), user: user.name.clone(), expires_at };
         (session, out)

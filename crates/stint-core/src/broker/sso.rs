@@ -763,7 +763,7 @@ impl Broker {
         let user_id = a.user_id.clone().ok_or_else(|| Error::Internal("approved attempt without user".into()))?;
         let user = self.store.user_by_id(&user_id).await?.ok_or_else(|| Error::Internal("approved attempt for a missing user".into()))?;
         let expires_at = a.session_expires_at.unwrap_or_else(|| now.plus(self.cfg.session_ttl));
-        let (session, out) = self.mint_session(&user, expires_at, now);
+        let (session, out) = self.mint_session(&user, expires_at, a.mfa.as_deref().unwrap_or(""), now);
         let ok = Draft::new(now, Event::LoginSucceeded, Outcome::Success)
             .actor(&user.id)
             .subject(&user.id)

@@ -62,8 +62,14 @@ const KEY_RELOAD_INTERVAL_SECS: i64 = 1;
 
 impl Broker {
     pub fn whoami(&self, caller: &Caller) -> WhoAmI {
-        let roles =
-            self.cfg.roles.eligible(&caller.user).into_iter().map(|(d, reasons)| RoleChoice { role: d.name.clone(), max_ttl: d.max_ttl, reasons }).collect();
+        let ctx = self.authz_context(caller, self.now());
+        let roles = self
+            .cfg
+            .roles
+            .eligible(&caller.user, &ctx)
+            .into_iter()
+            .map(|(d, reasons)| RoleChoice { role: d.name.clone(), max_ttl: d.max_ttl, reasons })
+            .collect();
         WhoAmI {
             user_id: caller.user.id.to_string(),
             username: caller.user.name.clone(),
@@ -75,10 +81,16 @@ impl Broker {
         }
     }
 
+    /// What the policies see about a person's request now.
+    fn authz_context(&self, caller: &Caller, now: Timestamp) -> crate::authz::AuthzContext {
+        crate::authz::AuthzContext::human(&caller.session.mfa, now)
+    }
+
     /// Decides, records, then signs. The token leaves only after its audit record committed.
     pub async fn assume(&self, caller: &Caller, role: &str, ttl: Option<Ttl>) -> Result<Issued> {
         let now = self.now();
-        let decided = RoleName::parse(role).and_then(|r| self.cfg.roles.decide(&caller.user, &caller.session, &r, ttl, now));
+        let ctx = self.authz_context(caller, now);
+        let decided = RoleName::parse(role).and_then(|r| self.cfg.roles.decide(&caller.user, &caller.session, &r, ttl, &ctx));
         match decided {
             Ok(permit) => self.issue(caller, permit, now).await,
             Err(e) => {

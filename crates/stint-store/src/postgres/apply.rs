@@ -37,8 +37,8 @@ async fn mutate(db: &mut Db<'_>, m: Mutation) -> Result<()> {
         }
         Mutation::InsertSession(s) => db
             .execute(
-                "INSERT INTO sessions (id, lookup, secret_hash, user_id, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&s.id.as_str(), &s.lookup, &s.secret_hash, &s.user_id.as_str(), &s.created_at.0, &s.expires_at.0, &s.revoked_at.map(|t| t.0)],
+                "INSERT INTO sessions (id, lookup, secret_hash, user_id, created_at, expires_at, revoked_at, mfa) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[&s.id.as_str(), &s.lookup, &s.secret_hash, &s.user_id.as_str(), &s.created_at.0, &s.expires_at.0, &s.revoked_at.map(|t| t.0), &s.mfa],
             )
             .await
             .map(drop),

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (2, include_str!("../../migrations/postgres/0002_sso.sql")),
     (3, include_str!("../../migrations/postgres/0003_token_uses.sql")),
+    (4, include_str!("../../migrations/postgres/0004_session_mfa.sql")),
 ];
 
 /// Connections per replica: apply transactions are short, and the database is shared with

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_sso.sql")),
     (3, include_str!("../../migrations/sqlite/0003_token_uses.sql")),
+    (4, include_str!("../../migrations/sqlite/0004_session_mfa.sql")),
 ];
 
 /// Enough readers for the HTTP workers of a small node; each is a cheap file handle.

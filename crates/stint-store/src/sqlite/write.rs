@@ -38,8 +38,8 @@ fn mutate(c: &Connection, m: Mutation) -> Result<()> {
         }
         Mutation::InsertSession(s) => exec(
             c,
-            "INSERT INTO sessions (id, lookup, secret_hash, user_id, created_at, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![s.id.as_str(), s.lookup, s.secret_hash, s.user_id.as_str(), s.created_at.0, s.expires_at.0, s.revoked_at.map(|t| t.0)],
+            "INSERT INTO sessions (id, lookup, secret_hash, user_id, created_at, expires_at, revoked_at, mfa) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![s.id.as_str(), s.lookup, s.secret_hash, s.user_id.as_str(), s.created_at.0, s.expires_at.0, s.revoked_at.map(|t| t.0), s.mfa],
         )
         .map(drop),
         Mutation::RevokeSession { session, at } => {

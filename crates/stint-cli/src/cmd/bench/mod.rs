@@ -450,6 +450,7 @@ async fn memory(http: &reqwest::Client, url: &str, store: &str, data: &Path, pid
                 created_at: t,
                 expires_at: stint_core::Timestamp(t.0 + 8 * 3600),
                 revoked_at: None,
+                mfa: "password+totp".into(),
             };
             bearers.push(b.value.expose().to_owned());
             change.mutations.push(Mutation::InsertSession(s));

@@ -15,6 +15,9 @@ pub mod ids;
 pub mod jwt;
 pub mod model;
 pub mod oidc;
+pub mod oncall;
+/// Time zones and civil times in on-call schedules are `jiff` types.
+pub use jiff;
 pub mod password;
 pub mod policy;
 pub mod secret;

@@ -14,6 +14,7 @@ use stint_core::Ttl;
 
 pub mod ci;
 pub mod oidc;
+pub mod oncall;
 pub use ci::CiIssuerClient;
 pub use oidc::OidcClientConfig;
 
@@ -50,6 +51,8 @@ pub struct FileConfig {
     pub ci: ci::CiSection,
     #[serde(default)]
     pub policy: PolicySection,
+    #[serde(default)]
+    pub oncall: oncall::OnCallSection,
     #[serde(default)]
     pub bench: BenchSection,
 }
@@ -175,6 +178,8 @@ pub struct Config {
     pub oidc: Vec<OidcClientConfig>,
     /// How to reach each CI issuer of `broker.ci`.
     pub ci_issuers: Vec<CiIssuerClient>,
+    /// Calendar feeds of on-call schedules, refreshed by the server.
+    pub oncall_feeds: Vec<oncall::CalendarFeed>,
     /// Accepted but probably not meant (a trust policy's `StringEquals` with a `*`…); logged at start.
     pub warnings: Vec<String>,
 }
@@ -249,9 +254,11 @@ impl Config {
             })
             .collect();
         let base = source.as_deref().and_then(Path::parent).map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let roles = roles(fc.roles, origin)?
-            .with_policies(policy_sources(&fc.policy.files, &base, origin)?)
-            .map_err(|e| ConfigError { origin: origin.to_owned(), message: format!("policy: {e}") })?;
+        let roles = roles(fc.roles, origin)?;
+        let oncall::OnCall { schedules, feeds: oncall_feeds, policies: oncall_policies } = oncall::load(fc.oncall, &roles, &base, origin)?;
+        let mut sources: Vec<_> = oncall_policies.into_iter().collect();
+        sources.extend(policy_sources(&fc.policy.files, &base, origin)?);
+        let roles = roles.with_policies(sources).map_err(|e| ConfigError { origin: origin.to_owned(), message: format!("policy: {e}") })?;
         let (ci_issuers, ci, warnings) = ci::load(fc.ci, trust_sources, &roles, &base, origin)?;
         let (oidc, sso) = oidc::providers(fc.identity.oidc, &roles, &public_url, origin)?;
         let throttle = ThrottleConfig {
@@ -271,6 +278,7 @@ impl Config {
             throttle,
             sso,
             ci,
+            oncall: schedules,
         };
         let bench_floor = fc.bench.floor.unwrap_or(false);
         Ok(Config {
@@ -284,6 +292,7 @@ impl Config {
             bench_floor,
             oidc,
             ci_issuers,
+            oncall_feeds,
             warnings,
         })
     }

@@ -84,6 +84,28 @@ pub fn ensure_data_dir(dir: &Path) -> std::io::Result<()> {
 pub struct App {
     pub state: AppState,
     pub startup: Startup,
+    /// On-call calendars to re-read while serving.
+    feeds: Vec<config::oncall::CalendarFeed>,
+}
+
+/// Re-reads one on-call calendar (file or URL) and hands its shifts to the broker. A feed
+/// that cannot be read or parsed leaves the last good shifts in force.
+async fn refresh_feed(broker: &Broker, feed: &config::oncall::CalendarFeed, http: &reqwest::Client) -> Result<usize, String> {
+    let text = match (&feed.file, &feed.url) {
+        (Some(f), _) => std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?,
+        (None, Some(url)) => {
+            let resp = http.get(url).send().await.map_err(|e| format!("cannot fetch {url}: {e}"))?;
+            if !resp.status().is_success() {
+                return Err(format!("{url} answered {}", resp.status()));
+            }
+            resp.text().await.map_err(|e| format!("cannot read {url}: {e}"))?
+        }
+        (None, None) => return Ok(0),
+    };
+    let shifts = feed.parse(&text).map_err(|e| e.to_string())?;
+    let n = shifts.len();
+    broker.set_shifts(&feed.schedule, shifts);
+    Ok(n)
 }
 
 impl App {
@@ -113,7 +135,7 @@ impl App {
         let startup = broker.start(&cfg.digest()).await?;
         // A throwaway key, never stored or published: floor tokens verify nowhere.
         let bench_floor = cfg.bench_floor.then(|| Arc::new(stint_core::crypto::SigningKey::generate(&mut rand_core::OsRng)));
-        Ok(App { state: AppState { broker, metrics, bench_floor }, startup })
+        Ok(App { state: AppState { broker, metrics, bench_floor }, startup, feeds: cfg.oncall_feeds.clone() })
     }
 
     pub fn router(&self) -> axum::Router {
@@ -136,9 +158,25 @@ impl App {
                 }
             }
         });
+        let mut feeds = Vec::new();
+        for feed in self.feeds.clone() {
+            let broker = self.state.broker.clone();
+            feeds.push(tokio::spawn(async move {
+                let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap_or_default();
+                let mut tick = tokio::time::interval(feed.refresh);
+                loop {
+                    tick.tick().await;
+                    match refresh_feed(&broker, &feed, &http).await {
+                        Ok(n) => tracing::debug!(schedule = %feed.schedule, shifts = n, "on-call calendar read"),
+                        Err(e) => tracing::warn!(schedule = %feed.schedule, error = %e, "on-call calendar not refreshed; the last shifts read stay in force"),
+                    }
+                }
+            }));
+        }
         let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
         keys.abort();
+        feeds.iter().for_each(|f| f.abort());
         result
     }
 }

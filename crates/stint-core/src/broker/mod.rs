@@ -47,6 +47,8 @@ pub struct BrokerConfig {
     pub sso: Vec<SsoProvider>,
     /// CI issuers and the roles' trust policies.
     pub ci: CiConfig,
+    /// On-call schedules; calendar ones get their shifts from the host ([`Broker::set_shifts`]).
+    pub oncall: Vec<crate::oncall::Schedule>,
 }
 
 /// Argon2 is deliberately slow; the host runs it off the async workers.
@@ -136,6 +138,8 @@ pub struct Broker {
     idps: std::collections::BTreeMap<String, Arc<dyn IdentityProvider>>,
     /// The issuers of `cfg.ci`, by URL.
     ci_issuers: std::collections::BTreeMap<String, Arc<dyn CiIssuer>>,
+    /// The on-call schedules, with the calendar shifts last read.
+    oncall: RwLock<Vec<crate::oncall::Schedule>>,
 }
 
 /// What the first start produced for the operator.
@@ -158,7 +162,9 @@ impl Broker {
     ) -> Broker {
         let throttle = Mutex::new(Throttle::new(cfg.throttle));
         let addr_throttle = Mutex::new(Throttle::new(ThrottleConfig { free: cfg.throttle.free_per_address, ..cfg.throttle }));
+        let oncall = RwLock::new(cfg.oncall.clone());
         Broker {
+            oncall,
             cfg,
             store,
             clock,
@@ -179,6 +185,20 @@ impl Broker {
     pub fn with_identity_providers(mut self, idps: std::collections::BTreeMap<String, Arc<dyn IdentityProvider>>) -> Broker {
         self.idps = idps;
         self
+    }
+
+    /// Replaces the shifts of calendar schedule `name` (the host re-reads its feed).
+    pub fn set_shifts(&self, name: &str, shifts: Vec<crate::oncall::Shift>) {
+        if let Ok(mut all) = self.oncall.write() {
+            for s in all.iter_mut().filter(|s| s.name == name) {
+                s.source = crate::oncall::ScheduleSource::Calendar(shifts.clone());
+            }
+        }
+    }
+
+    /// The on-call schedules `person` is on now (shift or grace).
+    pub fn on_call(&self, person: &crate::ids::Username, now: Timestamp) -> Vec<String> {
+        self.oncall.read().map(|s| crate::oncall::schedules_on_call(&s, person, now)).unwrap_or_default()
     }
 
     pub fn config(&self) -> &BrokerConfig {

@@ -82,8 +82,12 @@ impl Broker {
     }
 
     /// What the policies see about a person's request now.
+    /// Checked at each issuance: when a shift ends (and its grace), so does what it granted.
     fn authz_context(&self, caller: &Caller, now: Timestamp) -> crate::authz::AuthzContext {
-        crate::authz::AuthzContext::human(&caller.session.mfa, now)
+        let mut ctx = crate::authz::AuthzContext::human(&caller.session.mfa, now);
+        ctx.on_call_schedules = self.on_call(&caller.user.name, now);
+        ctx.on_call = !ctx.on_call_schedules.is_empty();
+        ctx
     }
 
     /// Decides, records, then signs. The token leaves only after its audit record committed.

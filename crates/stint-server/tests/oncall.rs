@@ -1,0 +1,138 @@
+//! On-call grants against the running server, with the clock moved by the test: a rotation
+//! grants `developer` during a shift and its grace period, and stops at the next issuance
+//! after that; a calendar feed does the same and is re-read while the server runs.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{spawn_app_with, Backend, Person, TestApp};
+use reqwest::StatusCode;
+use stint_core::Timestamp;
+
+/// The harness's clock starts at 2027-01-15T08:00:00Z, a Friday.
+const MONDAY_HANDOFF: i64 = 1_800_259_200; // 2027-01-18T08:00:00Z = 09:00 in Berlin
+
+const ROTATION: &str = r#"
+[[oncall.schedule]]
+name = "primary"
+grants = ["developer"]
+grace = "30m"
+people = ["alice", "bob"]
+first_day = "2027-01-11"
+handoff = "09:00"
+every = "7d"
+timezone = "Europe/Berlin"
+"#;
+
+async fn people(app: &TestApp) -> (Person, Person, Person) {
+    let admin = app.admin().await;
+    let alice = app.person(&admin, "alice", &[]).await;
+    let bob = app.person(&admin, "bob", &[]).await;
+    (admin, alice, bob)
+}
+
+async fn may_deploy(app: &TestApp, p: &Person) -> Result<String, String> {
+    let (s, v) = app.assume(p, "developer", Some("15m")).await;
+    if s == StatusCode::OK {
+        let record = app.store.audit_after(0, 10_000).await.unwrap().into_iter().rev().find(|r| r.event == "credential.issued").unwrap();
+        Ok(record.details["reasons"].clone())
+    } else {
+        Err(v["error"].as_str().unwrap_or("").to_owned())
+    }
+}
+
+async fn a_rotation_grants_developer_during_the_shift_and_its_grace(app: TestApp) {
+    let (_, alice, bob) = people(&app).await;
+    // Friday of alice's week.
+    assert_eq!(may_deploy(&app, &alice).await, Ok("policy \"on call (primary): developer\"".into()));
+    assert_eq!(may_deploy(&app, &bob).await, Err("role_not_granted".into()));
+    let (_, me) = app.get("/v1/whoami", Some(&alice.session)).await;
+    assert!(me["roles"].as_array().unwrap().iter().any(|r| r["role"] == "developer"), "{me}");
+
+    // Monday 09:00 Berlin: bob takes over; alice keeps 30 minutes of grace.
+    app.clock.set(Timestamp(MONDAY_HANDOFF + 29 * 60 - 30));
+    let alice = app.login(&alice.name, &alice.secret).await;
+    let bob = app.login(&bob.name, &bob.secret).await;
+    assert!(may_deploy(&app, &alice).await.is_ok(), "within the grace period");
+    assert!(may_deploy(&app, &bob).await.is_ok());
+    app.clock.advance(30);
+    assert_eq!(may_deploy(&app, &alice).await, Err("role_not_granted".into()), "checked at each issuance");
+    assert!(may_deploy(&app, &bob).await.is_ok());
+}
+
+fn ics(events: &[(&str, &str, &str)]) -> String {
+    let mut out = String::from("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//stint test//EN\r\n");
+    for (who, start, end) in events {
+        out.push_str(&format!("BEGIN:VEVENT\r\nSUMMARY:On call\r\nATTENDEE:mailto:{who}\r\nDTSTART:{start}\r\nDTEND:{end}\r\nEND:VEVENT\r\n"));
+    }
+    out.push_str("END:VCALENDAR\r\n");
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calendar_feed_grants_and_is_re_read() {
+    let dir = std::env::temp_dir().join(format!("stint-oncall-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let feed = dir.join("pagerduty.ics");
+    // Alice's shift covers the harness's clock (the 15th, 08:00Z); bob's address differs from his name.
+    std::fs::write(
+        &feed,
+        ics(&[("alice@example.com", "20270115T000000Z", "20270116T000000Z"), ("robert@example.com", "20270116T000000Z", "20270117T000000Z")]),
+    )
+    .unwrap();
+    let toml = format!(
+        "[[oncall.schedule]]\nname = \"pagerduty\"\ngrants = [\"developer\"]\nical_file = {:?}\nrefresh = \"1s\"\n[oncall.schedule.people_map]\n\"robert@example.com\" = \"bob\"\n",
+        feed.display().to_string()
+    );
+    let app = spawn_app_with(Backend::Sqlite, &toml).await;
+    let (_, alice, bob) = people(&app).await;
+    assert_eq!(may_deploy(&app, &alice).await, Ok("policy \"on call (pagerduty): developer\"".into()));
+    assert_eq!(may_deploy(&app, &bob).await, Err("role_not_granted".into()));
+    app.clock.set(Timestamp(1_800_000_000 + 18 * 3600));
+    let bob = app.login(&bob.name, &bob.secret).await;
+    assert!(may_deploy(&app, &bob).await.is_ok(), "bob, through people_map");
+
+    // The schedule changes at the source: the server re-reads it while running.
+    std::fs::write(&feed, ics(&[])).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while may_deploy(&app, &bob).await.is_ok() {
+        assert!(Instant::now() < deadline, "the feed was not re-read within 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_are_validated_at_start() {
+    use stint_server::config::Config;
+    let dir = std::env::temp_dir().join(format!("stint-oncall-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let refused = |toml: &str, needle: &str| {
+        let f = dir.join("c.toml");
+        std::fs::write(&f, toml).unwrap();
+        let e = Config::load(Some(&f), Default::default()).unwrap_err().to_string();
+        assert!(e.contains(needle), "{needle:?} not in {e}");
+    };
+    refused(&ROTATION.replace("Europe/Berlin", "Mars/Olympus"), "unknown time zone");
+    refused(&ROTATION.replace("\"developer\"]", "\"superuser\"]"), "no role named superuser");
+    refused(&ROTATION.replace("every = \"7d\"", "every = \"36h\""), "whole days");
+    refused(&format!("{ROTATION}ical_url = \"https://example.com/x.ics\"\n"), "not both");
+    refused(&ROTATION.replace("first_day = \"2027-01-11\"", "first_day = \"next monday\""), "not a date");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+mod sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rotation_grants_developer_during_the_shift_and_its_grace() {
+        super::a_rotation_grants_developer_during_the_shift_and_its_grace(super::spawn_app_with(super::Backend::Sqlite, super::ROTATION).await).await;
+    }
+}
+
+mod postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rotation_grants_developer_during_the_shift_and_its_grace() {
+        super::a_rotation_grants_developer_during_the_shift_and_its_grace(super::spawn_app_with(super::Backend::Postgres, super::ROTATION).await).await;
+    }
+}

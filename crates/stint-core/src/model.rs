@@ -180,3 +180,66 @@ pub struct SsoAttempt {
     pub interval_secs: i64,
     pub last_poll_at: Option<Timestamp>,
 }
+
+/// Where a request for a role stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    /// Waiting for approvals until `pending_until`.
+    Pending,
+    /// Granted for `[granted_from, granted_until)`.
+    Approved,
+    Denied,
+    /// Revoked after approval: every credential issued under it is refused from then on.
+    Revoked,
+}
+
+impl RequestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestStatus::Pending => "pending",
+            RequestStatus::Approved => "approved",
+            RequestStatus::Denied => "denied",
+            RequestStatus::Revoked => "revoked",
+        }
+    }
+}
+
+/// A person's request for a role (admin, say) that approvers decide on; once approved, a
+/// time-boxed grant.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RoleRequest {
+    pub id: String,
+    pub requester: UserId,
+    pub requester_name: Username,
+    pub role: crate::ids::RoleName,
+    pub reason: String,
+    /// How long the grant lasts once approved, seconds.
+    pub duration_secs: i64,
+    pub status: RequestStatus,
+    pub created_at: Timestamp,
+    /// A pending request expires at this time.
+    pub pending_until: Timestamp,
+    /// The approvers so far, by user name.
+    pub approvals: Vec<Username>,
+    pub granted_from: Option<Timestamp>,
+    pub granted_until: Option<Timestamp>,
+    /// Who denied or revoked it, and why.
+    pub decided_by: Option<Username>,
+    pub decision_reason: Option<String>,
+}
+
+impl RoleRequest {
+    /// Whether the request is an approved grant covering `now`.
+    pub fn grants_at(&self, now: Timestamp) -> bool {
+        self.status == RequestStatus::Approved && self.granted_from.is_some_and(|f| f <= now) && self.granted_until.is_some_and(|u| now < u)
+    }
+    /// What a reader sees: a pending request past its deadline shows as expired.
+    pub fn shown_status(&self, now: Timestamp) -> &'static str {
+        match self.status {
+            RequestStatus::Pending if now >= self.pending_until => "expired",
+            RequestStatus::Approved if self.granted_until.is_some_and(|u| now >= u) => "ended",
+            s => s.as_str(),
+        }
+    }
+}

@@ -10,7 +10,7 @@ use crate::crypto::StoredKey;
 use crate::error::Result;
 use crate::ids::GroupName;
 use crate::ids::{SessionId, UserId, Username};
-use crate::model::{Identity, OneTimeCode, Session, SsoAttempt, SsoStatus, User};
+use crate::model::{Identity, OneTimeCode, RequestStatus, RoleRequest, Session, SsoAttempt, SsoStatus, User};
 use crate::time::Timestamp;
 
 #[derive(Debug)]
@@ -98,6 +98,15 @@ pub enum Mutation {
     PurgeTokenUses {
         before: Timestamp,
     },
+    InsertRequest(RoleRequest),
+    /// Replaces a request only while it still has status `expect` and `approvals` approvals
+    /// (`request_changed` otherwise), so two approvers or an approver and a revoker cannot
+    /// both act on the same state.
+    UpdateRequest {
+        request: RoleRequest,
+        expect: RequestStatus,
+        approvals: usize,
+    },
 }
 
 /// One atomic unit of work.
@@ -146,6 +155,11 @@ pub trait Store: Send + Sync + 'static {
     async fn sso_attempt_by_state(&self, lookup: &str) -> Result<Option<SsoAttempt>>;
     /// The SSO attempt whose device or login code has this lookup half.
     async fn sso_attempt_by_code(&self, lookup: &str) -> Result<Option<SsoAttempt>>;
+    async fn request(&self, id: &str) -> Result<Option<RoleRequest>>;
+    /// Requests created at or after `since`, newest first, at most `limit`.
+    async fn requests(&self, since: Timestamp, limit: u32) -> Result<Vec<RoleRequest>>;
+    /// The approved requests of `user` for `role` (grants; the caller checks their window).
+    async fn grants(&self, user: &UserId, role: &crate::ids::RoleName) -> Result<Vec<RoleRequest>>;
     /// The pending, unexpired device attempt with this user-code hash.
     async fn sso_attempt_by_user_code(&self, hash: &str, now: Timestamp) -> Result<Option<SsoAttempt>>;
 

@@ -7,7 +7,7 @@ use stint_core::audit::{Outcome, Record};
 use stint_core::crypto::StoredKey;
 use stint_core::error::{Error, Result};
 use stint_core::ids::{GroupName, SessionId, UserId, Username};
-use stint_core::model::{CodePurpose, Identity, OneTimeCode, Session, SsoAttempt, User};
+use stint_core::model::{CodePurpose, Identity, OneTimeCode, RoleRequest, Session, SsoAttempt, User};
 use stint_core::Timestamp;
 
 use crate::error::{corrupt, store};
@@ -143,6 +143,18 @@ pub(crate) fn sso_attempt(r: &impl Cells) -> Result<SsoAttempt> {
 
 pub(crate) fn sso_attempt_json(a: &SsoAttempt) -> Result<String> {
     serde_json::to_string(a).map_err(|e| Error::Internal(format!("encoding an SSO attempt: {e}")))
+}
+
+pub(crate) fn role_request(r: &impl Cells) -> Result<RoleRequest> {
+    serde_json::from_str(&r.text(0)?).map_err(|_| corrupt("role_requests.body"))
+}
+
+pub(crate) fn role_request_json(q: &RoleRequest) -> Result<String> {
+    serde_json::to_string(q).map_err(|e| Error::Internal(format!("encoding a request: {e}")))
+}
+
+pub(crate) fn request_changed() -> Error {
+    Error::conflict("request_changed", "this request changed meanwhile (another approver or a revocation); look again with `stint requests`")
 }
 
 pub(crate) fn identity_exists() -> Error {

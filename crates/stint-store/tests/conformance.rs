@@ -15,7 +15,7 @@ use std::sync::Arc;
 use stint_core::audit::{chain, verify_chain, Draft, Event, Outcome, Record, GENESIS};
 use stint_core::crypto::StoredKey;
 use stint_core::ids::{GroupName, SessionId, UserId, Username};
-use stint_core::model::{CodePurpose, Identity, OneTimeCode, Session, SsoAttempt, SsoMode, SsoStatus, User};
+use stint_core::model::{CodePurpose, Identity, OneTimeCode, RequestStatus, RoleRequest, Session, SsoAttempt, SsoMode, SsoStatus, User};
 use stint_core::store::{Change, Mutation, Store};
 use stint_core::{Error, Timestamp};
 use stint_store::{describe, PostgresStore, SqliteStore};
@@ -459,6 +459,54 @@ async fn token_uses(store: Arc<dyn Store>) {
     assert_eq!(conflict(store.apply(record("a", T0 + 300)).await), "token_replayed", "unexpired uses are kept");
 }
 
+async fn role_requests(store: Arc<dyn Store>) {
+    let alice = user("alice");
+    store.apply(insert(alice.clone())).await.unwrap();
+    let admin = stint_core::ids::RoleName::parse("admin").unwrap();
+    let pending = RoleRequest {
+        id: "r_1".into(),
+        requester: alice.id.clone(),
+        requester_name: alice.name.clone(),
+        role: admin.clone(),
+        reason: "rotate the database password".into(),
+        duration_secs: 3600,
+        status: RequestStatus::Pending,
+        created_at: Timestamp(T0),
+        pending_until: Timestamp(T0 + 3600),
+        approvals: vec![],
+        granted_from: None,
+        granted_until: None,
+        decided_by: None,
+        decision_reason: None,
+    };
+    store.apply(Change::default().with(Mutation::InsertRequest(pending.clone()))).await.unwrap();
+    assert_eq!(store.request("r_1").await.unwrap().unwrap(), pending);
+    assert!(store.grants(&alice.id, &admin).await.unwrap().is_empty());
+
+    // Two approvers acting on the same state: the second is refused.
+    let one = RoleRequest { approvals: vec![name("bob")], ..pending.clone() };
+    let update = |q: &RoleRequest, expect, approvals| Change::default().with(Mutation::UpdateRequest { request: q.clone(), expect, approvals });
+    store.apply(update(&one, RequestStatus::Pending, 0)).await.unwrap();
+    let other = RoleRequest { approvals: vec![name("carol")], ..pending.clone() };
+    assert_eq!(conflict(store.apply(update(&other, RequestStatus::Pending, 0)).await), "request_changed");
+    let granted = RoleRequest {
+        approvals: vec![name("bob"), name("carol")],
+        status: RequestStatus::Approved,
+        granted_from: Some(Timestamp(T0 + 10)),
+        granted_until: Some(Timestamp(T0 + 3610)),
+        ..pending.clone()
+    };
+    store.apply(update(&granted, RequestStatus::Pending, 1)).await.unwrap();
+    assert_eq!(store.grants(&alice.id, &admin).await.unwrap(), vec![granted.clone()]);
+    assert!(granted.grants_at(Timestamp(T0 + 10)) && !granted.grants_at(Timestamp(T0 + 3610)));
+    let revoked = RoleRequest { status: RequestStatus::Revoked, ..granted.clone() };
+    assert_eq!(conflict(store.apply(update(&revoked, RequestStatus::Pending, 2)).await), "request_changed", "it is approved now");
+    store.apply(update(&revoked, RequestStatus::Approved, 2)).await.unwrap();
+    assert!(store.grants(&alice.id, &admin).await.unwrap().is_empty());
+    assert_eq!(store.requests(Timestamp(T0), 10).await.unwrap(), vec![revoked]);
+    assert!(store.requests(Timestamp(T0 + 1), 10).await.unwrap().is_empty());
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -492,7 +540,8 @@ conformance!(
     concurrent_applies,
     identities,
     sso_attempts,
-    token_uses
+    token_uses,
+    role_requests
 );
 
 // ---------------------------------------------------------------- harness

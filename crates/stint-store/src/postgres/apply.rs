@@ -124,6 +124,25 @@ async fn mutate(db: &mut Db<'_>, m: Mutation) -> Result<()> {
             require(n, codec::token_replayed)
         }
         Mutation::PurgeTokenUses { before } => db.execute("DELETE FROM token_uses WHERE expires_at < $1", &[&before.0]).await.map(drop),
+        Mutation::InsertRequest(q) => {
+            let body = codec::role_request_json(&q)?;
+            db.execute(
+                "INSERT INTO role_requests (id, requester_id, role, status, created_at, body) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&q.id, &q.requester.as_str(), &q.role.as_str(), &q.status.as_str(), &q.created_at.0, &body],
+            )
+            .await
+            .map(drop)
+        }
+        Mutation::UpdateRequest { request: q, expect, approvals } => {
+            let body = codec::role_request_json(&q)?;
+            let n = db
+                .execute(
+                    "UPDATE role_requests SET status = $2, body = $3 WHERE id = $1 AND status = $4 AND json_array_length((body::json)->'approvals') = $5",
+                    &[&q.id, &q.status.as_str(), &body, &expect.as_str(), &(approvals as i32)],
+                )
+                .await?;
+            require(n, codec::request_changed)
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use stint_core::audit::Record;
 use stint_core::crypto::StoredKey;
 use stint_core::error::{Error, Result};
 use stint_core::ids::{SessionId, UserId, Username};
-use stint_core::model::{Identity, OneTimeCode, Session, SsoAttempt, User};
+use stint_core::model::{Identity, OneTimeCode, RoleRequest, Session, SsoAttempt, User};
 use stint_core::store::{Change, Store};
 use stint_core::Timestamp;
 use tokio_postgres::Config;
@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/postgres/0002_sso.sql")),
     (3, include_str!("../../migrations/postgres/0003_token_uses.sql")),
     (4, include_str!("../../migrations/postgres/0004_session_mfa.sql")),
+    (5, include_str!("../../migrations/postgres/0005_requests.sql")),
 ];
 
 /// Connections per replica: apply transactions are short, and the database is shared with
@@ -150,6 +151,20 @@ impl Store for PostgresStore {
     async fn identity(&self, issuer: &str, subject: &str) -> Result<Option<(Identity, User)>> {
         let sql = format!("SELECT {IDENTITY_COLS}, {USER_COLS} FROM identities i JOIN users u ON u.id = i.user_id WHERE i.issuer = $1 AND i.subject = $2");
         self.one(&sql, &[&issuer, &subject], codec::identity_with_user).await
+    }
+
+    async fn request(&self, id: &str) -> Result<Option<RoleRequest>> {
+        self.one("SELECT body FROM role_requests WHERE id = $1", &[&id], codec::role_request).await
+    }
+
+    async fn requests(&self, since: Timestamp, limit: u32) -> Result<Vec<RoleRequest>> {
+        let sql = "SELECT body FROM role_requests WHERE created_at >= $1 ORDER BY created_at DESC, id LIMIT $2";
+        self.all(sql, &[&since.0, &i64::from(limit)], codec::role_request).await
+    }
+
+    async fn grants(&self, user: &UserId, role: &stint_core::ids::RoleName) -> Result<Vec<RoleRequest>> {
+        let sql = "SELECT body FROM role_requests WHERE requester_id = $1 AND role = $2 AND status = 'approved'";
+        self.all(sql, &[&user.as_str(), &role.as_str()], codec::role_request).await
     }
 
     async fn sso_attempt_by_state(&self, lookup: &str) -> Result<Option<SsoAttempt>> {

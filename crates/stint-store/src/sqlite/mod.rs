@@ -13,7 +13,7 @@ use stint_core::audit::Record;
 use stint_core::crypto::StoredKey;
 use stint_core::error::Result;
 use stint_core::ids::{SessionId, UserId, Username};
-use stint_core::model::{Identity, OneTimeCode, Session, SsoAttempt, User};
+use stint_core::model::{Identity, OneTimeCode, RoleRequest, Session, SsoAttempt, User};
 use stint_core::store::{Change, Store};
 use stint_core::Timestamp;
 
@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/sqlite/0002_sso.sql")),
     (3, include_str!("../../migrations/sqlite/0003_token_uses.sql")),
     (4, include_str!("../../migrations/sqlite/0004_session_mfa.sql")),
+    (5, include_str!("../../migrations/sqlite/0005_requests.sql")),
 ];
 
 /// Enough readers for the HTTP workers of a small node; each is a cheap file handle.
@@ -198,6 +199,21 @@ impl Store for SqliteStore {
     async fn identity(&self, issuer: &str, subject: &str) -> Result<Option<(Identity, User)>> {
         let sql = format!("SELECT {IDENTITY_COLS}, {USER_COLS} FROM identities i JOIN users u ON u.id = i.user_id WHERE i.issuer = ?1 AND i.subject = ?2");
         self.one(&sql, [issuer, subject], |r| codec::identity_with_user(r))
+    }
+
+    async fn request(&self, id: &str) -> Result<Option<RoleRequest>> {
+        self.one("SELECT body FROM role_requests WHERE id = ?1", [id], |r| codec::role_request(r))
+    }
+
+    async fn requests(&self, since: Timestamp, limit: u32) -> Result<Vec<RoleRequest>> {
+        self.all("SELECT body FROM role_requests WHERE created_at >= ?1 ORDER BY created_at DESC, id LIMIT ?2", params![since.0, limit], |r| {
+            codec::role_request(r)
+        })
+    }
+
+    async fn grants(&self, user: &UserId, role: &stint_core::ids::RoleName) -> Result<Vec<RoleRequest>> {
+        let sql = "SELECT body FROM role_requests WHERE requester_id = ?1 AND role = ?2 AND status = 'approved'";
+        self.all(sql, [user.as_str(), role.as_str()], |r| codec::role_request(r))
     }
 
     async fn sso_attempt_by_state(&self, lookup: &str) -> Result<Option<SsoAttempt>> {

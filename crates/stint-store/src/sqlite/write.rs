@@ -120,6 +120,20 @@ fn mutate(c: &Connection, m: Mutation) -> Result<()> {
             require(n, codec::token_replayed)
         }
         Mutation::PurgeTokenUses { before } => exec(c, "DELETE FROM token_uses WHERE expires_at < ?1", params![before.0]).map(drop),
+        Mutation::InsertRequest(q) => exec(
+            c,
+            "INSERT INTO role_requests (id, requester_id, role, status, created_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![q.id, q.requester.as_str(), q.role.as_str(), q.status.as_str(), q.created_at.0, codec::role_request_json(&q)?],
+        )
+        .map(drop),
+        Mutation::UpdateRequest { request: q, expect, approvals } => {
+            let n = exec(
+                c,
+                "UPDATE role_requests SET status = ?2, body = ?3 WHERE id = ?1 AND status = ?4 AND json_array_length(json_extract(body, '$.approvals')) = ?5",
+                params![q.id, q.status.as_str(), codec::role_request_json(&q)?, expect.as_str(), approvals as i64],
+            )?;
+            require(n, codec::request_changed)
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! [`store::Store`] port. The HTTP layer, the CLI and the store adapters depend on
 //! this crate; it depends on none of them.
 
+pub mod alerts;
 pub mod audit;
 pub mod authz;
 pub mod bearer;

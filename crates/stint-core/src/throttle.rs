@@ -88,6 +88,11 @@ impl Throttle {
         }
     }
 
+    /// Failures counted for `key` in its current window.
+    pub fn failures(&self, key: &str) -> u32 {
+        self.keys.get(key).map_or(0, |e| e.failures)
+    }
+
     pub fn success(&mut self, key: &str) {
         self.keys.remove(key);
     }

@@ -54,7 +54,74 @@ pub struct FileConfig {
     #[serde(default)]
     pub oncall: oncall::OnCallSection,
     #[serde(default)]
+    pub alerts: AlertsSection,
+    #[serde(default)]
     pub bench: BenchSection,
+}
+
+/// `[alerts]`: where alerts go.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsSection {
+    #[serde(default)]
+    pub webhook: Vec<WebhookSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSection {
+    pub url: String,
+    /// `slack` (incoming-webhook JSON) or `json` (signed with HMAC-SHA256).
+    pub format: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    pub secret_env: Option<String>,
+    pub danger_secret: Option<stint_core::secret::SecretString>,
+    /// The events it receives (default: all).
+    #[serde(default)]
+    pub events: Vec<String>,
+    pub timeout: Option<String>,
+}
+
+fn webhooks(sections: Vec<WebhookSection>, base: &Path, origin: &str) -> Result<Vec<crate::webhooks::Webhook>, ConfigError> {
+    use crate::webhooks::{Format, Webhook};
+    use stint_core::alerts::AlertKind;
+    let mut out = Vec::new();
+    for (i, s) in sections.into_iter().enumerate() {
+        let key = |k: &str| format!("alerts.webhook[{i}].{k}");
+        if !(s.url.starts_with("https://") || s.url.starts_with("http://127.0.0.1") || s.url.starts_with("http://localhost")) {
+            return Err(err(origin, &key("url"), "must be an https:// URL"));
+        }
+        let format = match s.format.as_deref().unwrap_or("slack") {
+            "slack" => Format::Slack,
+            "json" => Format::Json,
+            other => return Err(err(origin, &key("format"), format!("{other:?} is not \"slack\" or \"json\""))),
+        };
+        let secret = match (&s.secret_file, &s.secret_env, s.danger_secret) {
+            (Some(f), None, None) => Some(stint_core::secret::SecretString::new(
+                std::fs::read_to_string(base.join(f))
+                    .map_err(|e| err(origin, &key("secret_file"), format!("cannot read {}: {e}", f.display())))?
+                    .trim()
+                    .to_owned(),
+            )),
+            (None, Some(v), None) => Some(stint_core::secret::SecretString::new(
+                std::env::var(v).map_err(|_| err(origin, &key("secret_env"), format!("environment variable {v} is not set")))?,
+            )),
+            (None, None, Some(s)) => Some(s),
+            (None, None, None) => None,
+            _ => return Err(err(origin, &key("secret_file"), "set one of secret_file, secret_env or danger_secret")),
+        };
+        if format == Format::Json && secret.as_ref().is_none_or(|s| s.expose().len() < 16) {
+            return Err(err(origin, &key("secret_file"), "a json webhook needs a signing secret of at least 16 characters"));
+        }
+        let events = s
+            .events
+            .iter()
+            .map(|e| AlertKind::parse(e).ok_or_else(|| err(origin, &key("events"), format!("unknown event {e:?}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let timeout = s.timeout.as_deref().unwrap_or("5s").parse::<Ttl>().map_err(|e| err(origin, &key("timeout"), e))?;
+        out.push(Webhook { url: s.url, format, secret, events, timeout: std::time::Duration::from_secs(timeout.as_secs()) });
+    }
+    Ok(out)
 }
 
 /// `[policy]`: the team's Cedar policies, added to the defaults the roles generate.
@@ -180,6 +247,8 @@ pub struct Config {
     pub ci_issuers: Vec<CiIssuerClient>,
     /// Calendar feeds of on-call schedules, refreshed by the server.
     pub oncall_feeds: Vec<oncall::CalendarFeed>,
+    /// Where alerts go.
+    pub webhooks: Vec<crate::webhooks::Webhook>,
     /// Accepted but probably not meant (a trust policy's `StringEquals` with a `*`…); logged at start.
     pub warnings: Vec<String>,
 }
@@ -258,6 +327,7 @@ impl Config {
         let oncall::OnCall { schedules, feeds: oncall_feeds, policies: oncall_policies } = oncall::load(fc.oncall, &roles, &base, origin)?;
         let mut sources: Vec<_> = oncall_policies.into_iter().collect();
         sources.extend(policy_sources(&fc.policy.files, &base, origin)?);
+        let webhooks = webhooks(fc.alerts.webhook, &base, origin)?;
         let roles = roles.with_policies(sources).map_err(|e| ConfigError { origin: origin.to_owned(), message: format!("policy: {e}") })?;
         let (ci_issuers, ci, warnings) = ci::load(fc.ci, trust_sources, &roles, &base, origin)?;
         let (oidc, sso) = oidc::providers(fc.identity.oidc, &roles, &public_url, origin)?;
@@ -293,6 +363,7 @@ impl Config {
             oidc,
             ci_issuers,
             oncall_feeds,
+            webhooks,
             warnings,
         })
     }

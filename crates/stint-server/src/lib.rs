@@ -8,6 +8,7 @@ pub mod html;
 pub mod metrics;
 pub mod password;
 pub mod routes;
+pub mod webhooks;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -129,8 +130,11 @@ impl App {
             .iter()
             .map(|c| (c.url.clone(), Arc::new(stint_oidc::Issuer::new(&c.url, c.allow_http_loopback, c.jwks_min_refetch)) as Arc<dyn broker::CiIssuer>))
             .collect();
-        let broker =
-            Broker::new(cfg.broker.clone(), store, clock, broker::os_entropy(), kek, work, metrics.clone()).with_identity_providers(idps).with_ci_issuers(ci);
+        let alerter = Arc::new(webhooks::WebhookAlerter::start(cfg.webhooks.clone(), metrics.alerts.clone()));
+        let broker = Broker::new(cfg.broker.clone(), store, clock, broker::os_entropy(), kek, work, metrics.clone())
+            .with_identity_providers(idps)
+            .with_ci_issuers(ci)
+            .with_alerter(alerter);
         let broker = Arc::new(broker);
         let startup = broker.start(&cfg.digest()).await?;
         // A throwaway key, never stored or published: floor tokens verify nowhere.

@@ -20,6 +20,8 @@ pub struct Metrics {
     issue_count: AtomicU64,
     issue_sum_micros: AtomicU64,
     pub(crate) audit_notify: tokio::sync::Notify,
+    /// Alerts delivered and dropped (queue full, or every retry failed).
+    pub alerts: std::sync::Arc<crate::webhooks::AlertCounts>,
 }
 
 fn bump(m: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -67,6 +69,13 @@ impl Metrics {
         labelled(&mut out, "stint_auth_failures_total", "Failed authentications, by reason.", "reason", &self.auth_failures);
         let _ = writeln!(out, "# HELP stint_audit_appends_total Audit records appended by this replica.\n# TYPE stint_audit_appends_total counter");
         let _ = writeln!(out, "stint_audit_appends_total {}", self.audit_appends.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP stint_alerts_sent_total Alerts delivered to a webhook.\n# TYPE stint_alerts_sent_total counter");
+        let _ = writeln!(out, "stint_alerts_sent_total {}", self.alerts.sent.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP stint_alerts_dropped_total Alerts dropped: the queue was full or every retry failed.\n# TYPE stint_alerts_dropped_total counter"
+        );
+        let _ = writeln!(out, "stint_alerts_dropped_total {}", self.alerts.dropped.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP stint_active_sessions Sessions neither expired nor revoked.\n# TYPE stint_active_sessions gauge");
         let _ = writeln!(out, "stint_active_sessions {active_sessions}");
         let name = "stint_issuance_duration_seconds";

@@ -221,12 +221,42 @@ impl Broker {
 
     async fn login_failed(&self, req: &LoginRequest, user: Option<&User>, reason: &str, now: Timestamp) -> Result<()> {
         self.observer.auth_failed(reason);
+        if let Some(u) = user {
+            self.alert_login_failure(u, reason, &req.addr, "password+totp", now);
+        }
         let mut d = Draft::new(now, Event::LoginFailed, Outcome::Failure).actor(&req.addr).reason(reason).detail("method", "password+totp");
         d = match user {
             Some(u) => d.subject(&u.id),
             None => d.detail("username", crate::ids::truncate(&req.username)),
         };
         self.commit(Change::audit_only(d)).await.map(|_| ())
+    }
+
+    /// Alerts on a disabled user's login, and once per window when a user's failures reach
+    /// the free allowance (from one address, or at the second factor).
+    pub(super) fn alert_login_failure(&self, user: &User, reason: &str, addr: &str, method: &str, now: Timestamp) {
+        use crate::alerts::{Alert, AlertKind};
+        if reason == "user_disabled" {
+            let a = Alert::new(AlertKind::DisabledUserLogin, now, format!("Disabled user {} tried to log in from {addr}", user.name))
+                .detail("user", &user.name)
+                .detail("addr", addr)
+                .detail("method", method);
+            self.alerter.send(a);
+            return;
+        }
+        let free = self.cfg.throttle.free;
+        let counted = self.throttle.lock().map(|t| {
+            let by_user = t.failures(&format!("user:{}|addr:{addr}", crate::ids::truncate(user.name.as_str())));
+            by_user.max(t.failures(&format!("totp:{}", user.id)))
+        });
+        if counted.is_ok_and(|n| n == free.max(1)) {
+            let a = Alert::new(AlertKind::RepeatedLoginFailures, now, format!("{} failed logins for {} (last from {addr}: {reason})", free.max(1), user.name))
+                .detail("user", &user.name)
+                .detail("addr", addr)
+                .detail("reason", reason)
+                .detail("failures", free.max(1));
+            self.alerter.send(a);
+        }
     }
 
     /// Password and a current, unused TOTP code → a session with an absolute expiry.

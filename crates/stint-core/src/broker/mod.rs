@@ -140,6 +140,7 @@ pub struct Broker {
     ci_issuers: std::collections::BTreeMap<String, Arc<dyn CiIssuer>>,
     /// The on-call schedules, with the calendar shifts last read.
     oncall: RwLock<Vec<crate::oncall::Schedule>>,
+    alerter: Arc<dyn crate::alerts::Alerter>,
 }
 
 /// What the first start produced for the operator.
@@ -178,12 +179,19 @@ impl Broker {
             verified_cache: RwLock::default(),
             idps: Default::default(),
             ci_issuers: Default::default(),
+            alerter: Arc::new(crate::alerts::NoAlerts),
         }
     }
 
     /// Wires the configured providers (`cfg.sso`) to their implementations, by name.
     pub fn with_identity_providers(mut self, idps: std::collections::BTreeMap<String, Arc<dyn IdentityProvider>>) -> Broker {
         self.idps = idps;
+        self
+    }
+
+    /// Where alerts go (webhooks, in the server).
+    pub fn with_alerter(mut self, alerter: Arc<dyn crate::alerts::Alerter>) -> Broker {
+        self.alerter = alerter;
         self
     }
 

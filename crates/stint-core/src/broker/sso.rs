@@ -536,6 +536,7 @@ impl Broker {
         let (user, mut change) = self.sso_user(p, &token, email, groups, now).await?;
         a.user_id = Some(user.id.clone());
         if user.disabled {
+            self.alert_login_failure(&user, "user_disabled", &cb.addr, &format!("sso:{}", p.name), now);
             let e = Error::forbidden("user_disabled", "this user is disabled in stint; ask an administrator");
             return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), change, &cb.addr, now).await;
         }

@@ -1,0 +1,143 @@
+//! Alerts reach real HTTP receivers (a webhook server run by the test): a signed JSON body and
+//! a Slack-compatible one, for a disabled user's login and for repeated failures; a dead
+//! receiver is retried, then counted as dropped, without holding up the request that caused it.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::HeaderMap;
+use common::{spawn_app_with, Backend, TestApp, PASSWORD};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const SECRET: &str = "a webhook signing secret";
+
+type Seen = Arc<Mutex<Vec<(String, HeaderMap, Vec<u8>)>>>;
+
+/// A webhook receiver on a loopback port: every POST is recorded with its path.
+async fn receiver() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap, body: axum::body::Bytes| {
+        let record = record.clone();
+        async move {
+            record.lock().unwrap().push((uri.path().to_owned(), headers, body.to_vec()));
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+async fn wait_for(seen: &Seen, n: usize) -> Vec<(String, HeaderMap, Vec<u8>)> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = seen.lock().unwrap().clone();
+        if got.len() >= n {
+            return got;
+        }
+        assert!(Instant::now() < deadline, "only {} of {n} alerts arrived", got.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn verify(headers: &HeaderMap, body: &[u8]) {
+    let ts = headers["x-stint-timestamp"].to_str().unwrap();
+    let sig = headers["x-stint-signature"].to_str().unwrap().strip_prefix("sha256=").unwrap();
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
+    let tag = (0..sig.len()).step_by(2).map(|i| u8::from_str_radix(&sig[i..i + 2], 16).unwrap()).collect::<Vec<_>>();
+    ring::hmac::verify(&key, &[format!("{ts}.").as_bytes(), body].concat(), &tag).expect("the signature verifies with the shared secret");
+}
+
+async fn app_with_hooks(hooks: &str) -> TestApp {
+    spawn_app_with(Backend::Sqlite, hooks).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_reach_signed_json_and_slack_webhooks() {
+    let (url, seen) = receiver().await;
+    let toml = format!(
+        "[[alerts.webhook]]\nurl = \"{url}/json\"\nformat = \"json\"\ndanger_secret = \"{SECRET}\"\n\n\
+         [[alerts.webhook]]\nurl = \"{url}/slack\"\nformat = \"slack\"\nevents = [\"disabled_user_login\"]\n"
+    );
+    let app = app_with_hooks(&toml).await;
+    let admin = app.admin().await;
+    let alice = app.person(&admin, "alice", &[]).await;
+    let (s, _) = app.post("/v1/users/alice/disable", Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    app.clock.advance(30);
+    let (s, v) = app.login_raw("alice", PASSWORD, &app.totp(&alice.secret)).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("user_disabled")));
+
+    let got = wait_for(&seen, 2).await;
+    let json_hook = got.iter().find(|(p, _, _)| p == "/json").unwrap();
+    verify(&json_hook.1, &json_hook.2);
+    let alert: Value = serde_json::from_slice(&json_hook.2).unwrap();
+    assert_eq!((alert["event"].as_str(), alert["details"]["user"].as_str()), (Some("disabled_user_login"), Some("alice")), "{alert}");
+    let slack = got.iter().find(|(p, _, _)| p == "/slack").unwrap();
+    let text: Value = serde_json::from_slice(&slack.2).unwrap();
+    assert_eq!(text, json!({ "text": "stint: Disabled user alice tried to log in from 127.0.0.1" }));
+    assert!(slack.1.get("x-stint-signature").is_none(), "Slack webhooks are not signed");
+
+    // Five wrong passwords for bob (the free allowance) raise one alert; the lockout that
+    // follows raises none, and the Slack hook does not subscribe to it.
+    let _bob = app.person(&admin, "bob", &[]).await;
+    for _ in 0..6 {
+        app.login_raw("bob", "not bob's password at all", "000000").await;
+    }
+    let got = wait_for(&seen, 3).await;
+    let repeated: Vec<Value> = got
+        .iter()
+        .filter(|(p, _, _)| p == "/json")
+        .map(|(_, _, b)| serde_json::from_slice(b).unwrap())
+        .filter(|a: &Value| a["event"] == "repeated_login_failures")
+        .collect();
+    assert_eq!(repeated.len(), 1, "{repeated:?}");
+    assert_eq!((repeated[0]["details"]["user"].as_str(), repeated[0]["details"]["failures"].as_str()), (Some("bob"), Some("5")));
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("stint_alerts_sent_total 3"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_receiver_is_retried_then_counted_as_dropped() {
+    // Nothing listens on this port.
+    let dead = format!("http://127.0.0.1:{}/hook", stint_testkit::free_port());
+    let app = app_with_hooks(&format!("[[alerts.webhook]]\nurl = \"{dead}\"\nformat = \"slack\"\ntimeout = \"1s\"\n")).await;
+    let admin = app.admin().await;
+    let alice = app.person(&admin, "alice", &[]).await;
+    app.post("/v1/users/alice/disable", Some(&admin.session), json!({})).await;
+    app.clock.advance(30);
+    let (s, _) = app.login_raw("alice", PASSWORD, &app.totp(&alice.secret)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let metrics = || async { app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap() };
+    // The refusal came back while delivery was still being retried (3.5 s of backoff).
+    assert!(metrics().await.contains("stint_alerts_dropped_total 0"), "the request did not wait for the webhook");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !metrics().await.contains("stint_alerts_dropped_total 1") {
+        assert!(Instant::now() < deadline, "the undeliverable alert was never counted as dropped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_validated_at_start() {
+    use stint_server::config::Config;
+    let dir = std::env::temp_dir().join(format!("stint-alerts-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let refused = |toml: &str, needle: &str| {
+        let f = dir.join("c.toml");
+        std::fs::write(&f, toml).unwrap();
+        let e = Config::load(Some(&f), Default::default()).unwrap_err().to_string();
+        assert!(e.contains(needle), "{needle:?} not in {e}");
+    };
+    refused("[[alerts.webhook]]\nurl = \"http://hooks.example.com/x\"\n", "https");
+    refused("[[alerts.webhook]]\nurl = \"https://hooks.example.com/x\"\nformat = \"json\"\n", "signing secret");
+    refused("[[alerts.webhook]]\nurl = \"https://hooks.example.com/x\"\nformat = \"xml\"\n", "\"xml\"");
+    refused("[[alerts.webhook]]\nurl = \"https://hooks.example.com/x\"\nevents = [\"coffee\"]\n", "unknown event");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -83,6 +83,17 @@ enum Command {
     Creds(cmd::creds::CredsArgs),
     /// Run a command with a role's credential in its environment
     Exec(cmd::creds::ExecArgs),
+    /// Request a role (admin, say) that approvers grant for a while
+    Request(cmd::requests::RequestArgs),
+    /// List requests for roles (approvers see everyone's)
+    Requests(cmd::requests::ListArgs),
+    /// Approve a request (approvers; never your own)
+    Approve(cmd::requests::ApproveArgs),
+    /// Deny a request, with a reason (approvers)
+    Deny(cmd::requests::DenyArgs),
+    /// Manage approved grants
+    #[command(subcommand)]
+    Grant(cmd::requests::GrantCmd),
     /// Manage users (administrators)
     #[command(subcommand)]
     User(cmd::admin::UserCmd),
@@ -135,6 +146,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Assume(a) => cmd::auth::assume(a).await,
         Command::Creds(a) => cmd::creds::creds(a).await,
         Command::Exec(a) => cmd::creds::exec(a).await,
+        Command::Request(a) => cmd::requests::request(a).await,
+        Command::Requests(a) => cmd::requests::list(a).await,
+        Command::Approve(a) => cmd::requests::approve(a).await,
+        Command::Deny(a) => cmd::requests::deny(a).await,
+        Command::Grant(c) => cmd::requests::grant(c).await,
         Command::User(c) => cmd::admin::user(c).await,
         Command::Session(c) => cmd::admin::session(c).await,
         Command::Keys(c) => cmd::admin::keys(c).await,

@@ -34,10 +34,14 @@ pub enum Event {
     RequestRefused,
     UserGroupsChanged,
     ExchangeDenied,
+    RequestCreated,
+    RequestApproved,
+    RequestDenied,
+    GrantRevoked,
 }
 
 impl Event {
-    pub const ALL: [Event; 20] = [
+    pub const ALL: [Event; 24] = [
         Event::ConfigLoaded,
         Event::KeyCreated,
         Event::KeyRotated,
@@ -58,6 +62,10 @@ impl Event {
         Event::RequestRefused,
         Event::UserGroupsChanged,
         Event::ExchangeDenied,
+        Event::RequestCreated,
+        Event::RequestApproved,
+        Event::RequestDenied,
+        Event::GrantRevoked,
     ];
 
     pub fn code(self) -> &'static str {
@@ -82,6 +90,10 @@ impl Event {
             Event::RequestRefused => "request.refused",
             Event::UserGroupsChanged => "user.groups_changed",
             Event::ExchangeDenied => "ci.exchange.denied",
+            Event::RequestCreated => "request.created",
+            Event::RequestApproved => "request.approved",
+            Event::RequestDenied => "request.denied",
+            Event::GrantRevoked => "grant.revoked",
         }
     }
 }
@@ -416,6 +428,10 @@ mod tests {
                 "request.refused",
                 "user.groups_changed",
                 "ci.exchange.denied",
+                "request.created",
+                "request.approved",
+                "request.denied",
+                "grant.revoked",
             ]
         );
     }

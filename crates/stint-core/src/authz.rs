@@ -66,12 +66,24 @@ pub struct AuthzContext {
     pub break_glass: bool,
     pub source: Source,
     pub now: Timestamp,
+    /// A grant that allowed the request ends here: a credential may not outlive it.
+    #[serde(skip)]
+    pub not_after: Option<Timestamp>,
 }
 
 impl AuthzContext {
     /// A person's ordinary request: no on-call, no request, no break-glass.
     pub fn human(mfa: &str, now: Timestamp) -> AuthzContext {
-        AuthzContext { mfa: mfa.to_owned(), on_call: false, on_call_schedules: vec![], approved_request: false, break_glass: false, source: Source::Human, now }
+        AuthzContext {
+            mfa: mfa.to_owned(),
+            on_call: false,
+            on_call_schedules: vec![],
+            approved_request: false,
+            break_glass: false,
+            source: Source::Human,
+            now,
+            not_after: None,
+        }
     }
 
     fn cedar(&self) -> Result<Context> {

@@ -36,6 +36,9 @@ pub struct Claims {
     pub exp: Timestamp,
     /// Login name at issuance, for humans reading logs; `sub` is the identity.
     pub preferred_username: String,
+    /// The approved request whose grant allowed this token: revoking the grant revokes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -167,6 +170,7 @@ mod tests {
             iat: Timestamp(now),
             exp: Timestamp(now + 600),
             preferred_username: "alice".into(),
+            grant: None,
         }
     }
 

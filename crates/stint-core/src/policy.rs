@@ -156,7 +156,7 @@ impl Roles {
         let def =
             self.get(role).ok_or_else(|| Error::not_found("unknown_role", format!("no role named {role}; `stint whoami` lists the roles you may assume")))?;
         let reasons = self.reasons(def, user, ctx)?;
-        let session_left = now.until(session.expires_at);
+        let session_left = now.until(ctx.not_after.map_or(session.expires_at, |n| n.min(session.expires_at)));
         if session_left == 0 {
             return Err(Error::unauthenticated("session_expired", "session has ended; run `stint login`"));
         }

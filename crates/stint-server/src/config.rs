@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use stint_core::broker::BrokerConfig;
+use stint_core::broker::{ApprovalConfig, BrokerConfig};
 use stint_core::ids::{GroupName, RoleName};
 use stint_core::policy::{RoleDef, Roles};
 use stint_core::throttle::ThrottleConfig;
@@ -55,8 +55,62 @@ pub struct FileConfig {
     pub oncall: oncall::OnCallSection,
     #[serde(default)]
     pub alerts: AlertsSection,
+    pub approvals: Option<ApprovalsSection>,
     #[serde(default)]
     pub bench: BenchSection,
+}
+
+/// `[approvals]`: roles people request, and who approves.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalsSection {
+    /// Roles that can be requested (each gets a policy: permitted while a request is approved).
+    pub roles: Vec<String>,
+    /// The approvers' group (default: the administrators' group).
+    pub approvers: Option<String>,
+    /// Distinct approvals a request needs (default 1).
+    pub required: Option<usize>,
+    /// The longest grant (default 1h).
+    pub max_duration: Option<String>,
+    /// A request not decided within this expires (default 1h).
+    pub pending_ttl: Option<String>,
+}
+
+fn approvals(
+    s: ApprovalsSection,
+    roles: &Roles,
+    admin_group: &GroupName,
+    origin: &str,
+) -> Result<(ApprovalConfig, stint_core::authz::PolicySource), ConfigError> {
+    let mut names = Vec::new();
+    let mut text = String::new();
+    for r in &s.roles {
+        let role = RoleName::parse(r).map_err(|e| err(origin, "approvals.roles", e))?;
+        if roles.get(&role).is_none() {
+            return Err(err(origin, "approvals.roles", format!("no role named {role}")));
+        }
+        text.push_str(&format!(
+            "@id(\"approved request: {role}\")\npermit(principal is Stint::Person, action == Stint::Action::\"assume\", resource == Stint::Role::{:?})\nwhen {{ context.approved_request }};\n",
+            role.as_str()
+        ));
+        names.push(role);
+    }
+    if names.is_empty() {
+        return Err(err(origin, "approvals.roles", "list the roles people may request, e.g. [\"admin\"]"));
+    }
+    let approvers = match &s.approvers {
+        Some(g) => GroupName::parse(g).map_err(|e| err(origin, "approvals.approvers", e))?,
+        None => admin_group.clone(),
+    };
+    let required = s.required.unwrap_or(1);
+    if !(1..=10).contains(&required) {
+        return Err(err(origin, "approvals.required", "between 1 and 10 approvals"));
+    }
+    let ttl = |k: &str, v: &Option<String>| -> Result<Ttl, ConfigError> { v.as_deref().unwrap_or("1h").parse::<Ttl>().map_err(|e| err(origin, k, e)) };
+    let max_duration = ttl("approvals.max_duration", &s.max_duration)?;
+    let pending_ttl = ttl("approvals.pending_ttl", &s.pending_ttl)?;
+    let source = stint_core::authz::PolicySource { origin: "defaults (generated from [approvals])".into(), text };
+    Ok((ApprovalConfig { roles: names, approvers, required, max_duration, pending_ttl }, source))
 }
 
 /// `[alerts]`: where alerts go.
@@ -326,6 +380,14 @@ impl Config {
         let roles = roles(fc.roles, origin)?;
         let oncall::OnCall { schedules, feeds: oncall_feeds, policies: oncall_policies } = oncall::load(fc.oncall, &roles, &base, origin)?;
         let mut sources: Vec<_> = oncall_policies.into_iter().collect();
+        let approvals = match fc.approvals {
+            Some(a) => {
+                let (cfg, policy) = approvals(a, &roles, &admin_group, origin)?;
+                sources.push(policy);
+                Some(cfg)
+            }
+            None => None,
+        };
         sources.extend(policy_sources(&fc.policy.files, &base, origin)?);
         let webhooks = webhooks(fc.alerts.webhook, &base, origin)?;
         let roles = roles.with_policies(sources).map_err(|e| ConfigError { origin: origin.to_owned(), message: format!("policy: {e}") })?;
@@ -349,6 +411,7 @@ impl Config {
             sso,
             ci,
             oncall: schedules,
+            approvals,
         };
         let bench_floor = fc.bench.floor.unwrap_or(false);
         Ok(Config {

@@ -50,6 +50,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sso/step-up", post(sso_step_up))
         .route("/v1/sso/token", post(sso_token))
         .route("/v1/token", post(token_exchange))
+        .route("/v1/requests", get(list_requests).post(create_request))
+        .route("/v1/requests/{id}/approve", post(approve_request))
+        .route("/v1/requests/{id}/deny", post(deny_request))
+        .route("/v1/grants/{id}/revoke", post(revoke_grant))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
@@ -120,8 +124,29 @@ async fn logout(State(s): State<AppState>, Session(c): Session) -> ApiResult<Sta
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn whoami(State(s): State<AppState>, Session(c): Session) -> JsonOut {
-    to_json(s.broker.whoami(&c))
+async fn whoami(State(s): State<AppState>, Session(c): Session) -> ApiResult<JsonOut> {
+    Ok(to_json(s.broker.whoami(&c).await?))
+}
+
+async fn create_request(State(s): State<AppState>, Session(c): Session, Json(req): Json<RoleRequestBody>) -> ApiResult<JsonOut> {
+    let duration = req.duration.as_deref().map(str::parse::<Ttl>).transpose()?;
+    Ok(to_json(s.broker.request_role(&c, &req.role, &req.reason, duration).await?))
+}
+
+async fn list_requests(State(s): State<AppState>, Session(c): Session) -> ApiResult<JsonOut> {
+    Ok(to_json(s.broker.list_requests(&c).await?))
+}
+
+async fn approve_request(State(s): State<AppState>, Session(c): Session, Path(id): Path<String>) -> ApiResult<JsonOut> {
+    Ok(to_json(s.broker.approve(&c, &id).await?))
+}
+
+async fn deny_request(State(s): State<AppState>, Session(c): Session, Path(id): Path<String>, Json(req): Json<DecisionBody>) -> ApiResult<JsonOut> {
+    Ok(to_json(s.broker.deny(&c, &id, &req.reason).await?))
+}
+
+async fn revoke_grant(State(s): State<AppState>, Session(c): Session, Path(id): Path<String>, Json(req): Json<DecisionBody>) -> ApiResult<JsonOut> {
+    Ok(to_json(s.broker.revoke_grant(&c, &id, &req.reason).await?))
 }
 
 async fn assume(State(s): State<AppState>, Session(c): Session, Json(req): Json<AssumeRequest>) -> ApiResult<JsonOut> {
@@ -226,6 +251,7 @@ async fn bench_floor(State(s): State<AppState>, Json(req): Json<AssumeRequest>) 
         iat: now,
         exp: now.plus(Ttl::from_secs(60)?),
         preferred_username: "bench".into(),
+        grant: None,
     };
     let token = stint_core::jwt::sign(&claims, key);
     Ok(to_json(AssumeResponse {

@@ -237,3 +237,22 @@ pub struct TokenExchangeResponse {
     pub jti: String,
     pub expires_at: String,
 }
+
+/// `POST /v1/requests`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRequestBody {
+    pub role: String,
+    pub reason: String,
+    /// Like `1h`; default and maximum: `[approvals] max_duration`.
+    #[serde(default)]
+    pub duration: Option<String>,
+}
+
+/// `POST /v1/requests/{id}/deny`, `POST /v1/grants/{id}/revoke`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    #[serde(default)]
+    pub reason: String,
+}

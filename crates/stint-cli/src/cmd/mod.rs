@@ -7,6 +7,7 @@ pub mod bench;
 pub mod ci;
 pub mod creds;
 pub mod policy;
+pub mod requests;
 pub mod server;
 pub mod sso;
 

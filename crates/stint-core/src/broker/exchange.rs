@@ -246,6 +246,7 @@ impl Broker {
             iat: now,
             exp: now.plus(ttl),
             preferred_username: string_claim("repository").unwrap_or_else(|| token.subject.clone()),
+            grant: None,
         };
         let mut d = Draft::new(now, Event::CredentialIssued, Outcome::Success)
             .actor(format!("ci:{}", issuer.name))

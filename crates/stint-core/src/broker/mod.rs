@@ -7,6 +7,7 @@
 mod admin;
 mod auth;
 mod exchange;
+mod requests;
 mod sso;
 mod tokens;
 
@@ -26,6 +27,7 @@ use crate::time::{Clock, Timestamp, Ttl};
 pub use admin::{KeyInfo, UserInfo};
 pub use auth::{Caller, Enrolled, LoginRequest, NewCode, NewSession};
 pub use exchange::{CiConfig, CiIssuer, CiIssuerConfig, ExchangeRequest, Exchanged, RoleTrust, CI_TTL_MAX_SECS, CI_TTL_MIN_SECS};
+pub use requests::{ApprovalConfig, RequestView};
 pub use sso::{DeviceCodes, IdentityProvider, SsoBegin, SsoCallback, SsoFlow, SsoOutcome, SsoProvider, SsoStarted};
 pub use tokens::{Introspection, Issued, RoleChoice, WhoAmI, CI_SUBJECT_PREFIX};
 
@@ -49,6 +51,8 @@ pub struct BrokerConfig {
     pub ci: CiConfig,
     /// On-call schedules; calendar ones get their shifts from the host ([`Broker::set_shifts`]).
     pub oncall: Vec<crate::oncall::Schedule>,
+    /// Roles through approval, when configured.
+    pub approvals: Option<ApprovalConfig>,
 }
 
 /// Argon2 is deliberately slow; the host runs it off the async workers.

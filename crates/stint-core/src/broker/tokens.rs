@@ -61,16 +61,24 @@ const VERIFIED_CACHE_MAX: usize = 65_536;
 const KEY_RELOAD_INTERVAL_SECS: i64 = 1;
 
 impl Broker {
-    pub fn whoami(&self, caller: &Caller) -> WhoAmI {
-        let ctx = self.authz_context(caller, self.now());
-        let roles = self
-            .cfg
-            .roles
-            .eligible(&caller.user, &ctx)
-            .into_iter()
-            .map(|(d, reasons)| RoleChoice { role: d.name.clone(), max_ttl: d.max_ttl, reasons })
-            .collect();
-        WhoAmI {
+    pub async fn whoami(&self, caller: &Caller) -> Result<WhoAmI> {
+        let now = self.now();
+        let ctx = self.authz_context(caller, now);
+        let mut roles = Vec::new();
+        for d in self.cfg.roles.iter() {
+            let reasons = match self.cfg.roles.reasons(d, &caller.user, &ctx) {
+                Ok(r) => Some(r),
+                // Not otherwise eligible: an approved request may cover the role now.
+                Err(_) => match self.current_grant(&caller.user.id, &d.name, now).await? {
+                    Some(g) => self.cfg.roles.reasons(d, &caller.user, &Self::with_grant(&ctx, &g)).ok(),
+                    None => None,
+                },
+            };
+            if let Some(reasons) = reasons {
+                roles.push(RoleChoice { role: d.name.clone(), max_ttl: d.max_ttl, reasons });
+            }
+        }
+        Ok(WhoAmI {
             user_id: caller.user.id.to_string(),
             username: caller.user.name.clone(),
             groups: caller.user.groups.iter().map(ToString::to_string).collect(),
@@ -78,7 +86,14 @@ impl Broker {
             session_id: caller.session.id.to_string(),
             session_expires_at: caller.session.expires_at,
             roles,
-        }
+        })
+    }
+
+    fn with_grant(ctx: &crate::authz::AuthzContext, grant: &crate::model::RoleRequest) -> crate::authz::AuthzContext {
+        let mut c = ctx.clone();
+        c.approved_request = true;
+        c.not_after = grant.granted_until;
+        c
     }
 
     /// What the policies see about a person's request now.
@@ -94,9 +109,19 @@ impl Broker {
     pub async fn assume(&self, caller: &Caller, role: &str, ttl: Option<Ttl>) -> Result<Issued> {
         let now = self.now();
         let ctx = self.authz_context(caller, now);
-        let decided = RoleName::parse(role).and_then(|r| self.cfg.roles.decide(&caller.user, &caller.session, &r, ttl, &ctx));
+        let mut grant = None;
+        let mut decided = RoleName::parse(role).and_then(|r| self.cfg.roles.decide(&caller.user, &caller.session, &r, ttl, &ctx));
+        // Refused on its own: an approved request may cover the role, until its grant ends.
+        if let (Err(e), Ok(r)) = (&decided, RoleName::parse(role)) {
+            if e.code() == "role_not_granted" {
+                if let Some(g) = self.current_grant(&caller.user.id, &r, now).await? {
+                    decided = self.cfg.roles.decide(&caller.user, &caller.session, &r, ttl, &Self::with_grant(&ctx, &g));
+                    grant = Some(g.id);
+                }
+            }
+        }
         match decided {
-            Ok(permit) => self.issue(caller, permit, now).await,
+            Ok(permit) => self.issue(caller, permit, grant, now).await,
             Err(e) => {
                 let d = Draft::new(now, Event::AssumeDenied, Outcome::Failure)
                     .actor(&caller.user.id)
@@ -110,7 +135,7 @@ impl Broker {
     }
 
     /// The token backend: a JWT for exactly what the permit allows.
-    async fn issue(&self, caller: &Caller, permit: Permit, now: Timestamp) -> Result<Issued> {
+    async fn issue(&self, caller: &Caller, permit: Permit, grant: Option<String>, now: Timestamp) -> Result<Issued> {
         let ring = self.keyring()?;
         let claims = Claims {
             iss: self.cfg.issuer.clone(),
@@ -122,9 +147,10 @@ impl Broker {
             iat: now,
             exp: permit.expires_at(),
             preferred_username: caller.user.name.to_string(),
+            grant: grant.clone(),
         };
         let reasons: Vec<String> = permit.reasons().iter().map(ToString::to_string).collect();
-        let d = Draft::new(now, Event::CredentialIssued, Outcome::Success)
+        let mut d = Draft::new(now, Event::CredentialIssued, Outcome::Success)
             .actor(&caller.user.id)
             .subject(&claims.jti)
             .detail("backend", "token")
@@ -134,6 +160,9 @@ impl Broker {
             .detail("session", permit.session())
             .detail("kid", ring.signer.kid())
             .detail("reasons", reasons.join("; "));
+        if let Some(g) = &grant {
+            d = d.detail("grant", g);
+        }
         self.commit(Change::audit_only(d)).await?;
         let token = jwt::sign(&claims, &ring.signer);
         self.observer.issued(permit.role().as_str());
@@ -168,6 +197,13 @@ impl Broker {
         };
         if !session.active_at(now) || user.disabled || user.id.as_str() != claims.sub {
             return Ok(Introspection::inactive());
+        }
+        // A token issued under a grant lives only while the grant is not revoked.
+        if let Some(id) = &claims.grant {
+            let live = self.store.request(id).await?.is_some_and(|g| g.status == crate::model::RequestStatus::Approved);
+            if !live {
+                return Ok(Introspection::inactive());
+            }
         }
         Ok(Introspection { active: true, claims: Some((*claims).clone()) })
     }

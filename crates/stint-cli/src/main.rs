@@ -91,6 +91,8 @@ enum Command {
     Approve(cmd::requests::ApproveArgs),
     /// Deny a request, with a reason (approvers)
     Deny(cmd::requests::DenyArgs),
+    /// Take the break-glass role now (members of the break-glass group; alerts everyone)
+    BreakGlass(cmd::requests::BreakGlassArgs),
     /// Manage approved grants
     #[command(subcommand)]
     Grant(cmd::requests::GrantCmd),
@@ -151,6 +153,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Approve(a) => cmd::requests::approve(a).await,
         Command::Deny(a) => cmd::requests::deny(a).await,
         Command::Grant(c) => cmd::requests::grant(c).await,
+        Command::BreakGlass(a) => cmd::requests::break_glass(a).await,
         Command::User(c) => cmd::admin::user(c).await,
         Command::Session(c) => cmd::admin::session(c).await,
         Command::Keys(c) => cmd::admin::keys(c).await,

@@ -38,10 +38,11 @@ pub enum Event {
     RequestApproved,
     RequestDenied,
     GrantRevoked,
+    BreakGlass,
 }
 
 impl Event {
-    pub const ALL: [Event; 24] = [
+    pub const ALL: [Event; 25] = [
         Event::ConfigLoaded,
         Event::KeyCreated,
         Event::KeyRotated,
@@ -66,6 +67,7 @@ impl Event {
         Event::RequestApproved,
         Event::RequestDenied,
         Event::GrantRevoked,
+        Event::BreakGlass,
     ];
 
     pub fn code(self) -> &'static str {
@@ -94,6 +96,7 @@ impl Event {
             Event::RequestApproved => "request.approved",
             Event::RequestDenied => "request.denied",
             Event::GrantRevoked => "grant.revoked",
+            Event::BreakGlass => "break_glass.used",
         }
     }
 }
@@ -432,6 +435,7 @@ mod tests {
                 "request.approved",
                 "request.denied",
                 "grant.revoked",
+                "break_glass.used",
             ]
         );
     }

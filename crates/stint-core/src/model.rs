@@ -227,6 +227,9 @@ pub struct RoleRequest {
     /// Who denied or revoked it, and why.
     pub decided_by: Option<Username>,
     pub decision_reason: Option<String>,
+    /// A break-glass grant: approved by nobody, alerted to everyone.
+    #[serde(default)]
+    pub break_glass: bool,
 }
 
 impl RoleRequest {

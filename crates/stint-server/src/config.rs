@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use stint_core::broker::{ApprovalConfig, BrokerConfig};
+use stint_core::broker::{ApprovalConfig, BreakGlassConfig, BrokerConfig};
 use stint_core::ids::{GroupName, RoleName};
 use stint_core::policy::{RoleDef, Roles};
 use stint_core::throttle::ThrottleConfig;
@@ -56,6 +56,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub alerts: AlertsSection,
     pub approvals: Option<ApprovalsSection>,
+    pub break_glass: Option<BreakGlassSection>,
     #[serde(default)]
     pub bench: BenchSection,
 }
@@ -111,6 +112,40 @@ fn approvals(
     let pending_ttl = ttl("approvals.pending_ttl", &s.pending_ttl)?;
     let source = stint_core::authz::PolicySource { origin: "defaults (generated from [approvals])".into(), text };
     Ok((ApprovalConfig { roles: names, approvers, required, max_duration, pending_ttl }, source))
+}
+
+/// `[break_glass]`: who may take a role at once, alerting everyone.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassSection {
+    /// Members may break the glass (default `break-glass`).
+    pub group: Option<String>,
+    /// The role it grants (default `admin`).
+    pub role: Option<String>,
+    /// The longest break-glass grant (default and maximum 1h).
+    pub max_duration: Option<String>,
+    /// How recent the login (with MFA) must be (default 5m).
+    pub fresh_login: Option<String>,
+}
+
+fn break_glass(s: BreakGlassSection, roles: &Roles, origin: &str) -> Result<(BreakGlassConfig, stint_core::authz::PolicySource), ConfigError> {
+    let group = GroupName::parse(s.group.as_deref().unwrap_or("break-glass")).map_err(|e| err(origin, "break_glass.group", e))?;
+    let role = RoleName::parse(s.role.as_deref().unwrap_or("admin")).map_err(|e| err(origin, "break_glass.role", e))?;
+    if roles.get(&role).is_none() {
+        return Err(err(origin, "break_glass.role", format!("no role named {role}")));
+    }
+    let max_duration = s.max_duration.as_deref().unwrap_or("1h").parse::<Ttl>().map_err(|e| err(origin, "break_glass.max_duration", e))?;
+    if max_duration.as_secs() > 3600 {
+        return Err(err(origin, "break_glass.max_duration", "break-glass lasts at most 1h"));
+    }
+    let fresh_login = s.fresh_login.as_deref().unwrap_or("5m").parse::<Ttl>().map_err(|e| err(origin, "break_glass.fresh_login", e))?;
+    let text = format!(
+        "@id(\"break-glass: {role}\")\npermit(principal in Stint::Group::{:?}, action == Stint::Action::\"assume\", resource == Stint::Role::{:?})\nwhen {{ context.break_glass }};\n",
+        group.as_str(),
+        role.as_str()
+    );
+    let source = stint_core::authz::PolicySource { origin: "defaults (generated from [break_glass])".into(), text };
+    Ok((BreakGlassConfig { group, role, max_duration, fresh_login }, source))
 }
 
 /// `[alerts]`: where alerts go.
@@ -388,6 +423,14 @@ impl Config {
             }
             None => None,
         };
+        let break_glass = match fc.break_glass {
+            Some(b) => {
+                let (cfg, policy) = break_glass(b, &roles, origin)?;
+                sources.push(policy);
+                Some(cfg)
+            }
+            None => None,
+        };
         sources.extend(policy_sources(&fc.policy.files, &base, origin)?);
         let webhooks = webhooks(fc.alerts.webhook, &base, origin)?;
         let roles = roles.with_policies(sources).map_err(|e| ConfigError { origin: origin.to_owned(), message: format!("policy: {e}") })?;
@@ -412,6 +455,7 @@ impl Config {
             ci,
             oncall: schedules,
             approvals,
+            break_glass,
         };
         let bench_floor = fc.bench.floor.unwrap_or(false);
         Ok(Config {

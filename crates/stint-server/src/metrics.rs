@@ -22,6 +22,7 @@ pub struct Metrics {
     pub(crate) audit_notify: tokio::sync::Notify,
     /// Alerts delivered and dropped (queue full, or every retry failed).
     pub alerts: std::sync::Arc<crate::webhooks::AlertCounts>,
+    break_glass: AtomicU64,
 }
 
 fn bump(m: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -36,6 +37,9 @@ impl Observer for Metrics {
     }
     fn issued(&self, role: &str) {
         bump(&self.issued, role);
+    }
+    fn break_glass(&self) {
+        self.break_glass.fetch_add(1, Ordering::Relaxed);
     }
     fn audit_appended(&self, n: usize) {
         self.audit_appends.fetch_add(n as u64, Ordering::Relaxed);
@@ -69,6 +73,8 @@ impl Metrics {
         labelled(&mut out, "stint_auth_failures_total", "Failed authentications, by reason.", "reason", &self.auth_failures);
         let _ = writeln!(out, "# HELP stint_audit_appends_total Audit records appended by this replica.\n# TYPE stint_audit_appends_total counter");
         let _ = writeln!(out, "stint_audit_appends_total {}", self.audit_appends.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP stint_break_glass_total Break-glass grants taken.\n# TYPE stint_break_glass_total counter");
+        let _ = writeln!(out, "stint_break_glass_total {}", self.break_glass.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP stint_alerts_sent_total Alerts delivered to a webhook.\n# TYPE stint_alerts_sent_total counter");
         let _ = writeln!(out, "stint_alerts_sent_total {}", self.alerts.sent.load(Ordering::Relaxed));
         let _ = writeln!(

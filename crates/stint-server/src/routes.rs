@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{id}/approve", post(approve_request))
         .route("/v1/requests/{id}/deny", post(deny_request))
         .route("/v1/grants/{id}/revoke", post(revoke_grant))
+        .route("/v1/break-glass", post(break_glass))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
@@ -131,6 +132,11 @@ async fn whoami(State(s): State<AppState>, Session(c): Session) -> ApiResult<Jso
 async fn create_request(State(s): State<AppState>, Session(c): Session, Json(req): Json<RoleRequestBody>) -> ApiResult<JsonOut> {
     let duration = req.duration.as_deref().map(str::parse::<Ttl>).transpose()?;
     Ok(to_json(s.broker.request_role(&c, &req.role, &req.reason, duration).await?))
+}
+
+async fn break_glass(State(s): State<AppState>, Session(c): Session, Json(req): Json<BreakGlassBody>) -> ApiResult<JsonOut> {
+    let duration = req.duration.as_deref().map(str::parse::<Ttl>).transpose()?;
+    Ok(to_json(s.broker.break_glass(&c, &req.reason, duration).await?))
 }
 
 async fn list_requests(State(s): State<AppState>, Session(c): Session) -> ApiResult<JsonOut> {

@@ -256,3 +256,13 @@ pub struct DecisionBody {
     #[serde(default)]
     pub reason: String,
 }
+
+/// `POST /v1/break-glass`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassBody {
+    pub reason: String,
+    /// Like `30m`; default and maximum: `[break_glass] max_duration`.
+    #[serde(default)]
+    pub duration: Option<String>,
+}

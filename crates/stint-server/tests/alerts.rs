@@ -141,3 +141,52 @@ async fn webhooks_are_validated_at_start() {
     refused("[[alerts.webhook]]\nurl = \"https://hooks.example.com/x\"\nevents = [\"coffee\"]\n", "unknown event");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn break_glass_grants_admin_at_once_flags_it_and_alerts_everyone() {
+    let (url, seen) = receiver().await;
+    let toml = format!(
+        "[break_glass]\ngroup = \"break-glass\"\nrole = \"admin\"\nmax_duration = \"1h\"\nfresh_login = \"5m\"\n\n\
+         [[alerts.webhook]]\nurl = \"{url}/json\"\nformat = \"json\"\ndanger_secret = \"{SECRET}\"\n"
+    );
+    let app = app_with_hooks(&toml).await;
+    let admin = app.admin().await;
+    let oncall = app.person(&admin, "oncall", &["break-glass"]).await;
+    let other = app.person(&admin, "other", &[]).await;
+    assert_eq!(app.assume(&oncall, "admin", None).await.0, StatusCode::FORBIDDEN, "not without breaking the glass");
+
+    let (s, v) = app.post("/v1/break-glass", Some(&other.session), json!({ "reason": "prod is down" })).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("not_break_glass_member")));
+    let (s, v) = app.post("/v1/break-glass", Some(&oncall.session), json!({ "reason": "prod is down", "duration": "2h" })).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("duration_too_long")));
+    // A login older than five minutes is not fresh enough.
+    app.clock.advance(301);
+    let (s, v) = app.post("/v1/break-glass", Some(&oncall.session), json!({ "reason": "prod is down" })).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("fresh_login_required")));
+    let oncall = app.login(&oncall.name, &oncall.secret).await;
+    let (s, v) = app.post("/v1/break-glass", Some(&oncall.session), json!({ "reason": "prod is down", "duration": "30m" })).await;
+    assert_eq!((s, v["status"].as_str(), v["break_glass"].as_bool()), (StatusCode::OK, Some("approved"), Some(true)), "{v}");
+
+    let (s, tok) = app.assume(&oncall, "admin", None).await;
+    assert_eq!(s, StatusCode::OK, "{tok}");
+    assert!(tok["expires_in"].as_u64().unwrap() <= 1800);
+    let issued = app.store.audit_after(0, 10_000).await.unwrap().into_iter().rev().find(|r| r.event == "credential.issued").unwrap();
+    assert_eq!((issued.details["break_glass"].as_str(), issued.details["reasons"].as_str()), ("true", "policy \"break-glass: admin\""));
+    let used = app
+        .store
+        .audit_after(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.event == "break_glass.used")
+        .map(|r| r.outcome.as_str().to_owned())
+        .collect::<Vec<_>>();
+    assert_eq!(used, ["failure", "failure", "success"], "refusals are flagged too");
+
+    let got = wait_for(&seen, 1).await;
+    let alert: Value = serde_json::from_slice(&got[0].2).unwrap();
+    assert_eq!((alert["event"].as_str(), alert["details"]["user"].as_str()), (Some("break_glass"), Some("oncall")), "{alert}");
+    verify(&got[0].1, &got[0].2);
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("stint_break_glass_total 1"), "{metrics}");
+}

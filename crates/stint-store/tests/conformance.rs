@@ -478,6 +478,7 @@ async fn role_requests(store: Arc<dyn Store>) {
         granted_until: None,
         decided_by: None,
         decision_reason: None,
+        break_glass: false,
     };
     store.apply(Change::default().with(Mutation::InsertRequest(pending.clone()))).await.unwrap();
     assert_eq!(store.request("r_1").await.unwrap().unwrap(), pending);

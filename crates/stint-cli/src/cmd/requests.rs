@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde_json::Value;
-use stint_server::wire::{DecisionBody, RoleRequestBody};
+use stint_server::wire::{BreakGlassBody, DecisionBody, RoleRequestBody};
 
 use crate::client::Client;
 use crate::ClientOpts;
@@ -23,6 +23,32 @@ pub struct RequestArgs {
     duration: Option<String>,
     #[command(flatten)]
     opts: ClientOpts,
+}
+
+#[derive(Args)]
+pub struct BreakGlassArgs {
+    /// Why: every alert channel gets it at once, and the audit log keeps it flagged
+    #[arg(long)]
+    reason: String,
+    /// How long, e.g. 30m (default and maximum: [break_glass] max_duration, at most 1h)
+    #[arg(long = "for")]
+    duration: Option<String>,
+    #[command(flatten)]
+    opts: ClientOpts,
+}
+
+pub async fn break_glass(a: BreakGlassArgs) -> Result<ExitCode> {
+    let c = Client::authenticated(a.opts.server.as_deref())?;
+    let r: Value = c.post("/v1/break-glass", &BreakGlassBody { reason: a.reason, duration: a.duration }).await?;
+    a.opts.output.print(&r, |r| {
+        println!(
+            "Break-glass: you may assume {} until {} (grant {}). Everyone has been alerted.",
+            r["role"].as_str().unwrap_or(""),
+            stint_core::Timestamp(r["granted_until"].as_i64().unwrap_or(0)),
+            r["id"].as_str().unwrap_or("")
+        );
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args)]

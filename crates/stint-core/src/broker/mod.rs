@@ -28,6 +28,7 @@ pub use admin::{KeyInfo, UserInfo};
 pub use auth::{Caller, Enrolled, LoginRequest, NewCode, NewSession};
 pub use exchange::{CiConfig, CiIssuer, CiIssuerConfig, ExchangeRequest, Exchanged, RoleTrust, CI_TTL_MAX_SECS, CI_TTL_MIN_SECS};
 pub use requests::{ApprovalConfig, RequestView};
+
 pub use sso::{DeviceCodes, IdentityProvider, SsoBegin, SsoCallback, SsoFlow, SsoOutcome, SsoProvider, SsoStarted};
 pub use tokens::{Introspection, Issued, RoleChoice, WhoAmI, CI_SUBJECT_PREFIX};
 
@@ -53,6 +54,19 @@ pub struct BrokerConfig {
     pub oncall: Vec<crate::oncall::Schedule>,
     /// Roles through approval, when configured.
     pub approvals: Option<ApprovalConfig>,
+    /// Break-glass, when configured.
+    pub break_glass: Option<BreakGlassConfig>,
+}
+
+/// Who may break the glass, for which role and how long.
+#[derive(Clone, Debug)]
+pub struct BreakGlassConfig {
+    pub group: GroupName,
+    pub role: crate::ids::RoleName,
+    /// The longest break-glass grant (at most 1 h).
+    pub max_duration: Ttl,
+    /// The session must have logged in (with MFA) at most this long ago.
+    pub fresh_login: Ttl,
 }
 
 /// Argon2 is deliberately slow; the host runs it off the async workers.
@@ -97,6 +111,8 @@ pub trait Observer: Send + Sync {
     fn auth_failed(&self, reason: &str);
     fn issued(&self, role: &str);
     fn audit_appended(&self, n: usize);
+    /// Break-glass was used (a flagged grant).
+    fn break_glass(&self) {}
 }
 
 /// An observer that ignores everything.

@@ -46,6 +46,7 @@ pub struct RequestView {
     pub granted_until: Option<Timestamp>,
     pub decided_by: Option<String>,
     pub decision_reason: Option<String>,
+    pub break_glass: bool,
 }
 
 impl Broker {
@@ -72,16 +73,95 @@ impl Broker {
             granted_until: q.granted_until,
             decided_by: q.decided_by.as_ref().map(ToString::to_string),
             decision_reason: q.decision_reason.clone(),
+            break_glass: q.break_glass,
         }
     }
 
-    /// The approved grant of `user` for `role` covering `now`, if any.
+    /// The approved (or break-glass) grant of `user` for `role` covering `now`, if any.
     pub(super) async fn current_grant(&self, user: &UserId, role: &RoleName, now: Timestamp) -> Result<Option<RoleRequest>> {
-        let Some(cfg) = &self.cfg.approvals else { return Ok(None) };
-        if !cfg.roles.contains(role) {
+        let requestable = self.cfg.approvals.as_ref().is_some_and(|a| a.roles.contains(role));
+        let glass = self.cfg.break_glass.as_ref().is_some_and(|b| &b.role == role);
+        if !requestable && !glass {
             return Ok(None);
         }
         Ok(self.store.grants(user, role).await?.into_iter().find(|g| g.grants_at(now)))
+    }
+
+    /// `stint break-glass --reason …`: members of the break-glass group grant themselves its
+    /// role at once, for at most its duration, after a fresh login; every channel is alerted
+    /// and the records are flagged.
+    pub async fn break_glass(&self, caller: &Caller, reason: &str, duration: Option<Ttl>) -> Result<RequestView> {
+        let cfg = self
+            .cfg
+            .break_glass
+            .as_ref()
+            .ok_or_else(|| Error::not_found("break_glass_not_configured", "this server has no break-glass; see [break_glass] in the configuration"))?;
+        let now = self.now();
+        let refuse = |code: &'static str, e: Error| async move {
+            let d = Draft::new(now, Event::BreakGlass, Outcome::Failure).actor(&caller.user.id).reason(code).detail("break_glass", "true");
+            self.commit(Change::audit_only(d)).await?;
+            Err::<RequestView, Error>(e)
+        };
+        if !caller.user.in_group(&cfg.group) {
+            return refuse(
+                "not_break_glass_member",
+                Error::forbidden("not_break_glass_member", format!("break-glass is for members of the {} group", cfg.group)),
+            )
+            .await;
+        }
+        if now.0 - caller.session.created_at.0 > cfg.fresh_login.as_secs() as i64 {
+            return refuse(
+                "fresh_login_required",
+                Error::forbidden(
+                    "fresh_login_required",
+                    format!("break-glass needs a login with MFA in the last {}: run `stint login`, then break-glass", cfg.fresh_login),
+                ),
+            )
+            .await;
+        }
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 500 {
+            return Err(Error::invalid("reason_required", "say why, in 1-500 characters: --reason \"…\""));
+        }
+        let duration = duration.unwrap_or(cfg.max_duration);
+        if duration > cfg.max_duration {
+            return Err(Error::invalid("duration_too_long", format!("break-glass lasts at most {}; asked for {duration}", cfg.max_duration)));
+        }
+        let mut id_bytes = [0u8; 10];
+        self.rng().fill_bytes(&mut id_bytes);
+        let q = RoleRequest {
+            id: format!("bg_{}", data_encoding::BASE32_NOPAD.encode(&id_bytes).to_lowercase()),
+            requester: caller.user.id.clone(),
+            requester_name: caller.user.name.clone(),
+            role: cfg.role.clone(),
+            reason: reason.chars().filter(|c| !c.is_control()).collect(),
+            duration_secs: duration.as_secs() as i64,
+            status: RequestStatus::Approved,
+            created_at: now,
+            pending_until: now,
+            approvals: vec![],
+            granted_from: Some(now),
+            granted_until: Some(now.plus(duration)),
+            decided_by: None,
+            decision_reason: None,
+            break_glass: true,
+        };
+        let d = Draft::new(now, Event::BreakGlass, Outcome::Success)
+            .actor(&caller.user.id)
+            .subject(&q.id)
+            .detail("break_glass", "true")
+            .detail("role", &cfg.role)
+            .detail("duration", duration)
+            .detail("reason", truncate(&q.reason));
+        self.commit(Change::default().with(Mutation::InsertRequest(q.clone())).record(d)).await?;
+        self.observer.break_glass();
+        let alert = Alert::new(AlertKind::BreakGlass, now, format!("BREAK-GLASS: {} took {} for {duration}: {}", caller.user.name, cfg.role, q.reason))
+            .detail("user", &caller.user.name)
+            .detail("role", &cfg.role)
+            .detail("grant", &q.id)
+            .detail("until", now.plus(duration));
+        self.alerter.send(alert);
+        Ok(self.view(&q, now))
     }
 
     /// `stint request ROLE --reason … [--for 1h]`.
@@ -120,6 +200,7 @@ impl Broker {
             granted_until: None,
             decided_by: None,
             decision_reason: None,
+            break_glass: false,
         };
         let d = Draft::new(now, Event::RequestCreated, Outcome::Success)
             .actor(&caller.user.id)

@@ -91,7 +91,11 @@ impl Broker {
 
     fn with_grant(ctx: &crate::authz::AuthzContext, grant: &crate::model::RoleRequest) -> crate::authz::AuthzContext {
         let mut c = ctx.clone();
-        c.approved_request = true;
+        if grant.break_glass {
+            c.break_glass = true;
+        } else {
+            c.approved_request = true;
+        }
         c.not_after = grant.granted_until;
         c
     }
@@ -162,6 +166,9 @@ impl Broker {
             .detail("reasons", reasons.join("; "));
         if let Some(g) = &grant {
             d = d.detail("grant", g);
+            if g.starts_with("bg_") {
+                d = d.detail("break_glass", "true");
+            }
         }
         self.commit(Change::audit_only(d)).await?;
         let token = jwt::sign(&claims, &ring.signer);

@@ -412,7 +412,13 @@ impl Config {
             })
             .collect();
         let base = source.as_deref().and_then(Path::parent).map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let roles = roles(fc.roles, origin)?;
+        // Roles that approvals, break-glass or on-call schedules grant need no group of their own.
+        let mut granted_elsewhere: Vec<String> = fc.approvals.as_ref().map(|a| a.roles.clone()).unwrap_or_default();
+        if let Some(b) = &fc.break_glass {
+            granted_elsewhere.push(b.role.clone().unwrap_or_else(|| "admin".into()));
+        }
+        granted_elsewhere.extend(fc.oncall.schedule.iter().flat_map(|s| s.grants.iter().cloned()));
+        let roles = roles(fc.roles, &granted_elsewhere, origin)?;
         let oncall::OnCall { schedules, feeds: oncall_feeds, policies: oncall_policies } = oncall::load(fc.oncall, &roles, &base, origin)?;
         let mut sources: Vec<_> = oncall_policies.into_iter().collect();
         let approvals = match fc.approvals {
@@ -526,7 +532,7 @@ impl Config {
     }
 }
 
-fn roles(sections: BTreeMap<String, RoleSection>, origin: &str) -> Result<Roles, ConfigError> {
+fn roles(sections: BTreeMap<String, RoleSection>, granted_elsewhere: &[String], origin: &str) -> Result<Roles, ConfigError> {
     let mut roles = Roles::builtin();
     for (name, s) in sections {
         let key = |k: &str| format!("roles.{name}.{k}");
@@ -546,9 +552,9 @@ fn roles(sections: BTreeMap<String, RoleSection>, origin: &str) -> Result<Roles,
             (None, None) => vec![],
         };
         let everyone = s.everyone.or(base.as_ref().map(|b| b.everyone)).unwrap_or(false);
-        let trusted = s.trust_policy.is_some() || s.trust_policy_file.is_some();
+        let trusted = s.trust_policy.is_some() || s.trust_policy_file.is_some() || granted_elsewhere.contains(&name);
         if !everyone && groups.is_empty() && !trusted {
-            return Err(err(origin, &key("groups"), "nobody could assume this role: set groups, everyone = true or a trust_policy"));
+            return Err(err(origin, &key("groups"), "nobody could assume this role: set groups, everyone = true or a trust_policy, or grant it through [approvals], [break_glass] or an on-call schedule"));
         }
         let description = s.description.or(base.map(|b| b.description)).unwrap_or_default();
         roles.set(RoleDef { name: rname, max_ttl, everyone, groups, description }).map_err(|e| err(origin, &format!("roles.{name}"), e))?;
@@ -650,6 +656,14 @@ mod tests {
         assert!(e.contains("must be an https:// URL"), "{e}");
         let e = load_str(&format!("{ok}{ok}")).unwrap_err().to_string();
         assert!(e.contains("two providers are named"), "{e}");
+    }
+
+    #[test]
+    fn a_role_granted_only_by_approval_or_break_glass_needs_no_group() {
+        let e = load_str("[roles.admin]\ngroups = []\n").unwrap_err().to_string();
+        assert!(e.contains("roles.admin.groups") && e.contains("[approvals]"), "{e}");
+        assert!(load_str("[roles.admin]\ngroups = []\n[approvals]\nroles = [\"admin\"]\n").is_ok());
+        assert!(load_str("[roles.admin]\ngroups = []\n[break_glass]\n").is_ok());
     }
 
     #[test]

@@ -136,3 +136,53 @@ mod postgres {
         super::a_rotation_grants_developer_during_the_shift_and_its_grace(super::spawn_app_with(super::Backend::Postgres, super::ROTATION).await).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calendar_url_is_fetched_and_refetched() {
+    // A calendar server (PagerDuty's feed, here on loopback) whose content the test changes.
+    let body = std::sync::Arc::new(std::sync::Mutex::new(ics(&[("alice@example.com", "20270115T000000Z", "20270116T000000Z")])));
+    let served = body.clone();
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = fetches.clone();
+    let app_feed = axum::Router::new().route(
+        "/feed.ics",
+        axum::routing::get(move || {
+            let (served, counted) = (served.clone(), counted.clone());
+            async move {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                served.lock().unwrap().clone()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/feed.ics", listener.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(listener, app_feed).await.unwrap() });
+    let toml = format!("[[oncall.schedule]]\nname = \"pagerduty\"\ngrants = [\"developer\"]\nical_url = \"{url}\"\nrefresh = \"1s\"\n");
+    let app = spawn_app_with(Backend::Sqlite, &toml).await;
+    let (_, alice, _) = people(&app).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while may_deploy(&app, &alice).await.is_err() {
+        assert!(Instant::now() < deadline, "the calendar URL was not fetched within 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The shift is taken off the calendar: the next fetch ends the grant.
+    *body.lock().unwrap() = ics(&[]);
+    while may_deploy(&app, &alice).await.is_ok() {
+        assert!(Instant::now() < deadline, "the calendar URL was not refetched within 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A feed that breaks leaves the last shifts in force.
+    *body.lock().unwrap() = ics(&[("alice@example.com", "20270115T000000Z", "20270116T000000Z")]);
+    while may_deploy(&app, &alice).await.is_err() {
+        assert!(Instant::now() < deadline, "the restored calendar was not fetched within 20 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    *body.lock().unwrap() = "not a calendar".into();
+    let before = fetches.load(std::sync::atomic::Ordering::SeqCst);
+    // Two fetches of the broken feed later, the last good shifts are still in force.
+    while fetches.load(std::sync::atomic::Ordering::SeqCst) < before + 2 {
+        assert!(Instant::now() < deadline, "the broken feed was not fetched");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(may_deploy(&app, &alice).await.is_ok(), "a broken feed keeps the last good shifts");
+}

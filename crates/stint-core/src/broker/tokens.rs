@@ -131,7 +131,8 @@ impl Broker {
                     .actor(&caller.user.id)
                     .subject(crate::ids::truncate(role))
                     .reason(e.code())
-                    .detail("session", &caller.session.id);
+                    .detail("session", &caller.session.id)
+                    .detail("why", e.to_string().chars().take(500).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect::<String>());
                 self.commit(Change::audit_only(d)).await?;
                 Err(e)
             }

@@ -419,8 +419,23 @@ impl Config {
         }
         granted_elsewhere.extend(fc.oncall.schedule.iter().flat_map(|s| s.grants.iter().cloned()));
         let roles = roles(fc.roles, &granted_elsewhere, origin)?;
+        let (ci_issuers, ci, warnings) = ci::load(fc.ci, trust_sources, &roles, &base, origin)?;
+        // Workloads a trust policy admits are permitted their role by a generated Cedar policy.
+        let workload_policies: String = ci
+            .trust
+            .keys()
+            .map(|r| {
+                format!(
+                    "@id(\"{r}: CI trust policy\")\npermit(principal is Stint::Workload, action == Stint::Action::\"assume\", resource == Stint::Role::{:?})\nwhen {{ context.source == \"ci\" }};\n",
+                    r.as_str()
+                )
+            })
+            .collect();
         let oncall::OnCall { schedules, feeds: oncall_feeds, policies: oncall_policies } = oncall::load(fc.oncall, &roles, &base, origin)?;
         let mut sources: Vec<_> = oncall_policies.into_iter().collect();
+        if !workload_policies.is_empty() {
+            sources.push(stint_core::authz::PolicySource { origin: "defaults (generated from the roles' trust policies)".into(), text: workload_policies });
+        }
         let approvals = match fc.approvals {
             Some(a) => {
                 let (cfg, policy) = approvals(a, &roles, &admin_group, origin)?;
@@ -440,7 +455,6 @@ impl Config {
         sources.extend(policy_sources(&fc.policy.files, &base, origin)?);
         let webhooks = webhooks(fc.alerts.webhook, &base, origin)?;
         let roles = roles.with_policies(sources).map_err(|e| ConfigError { origin: origin.to_owned(), message: format!("policy: {e}") })?;
-        let (ci_issuers, ci, warnings) = ci::load(fc.ci, trust_sources, &roles, &base, origin)?;
         let (oidc, sso) = oidc::providers(fc.identity.oidc, &roles, &public_url, origin)?;
         let throttle = ThrottleConfig {
             free: fc.login.free_failures.unwrap_or(5),

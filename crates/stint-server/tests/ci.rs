@@ -299,3 +299,35 @@ ci_tests!(
     other_grants_and_malformed_requests_are_refused,
     cached_keys_serve_while_the_issuer_is_unreachable
 );
+
+/// Cedar decides for workloads too: a team policy can forbid what a trust policy admits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_policies_can_forbid_what_a_trust_policy_admits() {
+    let gh = GithubIssuer::start().await;
+    let dir = std::env::temp_dir().join(format!("stint-ci-cedar-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("no-weekend-deploys.cedar");
+    std::fs::write(
+        &policy,
+        "@id(\"no deploys from CI on weekends\")\nforbid(principal is Stint::Workload, action, resource == Stint::Role::\"deploy\")\nwhen { context.weekday_utc >= 5 };\n",
+    )
+    .unwrap();
+    let toml = format!(
+        "[[ci.issuer]]\nname = \"github\"\nurl = \"{}\"\ndanger_allow_http_loopback = true\n[roles.deploy]\nmax_ttl = \"1h\"\ntrust_policy = '''{}'''\n[policy]\nfiles = [{:?}]\n",
+        gh.url,
+        trust_policy(&gh.url),
+        policy.display().to_string()
+    );
+    let app = spawn_app_with(Backend::Sqlite, &toml).await;
+    // The harness's clock is Friday 2027-01-15, 08:00 UTC.
+    let (s, v) = exchange_token(&app, &gh.sign(&gh.claims(&Run::default(), "stint", NOW)), "deploy").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let saturday = NOW + 86_400;
+    app.clock.set(stint_core::Timestamp(saturday));
+    let (s, v) = exchange_token(&app, &gh.sign(&gh.claims(&Run::default(), "stint", saturday)), "deploy").await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("role_not_granted")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("forbidden by policy no deploys from CI on weekends"), "{v}");
+    let issued = app.store.audit_after(0, 1000).await.unwrap().into_iter().find(|r| r.event == "credential.issued").unwrap();
+    assert_eq!(issued.details["statement"], "statement 1 (\"InfraMain\")");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -19,6 +19,9 @@ pub enum AuditCmd {
     Tail(TailArgs),
     /// Count failed logins by method, provider and reason
     Failures(FailuresArgs),
+    /// A summary of a period: credentials issued by role and source, break-glass uses,
+    /// approvals, failed logins by reason
+    Report(FailuresArgs),
 }
 
 #[derive(Args)]
@@ -62,6 +65,7 @@ pub async fn run(cmd: AuditCmd) -> Result<ExitCode> {
         AuditCmd::Verify(a) => verify(a).await,
         AuditCmd::Tail(a) => tail(a).await,
         AuditCmd::Failures(a) => failures(a).await,
+        AuditCmd::Report(a) => report_period(a).await,
     }
 }
 
@@ -194,6 +198,79 @@ async fn failures(a: FailuresArgs) -> Result<ExitCode> {
         println!("{:>6} {:>8}  {:<14} {:<10} REASON", "COUNT", "SOURCES", "METHOD", "PROVIDER");
         for r in rows {
             println!("{:>6} {:>8}  {:<14} {:<10} {}", r.count, r.sources, r.method, if r.provider.is_empty() { "-" } else { &r.provider }, r.reason);
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every record of the window, read through the server.
+async fn records_since(a: &FailuresArgs) -> Result<(Vec<Record>, stint_core::Timestamp)> {
+    let window: stint_core::Ttl = a.since.parse().map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+    let now = {
+        use stint_core::Clock;
+        stint_server::SystemClock.now()
+    };
+    let since = stint_core::Timestamp(now.0 - window.as_secs() as i64);
+    let source = Source::Server(Client::authenticated(a.opts.server.as_deref())?);
+    let mut records = Vec::new();
+    let mut after = 0;
+    loop {
+        let (page, _) = source.page(after, 0).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        records.extend(page.into_iter().filter(|r| r.at >= since));
+    }
+    Ok((records, since))
+}
+
+async fn report_period(a: FailuresArgs) -> Result<ExitCode> {
+    let (records, since) = records_since(&a).await?;
+    let count = |event: &str, outcome: &str| records.iter().filter(|r| r.event == event && r.outcome.as_str() == outcome).count();
+    let mut issued: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for r in records.iter().filter(|r| r.event == "credential.issued") {
+        let source = r.details.get("source").map_or("human", String::as_str);
+        *issued.entry(format!("{} ({source})", r.details.get("role").map_or("", String::as_str))).or_default() += 1;
+    }
+    let break_glass: Vec<serde_json::Value> = records
+        .iter()
+        .filter(|r| r.event == "break_glass.used" && r.outcome.as_str() == "success")
+        .map(|r| serde_json::json!({ "at": r.at, "actor": r.actor, "role": r.details.get("role"), "reason": r.details.get("reason") }))
+        .collect();
+    let value = serde_json::json!({
+        "since": since,
+        "credentials_issued": issued,
+        "break_glass_uses": break_glass,
+        "requests": { "created": count("request.created", "success"), "approvals": count("request.approved", "success"), "denied": count("request.denied", "success"), "grants_revoked": count("grant.revoked", "success") },
+        "ci_exchanges_refused": count("ci.exchange.denied", "failure"),
+        "failed_logins": stint_core::audit::failures_by_reason(&records, since),
+    });
+    a.opts.output.print(&value, |v| {
+        println!("Since {since}:");
+        println!("credentials issued:");
+        for (role, n) in &issued {
+            println!("  {n:>6}  {role}");
+        }
+        println!("break-glass uses: {}", break_glass.len());
+        for b in &break_glass {
+            println!(
+                "  {} {} {}: {}",
+                stint_core::Timestamp(b["at"].as_i64().unwrap_or(0)),
+                b["actor"].as_str().unwrap_or(""),
+                b["role"].as_str().unwrap_or(""),
+                b["reason"].as_str().unwrap_or("")
+            );
+        }
+        println!("requests: {}", v["requests"]);
+        println!("CI exchanges refused: {}", v["ci_exchanges_refused"]);
+        println!("failed logins by reason:");
+        for f in v["failed_logins"].as_array().into_iter().flatten() {
+            println!(
+                "  {:>6}  {} {} {}",
+                f["count"],
+                f["method"].as_str().unwrap_or(""),
+                f["provider"].as_str().unwrap_or(""),
+                f["reason"].as_str().unwrap_or("")
+            );
         }
     })?;
     Ok(ExitCode::SUCCESS)

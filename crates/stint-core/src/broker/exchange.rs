@@ -186,7 +186,7 @@ impl Broker {
 
     /// The role's trust policy and lifetime rules; returns the role, the lifetime and the
     /// statement that allowed it.
-    fn admit_ci(&self, req: &ExchangeRequest, issuer: &CiIssuerConfig, token: &IdToken, _now: Timestamp) -> Result<(RoleName, Ttl, String)> {
+    fn admit_ci(&self, req: &ExchangeRequest, issuer: &CiIssuerConfig, token: &IdToken, now: Timestamp) -> Result<(RoleName, Ttl, String)> {
         let role = RoleName::parse(&req.role)?;
         if self.cfg.roles.get(&role).is_none() {
             return Err(Error::not_found("unknown_role", format!("no role named {role}")));
@@ -203,6 +203,16 @@ impl Broker {
         else {
             return Err(Error::forbidden("no_matching_trust_policy", format!("the trust policy of role {role} does not admit this token: {}", eval.refusal())));
         };
+        // The trust policy admitted the token; the Cedar policies decide too (a generated one
+        // permits each trust-policy role to workloads, and teams may forbid more).
+        let mut ctx = crate::authz::AuthzContext::human("", now);
+        ctx.source = crate::authz::Source::Ci;
+        let principal = crate::authz::Principal::Workload { issuer: &issuer.name, subject: &token.subject };
+        let d = self.cfg.roles.engine().decide(&principal, &role, &ctx)?;
+        if !d.allowed {
+            let why = if d.policies.is_empty() { "no policy permits it".to_owned() } else { format!("forbidden by policy {}", d.policies.join(", ")) };
+            return Err(Error::forbidden("role_not_granted", format!("the trust policy of role {role} admits this token, but {why}")));
+        }
         let ttl = req.ttl.unwrap_or(trust.ttl);
         if ttl > trust.ttl {
             return Err(Error::invalid("ttl_too_long", format!("role {role} issues CI credentials for at most {}; asked for {ttl}", trust.ttl)));

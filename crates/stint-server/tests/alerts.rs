@@ -189,4 +189,9 @@ async fn break_glass_grants_admin_at_once_flags_it_and_alerts_everyone() {
     verify(&got[0].1, &got[0].2);
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("stint_break_glass_total 1"), "{metrics}");
+
+    // Without [approvals], an administrator ends it early; its token is refused from then on.
+    let (s, v) = app.post(&format!("/v1/grants/{}/revoke", v["id"].as_str().unwrap()), Some(&admin.session), json!({ "reason": "resolved" })).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("revoked")), "{v}");
+    assert_eq!(app.introspect(tok["token"].as_str().unwrap()).await["active"], false);
 }

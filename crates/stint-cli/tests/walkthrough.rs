@@ -6,34 +6,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ok_json, python, run, start_server, start_server_with, stint};
+use common::{enroll_and_login, ok_json, python, run, start_server, start_server_with, stint, PASSWORD};
 use serde_json::Value;
 use stint_testkit::workspace_root;
-
-const PASSWORD: &str = "a long enough passphrase";
-
-fn totp_now(secret_b32: &str) -> String {
-    let secret = data_encoding::BASE32_NOPAD.decode(secret_b32.as_bytes()).unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    stint_core::totp::code_at(&secret, stint_core::Timestamp(now))
-}
-
-/// Enrolls with `code` and logs in; returns what the person was shown.
-fn enroll_and_login(server: &str, home: &Path, name: &str, code: &str) -> (String, Value) {
-    let e = ok_json(home, &["enroll", "--server", server, "--code", code, "--password-stdin", "-o", "json"], Some(PASSWORD));
-    let secret = e["totp_secret"].as_str().unwrap().to_owned();
-    assert!(e["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/"));
-    let l = ok_json(home, &["login", "--server", server, "--user", name, "--password-stdin", "--totp", &totp_now(&secret), "-o", "json"], Some(PASSWORD));
-    let saved = home.join("session.json");
-    assert_eq!(std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777, 0o600, "session file is private");
-    (secret, l)
-}
-
-use std::os::unix::fs::PermissionsExt;
 
 #[test]
 fn readme_walkthrough_against_the_real_binary() {

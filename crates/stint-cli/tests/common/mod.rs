@@ -6,6 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use std::os::unix::fs::PermissionsExt;
+
 use serde_json::Value;
 use stint_testkit::{free_port, wait_for_port, workspace_root, Process};
 
@@ -75,4 +77,23 @@ pub fn ok_json(home: &Path, args: &[&str], stdin: Option<&str>) -> Value {
     let out = run(home, args, stdin);
     assert!(out.status.success(), "stint {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("stint {args:?} printed no JSON: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+pub const PASSWORD: &str = "a long enough passphrase";
+
+pub fn totp_now(secret_b32: &str) -> String {
+    let secret = data_encoding::BASE32_NOPAD.decode(secret_b32.as_bytes()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    stint_core::totp::code_at(&secret, stint_core::Timestamp(now))
+}
+
+/// Enrolls with `code` and logs in; returns what the person was shown.
+pub fn enroll_and_login(server: &str, home: &Path, name: &str, code: &str) -> (String, Value) {
+    let e = ok_json(home, &["enroll", "--server", server, "--code", code, "--password-stdin", "-o", "json"], Some(PASSWORD));
+    let secret = e["totp_secret"].as_str().unwrap().to_owned();
+    assert!(e["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/"));
+    let l = ok_json(home, &["login", "--server", server, "--user", name, "--password-stdin", "--totp", &totp_now(&secret), "-o", "json"], Some(PASSWORD));
+    let saved = home.join("session.json");
+    assert_eq!(std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777, 0o600, "session file is private");
+    (secret, l)
 }

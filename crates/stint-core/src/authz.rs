@@ -142,7 +142,15 @@ pub struct Engine {
     policies: PolicySet,
     /// Every policy's text by id, for `stint policy test` and the docs.
     texts: Vec<(String, String)>,
+    /// Whether a policy reads `context.now`; if none does, decisions within one hour of the
+    /// same request and context are the same, and are remembered.
+    uses_now: bool,
+    /// Decisions by everything they depend on (policies are fixed for the engine's life).
+    cache: std::sync::Arc<std::sync::RwLock<HashMap<String, Decision>>>,
 }
+
+/// Decisions remembered; past this the cache starts over.
+const DECISION_CACHE_MAX: usize = 16_384;
 
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -235,7 +243,8 @@ impl Engine {
         if !problems.is_empty() {
             return Err(invalid(problems));
         }
-        Ok(Engine { schema, policies, texts })
+        let uses_now = texts.iter().any(|(_, t)| t.contains("context.now"));
+        Ok(Engine { schema, policies, texts, uses_now, cache: Default::default() })
     }
 
     /// Every policy in force, by id, as Cedar text.
@@ -243,8 +252,43 @@ impl Engine {
         &self.texts
     }
 
+    /// Everything a decision depends on, as a cache key.
+    fn key(&self, principal: &Principal<'_>, role: &RoleName, ctx: &AuthzContext) -> String {
+        let who = match principal {
+            Principal::Person(u) => format!("p:{}:{}", u.name, u.groups.iter().map(GroupName::as_str).collect::<Vec<_>>().join(",")),
+            Principal::Workload { issuer, subject } => format!("w:{issuer}:{subject}"),
+        };
+        let time = if self.uses_now { ctx.now.0 } else { ctx.now.0.div_euclid(3600) };
+        // Every field of the context but `not_after` (which the policies do not see).
+        format!(
+            "{who}\n{role}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+            ctx.mfa,
+            ctx.on_call,
+            ctx.on_call_schedules.join(","),
+            ctx.approved_request,
+            ctx.break_glass,
+            ctx.source.as_str(),
+            time
+        )
+    }
+
     /// May `principal` assume `role` in `ctx`?
     pub fn decide(&self, principal: &Principal<'_>, role: &RoleName, ctx: &AuthzContext) -> Result<Decision> {
+        let key = self.key(principal, role, ctx);
+        if let Some(d) = self.cache.read().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(d);
+        }
+        let d = self.evaluate(principal, role, ctx)?;
+        if let Ok(mut c) = self.cache.write() {
+            if c.len() >= DECISION_CACHE_MAX {
+                c.clear();
+            }
+            c.insert(key, d.clone());
+        }
+        Ok(d)
+    }
+
+    fn evaluate(&self, principal: &Principal<'_>, role: &RoleName, ctx: &AuthzContext) -> Result<Decision> {
         let role_uid = uid("Stint::Role", role.as_str());
         let mut entities = vec![Entity::new_no_attrs(role_uid.clone(), HashSet::new())];
         let principal_uid = match principal {
@@ -266,8 +310,11 @@ impl Engine {
                 w
             }
         };
-        let entities = Entities::from_entities(entities, Some(&self.schema)).map_err(|e| Error::Internal(format!("authorization entities: {e}")))?;
-        let request = Request::new(principal_uid, uid("Stint::Action", "assume"), role_uid, ctx.cedar()?, Some(&self.schema))
+        // Entities and request are built here, to the schema's shape: debug builds (the tests)
+        // check them against it; release builds skip a check that would double a decision's cost.
+        let schema = cfg!(debug_assertions).then_some(&self.schema);
+        let entities = Entities::from_entities(entities, schema).map_err(|e| Error::Internal(format!("authorization entities: {e}")))?;
+        let request = Request::new(principal_uid, uid("Stint::Action", "assume"), role_uid, ctx.cedar()?, schema)
             .map_err(|e| Error::Internal(format!("authorization request: {e}")))?;
         let response = Authorizer::new().is_authorized(&request, &self.policies, &entities);
         let mut policies: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();

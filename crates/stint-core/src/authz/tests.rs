@@ -109,6 +109,24 @@ fn the_clock_reaches_policies_as_utc_hour_and_weekday() {
 }
 
 #[test]
+fn remembered_decisions_still_follow_the_clock() {
+    // Policies that read context.now are decided to the second, others to the hour.
+    let e = engine(&format!(
+        r#"@id("until the deadline")
+        permit(principal is Stint::Person, action == Stint::Action::"assume", resource == Stint::Role::"developer")
+        when {{ context.now < {} }};"#,
+        SATURDAY_3AM + 10
+    ));
+    let alice = person("alice", &[]);
+    let at = |t: i64| e.decide(&Principal::Person(&alice), &role("developer"), &AuthzContext::human("", Timestamp(t))).unwrap().allowed;
+    assert!(at(SATURDAY_3AM + 9));
+    assert!(!at(SATURDAY_3AM + 10), "a remembered decision from a second earlier is not reused");
+    // And a change of groups is a different question.
+    let dev = person("alice", &["developers"]);
+    assert!(e.decide(&Principal::Person(&dev), &role("developer"), &AuthzContext::human("", Timestamp(SATURDAY_3AM + 10))).unwrap().allowed);
+}
+
+#[test]
 fn workloads_are_principals_too() {
     let team = r#"
         @id("pipelines of acme/infra deploy")

@@ -5,7 +5,7 @@
 //! context (how the person authenticated, whether they are on call, whether an approved
 //! request or break-glass covers the role, where the request comes from, the time). The schema
 //! ships in `authz/schema.cedarschema`. The role settings of the TOML configuration generate
-//! the default policies ([`default_policies`]); teams add their own `.cedar` files, validated
+//! the default policies ([`crate::policy::default_policies`]); teams add their own `.cedar` files, validated
 //! against the schema at start with errors that name the file and line. Every decision says
 //! which policies allowed or forbade it.
 //!
@@ -23,7 +23,6 @@ use cedar_policy::{
 use crate::error::{Error, Result};
 use crate::ids::{GroupName, RoleName};
 use crate::model::User;
-use crate::policy::RoleDef;
 use crate::time::Timestamp;
 
 /// The schema every policy is validated against.
@@ -160,33 +159,6 @@ impl fmt::Debug for Engine {
 
 fn uid(ty: &str, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(EntityTypeName::from_str(ty).unwrap_or_else(|_| unreachable!("built-in type names parse")), EntityId::new(id))
-}
-
-/// Cedar string literal.
-fn quoted(s: &str) -> String {
-    format!("{s:?}")
-}
-
-/// The policies the role settings imply: `everyone` and `groups` of each role.
-pub fn default_policies<'a>(roles: impl IntoIterator<Item = &'a RoleDef>) -> String {
-    let mut out = String::from("// Generated from the [roles] settings of the configuration.\n");
-    for r in roles {
-        let role = quoted(r.name.as_str());
-        if r.everyone {
-            out.push_str(&format!(
-                "@id(\"{name}: everyone\")\npermit(principal is Stint::Person, action == Stint::Action::\"assume\", resource == Stint::Role::{role});\n",
-                name = r.name
-            ));
-        }
-        for g in &r.groups {
-            out.push_str(&format!(
-                "@id(\"{name}: group {g}\")\npermit(principal in Stint::Group::{group}, action == Stint::Action::\"assume\", resource == Stint::Role::{role});\n",
-                name = r.name,
-                group = quoted(g.as_str())
-            ));
-        }
-    }
-    out
 }
 
 /// Line and column (1-based) of a byte offset.

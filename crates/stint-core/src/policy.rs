@@ -42,6 +42,28 @@ impl fmt::Display for GrantReason {
     }
 }
 
+/// The policies the role settings imply: `everyone` and `groups` of each role.
+pub fn default_policies<'a>(roles: impl IntoIterator<Item = &'a RoleDef>) -> String {
+    let mut out = String::from("// Generated from the [roles] settings of the configuration.\n");
+    for r in roles {
+        let role = format!("{:?}", r.name.as_str());
+        if r.everyone {
+            out.push_str(&format!(
+                "@id(\"{name}: everyone\")\npermit(principal is Stint::Person, action == Stint::Action::\"assume\", resource == Stint::Role::{role});\n",
+                name = r.name
+            ));
+        }
+        for g in &r.groups {
+            out.push_str(&format!(
+                "@id(\"{name}: group {g}\")\npermit(principal in Stint::Group::{group:?}, action == Stint::Action::\"assume\", resource == Stint::Role::{role});\n",
+                name = r.name,
+                group = g.as_str()
+            ));
+        }
+    }
+    out
+}
+
 /// The set of roles in force, and the policies that decide who may assume them.
 #[derive(Clone, Debug)]
 pub struct Roles {
@@ -81,7 +103,7 @@ impl Roles {
     }
 
     fn defaults_of(defs: &BTreeMap<RoleName, RoleDef>) -> PolicySource {
-        PolicySource { origin: "defaults (generated from [roles])".into(), text: crate::authz::default_policies(defs.values()) }
+        PolicySource { origin: "defaults (generated from [roles])".into(), text: default_policies(defs.values()) }
     }
 
     /// Adds or replaces a role definition (config overrides built-ins by name) and

@@ -20,7 +20,7 @@ fn person(name: &str, groups: &[&str]) -> User {
 }
 
 fn defaults() -> PolicySource {
-    PolicySource { origin: "defaults".into(), text: default_policies(Roles::builtin().iter()) }
+    PolicySource { origin: "defaults".into(), text: crate::policy::default_policies(Roles::builtin().iter()) }
 }
 
 fn engine(extra: &str) -> Engine {

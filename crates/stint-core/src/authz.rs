@@ -122,7 +122,7 @@ pub struct Decision {
     pub allowed: bool,
     /// The policies that decided: the permits that allowed, or the forbids that denied.
     pub policies: Vec<String>,
-    /// Policies that could not be evaluated (they are skipped, so they never allow).
+    /// Policies that could not be evaluated: any error denies the request (fail closed).
     pub errors: Vec<String>,
 }
 
@@ -215,7 +215,8 @@ impl Engine {
         if !problems.is_empty() {
             return Err(invalid(problems));
         }
-        let uses_now = texts.iter().any(|(_, t)| t.contains("context.now"));
+        // Any mention of `now` (`context.now`, `context["now"]`…) makes decisions per second.
+        let uses_now = texts.iter().any(|(_, t)| t.contains("now"));
         Ok(Engine { schema, policies, texts, uses_now, cache: Default::default() })
     }
 
@@ -291,8 +292,11 @@ impl Engine {
         let response = Authorizer::new().is_authorized(&request, &self.policies, &entities);
         let mut policies: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
         policies.sort();
-        let errors = response.diagnostics().errors().map(ToString::to_string).collect();
-        Ok(Decision { allowed: response.decision() == CedarDecision::Allow, policies, errors })
+        let errors: Vec<String> = response.diagnostics().errors().map(ToString::to_string).collect();
+        // Cedar skips a policy that fails to evaluate; a skipped `forbid` would allow what it
+        // was written to refuse. Fail closed: any error denies.
+        let allowed = response.decision() == CedarDecision::Allow && errors.is_empty();
+        Ok(Decision { allowed, policies: if allowed || errors.is_empty() { policies } else { vec![] }, errors })
     }
 }
 

@@ -163,6 +163,9 @@ fn ical_time(params: &[(String, String)], value: &str, default_tz: &TimeZone) ->
 pub struct CalendarPeople<'a> {
     /// Explicit mapping from an attendee's email or the event's summary (case-insensitive).
     pub map: &'a [(String, Username)],
+    /// Without a mapping, an attendee `<user name>@<email_domain>` is that user; without a
+    /// domain, only the mapping counts (an address elsewhere names nobody here).
+    pub email_domain: Option<&'a str>,
 }
 
 impl CalendarPeople<'_> {
@@ -173,9 +176,12 @@ impl CalendarPeople<'_> {
                 return Some(u.clone());
             }
         }
-        // Without a mapping: the attendee's address is <user name>@… .
-        let local = attendee?.split('@').next()?.to_ascii_lowercase();
-        Username::parse(&local).ok()
+        // Without a mapping: the attendee's address is <user name>@<email_domain>.
+        let (local, domain) = attendee?.rsplit_once('@')?;
+        if !self.email_domain.is_some_and(|d| d.eq_ignore_ascii_case(domain)) {
+            return None;
+        }
+        Username::parse(&local.to_ascii_lowercase()).ok()
     }
 }
 
@@ -202,7 +208,11 @@ pub fn parse_ical(text: &str, people: &CalendarPeople<'_>, default_tz: &TimeZone
                     return Err(Error::invalid("invalid_calendar", "recurring events (RRULE) are not supported: export single occurrences"));
                 }
                 let (Some(start), Some(end)) = (get("DTSTART"), get("DTEND")) else { continue };
-                let attendee = get("ATTENDEE").map(|(_, _, v)| v.trim_start_matches("mailto:").trim_start_matches("MAILTO:"));
+                // The first attendee who has not declined.
+                let attendee = props
+                    .iter()
+                    .find(|(k, params, _)| k == "ATTENDEE" && !params.iter().any(|(p, v)| p == "PARTSTAT" && v.eq_ignore_ascii_case("DECLINED")))
+                    .map(|(_, _, v)| v.trim_start_matches("mailto:").trim_start_matches("MAILTO:"));
                 let summary = get("SUMMARY").map(|(_, _, v)| v.as_str());
                 let Some(person) = people.resolve(attendee, summary) else { continue };
                 let shift = Shift { person, start: ical_time(&start.1, &start.2, default_tz)?, end: ical_time(&end.1, &end.2, default_tz)? };

@@ -153,7 +153,9 @@ impl Roles {
             return Ok(d.policies.into_iter().map(GrantReason::Policy).collect());
         }
         let role = &def.name;
-        let why = if d.policies.is_empty() {
+        let why = if !d.errors.is_empty() {
+            format!("{} may not assume {role}: a policy failed to evaluate, so the request is refused ({})", user.name, d.errors.join("; "))
+        } else if d.policies.is_empty() {
             let groups: Vec<&str> = def.groups.iter().map(GroupName::as_str).collect();
             match groups.as_slice() {
                 [] => format!("{} may not assume {role}: no policy permits it", user.name),

@@ -95,11 +95,16 @@ async fn refresh_feed(broker: &Broker, feed: &config::oncall::CalendarFeed, http
     let text = match (&feed.file, &feed.url) {
         (Some(f), _) => std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?,
         (None, Some(url)) => {
-            let resp = http.get(url).send().await.map_err(|e| format!("cannot fetch {url}: {e}"))?;
+            // Calendar feed URLs carry a secret token: only the host is ever shown.
+            let shown = webhooks::redact(url);
+            let resp = http.get(url).send().await.map_err(|e| format!("cannot fetch {shown}: {}", e.without_url()))?;
             if !resp.status().is_success() {
-                return Err(format!("{url} answered {}", resp.status()));
+                return Err(format!("{shown} answered {}", resp.status()));
             }
-            resp.text().await.map_err(|e| format!("cannot read {url}: {e}"))?
+            if resp.content_length().is_some_and(|n| n > 8 * 1024 * 1024) {
+                return Err(format!("{shown} sent more than 8 MiB"));
+            }
+            resp.text().await.map_err(|e| format!("cannot read {shown}: {}", e.without_url()))?
         }
         (None, None) => return Ok(0),
     };

@@ -45,6 +45,9 @@ pub struct AlertCounts {
 
 pub struct WebhookAlerter {
     queue: tokio::sync::mpsc::Sender<Alert>,
+    /// Break-glass alerts have a queue of their own, served first: a flood of other alerts
+    /// (or a slow receiver) cannot crowd them out.
+    urgent: tokio::sync::mpsc::Sender<Alert>,
     counts: Arc<AlertCounts>,
 }
 
@@ -59,9 +62,14 @@ pub fn signature(secret: &SecretString, timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", tag.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
 fn body(hook: &Webhook, alert: &Alert) -> Vec<u8> {
     let v = match hook.format {
-        Format::Slack => serde_json::json!({ "text": format!("stint: {}", alert.summary) }),
+        // Slack reads <…> as mentions and links: people's text must not make them.
+        Format::Slack => serde_json::json!({ "text": format!("stint: {}", slack_escape(&alert.summary)) }),
         Format::Json => serde_json::json!({ "event": alert.kind.as_str(), "at": alert.at.to_rfc3339(), "summary": alert.summary, "details": alert.details }),
     };
     serde_json::to_vec(&v).unwrap_or_default()
@@ -76,13 +84,15 @@ async fn deliver(http: &reqwest::Client, hook: &Webhook, alert: &Alert) -> Resul
         }
         let mut req = http.post(&hook.url).timeout(hook.timeout).header("content-type", "application/json").body(body.clone());
         if let (Format::Json, Some(secret)) = (hook.format, &hook.secret) {
-            let ts = alert.at.0;
+            // Signed at sending time, so a receiver's replay window holds after a backlog.
+            let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(alert.at.0, |d| d.as_secs() as i64);
             req = req.header("x-stint-timestamp", ts.to_string()).header("x-stint-signature", signature(secret, ts, &body));
         }
         match req.send().await {
             Ok(r) if r.status().is_success() => return Ok(()),
             Ok(r) => last = format!("HTTP {}", r.status()),
-            Err(e) => last = e.to_string(),
+            // Without the URL: webhook URLs carry their secret (Slack's path).
+            Err(e) => last = e.without_url().to_string(),
         }
     }
     Err(last)
@@ -92,10 +102,17 @@ impl WebhookAlerter {
     /// Starts the delivery task on the current runtime.
     pub fn start(hooks: Vec<Webhook>, counts: Arc<AlertCounts>) -> WebhookAlerter {
         let (queue, mut rx) = tokio::sync::mpsc::channel::<Alert>(QUEUE);
+        let (urgent, mut urgent_rx) = tokio::sync::mpsc::channel::<Alert>(QUEUE);
         let task_counts = counts.clone();
         tokio::spawn(async move {
             let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default();
-            while let Some(alert) = rx.recv().await {
+            loop {
+                let alert = tokio::select! {
+                    biased;
+                    Some(a) = urgent_rx.recv() => a,
+                    Some(a) = rx.recv() => a,
+                    else => break,
+                };
                 for hook in hooks.iter().filter(|h| h.events.is_empty() || h.events.contains(&alert.kind)) {
                     match deliver(&http, hook, &alert).await {
                         Ok(()) => {
@@ -109,19 +126,23 @@ impl WebhookAlerter {
                 }
             }
         });
-        WebhookAlerter { queue, counts }
+        WebhookAlerter { queue, urgent, counts }
     }
 }
 
-/// Webhook URLs often carry their secret in the path (Slack's do): log the host only.
-fn redact(url: &str) -> String {
-    let rest = url.split("://").nth(1).unwrap_or(url);
-    format!("{}://{}/…", url.split("://").next().unwrap_or("https"), rest.split('/').next().unwrap_or(""))
+/// Webhook URLs often carry their secret in the path, the query or the userinfo (Slack's in
+/// the path): log the scheme and host only.
+pub fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!("{}://{}/…", u.scheme(), u.host_str().unwrap_or("")),
+        Err(_) => "<unparsable URL>".to_owned(),
+    }
 }
 
 impl Alerter for WebhookAlerter {
     fn send(&self, alert: Alert) {
-        if let Err(e) = self.queue.try_send(alert) {
+        let queue = if alert.kind == AlertKind::BreakGlass { &self.urgent } else { &self.queue };
+        if let Err(e) = queue.try_send(alert) {
             self.counts.dropped.fetch_add(1, Ordering::Relaxed);
             let kind = match &e {
                 tokio::sync::mpsc::error::TrySendError::Full(a) | tokio::sync::mpsc::error::TrySendError::Closed(a) => a.kind.as_str(),
@@ -136,5 +157,7 @@ mod tests {
     #[test]
     fn webhook_urls_are_logged_without_their_path() {
         assert_eq!(super::redact("https://hooks.slack.com/services/T0/B0/secret"), "https://hooks.slack.com/…");
+        assert_eq!(super::redact("https://user:pass@hooks.example.com/x?token=secret"), "https://hooks.example.com/…");
+        assert_eq!(super::slack_escape("<!channel> <https://evil|Approve> & co"), "&lt;!channel&gt; &lt;https://evil|Approve&gt; &amp; co");
     }
 }

@@ -70,6 +70,12 @@ async fn a_workflow_on_main_gets_a_credential_once(app: TestApp, gh: GithubIssue
     let (s, v) = exchange_token(&app, &token, "deploy").await;
     assert_eq!((s, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("token_replayed")), "{v}");
 
+    // A token without jti is accepted once too, by its signed content.
+    let no_jti = signed(&gh, header(), claims_with(&gh, |c| c.as_object_mut().unwrap().retain(|k, _| k != "jti")));
+    assert_eq!(exchange_token(&app, &no_jti, "deploy").await.0, StatusCode::OK);
+    let (s, v) = exchange_token(&app, &no_jti, "deploy").await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("token_replayed")), "{v}");
+
     // Shorter on request; longer is refused, not capped.
     let fresh = gh.sign(&gh.claims(&Run::default(), "stint", NOW));
     let (s, v) = exchange(&app, &[("grant_type", GRANT), ("subject_token", &fresh), ("role", "deploy"), ("ttl", "20m")]).await;
@@ -81,13 +87,13 @@ async fn a_workflow_on_main_gets_a_credential_once(app: TestApp, gh: GithubIssue
 
     let records = app.store.audit_after(0, 1000).await.unwrap();
     let issued: Vec<_> = records.iter().filter(|r| r.event == "credential.issued").collect();
-    assert_eq!(issued.len(), 2);
+    assert_eq!(issued.len(), 3);
     let r = issued[0];
     assert_eq!((r.actor.as_str(), r.details["source"].as_str(), r.details["role"].as_str()), ("ci:github", "ci", "deploy"));
     assert_eq!(r.details["claim.repository"], "acme/infra");
     assert_eq!(r.details["statement"], "statement 1 (\"InfraMain\")");
     let denied: Vec<_> = records.iter().filter(|r| r.event == "ci.exchange.denied").map(|r| r.reason.as_str()).collect();
-    assert_eq!(denied, ["token_replayed", "ttl_too_long", "ttl_too_short"]);
+    assert_eq!(denied, ["token_replayed", "token_replayed", "ttl_too_long", "ttl_too_short"]);
     for r in &records {
         let text = serde_json::to_string(r).unwrap();
         assert!(!text.contains(&token) && !text.contains(credential), "no token in the audit log");

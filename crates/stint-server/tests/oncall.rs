@@ -83,7 +83,7 @@ async fn a_calendar_feed_grants_and_is_re_read() {
     )
     .unwrap();
     let toml = format!(
-        "[[oncall.schedule]]\nname = \"pagerduty\"\ngrants = [\"developer\"]\nical_file = {:?}\nrefresh = \"1s\"\n[oncall.schedule.people_map]\n\"robert@example.com\" = \"bob\"\n",
+        "[[oncall.schedule]]\nname = \"pagerduty\"\ngrants = [\"developer\"]\nical_file = {:?}\nrefresh = \"1s\"\nemail_domain = \"example.com\"\n[oncall.schedule.people_map]\n\"robert@example.com\" = \"bob\"\n",
         feed.display().to_string()
     );
     let app = spawn_app_with(Backend::Sqlite, &toml).await;
@@ -157,7 +157,9 @@ async fn a_calendar_url_is_fetched_and_refetched() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://127.0.0.1:{}/feed.ics", listener.local_addr().unwrap().port());
     tokio::spawn(async move { axum::serve(listener, app_feed).await.unwrap() });
-    let toml = format!("[[oncall.schedule]]\nname = \"pagerduty\"\ngrants = [\"developer\"]\nical_url = \"{url}\"\nrefresh = \"1s\"\n");
+    let toml = format!(
+        "[[oncall.schedule]]\nname = \"pagerduty\"\ngrants = [\"developer\"]\nical_url = \"{url}\"\nrefresh = \"1s\"\nemail_domain = \"example.com\"\n"
+    );
     let app = spawn_app_with(Backend::Sqlite, &toml).await;
     let (_, alice, _) = people(&app).await;
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -102,6 +102,9 @@ async fn pending_requests_expire_and_can_be_denied(app: TestApp) {
 
     let (_, late) = request(&app, &t.alice, json!({ "role": "admin", "reason": "can wait" })).await;
     let (_, denied) = request(&app, &t.alice, json!({ "role": "admin", "reason": "just because" })).await;
+    let (_, _third) = request(&app, &t.alice, json!({ "role": "admin", "reason": "a third" })).await;
+    let (s, v) = request(&app, &t.alice, json!({ "role": "admin", "reason": "a fourth, while three wait" })).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts")), "{v}");
     let (s, v) = act(&app, &t.carol, &format!("/v1/requests/{}/deny", denied["id"].as_str().unwrap()), json!({ "reason": "use developer" })).await;
     assert_eq!((s, v["status"].as_str(), v["decision_reason"].as_str()), (StatusCode::OK, Some("denied"), Some("use developer")));
     app.clock.advance(3600);

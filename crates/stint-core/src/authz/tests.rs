@@ -127,6 +127,18 @@ fn remembered_decisions_still_follow_the_clock() {
 }
 
 #[test]
+fn a_policy_that_fails_to_evaluate_denies() {
+    // Overflow: Cedar skips a policy whose evaluation errors; a skipped forbid must not allow.
+    let e = engine(
+        r#"@id("freeze")
+        forbid(principal, action, resource == Stint::Role::"readonly")
+        when { context.now * 9223372036854775807 > 0 };"#,
+    );
+    let d = e.decide(&Principal::Person(&person("alice", &[])), &role("readonly"), &AuthzContext::human("", Timestamp(SATURDAY_3AM))).unwrap();
+    assert!(!d.allowed && !d.errors.is_empty(), "{d:?}");
+}
+
+#[test]
 fn workloads_are_principals_too() {
     let team = r#"
         @id("pipelines of acme/infra deploy")

@@ -235,11 +235,13 @@ impl Broker {
         now: Timestamp,
     ) -> Result<Exchanged> {
         let ring = self.keyring()?;
-        // Accepted once: by jti when the token has one, else by its whole text.
+        // Accepted once: by jti when the token has one, else by its signed content (header and
+        // claims, not the signature: an ECDSA signature can be rewritten and still verify).
         let jti = token.claims.get("jti").and_then(|v| v.as_str());
+        let signed_part = req.token.expose().rsplit_once('.').map_or(req.token.expose(), |(signed, _)| signed);
         let seen = match jti {
             Some(j) => Sha256::new().chain_update(issuer.url.as_bytes()).chain_update(b"\n").chain_update(j.as_bytes()).finalize(),
-            None => Sha256::digest(req.token.expose().as_bytes()),
+            None => Sha256::new().chain_update(issuer.url.as_bytes()).chain_update(b"\n\n").chain_update(signed_part.as_bytes()).finalize(),
         };
         let use_ = Mutation::RecordTokenUse {
             key: data_encoding::HEXLOWER.encode(&seen),

@@ -13,6 +13,9 @@ use crate::time::{Timestamp, Ttl};
 
 use super::{Broker, Caller};
 
+/// Requests one person may have waiting at once.
+const MAX_PENDING_PER_PERSON: usize = 3;
+
 /// How requests for roles are decided.
 #[derive(Clone, Debug)]
 pub struct ApprovalConfig {
@@ -182,6 +185,12 @@ impl Broker {
         let duration = duration.unwrap_or(cfg.max_duration);
         if duration > cfg.max_duration {
             return Err(Error::invalid("duration_too_long", format!("grants of {role} last at most {}; asked for {duration}", cfg.max_duration)));
+        }
+        // Each request alerts the approvers: a person may have only a few waiting.
+        let waiting = self.store.requests(Timestamp(now.0 - cfg.pending_ttl.as_secs() as i64), 500).await?;
+        let mine = waiting.iter().filter(|q| q.requester == caller.user.id && q.status == RequestStatus::Pending && now < q.pending_until).count();
+        if mine >= MAX_PENDING_PER_PERSON {
+            return Err(Error::Throttled { retry_after_secs: 60 });
         }
         let mut id_bytes = [0u8; 10];
         self.rng().fill_bytes(&mut id_bytes);

@@ -45,6 +45,8 @@ pub struct ScheduleSection {
     /// calendar address is not `<user name>@…`.
     #[serde(default)]
     pub people_map: BTreeMap<String, String>,
+    /// Attendees `<user name>@<email_domain>` are those users; others need `people_map`.
+    pub email_domain: Option<String>,
 }
 
 /// Where a calendar schedule's feed is, for the host to refresh.
@@ -55,13 +57,14 @@ pub struct CalendarFeed {
     pub url: Option<String>,
     pub refresh: Duration,
     pub people_map: Vec<(String, Username)>,
+    pub email_domain: Option<String>,
     pub timezone: stint_core::jiff::tz::TimeZone,
 }
 
 impl CalendarFeed {
     /// Parses a feed's text into this schedule's shifts.
     pub fn parse(&self, text: &str) -> stint_core::error::Result<Vec<stint_core::oncall::Shift>> {
-        stint_core::oncall::parse_ical(text, &CalendarPeople { map: &self.people_map }, &self.timezone)
+        stint_core::oncall::parse_ical(text, &CalendarPeople { map: &self.people_map, email_domain: self.email_domain.as_deref() }, &self.timezone)
     }
 }
 
@@ -118,6 +121,7 @@ pub fn load(section: OnCallSection, roles: &Roles, base: &Path, origin: &str) ->
                 url: s.ical_url.clone(),
                 refresh: Duration::from_secs(refresh.as_secs()),
                 people_map,
+                email_domain: s.email_domain.clone(),
                 timezone: tz,
             };
             let shifts = match &feed.file {

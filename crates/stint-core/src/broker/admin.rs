@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::ids::{GroupName, SessionId, UserId, Username};
 use crate::model::User;
 use crate::store::{Change, Mutation};
-use crate::time::Timestamp;
+use crate::time::{Timestamp, Ttl};
 
 use super::{Broker, Caller, NewCode};
 
@@ -165,7 +165,9 @@ impl Broker {
         let old = self.keyring()?.signer.kid().to_owned();
         let key = SigningKey::generate(&mut *self.rng());
         let stored = StoredKey::seal(&key, &self.kek, now, &mut *self.rng());
-        let verify_until = now.plus(self.cfg.roles.longest_ttl());
+        // Published as long as any token it signed may live: role tokens and CI credentials.
+        let longest = self.cfg.roles.longest_ttl().max(Ttl::from_secs(super::CI_TTL_MAX_SECS)?);
+        let verify_until = now.plus(longest);
         let d = Draft::new(now, Event::KeyRotated, Outcome::Success)
             .actor(&admin.0.user.id)
             .subject(key.kid())

@@ -194,4 +194,7 @@ async fn break_glass_grants_admin_at_once_flags_it_and_alerts_everyone() {
     let (s, v) = app.post(&format!("/v1/grants/{}/revoke", v["id"].as_str().unwrap()), Some(&admin.session), json!({ "reason": "resolved" })).await;
     assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("revoked")), "{v}");
     assert_eq!(app.introspect(tok["token"].as_str().unwrap()).await["active"], false);
+    let got = wait_for(&seen, 2).await;
+    let ended: Value = serde_json::from_slice(&got[1].2).unwrap();
+    assert_eq!((ended["event"].as_str(), ended["details"]["revoked_by"].as_str()), (Some("break_glass"), Some("root")), "{ended}");
 }

@@ -351,6 +351,10 @@ impl Broker {
             Change::default().with(Mutation::UpdateRequest { request: next.clone(), expect: RequestStatus::Approved, approvals: q.approvals.len() }).record(d),
         )
         .await?;
+        // Whoever heard of the grant hears of its end: break-glass channels for break-glass.
+        let kind = if q.break_glass { AlertKind::BreakGlass } else { AlertKind::RequestApproved };
+        let summary = format!("{} revoked {}'s grant of {} ({})", caller.user.name, q.requester_name, q.role, q.id);
+        self.alerter.send(Alert::new(kind, now, summary).detail("request", &q.id).detail("revoked_by", &caller.user.name));
         Ok(self.view(&next, now))
     }
 }

@@ -185,20 +185,8 @@ fn webhooks(sections: Vec<WebhookSection>, base: &Path, origin: &str) -> Result<
             "json" => Format::Json,
             other => return Err(err(origin, &key("format"), format!("{other:?} is not \"slack\" or \"json\""))),
         };
-        let secret = match (&s.secret_file, &s.secret_env, s.danger_secret) {
-            (Some(f), None, None) => Some(stint_core::secret::SecretString::new(
-                std::fs::read_to_string(base.join(f))
-                    .map_err(|e| err(origin, &key("secret_file"), format!("cannot read {}: {e}", f.display())))?
-                    .trim()
-                    .to_owned(),
-            )),
-            (None, Some(v), None) => Some(stint_core::secret::SecretString::new(
-                std::env::var(v).map_err(|_| err(origin, &key("secret_env"), format!("environment variable {v} is not set")))?,
-            )),
-            (None, None, Some(s)) => Some(s),
-            (None, None, None) => None,
-            _ => return Err(err(origin, &key("secret_file"), "set one of secret_file, secret_env or danger_secret")),
-        };
+        let sources = SecretSources { file: s.secret_file.as_deref(), env: s.secret_env.as_deref(), inline: s.danger_secret };
+        let secret = sources.read("secret", base, &key, origin)?;
         if format == Format::Json && secret.as_ref().is_none_or(|s| s.expose().len() < 16) {
             return Err(err(origin, &key("secret_file"), "a json webhook needs a signing secret of at least 16 characters"));
         }
@@ -211,6 +199,40 @@ fn webhooks(sections: Vec<WebhookSection>, base: &Path, origin: &str) -> Result<
         out.push(Webhook { url: s.url, format, secret, events, timeout: std::time::Duration::from_secs(timeout.as_secs()) });
     }
     Ok(out)
+}
+
+/// Where a secret may come from: `<name>_file`, `<name>_env`, or `danger_<name>` inline.
+pub(crate) struct SecretSources<'a> {
+    pub file: Option<&'a Path>,
+    pub env: Option<&'a str>,
+    pub inline: Option<stint_core::secret::SecretString>,
+}
+
+impl SecretSources<'_> {
+    /// The secret, from at most one source (`None` when none is set); a file is read relative
+    /// to `base` and trimmed. `key` names the configuration keys in errors.
+    pub(crate) fn read(
+        self,
+        name: &str,
+        base: &Path,
+        key: &dyn Fn(&str) -> String,
+        origin: &str,
+    ) -> Result<Option<stint_core::secret::SecretString>, ConfigError> {
+        use stint_core::secret::SecretString;
+        let file_key = key(&format!("{name}_file"));
+        match (self.file, self.env, self.inline) {
+            (Some(f), None, None) => {
+                let text = std::fs::read_to_string(base.join(f)).map_err(|e| err(origin, &file_key, format!("cannot read {}: {e}", f.display())))?;
+                Ok(Some(SecretString::new(text.trim().to_owned())))
+            }
+            (None, Some(v), None) => {
+                let value = std::env::var(v).map_err(|_| err(origin, &key(&format!("{name}_env")), format!("environment variable {v} is not set")))?;
+                Ok(Some(SecretString::new(value)))
+            }
+            (None, None, inline) => Ok(inline),
+            _ => Err(err(origin, &file_key, format!("set exactly one of {name}_file, {name}_env or danger_{name}"))),
+        }
+    }
 }
 
 /// `[policy]`: the team's Cedar policies, added to the defaults the roles generate.

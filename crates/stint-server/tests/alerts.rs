@@ -126,20 +126,11 @@ async fn a_dead_receiver_is_retried_then_counted_as_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_are_validated_at_start() {
-    use stint_server::config::Config;
-    let dir = std::env::temp_dir().join(format!("stint-alerts-cfg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let refused = |toml: &str, needle: &str| {
-        let f = dir.join("c.toml");
-        std::fs::write(&f, toml).unwrap();
-        let e = Config::load(Some(&f), Default::default()).unwrap_err().to_string();
-        assert!(e.contains(needle), "{needle:?} not in {e}");
-    };
+    let refused = common::config_refused;
     refused("[[alerts.webhook]]\nurl = \"http://hooks.example.com/x\"\n", "https");
     refused("[[alerts.webhook]]\nurl = \"https://hooks.example.com/x\"\nformat = \"json\"\n", "signing secret");
     refused("[[alerts.webhook]]\nurl = \"https://hooks.example.com/x\"\nformat = \"xml\"\n", "\"xml\"");
     refused("[[alerts.webhook]]\nurl = \"https://hooks.example.com/x\"\nevents = [\"coffee\"]\n", "unknown event");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

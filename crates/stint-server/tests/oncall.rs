@@ -106,21 +106,12 @@ async fn a_calendar_feed_grants_and_is_re_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedules_are_validated_at_start() {
-    use stint_server::config::Config;
-    let dir = std::env::temp_dir().join(format!("stint-oncall-cfg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let refused = |toml: &str, needle: &str| {
-        let f = dir.join("c.toml");
-        std::fs::write(&f, toml).unwrap();
-        let e = Config::load(Some(&f), Default::default()).unwrap_err().to_string();
-        assert!(e.contains(needle), "{needle:?} not in {e}");
-    };
+    let refused = common::config_refused;
     refused(&ROTATION.replace("Europe/Berlin", "Mars/Olympus"), "unknown time zone");
     refused(&ROTATION.replace("\"developer\"]", "\"superuser\"]"), "no role named superuser");
     refused(&ROTATION.replace("every = \"7d\"", "every = \"36h\""), "whole days");
     refused(&format!("{ROTATION}ical_url = \"https://example.com/x.ics\"\n"), "not both");
     refused(&ROTATION.replace("first_day = \"2027-01-11\"", "first_day = \"next monday\""), "not a date");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 mod sqlite {

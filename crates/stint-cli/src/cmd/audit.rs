@@ -177,21 +177,7 @@ async fn tail(a: TailArgs) -> Result<ExitCode> {
 }
 
 async fn failures(a: FailuresArgs) -> Result<ExitCode> {
-    let window: stint_core::Ttl = a.since.parse().map_err(|e| anyhow::anyhow!("--since: {e}"))?;
-    let now = {
-        use stint_core::Clock;
-        stint_server::SystemClock.now()
-    };
-    let since = stint_core::Timestamp(now.0 - window.as_secs() as i64);
-    let source = Source::Server(Client::authenticated(a.opts.server.as_deref())?);
-    let mut records = Vec::new();
-    let mut after = 0;
-    loop {
-        let (page, _) = source.page(after, 0).await?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        records.extend(page.into_iter().filter(|r| r.at >= since && r.event == stint_core::audit::Event::LoginFailed.code()));
-    }
+    let (records, since) = records_since(&a).await?;
     let report = stint_core::audit::failures_by_reason(&records, since);
     a.opts.output.print(&report, |rows| {
         println!("Failed logins since {since}:");

@@ -80,6 +80,17 @@ impl Broker {
         }
     }
 
+    /// A new request id: `req_…` for requests, `bg_…` for break-glass grants.
+    fn request_id(&self, prefix: &str) -> String {
+        let mut b = [0u8; 10];
+        self.rng().fill_bytes(&mut b);
+        format!("{prefix}_{}", data_encoding::BASE32_NOPAD.encode(&b).to_lowercase())
+    }
+
+    async fn find_request(&self, id: &str) -> Result<RoleRequest> {
+        self.store.request(id).await?.ok_or_else(|| Error::not_found("unknown_request", format!("no request {:?}", truncate(id))))
+    }
+
     /// The approved (or break-glass) grant of `user` for `role` covering `now`, if any.
     pub(super) async fn current_grant(&self, user: &UserId, role: &RoleName, now: Timestamp) -> Result<Option<RoleRequest>> {
         let requestable = self.cfg.approvals.as_ref().is_some_and(|a| a.roles.contains(role));
@@ -130,10 +141,8 @@ impl Broker {
         if duration > cfg.max_duration {
             return Err(Error::invalid("duration_too_long", format!("break-glass lasts at most {}; asked for {duration}", cfg.max_duration)));
         }
-        let mut id_bytes = [0u8; 10];
-        self.rng().fill_bytes(&mut id_bytes);
         let q = RoleRequest {
-            id: format!("bg_{}", data_encoding::BASE32_NOPAD.encode(&id_bytes).to_lowercase()),
+            id: self.request_id("bg"),
             requester: caller.user.id.clone(),
             requester_name: caller.user.name.clone(),
             role: cfg.role.clone(),
@@ -192,10 +201,8 @@ impl Broker {
         if mine >= MAX_PENDING_PER_PERSON {
             return Err(Error::Throttled { retry_after_secs: 60 });
         }
-        let mut id_bytes = [0u8; 10];
-        self.rng().fill_bytes(&mut id_bytes);
         let q = RoleRequest {
-            id: format!("req_{}", data_encoding::BASE32_NOPAD.encode(&id_bytes).to_lowercase()),
+            id: self.request_id("req"),
             requester: caller.user.id.clone(),
             requester_name: caller.user.name.clone(),
             role: role.clone(),
@@ -243,7 +250,7 @@ impl Broker {
             self.commit(Change::audit_only(d)).await?;
             return Err(Error::forbidden("approver_required", format!("this needs a member of the {} group", cfg.approvers)));
         }
-        let q = self.store.request(id).await?.ok_or_else(|| Error::not_found("unknown_request", format!("no request {:?}", truncate(id))))?;
+        let q = self.find_request(id).await?;
         Ok((q, cfg))
     }
 
@@ -328,7 +335,7 @@ impl Broker {
         let now = self.now();
         // Break-glass grants exist without [approvals]: administrators revoke them then.
         let approvers = self.cfg.approvals.as_ref().map_or(&self.cfg.admin_group, |a| &a.approvers);
-        let q = self.store.request(id).await?.ok_or_else(|| Error::not_found("unknown_request", format!("no request {:?}", truncate(id))))?;
+        let q = self.find_request(id).await?;
         let allowed = caller.user.in_group(approvers) || caller.user.in_group(&self.cfg.admin_group) || q.requester == caller.user.id;
         if !allowed {
             return Err(Error::forbidden("approver_required", format!("this needs a member of the {approvers} group, or the requester")));

@@ -4,7 +4,7 @@
 //! file itself must be spelled `danger_client_secret`, so a review spots it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -166,19 +166,11 @@ pub fn providers(sections: Vec<OidcSection>, roles: &Roles, public_url: &str, or
 }
 
 fn client_secret(s: &OidcSection, key: &dyn Fn(&str) -> String, origin: &str) -> Result<SecretString, ConfigError> {
-    let set = [s.client_secret_file.is_some(), s.client_secret_env.is_some(), s.danger_client_secret.is_some()].iter().filter(|x| **x).count();
-    if set != 1 {
-        return Err(err(origin, &key("client_secret_file"), "set exactly one of client_secret_file, client_secret_env or danger_client_secret"));
-    }
-    let secret = if let Some(path) = &s.client_secret_file {
-        let text = std::fs::read_to_string(path).map_err(|e| err(origin, &key("client_secret_file"), format!("cannot read {}: {e}", path.display())))?;
-        SecretString::new(text.trim().to_owned())
-    } else if let Some(var) = &s.client_secret_env {
-        let v = std::env::var(var).map_err(|_| err(origin, &key("client_secret_env"), format!("environment variable {var} is not set")))?;
-        SecretString::new(v)
-    } else {
-        s.danger_client_secret.clone().unwrap_or_else(|| SecretString::new(String::new()))
-    };
+    let sources = super::SecretSources { file: s.client_secret_file.as_deref(), env: s.client_secret_env.as_deref(), inline: s.danger_client_secret.clone() };
+    // A relative client_secret_file is read from the working directory, as it always was.
+    let secret = sources.read("client_secret", Path::new(""), key, origin)?;
+    let secret =
+        secret.ok_or_else(|| err(origin, &key("client_secret_file"), "set exactly one of client_secret_file, client_secret_env or danger_client_secret"))?;
     if secret.expose().is_empty() {
         return Err(err(origin, &key("client_secret_file"), "the client secret is empty"));
     }

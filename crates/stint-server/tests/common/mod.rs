@@ -74,6 +74,17 @@ pub fn pg_url() -> String {
     std::env::var("STINT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// Asserts that a configuration file with `toml` is refused with an error containing `needle`.
+pub fn config_refused(toml: &str, needle: &str) {
+    let dir = std::env::temp_dir().join(unique("stint-cfg"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("stint.toml");
+    std::fs::write(&f, toml).unwrap();
+    let e = Config::load(Some(&f), Overrides::default()).unwrap_err().to_string();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(e.contains(needle), "{needle:?} not in {e}");
+}
+
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, "").await
 }

@@ -83,6 +83,10 @@ enum Command {
     Creds(cmd::creds::CredsArgs),
     /// Run a command with a role's credential in its environment
     Exec(cmd::creds::ExecArgs),
+    /// List the credentials backends issued to you (AWS, PostgreSQL, SSH), or revoke one
+    Leases(cmd::leases::LeasesArgs),
+    /// Sign your SSH public key for a role; writes the certificate beside it (KEY-cert.pub)
+    SshCert(cmd::leases::SshCertArgs),
     /// Request a role (admin, say) that approvers grant for a while
     Request(cmd::requests::RequestArgs),
     /// List requests for roles (approvers see everyone's)
@@ -141,6 +145,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Server(o) => cmd::server::serve(o).await,
         Command::Config(c) => cmd::server::config(c),
         Command::Bootstrap(a) => cmd::auth::bootstrap(a).await,
+        Command::Leases(a) => cmd::leases::leases(a).await,
+        Command::SshCert(a) => cmd::leases::ssh_cert(a).await,
         Command::Enroll(a) => cmd::auth::enroll(a).await,
         Command::Login(a) => cmd::auth::login(a).await,
         Command::Logout(a) => cmd::auth::logout(a).await,

@@ -39,10 +39,13 @@ pub enum Event {
     RequestDenied,
     GrantRevoked,
     BreakGlass,
+    CredentialFailed,
+    LeaseRevoked,
+    LeaseEnded,
 }
 
 impl Event {
-    pub const ALL: [Event; 25] = [
+    pub const ALL: [Event; 28] = [
         Event::ConfigLoaded,
         Event::KeyCreated,
         Event::KeyRotated,
@@ -68,6 +71,9 @@ impl Event {
         Event::RequestDenied,
         Event::GrantRevoked,
         Event::BreakGlass,
+        Event::CredentialFailed,
+        Event::LeaseRevoked,
+        Event::LeaseEnded,
     ];
 
     pub fn code(self) -> &'static str {
@@ -97,6 +103,9 @@ impl Event {
             Event::RequestDenied => "request.denied",
             Event::GrantRevoked => "grant.revoked",
             Event::BreakGlass => "break_glass.used",
+            Event::CredentialFailed => "credential.failed",
+            Event::LeaseRevoked => "lease.revoked",
+            Event::LeaseEnded => "lease.ended",
         }
     }
 }
@@ -436,6 +445,9 @@ mod tests {
                 "request.denied",
                 "grant.revoked",
                 "break_glass.used",
+                "credential.failed",
+                "lease.revoked",
+                "lease.ended",
             ]
         );
     }

@@ -125,6 +125,10 @@ id_type!(
     /// A token's unique id (`jti`).
     TokenId, "t_", "invalid_token_id"
 );
+id_type!(
+    /// A lease: one credential a backend issued, until it ends.
+    LeaseId, "l_", "invalid_lease_id"
+);
 
 #[cfg(test)]
 mod tests {

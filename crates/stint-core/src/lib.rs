@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod authz;
+pub mod backend;
 pub mod bearer;
 pub mod broker;
 pub mod crypto;
@@ -23,6 +24,7 @@ pub mod password;
 pub mod policy;
 pub mod secret;
 pub mod spec;
+pub mod sshcert;
 pub mod store;
 pub mod throttle;
 pub mod time;

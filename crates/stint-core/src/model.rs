@@ -246,3 +246,89 @@ impl RoleRequest {
         }
     }
 }
+
+/// The kind of system a backend issues credentials for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// Temporary AWS keys from STS `AssumeRole`.
+    Aws,
+    /// A PostgreSQL login role with a random password.
+    Postgres,
+    /// An OpenSSH user certificate signed by stint's SSH CA.
+    Ssh,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Aws => "aws",
+            BackendKind::Postgres => "postgres",
+            BackendKind::Ssh => "ssh",
+        }
+    }
+    pub fn parse(s: &str) -> Option<BackendKind> {
+        match s {
+            "aws" => Some(BackendKind::Aws),
+            "postgres" => Some(BackendKind::Postgres),
+            "ssh" => Some(BackendKind::Ssh),
+            _ => None,
+        }
+    }
+}
+
+/// One credential a backend issued, from issuance until the backend let go of it.
+///
+/// Written before the backend is asked (so a crash between the two leaves a lease the
+/// reaper ends, never a credential nobody knows about). Revoked is stint's decision, taken at
+/// once; ended is the backend's cleanup (role dropped, deny policy attached), done by the
+/// reaper and retried until it succeeds.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Lease {
+    pub id: crate::ids::LeaseId,
+    /// The backend's name in the configuration.
+    pub backend: String,
+    pub kind: BackendKind,
+    /// The person it was issued to; `None` for a CI pipeline.
+    pub user_id: Option<UserId>,
+    /// Who it names: the user name, or the pipeline's `ci:…` subject.
+    pub subject: String,
+    pub role: crate::ids::RoleName,
+    pub session_id: Option<SessionId>,
+    /// The approved request or break-glass grant it was issued under.
+    pub grant_id: Option<String>,
+    /// What the backend knows it by: the database role, the certificate serial, the STS
+    /// session name. Never a secret.
+    pub external_id: String,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub revoke_reason: Option<String>,
+    pub ended_at: Option<Timestamp>,
+}
+
+impl Lease {
+    /// Whether the credential is still honoured by stint at `now`.
+    pub fn live_at(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.ended_at.is_none() && now < self.expires_at
+    }
+    /// What a reader sees.
+    pub fn status(&self, now: Timestamp) -> &'static str {
+        match (self.revoked_at, self.ended_at) {
+            (Some(_), None) => "revoking",
+            (Some(_), Some(_)) => "revoked",
+            (None, Some(_)) => "ended",
+            (None, None) if now >= self.expires_at => "expiring",
+            (None, None) => "active",
+        }
+    }
+}
+
+/// Which leases a revocation covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseScope {
+    Lease(crate::ids::LeaseId),
+    Session(SessionId),
+    Grant(String),
+    User(UserId),
+}

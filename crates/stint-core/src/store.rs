@@ -9,8 +9,9 @@ use crate::audit::{Draft, Record};
 use crate::crypto::StoredKey;
 use crate::error::Result;
 use crate::ids::GroupName;
+use crate::ids::LeaseId;
 use crate::ids::{SessionId, UserId, Username};
-use crate::model::{Identity, OneTimeCode, RequestStatus, RoleRequest, Session, SsoAttempt, SsoStatus, User};
+use crate::model::{Identity, Lease, LeaseScope, OneTimeCode, RequestStatus, RoleRequest, Session, SsoAttempt, SsoStatus, User};
 use crate::time::Timestamp;
 
 #[derive(Debug)]
@@ -107,6 +108,30 @@ pub enum Mutation {
         expect: RequestStatus,
         approvals: usize,
     },
+    /// Records a lease before its backend is asked for the credential.
+    InsertLease(Lease),
+    /// Marks every lease in `scope` revoked (those not revoked or ended yet); the reaper
+    /// then ends them on their backends.
+    RevokeLeases {
+        scope: LeaseScope,
+        at: Timestamp,
+        reason: String,
+    },
+    /// The backend let go of the lease's credential.
+    EndLease {
+        id: LeaseId,
+        at: Timestamp,
+    },
+    /// Takes or renews the named lock until `until`; `lock_held` while another holder's
+    /// claim lasts past `now`. Lets one replica of several run the reaper.
+    ClaimLock {
+        name: String,
+        holder: String,
+        until: Timestamp,
+        now: Timestamp,
+    },
+    /// Stores the SSH CA key unless one exists (two replicas starting at once keep one).
+    InsertSshCa(StoredKey),
 }
 
 /// One atomic unit of work.
@@ -164,6 +189,19 @@ pub trait Store: Send + Sync + 'static {
     async fn sso_attempt_by_user_code(&self, hash: &str, now: Timestamp) -> Result<Option<SsoAttempt>>;
 
     async fn signing_keys(&self) -> Result<Vec<StoredKey>>;
+    /// The SSH certificate authority's key, once created.
+    async fn ssh_ca(&self) -> Result<Option<StoredKey>>;
+
+    async fn lease(&self, id: &LeaseId) -> Result<Option<Lease>>;
+    /// Leases newest first, at most `limit`: of one user when given, and only those not yet
+    /// ended unless `include_ended`.
+    async fn leases(&self, user: Option<&UserId>, include_ended: bool, limit: u32) -> Result<Vec<Lease>>;
+    /// The leases `scope` covers that are neither revoked nor ended.
+    async fn live_leases(&self, scope: &LeaseScope) -> Result<Vec<Lease>>;
+    /// Leases the reaper must end: revoked, or expired by `now`, and not ended; oldest first.
+    async fn leases_to_end(&self, now: Timestamp, limit: u32) -> Result<Vec<Lease>>;
+    /// The external ids of revoked leases of `kind` that expire after `now` (for the SSH KRL).
+    async fn revoked_unexpired(&self, kind: crate::model::BackendKind, now: Timestamp) -> Result<Vec<String>>;
 
     /// Records with `seq > after`, in order, at most `limit`.
     async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>>;

@@ -12,6 +12,7 @@ use stint_core::policy::{RoleDef, Roles};
 use stint_core::throttle::ThrottleConfig;
 use stint_core::Ttl;
 
+pub mod backends;
 pub mod ci;
 pub mod oidc;
 pub mod oncall;
@@ -57,6 +58,8 @@ pub struct FileConfig {
     pub alerts: AlertsSection,
     pub approvals: Option<ApprovalsSection>,
     pub break_glass: Option<BreakGlassSection>,
+    #[serde(default)]
+    pub backends: backends::BackendsSection,
     #[serde(default)]
     pub bench: BenchSection,
 }
@@ -360,6 +363,8 @@ pub struct Config {
     pub oncall_feeds: Vec<oncall::CalendarFeed>,
     /// Where alerts go.
     pub webhooks: Vec<crate::webhooks::Webhook>,
+    /// Credential backends (the SSH ones are also in `broker.ssh`).
+    pub backends: backends::Backends,
     /// Accepted but probably not meant (a trust policy's `StringEquals` with a `*`…); logged at start.
     pub warnings: Vec<String>,
 }
@@ -478,6 +483,7 @@ impl Config {
         let webhooks = webhooks(fc.alerts.webhook, &base, origin)?;
         let roles = roles.with_policies(sources).map_err(|e| ConfigError { origin: origin.to_owned(), message: format!("policy: {e}") })?;
         let (oidc, sso) = oidc::providers(fc.identity.oidc, &roles, &public_url, origin)?;
+        let backends = backends::load(fc.backends, &roles, &base, origin)?;
         let throttle = ThrottleConfig {
             free: fc.login.free_failures.unwrap_or(5),
             free_per_address: fc.login.free_failures_per_address.unwrap_or(20),
@@ -498,6 +504,7 @@ impl Config {
             oncall: schedules,
             approvals,
             break_glass,
+            ssh: backends.ssh.clone(),
         };
         let bench_floor = fc.bench.floor.unwrap_or(false);
         Ok(Config {
@@ -513,6 +520,7 @@ impl Config {
             ci_issuers,
             oncall_feeds,
             webhooks,
+            backends,
             warnings,
         })
     }

@@ -32,6 +32,10 @@ pub struct AppState {
     pub bench_floor: Option<Arc<stint_core::crypto::SigningKey>>,
 }
 
+/// How often the reaper looks for leases to end. A lease outlives its end by at most this on
+/// the backend (PostgreSQL refuses new logins at `VALID UNTIL` regardless).
+pub const REAP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The operating system's clock.
 pub struct SystemClock;
 
@@ -136,10 +140,20 @@ impl App {
             .map(|c| (c.url.clone(), Arc::new(stint_oidc::Issuer::new(&c.url, c.allow_http_loopback, c.jwks_min_refetch)) as Arc<dyn broker::CiIssuer>))
             .collect();
         let alerter = Arc::new(webhooks::WebhookAlerter::start(cfg.webhooks.clone(), metrics.alerts.clone()));
+        let mut backends: std::collections::BTreeMap<String, Arc<dyn stint_core::backend::Backend>> = Default::default();
+        for pg in &cfg.backends.postgres {
+            let b = stint_backends::PostgresBackend::new(pg.clone());
+            // Reported now rather than at the first request; the server starts anyway.
+            if let Err(e) = b.check().await {
+                tracing::warn!(backend = %pg.name, error = %e, "PostgreSQL backend unreachable at start; requests for it fail until it answers");
+            }
+            backends.insert(pg.name.clone(), Arc::new(b));
+        }
         let broker = Broker::new(cfg.broker.clone(), store, clock, broker::os_entropy(), kek, work, metrics.clone())
             .with_identity_providers(idps)
             .with_ci_issuers(ci)
-            .with_alerter(alerter);
+            .with_alerter(alerter)
+            .with_backends(backends);
         let broker = Arc::new(broker);
         let startup = broker.start(&cfg.digest()).await?;
         // A throwaway key, never stored or published: floor tokens verify nowhere.
@@ -167,6 +181,18 @@ impl App {
                 }
             }
         });
+        let broker = self.state.broker.clone();
+        let reaper = tokio::spawn(async move {
+            // Ends expired and revoked leases on their backends; one replica at a time.
+            let mut tick = tokio::time::interval(REAP_INTERVAL);
+            loop {
+                tick.tick().await;
+                let r = broker.reap_now().await;
+                if r.ended + r.failed > 0 {
+                    tracing::info!(ended = r.ended, failed = r.failed, "lease reaper");
+                }
+            }
+        });
         let mut feeds = Vec::new();
         for feed in self.feeds.clone() {
             let broker = self.state.broker.clone();
@@ -185,6 +211,7 @@ impl App {
         let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
         keys.abort();
+        reaper.abort();
         feeds.iter().for_each(|f| f.abort());
         result
     }

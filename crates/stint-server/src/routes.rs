@@ -31,6 +31,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/logout", post(logout))
         .route("/v1/whoami", get(whoami))
         .route("/v1/assume", post(assume))
+        .route("/v1/creds", post(creds))
+        .route("/v1/leases", get(list_leases))
+        .route("/v1/leases/{id}/revoke", post(revoke_lease))
+        .route("/v1/ssh/ca.pub", get(ssh_ca))
+        .route("/v1/ssh/krl", get(ssh_krl))
         .route("/v1/users", get(list_users).post(add_user))
         .route("/v1/users/{name}/disable", post(disable_user))
         .route("/v1/users/{name}/enable", post(enable_user))
@@ -170,6 +175,77 @@ async fn assume(State(s): State<AppState>, Session(c): Session, Json(req): Json<
         expires_at: cl.exp.to_rfc3339(),
         expires_in: cl.iat.until(cl.exp),
     }))
+}
+
+async fn creds(State(s): State<AppState>, Session(c): Session, Json(req): Json<CredsRequest>) -> ApiResult<JsonOut> {
+    let started = Instant::now();
+    let ttl = req.ttl.as_deref().map(str::parse::<Ttl>).transpose()?;
+    if req.backend.as_deref() != Some("token") {
+        let ask = stint_core::broker::LeaseAsk { role: req.role.clone(), ttl, backend: req.backend.clone(), public_key: req.public_key.clone() };
+        if let Some(l) = s.broker.lease(&c, ask).await? {
+            s.metrics.observe_issue_latency(started.elapsed());
+            return Ok(to_json(leased_creds(&l)));
+        }
+    }
+    if req.public_key.is_some() {
+        return Err(stint_core::Error::invalid("unexpected_public_key", format!("role {} has no SSH backend", req.role)).into());
+    }
+    let issued = s.broker.assume(&c, &req.role, ttl).await?;
+    s.metrics.observe_issue_latency(started.elapsed());
+    let cl = &issued.claims;
+    let values = [("token", issued.token.expose()), ("token_type", "Bearer"), ("jti", cl.jti.as_str())];
+    Ok(to_json(CredsResponse {
+        backend: "token".into(),
+        kind: "token".into(),
+        role: cl.role.clone(),
+        lease_id: None,
+        issued_at: cl.iat.to_rfc3339(),
+        expires_at: cl.exp.to_rfc3339(),
+        expires_in: cl.iat.until(cl.exp),
+        env: [("STINT_TOKEN", "token"), ("STINT_TOKEN_EXPIRES_AT", "expires_at")].iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+        values: values.iter().map(|(k, v)| ((*k).into(), serde_json::Value::String((*v).into()))).collect(),
+    }))
+}
+
+/// A backend credential on the wire; its secrets leave the server only here.
+fn leased_creds(l: &stint_core::broker::Leased) -> CredsResponse {
+    let c = &l.credential;
+    let mut values: std::collections::BTreeMap<String, serde_json::Value> = c.fields.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+    values.extend(c.secrets.iter().map(|(k, v)| (k.clone(), v.expose().into())));
+    CredsResponse {
+        backend: l.lease.backend.clone(),
+        kind: l.lease.kind.as_str().into(),
+        role: l.lease.role.to_string(),
+        lease_id: Some(l.lease.id.to_string()),
+        issued_at: l.lease.issued_at.to_rfc3339(),
+        expires_at: c.expires_at.to_rfc3339(),
+        expires_in: l.lease.issued_at.until(c.expires_at),
+        env: c.env.clone(),
+        values,
+    }
+}
+
+async fn list_leases(State(s): State<AppState>, Session(c): Session, Query(q): Query<LeasesQuery>) -> ApiResult<JsonOut> {
+    let leases = s.broker.leases_for(&c, q.user.as_deref(), q.everyone, q.all).await?;
+    let now = s.broker.now();
+    Ok(to_json(leases.iter().map(|l| LeaseView::new(l, now)).collect::<Vec<_>>()))
+}
+
+async fn revoke_lease(State(s): State<AppState>, Session(c): Session, Path(id): Path<String>) -> ApiResult<JsonOut> {
+    let l = s.broker.revoke_lease(&c, &id).await?;
+    Ok(to_json(LeaseView::new(&l, s.broker.now())))
+}
+
+/// The SSH CA's public key, one line, for sshd's `TrustedUserCAKeys`.
+async fn ssh_ca(State(s): State<AppState>) -> ApiResult<Response> {
+    let line = s.broker.ssh_ca_public()?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{line}\n")).into_response())
+}
+
+/// The OpenSSH KRL of revoked, unexpired certificates, for sshd's `RevokedKeys`.
+async fn ssh_krl(State(s): State<AppState>) -> ApiResult<Response> {
+    let krl = s.broker.ssh_krl().await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "no-store")], krl).into_response())
 }
 
 async fn add_user(State(s): State<AppState>, Session(c): Session, Json(req): Json<AddUserRequest>) -> ApiResult<JsonOut> {

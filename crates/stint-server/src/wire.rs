@@ -66,6 +66,98 @@ pub struct AssumeResponse {
     pub expires_in: u64,
 }
 
+/// `POST /v1/creds`: a credential for a role, on one of its backends.
+#[derive(Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CredsRequest {
+    pub role: String,
+    /// Like `15m`; omitted means the longest the role and the session allow.
+    pub ttl: Option<String>,
+    /// A backend by name (`token` for the role token); by default the role's one backend.
+    pub backend: Option<String>,
+    /// The OpenSSH public key to certify (SSH backends).
+    pub public_key: Option<String>,
+}
+
+/// A credential. Its values (user names, keys, passwords, tokens) are top-level fields
+/// beside these, so `jq .password` works; `env` names the variables tools read them from.
+#[derive(Serialize, Deserialize, Clone)]
+pub struct CredsResponse {
+    /// The backend's name; `token` for the role token.
+    pub backend: String,
+    /// `token`, `aws`, `postgres` or `ssh`.
+    pub kind: String,
+    pub role: String,
+    /// The lease to revoke it by (backends only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_id: Option<String>,
+    pub issued_at: String,
+    pub expires_at: String,
+    pub expires_in: u64,
+    /// Environment variable → the value's name.
+    pub env: std::collections::BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub values: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// A lease, as `stint leases` shows it. Never the credential itself.
+#[derive(Serialize, Deserialize)]
+pub struct LeaseView {
+    pub id: String,
+    pub backend: String,
+    pub kind: String,
+    pub status: String,
+    pub subject: String,
+    pub role: String,
+    pub external_id: String,
+    pub issued_at: String,
+    pub expires_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+}
+
+impl LeaseView {
+    pub fn new(l: &stint_core::model::Lease, now: stint_core::Timestamp) -> LeaseView {
+        LeaseView {
+            id: l.id.to_string(),
+            backend: l.backend.clone(),
+            kind: l.kind.as_str().into(),
+            status: l.status(now).into(),
+            subject: l.subject.clone(),
+            role: l.role.to_string(),
+            external_id: l.external_id.clone(),
+            issued_at: l.issued_at.to_rfc3339(),
+            expires_at: l.expires_at.to_rfc3339(),
+            session_id: l.session_id.as_ref().map(ToString::to_string),
+            grant_id: l.grant_id.clone(),
+            revoked_at: l.revoked_at.map(|t| t.to_rfc3339()),
+            revoke_reason: l.revoke_reason.clone(),
+            ended_at: l.ended_at.map(|t| t.to_rfc3339()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeasesQuery {
+    /// One user's leases (administrators); default: your own.
+    pub user: Option<String>,
+    /// Every user's (administrators).
+    #[serde(default)]
+    pub everyone: bool,
+    /// Include ended leases.
+    #[serde(default)]
+    pub all: bool,
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddUserRequest {

@@ -258,3 +258,42 @@ pub(crate) fn require(rows: u64, conflict: impl FnOnce() -> Error) -> Result<()>
     }
     Ok(())
 }
+
+pub(crate) const LEASE_COLS: &str =
+    "id, backend, kind, user_id, subject, role, session_id, grant_id, external_id, issued_at, expires_at, revoked_at, revoke_reason, ended_at";
+
+pub(crate) fn lease(r: &impl Cells) -> Result<stint_core::model::Lease> {
+    use stint_core::ids::{LeaseId, RoleName};
+    use stint_core::model::BackendKind;
+    Ok(stint_core::model::Lease {
+        id: LeaseId::from_trusted(r.text(0)?),
+        backend: r.text(1)?,
+        kind: BackendKind::parse(&r.text(2)?).ok_or_else(|| corrupt("leases.kind"))?,
+        user_id: r.opt_text(3)?.map(UserId::from_trusted),
+        subject: r.text(4)?,
+        role: RoleName::parse(&r.text(5)?).map_err(|_| corrupt("leases.role"))?,
+        session_id: r.opt_text(6)?.map(SessionId::from_trusted),
+        grant_id: r.opt_text(7)?,
+        external_id: r.text(8)?,
+        issued_at: r.time(9)?,
+        expires_at: r.time(10)?,
+        revoked_at: r.opt_time(11)?,
+        revoke_reason: r.opt_text(12)?,
+        ended_at: r.opt_time(13)?,
+    })
+}
+
+/// The column and value a revocation scope selects leases by.
+pub(crate) fn lease_scope(scope: &stint_core::model::LeaseScope) -> (&'static str, &str) {
+    use stint_core::model::LeaseScope;
+    match scope {
+        LeaseScope::Lease(id) => ("id", id.as_str()),
+        LeaseScope::Session(id) => ("session_id", id.as_str()),
+        LeaseScope::Grant(id) => ("grant_id", id.as_str()),
+        LeaseScope::User(id) => ("user_id", id.as_str()),
+    }
+}
+
+pub(crate) fn lock_held() -> Error {
+    Error::conflict("lock_held", "another replica holds this lock")
+}

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bench;
 pub mod ci;
 pub mod creds;
+pub mod leases;
 pub mod policy;
 pub mod requests;
 pub mod server;

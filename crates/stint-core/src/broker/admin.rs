@@ -4,7 +4,7 @@ use crate::audit::{Draft, Event, Outcome, Record};
 use crate::crypto::{SigningKey, StoredKey};
 use crate::error::{Error, Result};
 use crate::ids::{GroupName, SessionId, UserId, Username};
-use crate::model::User;
+use crate::model::{LeaseScope, User};
 use crate::store::{Change, Mutation};
 use crate::time::{Timestamp, Ttl};
 
@@ -56,7 +56,7 @@ impl Broker {
         Err(Error::forbidden("admin_required", format!("this needs a member of the {} group", self.cfg.admin_group)))
     }
 
-    async fn target_user(&self, name: &str) -> Result<User> {
+    pub(super) async fn target_user(&self, name: &str) -> Result<User> {
         let name = Username::parse(name)?;
         self.store.user_by_name(&name).await?.ok_or_else(|| Error::not_found("unknown_user", format!("no user named {name}")))
     }
@@ -119,7 +119,10 @@ impl Broker {
             .with(Mutation::RevokeUserSessions { user: user.id.clone(), at: now })
             .record(d)
             .record(r);
-        self.commit(change).await?;
+        // Every lease on every backend goes with the sessions, in the same change.
+        let leases = self.store.live_leases(&LeaseScope::User(user.id.clone())).await?;
+        self.commit(self.revocation(change, &leases, &admin.0.user.id, LeaseScope::User(user.id.clone()), "user disabled")).await?;
+        self.reap_now().await;
         user.disabled = true;
         Ok(UserInfo::from(&user))
     }
@@ -156,7 +159,11 @@ impl Broker {
             self.admin(caller, "session.revoke").await?;
         }
         let d = Draft::new(self.now(), Event::SessionRevoked, Outcome::Success).actor(&caller.user.id).subject(&id).detail("owner", &session.user_id);
-        self.commit(Change::default().with(Mutation::RevokeSession { session: id, at: self.now() }).record(d)).await.map(|_| ())
+        let change = Change::default().with(Mutation::RevokeSession { session: id.clone(), at: self.now() }).record(d);
+        let leases = self.store.live_leases(&LeaseScope::Session(id.clone())).await?;
+        self.commit(self.revocation(change, &leases, &caller.user.id, LeaseScope::Session(id), "session revoked")).await?;
+        self.reap_now().await;
+        Ok(())
     }
 
     /// A new key signs from now on; the old one stays published until its last token expires.

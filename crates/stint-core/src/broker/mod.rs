@@ -7,6 +7,7 @@
 mod admin;
 mod auth;
 mod exchange;
+mod leases;
 mod requests;
 mod sso;
 mod tokens;
@@ -27,6 +28,7 @@ use crate::time::{Clock, Timestamp, Ttl};
 pub use admin::{KeyInfo, UserInfo};
 pub use auth::{Caller, Enrolled, LoginRequest, NewCode, NewSession};
 pub use exchange::{CiConfig, CiIssuer, CiIssuerConfig, ExchangeRequest, Exchanged, RoleTrust, CI_TTL_MAX_SECS, CI_TTL_MIN_SECS};
+pub use leases::{BackendChoice, LeaseAsk, Leased, Reaped, SshBackendConfig};
 pub use requests::{ApprovalConfig, RequestView};
 
 pub use sso::{DeviceCodes, IdentityProvider, SsoBegin, SsoCallback, SsoFlow, SsoOutcome, SsoProvider, SsoStarted};
@@ -56,6 +58,8 @@ pub struct BrokerConfig {
     pub approvals: Option<ApprovalConfig>,
     /// Break-glass, when configured.
     pub break_glass: Option<BreakGlassConfig>,
+    /// SSH certificate backends (stint's own CA signs).
+    pub ssh: Vec<SshBackendConfig>,
 }
 
 /// Who may break the glass, for which role and how long.
@@ -67,6 +71,13 @@ pub struct BreakGlassConfig {
     pub max_duration: Ttl,
     /// The session must have logged in (with MFA) at most this long ago.
     pub fresh_login: Ttl,
+}
+
+/// A random name for this process, so replicas sharing a store can tell each other apart.
+fn replica_id(rng: &mut dyn rand_core::CryptoRngCore) -> String {
+    let mut b = [0u8; 8];
+    rng.fill_bytes(&mut b);
+    format!("replica-{}", data_encoding::HEXLOWER.encode(&b))
 }
 
 /// Argon2 is deliberately slow; the host runs it off the async workers.
@@ -161,6 +172,12 @@ pub struct Broker {
     /// The on-call schedules, with the calendar shifts last read.
     oncall: RwLock<Vec<crate::oncall::Schedule>>,
     alerter: Arc<dyn crate::alerts::Alerter>,
+    /// The credential backends other than SSH, by name.
+    backends: std::collections::BTreeMap<String, Arc<dyn crate::backend::Backend>>,
+    /// The SSH CA, when an SSH backend is configured (loaded by `start`).
+    ssh_ca: RwLock<Option<Arc<SigningKey>>>,
+    /// This process among the replicas (holder of the reaper lock).
+    replica: String,
 }
 
 /// What the first start produced for the operator.
@@ -184,6 +201,7 @@ impl Broker {
         let throttle = Mutex::new(Throttle::new(cfg.throttle));
         let addr_throttle = Mutex::new(Throttle::new(ThrottleConfig { free: cfg.throttle.free_per_address, ..cfg.throttle }));
         let oncall = RwLock::new(cfg.oncall.clone());
+        let replica = replica_id(&mut *entropy());
         Broker {
             oncall,
             cfg,
@@ -200,6 +218,9 @@ impl Broker {
             idps: Default::default(),
             ci_issuers: Default::default(),
             alerter: Arc::new(crate::alerts::NoAlerts),
+            backends: Default::default(),
+            ssh_ca: RwLock::new(None),
+            replica,
         }
     }
 
@@ -270,6 +291,7 @@ impl Broker {
             created_signing_key = true;
         }
         self.reload_keys().await?;
+        self.load_ssh_ca().await?;
         let d = Draft::new(now, Event::ConfigLoaded, Outcome::Success).actor("system").detail("digest", config_digest);
         self.commit(Change::audit_only(d)).await?;
         let mut startup = Startup { bootstrap_token: None, bootstrap_expires_at: None, created_signing_key };

@@ -354,10 +354,12 @@ impl Broker {
             .subject(&q.id)
             .detail("role", &q.role)
             .detail("reason", truncate(reason));
-        self.commit(
-            Change::default().with(Mutation::UpdateRequest { request: next.clone(), expect: RequestStatus::Approved, approvals: q.approvals.len() }).record(d),
-        )
-        .await?;
+        let change =
+            Change::default().with(Mutation::UpdateRequest { request: next.clone(), expect: RequestStatus::Approved, approvals: q.approvals.len() }).record(d);
+        let scope = crate::model::LeaseScope::Grant(q.id.clone());
+        let leases = self.store.live_leases(&scope).await?;
+        self.commit(self.revocation(change, &leases, &caller.user.id, scope, "grant revoked")).await?;
+        self.reap_now().await;
         // Whoever heard of the grant hears of its end: break-glass channels for break-glass.
         let kind = if q.break_glass { AlertKind::BreakGlass } else { AlertKind::RequestApproved };
         let summary = format!("{} revoked {}'s grant of {} ({})", caller.user.name, q.requester_name, q.role, q.id);

@@ -18,6 +18,8 @@ pub struct RoleChoice {
     pub role: RoleName,
     pub max_ttl: Ttl,
     pub reasons: Vec<GrantReason>,
+    /// Where its credentials are issued besides the role token (`stint creds --backend`).
+    pub backends: Vec<super::BackendChoice>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -75,7 +77,7 @@ impl Broker {
                 },
             };
             if let Some(reasons) = reasons {
-                roles.push(RoleChoice { role: d.name.clone(), max_ttl: d.max_ttl, reasons });
+                roles.push(RoleChoice { role: d.name.clone(), max_ttl: d.max_ttl, reasons, backends: self.backends_of(&d.name) });
             }
         }
         Ok(WhoAmI {
@@ -112,6 +114,13 @@ impl Broker {
     /// Decides, records, then signs. The token leaves only after its audit record committed.
     pub async fn assume(&self, caller: &Caller, role: &str, ttl: Option<Ttl>) -> Result<Issued> {
         let now = self.now();
+        let (permit, grant) = self.decide(caller, role, ttl, now).await?;
+        self.issue(caller, permit, grant, now).await
+    }
+
+    /// Whether the caller may have `role` for `ttl` now, and the grant it is issued under if
+    /// an approved request (or break-glass) is what allows it. A refusal is audited.
+    pub(super) async fn decide(&self, caller: &Caller, role: &str, ttl: Option<Ttl>, now: Timestamp) -> Result<(Permit, Option<String>)> {
         let ctx = self.authz_context(caller, now);
         let mut grant = None;
         let mut decided = RoleName::parse(role).and_then(|r| self.cfg.roles.decide(&caller.user, &caller.session, &r, ttl, &ctx));
@@ -125,7 +134,7 @@ impl Broker {
             }
         }
         match decided {
-            Ok(permit) => self.issue(caller, permit, grant, now).await,
+            Ok(permit) => Ok((permit, grant)),
             Err(e) => {
                 let d = Draft::new(now, Event::AssumeDenied, Outcome::Failure)
                     .actor(&caller.user.id)

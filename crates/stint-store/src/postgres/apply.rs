@@ -143,6 +143,53 @@ async fn mutate(db: &mut Db<'_>, m: Mutation) -> Result<()> {
                 .await?;
             require(n, codec::request_changed)
         }
+        Mutation::InsertLease(l) => db
+            .execute(
+                &format!("INSERT INTO leases ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)", codec::LEASE_COLS),
+                &[
+                    &l.id.as_str(),
+                    &l.backend,
+                    &l.kind.as_str(),
+                    &l.user_id.as_ref().map(|u| u.as_str()),
+                    &l.subject,
+                    &l.role.as_str(),
+                    &l.session_id.as_ref().map(|s| s.as_str()),
+                    &l.grant_id,
+                    &l.external_id,
+                    &l.issued_at.0,
+                    &l.expires_at.0,
+                    &l.revoked_at.map(|t| t.0),
+                    &l.revoke_reason,
+                    &l.ended_at.map(|t| t.0),
+                ],
+            )
+            .await
+            .map(drop),
+        Mutation::RevokeLeases { scope, at, reason } => {
+            let (col, value) = codec::lease_scope(&scope);
+            let sql = format!("UPDATE leases SET revoked_at = $2, revoke_reason = $3 WHERE {col} = $1 AND revoked_at IS NULL AND ended_at IS NULL");
+            db.execute(&sql, &[&value, &at.0, &reason]).await.map(drop)
+        }
+        Mutation::EndLease { id, at } => {
+            db.execute("UPDATE leases SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL", &[&id.as_str(), &at.0]).await.map(drop)
+        }
+        Mutation::ClaimLock { name, holder, until, now } => {
+            let n = db
+                .execute(
+                    "INSERT INTO locks (name, holder, held_until) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE \
+                     SET holder = excluded.holder, held_until = excluded.held_until WHERE locks.holder = excluded.holder OR locks.held_until <= $4",
+                    &[&name, &holder, &until.0, &now.0],
+                )
+                .await?;
+            require(n, codec::lock_held)
+        }
+        Mutation::InsertSshCa(k) => db
+            .execute(
+                "INSERT INTO ssh_ca (id, kid, public, sealed_private, created_at) VALUES (1, $1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+                &[&k.kid, &k.public, &k.sealed_private, &k.created_at.0],
+            )
+            .await
+            .map(drop),
     }
 }
 

@@ -6,13 +6,13 @@ mod pool;
 use stint_core::audit::Record;
 use stint_core::crypto::StoredKey;
 use stint_core::error::{Error, Result};
-use stint_core::ids::{SessionId, UserId, Username};
-use stint_core::model::{Identity, OneTimeCode, RoleRequest, Session, SsoAttempt, User};
+use stint_core::ids::{LeaseId, SessionId, UserId, Username};
+use stint_core::model::{BackendKind, Identity, Lease, LeaseScope, OneTimeCode, RoleRequest, Session, SsoAttempt, User};
 use stint_core::store::{Change, Store};
 use stint_core::Timestamp;
 use tokio_postgres::Config;
 
-use crate::codec::{self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, KEY_COLS, SESSION_COLS, USER_COLS};
+use crate::codec::{self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, KEY_COLS, LEASE_COLS, SESSION_COLS, USER_COLS};
 use crate::error::store;
 use pool::{Db, Params, Pool};
 
@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/postgres/0003_token_uses.sql")),
     (4, include_str!("../../migrations/postgres/0004_session_mfa.sql")),
     (5, include_str!("../../migrations/postgres/0005_requests.sql")),
+    (6, include_str!("../../migrations/postgres/0006_leases.sql")),
 ];
 
 /// Connections per replica: apply transactions are short, and the database is shared with
@@ -182,6 +183,38 @@ impl Store for PostgresStore {
 
     async fn signing_keys(&self) -> Result<Vec<StoredKey>> {
         self.all(&format!("SELECT {KEY_COLS} FROM signing_keys ORDER BY created_at, kid"), &[], codec::key).await
+    }
+
+    async fn ssh_ca(&self) -> Result<Option<StoredKey>> {
+        self.one("SELECT kid, public, sealed_private, created_at, NULL::BIGINT, NULL::BIGINT FROM ssh_ca WHERE id = 1", &[], codec::key).await
+    }
+
+    async fn lease(&self, id: &LeaseId) -> Result<Option<Lease>> {
+        self.one(&format!("SELECT {LEASE_COLS} FROM leases WHERE id = $1"), &[&id.as_str()], codec::lease).await
+    }
+
+    async fn leases(&self, user: Option<&UserId>, include_ended: bool, limit: u32) -> Result<Vec<Lease>> {
+        let sql = format!(
+            "SELECT {LEASE_COLS} FROM leases WHERE ($1::TEXT IS NULL OR user_id = $1) AND ($2 OR ended_at IS NULL) ORDER BY issued_at DESC, id LIMIT $3"
+        );
+        self.all(&sql, &[&user.map(|u| u.as_str()), &include_ended, &i64::from(limit)], codec::lease).await
+    }
+
+    async fn live_leases(&self, scope: &LeaseScope) -> Result<Vec<Lease>> {
+        let (col, value) = codec::lease_scope(scope);
+        let sql = format!("SELECT {LEASE_COLS} FROM leases WHERE {col} = $1 AND revoked_at IS NULL AND ended_at IS NULL ORDER BY issued_at, id");
+        self.all(&sql, &[&value], codec::lease).await
+    }
+
+    async fn leases_to_end(&self, now: Timestamp, limit: u32) -> Result<Vec<Lease>> {
+        let sql =
+            format!("SELECT {LEASE_COLS} FROM leases WHERE ended_at IS NULL AND (revoked_at IS NOT NULL OR expires_at <= $1) ORDER BY expires_at, id LIMIT $2");
+        self.all(&sql, &[&now.0, &i64::from(limit)], codec::lease).await
+    }
+
+    async fn revoked_unexpired(&self, kind: BackendKind, now: Timestamp) -> Result<Vec<String>> {
+        let sql = "SELECT external_id FROM leases WHERE kind = $1 AND revoked_at IS NOT NULL AND expires_at > $2 ORDER BY external_id";
+        self.all(sql, &[&kind.as_str(), &now.0], |r| r.text(0)).await
     }
 
     async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>> {

@@ -12,12 +12,12 @@ use rusqlite::{params, Connection, OpenFlags, Params, Row, TransactionBehavior};
 use stint_core::audit::Record;
 use stint_core::crypto::StoredKey;
 use stint_core::error::Result;
-use stint_core::ids::{SessionId, UserId, Username};
-use stint_core::model::{Identity, OneTimeCode, RoleRequest, Session, SsoAttempt, User};
+use stint_core::ids::{LeaseId, SessionId, UserId, Username};
+use stint_core::model::{BackendKind, Identity, Lease, LeaseScope, OneTimeCode, RoleRequest, Session, SsoAttempt, User};
 use stint_core::store::{Change, Store};
 use stint_core::Timestamp;
 
-use crate::codec::{self, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, KEY_COLS, SESSION_COLS, USER_COLS};
+use crate::codec::{self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, KEY_COLS, LEASE_COLS, SESSION_COLS, USER_COLS};
 use crate::error::{store, StoreError};
 use writer::Writer;
 
@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/sqlite/0003_token_uses.sql")),
     (4, include_str!("../../migrations/sqlite/0004_session_mfa.sql")),
     (5, include_str!("../../migrations/sqlite/0005_requests.sql")),
+    (6, include_str!("../../migrations/sqlite/0006_leases.sql")),
 ];
 
 /// Enough readers for the HTTP workers of a small node; each is a cheap file handle.
@@ -231,6 +232,37 @@ impl Store for SqliteStore {
 
     async fn signing_keys(&self) -> Result<Vec<StoredKey>> {
         self.all(&format!("SELECT {KEY_COLS} FROM signing_keys ORDER BY created_at, kid"), [], |r| codec::key(r))
+    }
+
+    async fn ssh_ca(&self) -> Result<Option<StoredKey>> {
+        self.one("SELECT kid, public, sealed_private, created_at, NULL, NULL FROM ssh_ca WHERE id = 1", [], |r| codec::key(r))
+    }
+
+    async fn lease(&self, id: &LeaseId) -> Result<Option<Lease>> {
+        self.one(&format!("SELECT {LEASE_COLS} FROM leases WHERE id = ?1"), [id.as_str()], |r| codec::lease(r))
+    }
+
+    async fn leases(&self, user: Option<&UserId>, include_ended: bool, limit: u32) -> Result<Vec<Lease>> {
+        let sql =
+            format!("SELECT {LEASE_COLS} FROM leases WHERE (?1 IS NULL OR user_id = ?1) AND (?2 OR ended_at IS NULL) ORDER BY issued_at DESC, id LIMIT ?3");
+        self.all(&sql, params![user.map(|u| u.as_str()), include_ended, limit], |r| codec::lease(r))
+    }
+
+    async fn live_leases(&self, scope: &LeaseScope) -> Result<Vec<Lease>> {
+        let (col, value) = codec::lease_scope(scope);
+        let sql = format!("SELECT {LEASE_COLS} FROM leases WHERE {col} = ?1 AND revoked_at IS NULL AND ended_at IS NULL ORDER BY issued_at, id");
+        self.all(&sql, [value], |r| codec::lease(r))
+    }
+
+    async fn leases_to_end(&self, now: Timestamp, limit: u32) -> Result<Vec<Lease>> {
+        let sql =
+            format!("SELECT {LEASE_COLS} FROM leases WHERE ended_at IS NULL AND (revoked_at IS NOT NULL OR expires_at <= ?1) ORDER BY expires_at, id LIMIT ?2");
+        self.all(&sql, params![now.0, limit], |r| codec::lease(r))
+    }
+
+    async fn revoked_unexpired(&self, kind: BackendKind, now: Timestamp) -> Result<Vec<String>> {
+        let sql = "SELECT external_id FROM leases WHERE kind = ?1 AND revoked_at IS NOT NULL AND expires_at > ?2 ORDER BY external_id";
+        self.all(sql, params![kind.as_str(), now.0], |r| r.text(0))
     }
 
     async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>> {

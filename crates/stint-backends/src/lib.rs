@@ -1,0 +1,8 @@
+//! stint's credential backends: the systems it issues short-lived credentials for.
+//!
+//! Each implements [`stint_core::backend::Backend`]; the broker decides, records the lease,
+//! and calls them. They hold the connections and clients, and nothing of the policy.
+
+pub mod postgres;
+
+pub use postgres::{PostgresBackend, PostgresConfig};

@@ -1,0 +1,422 @@
+//! Credentials on backends (AWS, PostgreSQL, SSH certificates), held as leases.
+//!
+//! Issuing: decide (the same policies as role tokens), record the lease and its audit
+//! record, then ask the backend. Revoking: mark the leases revoked in the same change as
+//! what caused it (a disable, a logout, a revoked grant), then end them on their backends.
+//! Ending is the reaper's work: it also ends leases that expired, retries what failed, and
+//! runs on one replica at a time (a lock in the store).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::audit::{Draft, Event, Outcome};
+use crate::backend::{Backend, Credential};
+use crate::crypto::{SigningKey, StoredKey};
+use crate::error::{Error, Result};
+use crate::ids::{truncate, LeaseId, RoleName, UserId};
+use crate::model::{BackendKind, Lease, LeaseScope};
+use crate::sshcert;
+use crate::store::{Change, Mutation};
+use crate::time::{Timestamp, Ttl};
+
+use super::{Broker, Caller};
+
+/// An SSH certificate backend: stint's own CA signs, so it needs no adapter.
+#[derive(Clone, Debug)]
+pub struct SshBackendConfig {
+    pub name: String,
+    /// The principals (login names) a certificate for each role carries.
+    pub roles: BTreeMap<RoleName, Vec<String>>,
+    /// Certificate extensions, e.g. `permit-pty`.
+    pub extensions: Vec<String>,
+}
+
+/// A backend a role has credentials on.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BackendChoice {
+    pub name: String,
+    pub kind: BackendKind,
+}
+
+/// What a caller asks for.
+#[derive(Debug, Default)]
+pub struct LeaseAsk {
+    pub role: String,
+    pub ttl: Option<Ttl>,
+    /// The backend by name; by default the one backend (other than SSH) the role has.
+    pub backend: Option<String>,
+    /// The OpenSSH public key to certify (SSH backends only).
+    pub public_key: Option<String>,
+}
+
+/// A credential and the lease it is held under.
+#[derive(Debug)]
+pub struct Leased {
+    pub lease: Lease,
+    pub credential: Credential,
+}
+
+/// What one run of the reaper did.
+#[derive(Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Reaped {
+    /// False when another replica holds the reaper lock.
+    pub ran: bool,
+    pub ended: usize,
+    pub failed: usize,
+}
+
+/// How long a reaper's claim lasts unless renewed; another replica takes over after it.
+const REAPER_LOCK_SECS: i64 = 30;
+/// Leases ended per reaper pass.
+const REAP_BATCH: u32 = 200;
+/// Certificates are valid from a little before issuance, for servers whose clocks lag.
+const SSH_BACKDATE_SECS: i64 = 60;
+
+enum Target<'a> {
+    Ssh(&'a SshBackendConfig),
+    External(&'a str, &'a Arc<dyn Backend>),
+}
+
+impl Broker {
+    /// Wires the configured backends to their adapters, by name.
+    pub fn with_backends(mut self, backends: BTreeMap<String, Arc<dyn Backend>>) -> Broker {
+        self.backends = backends;
+        self
+    }
+
+    /// The backends that issue credentials for `role` (SSH ones included), by name.
+    pub fn backends_of(&self, role: &RoleName) -> Vec<BackendChoice> {
+        let ssh = self.cfg.ssh.iter().filter(|s| s.roles.contains_key(role)).map(|s| BackendChoice { name: s.name.clone(), kind: BackendKind::Ssh });
+        let ext = self.backends.iter().filter(|(_, b)| b.roles().contains(role)).map(|(n, b)| BackendChoice { name: n.clone(), kind: b.kind() });
+        ssh.chain(ext).collect()
+    }
+
+    fn target(&self, role: &RoleName, name: Option<&str>) -> Result<Option<Target<'_>>> {
+        if let Some(name) = name {
+            if let Some(s) = self.cfg.ssh.iter().find(|s| s.name == name) {
+                return s.roles.contains_key(role).then_some(Some(Target::Ssh(s))).ok_or_else(|| not_on_backend(role, name));
+            }
+            let (n, b) = self.backends.get_key_value(name).ok_or_else(|| {
+                Error::not_found(
+                    "unknown_backend",
+                    format!("no backend named {:?}; `stint whoami` lists the roles, the configuration the backends", truncate(name)),
+                )
+            })?;
+            return b.roles().contains(role).then_some(Some(Target::External(n, b))).ok_or_else(|| not_on_backend(role, name));
+        }
+        let mut found = self.backends.iter().filter(|(_, b)| b.roles().contains(role));
+        match (found.next(), found.next()) {
+            (None, _) => Ok(None),
+            (Some((n, b)), None) => Ok(Some(Target::External(n, b))),
+            (Some(_), Some(_)) => {
+                let names: Vec<String> = self.backends.iter().filter(|(_, b)| b.roles().contains(role)).map(|(n, _)| n.clone()).collect();
+                Err(Error::invalid("backend_required", format!("role {role} has credentials on {}; choose one with --backend", names.join(", "))))
+            }
+        }
+    }
+
+    /// Issues a backend credential for the caller. `Ok(None)` when the role has no backend
+    /// (and none was named): its credential is the role token (`Broker::assume`).
+    pub async fn lease(&self, caller: &Caller, ask: LeaseAsk) -> Result<Option<Leased>> {
+        let role = RoleName::parse(&ask.role)?;
+        let Some(target) = self.target(&role, ask.backend.as_deref())? else {
+            return Ok(None);
+        };
+        // Checked before deciding, so a malformed key is a plain 400 that records nothing.
+        let key = match (&target, &ask.public_key) {
+            (Target::Ssh(_), Some(k)) => Some(sshcert::PublicKey::parse(k)?),
+            (Target::Ssh(_), None) => {
+                return Err(Error::invalid("public_key_required", "an SSH certificate needs your public key (`stint ssh-cert` sends it)"))
+            }
+            (Target::External(..), Some(_)) => return Err(Error::invalid("unexpected_public_key", "only SSH backends take a public key")),
+            (Target::External(..), None) => None,
+        };
+        let now = self.now();
+        let (permit, grant) = self.decide(caller, &ask.role, ask.ttl, now).await?;
+        let (name, kind) = match &target {
+            Target::Ssh(s) => (s.name.clone(), BackendKind::Ssh),
+            Target::External(n, b) => ((*n).to_owned(), b.kind()),
+        };
+        let mut lease = Lease {
+            id: LeaseId::random(&mut *self.rng()),
+            backend: name,
+            kind,
+            user_id: Some(caller.user.id.clone()),
+            subject: caller.user.name.to_string(),
+            role: role.clone(),
+            session_id: Some(caller.session.id.clone()),
+            grant_id: grant.clone(),
+            external_id: String::new(),
+            issued_at: now,
+            expires_at: permit.expires_at(),
+            revoked_at: None,
+            revoke_reason: None,
+            ended_at: None,
+        };
+        let serial = nonzero_serial(&mut *self.rng());
+        lease.external_id = match &target {
+            Target::Ssh(_) => serial.to_string(),
+            Target::External(_, b) => b.external_id(&lease),
+        };
+        let reasons: Vec<String> = permit.reasons().iter().map(ToString::to_string).collect();
+        let mut d = Draft::new(now, Event::CredentialIssued, Outcome::Success)
+            .actor(&caller.user.id)
+            .subject(&lease.id)
+            .detail("backend", &lease.backend)
+            .detail("kind", kind.as_str())
+            .detail("external_id", &lease.external_id)
+            .detail("role", &role)
+            .detail("ttl", permit.ttl().as_secs())
+            .detail("expires_at", lease.expires_at)
+            .detail("session", &caller.session.id)
+            .detail("reasons", reasons.join("; "));
+        if let Some(g) = &grant {
+            d = d.detail("grant", g);
+        }
+        if let Some(k) = &key {
+            d = d.detail("public_key", k.fingerprint());
+        }
+        // Recorded first: whatever happens next, the reaper knows this lease.
+        let change = Change::default().with(Mutation::RequireEnabledUser { user: caller.user.id.clone() }).with(Mutation::InsertLease(lease.clone())).record(d);
+        self.commit(change).await?;
+        let issued = match (&target, &key) {
+            (Target::Ssh(cfg), Some(key)) => self.sign_ssh(cfg, &lease, key, serial, now),
+            (Target::External(_, b), _) => b.issue(&lease).await,
+            (Target::Ssh(_), None) => Err(Error::Internal("SSH lease without a key".into())),
+        };
+        match issued {
+            Ok(credential) => {
+                self.observer.issued(role.as_str());
+                Ok(Some(Leased { lease, credential }))
+            }
+            Err(e) => {
+                self.failed(&lease, &e).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// The backend refused or was unreachable: the lease ends at once (there is no
+    /// credential to take back, or the reaper would find a half-made one: ending is idempotent).
+    async fn failed(&self, lease: &Lease, e: &Error) -> Result<()> {
+        let now = self.now();
+        tracing::warn!(lease = %lease.id, backend = %lease.backend, code = e.code(), "a backend could not issue a credential");
+        let d = Draft::new(now, Event::CredentialFailed, Outcome::Failure)
+            .actor(lease.user_id.as_ref().map_or(lease.subject.as_str(), UserId::as_str))
+            .subject(&lease.id)
+            .reason(e.code())
+            .detail("backend", &lease.backend)
+            .detail("why", e.to_string().chars().take(500).collect::<String>());
+        let mut change = Change::default().record(d);
+        // An external backend may have created part of the credential: the reaper ends it.
+        // An SSH certificate that was not signed needs nothing.
+        if lease.kind == BackendKind::Ssh {
+            change = change.with(Mutation::EndLease { id: lease.id.clone(), at: now });
+        } else {
+            change = change.with(Mutation::RevokeLeases { scope: LeaseScope::Lease(lease.id.clone()), at: now, reason: "issuance failed".into() });
+        }
+        self.commit(change).await.map(drop)
+    }
+
+    fn sign_ssh(&self, cfg: &SshBackendConfig, lease: &Lease, key: &sshcert::PublicKey, serial: u64, now: Timestamp) -> Result<Credential> {
+        let ca = self.ssh_ca()?;
+        let principals = cfg.roles.get(&lease.role).cloned().unwrap_or_default();
+        let spec = sshcert::CertSpec {
+            serial,
+            key_id: format!("{} lease={} session={} role={}", lease.subject, lease.id, lease.session_id.as_ref().map_or("-", |s| s.as_str()), lease.role),
+            principals: principals.clone(),
+            valid_after: Timestamp(now.0 - SSH_BACKDATE_SECS),
+            valid_before: lease.expires_at,
+            critical_options: vec![],
+            extensions: cfg.extensions.clone(),
+        };
+        let mut nonce = [0u8; 32];
+        self.rng().fill_bytes(&mut nonce);
+        let cert = sshcert::sign_user_certificate(&ca, key, &spec, nonce)?;
+        Ok(Credential::new(lease.expires_at)
+            .field("certificate", cert)
+            .field("serial", serial.to_string())
+            .field("key_id", spec.key_id)
+            .field("principals", principals.join(","))
+            .field("public_key_fingerprint", key.fingerprint()))
+    }
+
+    /// The SSH CA, loaded at start.
+    fn ssh_ca(&self) -> Result<Arc<SigningKey>> {
+        self.ssh_ca
+            .read()
+            .map_err(|_| Error::Internal("SSH CA lock poisoned".into()))?
+            .clone()
+            .ok_or_else(|| Error::Internal("the SSH CA is not loaded; Broker::start must run first".into()))
+    }
+
+    /// Creates the SSH CA key on first start (when an SSH backend is configured) and loads it.
+    pub(super) async fn load_ssh_ca(&self) -> Result<()> {
+        if self.cfg.ssh.is_empty() {
+            return Ok(());
+        }
+        let now = self.now();
+        if self.store.ssh_ca().await?.is_none() {
+            let key = SigningKey::generate(&mut *self.rng());
+            let stored = StoredKey::seal(&key, &self.kek, now, &mut *self.rng());
+            let d = Draft::new(now, Event::KeyCreated, Outcome::Success)
+                .actor("system")
+                .subject(key.kid())
+                .detail("purpose", "ssh_ca")
+                .detail("alg", "ssh-ed25519");
+            self.commit(Change::default().with(Mutation::InsertSshCa(stored)).record(d)).await?;
+        }
+        // Two replicas starting at once: the first insert won; everyone loads that one.
+        let stored = self.store.ssh_ca().await?.ok_or_else(|| Error::Internal("the SSH CA key was not stored".into()))?;
+        let key = Arc::new(stored.open(&self.kek)?);
+        *self.ssh_ca.write().map_err(|_| Error::Internal("SSH CA lock poisoned".into()))? = Some(key);
+        Ok(())
+    }
+
+    /// The CA's public key, for sshd's `TrustedUserCAKeys`.
+    pub fn ssh_ca_public(&self) -> Result<String> {
+        if self.cfg.ssh.is_empty() {
+            return Err(Error::not_found("ssh_not_configured", "this server has no SSH backend ([[backends.ssh]])"));
+        }
+        Ok(sshcert::ca_public_key_line(&self.ssh_ca()?.public(), "stint-ssh-ca"))
+    }
+
+    /// An OpenSSH KRL of the revoked certificates that have not expired, for sshd's `RevokedKeys`.
+    pub async fn ssh_krl(&self) -> Result<Vec<u8>> {
+        if self.cfg.ssh.is_empty() {
+            return Err(Error::not_found("ssh_not_configured", "this server has no SSH backend ([[backends.ssh]])"));
+        }
+        let now = self.now();
+        let ca = self.ssh_ca()?;
+        let serials: Vec<u64> = self.store.revoked_unexpired(BackendKind::Ssh, now).await?.iter().filter_map(|s| s.parse().ok()).collect();
+        Ok(sshcert::krl(&ca.public(), &serials, now.0.max(0) as u64, now, "stint"))
+    }
+
+    /// Leases newest first: the caller's own, or (administrators) one user's or everyone's.
+    pub async fn leases_for(&self, caller: &Caller, user: Option<&str>, everyone: bool, include_ended: bool) -> Result<Vec<Lease>> {
+        const LIMIT: u32 = 1000;
+        match (user, everyone) {
+            (None, false) => self.store.leases(Some(&caller.user.id), include_ended, LIMIT).await,
+            (Some(name), _) => {
+                self.admin(caller, "leases.list").await?;
+                let u = self.target_user(name).await?;
+                self.store.leases(Some(&u.id), include_ended, LIMIT).await
+            }
+            (None, true) => {
+                self.admin(caller, "leases.list").await?;
+                self.store.leases(None, include_ended, LIMIT).await
+            }
+        }
+    }
+
+    pub async fn find_lease(&self, id: &str) -> Result<Lease> {
+        let id = LeaseId::parse(id)?;
+        self.store.lease(&id).await?.ok_or_else(|| Error::not_found("unknown_lease", format!("no lease {id}")))
+    }
+
+    /// Revokes one lease: its owner or an administrator may.
+    pub async fn revoke_lease(&self, caller: &Caller, id: &str) -> Result<Lease> {
+        let lease = self.find_lease(id).await?;
+        let admin = caller.user.in_group(&self.cfg.admin_group);
+        if !admin && lease.user_id.as_ref() != Some(&caller.user.id) {
+            return Err(Error::forbidden("not_your_lease", "only its holder or an administrator may revoke this lease"));
+        }
+        if lease.revoked_at.is_none() && lease.ended_at.is_none() {
+            self.commit(self.revocation(
+                Change::default(),
+                std::slice::from_ref(&lease),
+                &caller.user.id,
+                LeaseScope::Lease(lease.id.clone()),
+                "revoked by request",
+            ))
+            .await?;
+            self.reap_now().await;
+        }
+        self.find_lease(id).await
+    }
+
+    /// Adds the revocation of `leases` (read from `scope`) to `change`: the scope itself is
+    /// revoked, so a lease issued meanwhile is covered too; each lease read gets its record.
+    pub(super) fn revocation(&self, mut change: Change, leases: &[Lease], actor: &dyn std::fmt::Display, scope: LeaseScope, reason: &str) -> Change {
+        let now = self.now();
+        for l in leases {
+            change = change.record(
+                Draft::new(now, Event::LeaseRevoked, Outcome::Success)
+                    .actor(actor)
+                    .subject(&l.id)
+                    .reason(reason)
+                    .detail("backend", &l.backend)
+                    .detail("external_id", &l.external_id)
+                    .detail("holder", &l.subject),
+            );
+        }
+        change.with(Mutation::RevokeLeases { scope, at: now, reason: reason.to_owned() })
+    }
+
+    /// Ends what must end now, if this replica may run the reaper. Errors are logged: the
+    /// periodic reaper retries.
+    pub async fn reap_now(&self) -> Reaped {
+        match self.reap().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(code = e.code(), "the lease reaper failed; it retries on its next run");
+                Reaped::default()
+            }
+        }
+    }
+
+    /// One reaper pass: ends revoked and expired leases on their backends. Runs only while
+    /// this replica holds the reaper lock.
+    pub async fn reap(&self) -> Result<Reaped> {
+        let now = self.now();
+        let claim = Mutation::ClaimLock { name: "reaper".into(), holder: self.replica.clone(), until: Timestamp(now.0 + REAPER_LOCK_SECS), now };
+        match self.store.apply(Change::default().with(claim)).await {
+            Ok(_) => {}
+            Err(e) if e.code() == "lock_held" => return Ok(Reaped::default()),
+            Err(e) => return Err(e),
+        }
+        let mut out = Reaped { ran: true, ..Reaped::default() };
+        for lease in self.store.leases_to_end(now, REAP_BATCH).await? {
+            let revoked = lease.revoked_at.is_some();
+            let ended = match lease.kind {
+                // A revoked certificate is refused through the KRL until it expires.
+                BackendKind::Ssh => Ok(()),
+                _ => match self.backends.get(&lease.backend) {
+                    Some(b) => b.end(&lease, revoked).await,
+                    None => Err(Error::Internal(format!("backend {:?} is no longer configured; restore it to end lease {}", lease.backend, lease.id))),
+                },
+            };
+            match ended {
+                Ok(()) => {
+                    let d = Draft::new(self.now(), Event::LeaseEnded, Outcome::Success)
+                        .actor("reaper")
+                        .subject(&lease.id)
+                        .reason(if revoked { "revoked" } else { "expired" })
+                        .detail("backend", &lease.backend)
+                        .detail("external_id", &lease.external_id);
+                    self.commit(Change::default().with(Mutation::EndLease { id: lease.id.clone(), at: self.now() }).record(d)).await?;
+                    out.ended += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(lease = %lease.id, backend = %lease.backend, code = e.code(), error = %e, "could not end a lease; retrying on the next run");
+                    out.failed += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn not_on_backend(role: &RoleName, backend: &str) -> Error {
+    Error::forbidden("role_not_on_backend", format!("backend {:?} issues nothing for role {role}", truncate(backend)))
+}
+
+/// Serial 0 is reserved by some tools; anything else is fine.
+fn nonzero_serial(rng: &mut dyn rand_core::CryptoRngCore) -> u64 {
+    loop {
+        let s = rng.next_u64();
+        if s != 0 {
+            return s;
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! `[[backends.postgres]]` and `[[backends.ssh]]`: the systems roles open.
+//!
+//! Each backend names the roles it serves and what each role becomes there: a group role in
+//! the database, principals on the servers.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use stint_backends::PostgresConfig;
+use stint_core::broker::SshBackendConfig;
+use stint_core::ids::RoleName;
+use stint_core::policy::Roles;
+
+use super::{err, ConfigError, SecretSources};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendsSection {
+    #[serde(default)]
+    pub postgres: Vec<PostgresSection>,
+    #[serde(default)]
+    pub ssh: Vec<SshSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSection {
+    pub name: String,
+    /// `postgres://admin@host:port/database`, without a password.
+    pub url: String,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+    pub danger_password: Option<stint_core::secret::SecretString>,
+    /// stint role → group role, e.g. `readonly = "app_readonly"`.
+    pub roles: BTreeMap<String, String>,
+    /// Prefix of the roles stint creates (default `stint_`).
+    pub role_prefix: Option<String>,
+    /// Sessions each credential may open at once (default 5).
+    pub connection_limit: Option<u32>,
+    /// Administrator connections (default 4).
+    pub pool_size: Option<usize>,
+    /// Host, port and database given to people, when they differ from `url`'s.
+    pub host: Option<String>,
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshSection {
+    pub name: String,
+    /// stint role → the principals (login names) its certificates carry.
+    pub roles: BTreeMap<String, Vec<String>>,
+    /// Certificate extensions (default `["permit-pty"]`).
+    pub extensions: Option<Vec<String>>,
+}
+
+/// The backends, validated.
+#[derive(Clone, Debug, Default)]
+pub struct Backends {
+    pub postgres: Vec<PostgresConfig>,
+    pub ssh: Vec<SshBackendConfig>,
+}
+
+/// A PostgreSQL identifier stint will quote: plain lowercase, so what people type works too.
+fn pg_identifier(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') && !s.as_bytes()[0].is_ascii_digit()
+}
+
+fn role_of(name: &str, roles: &Roles, origin: &str, key: &str) -> Result<RoleName, ConfigError> {
+    let role = RoleName::parse(name).map_err(|e| err(origin, key, e))?;
+    if roles.get(&role).is_none() {
+        return Err(err(origin, key, format!("no role named {role}")));
+    }
+    Ok(role)
+}
+
+pub fn load(s: BackendsSection, roles: &Roles, base: &Path, origin: &str) -> Result<Backends, ConfigError> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut unique = |name: &str, key: &str| -> Result<(), ConfigError> {
+        let ok = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(err(origin, key, "a backend name is 1-64 of a-z, 0-9, - and _"));
+        }
+        if name == "token" || !names.insert(name.to_owned()) {
+            return Err(err(origin, key, format!("backend name {name:?} is taken")));
+        }
+        Ok(())
+    };
+    let mut out = Backends::default();
+    for (i, p) in s.postgres.into_iter().enumerate() {
+        let key = |k: &str| format!("backends.postgres[{i}].{k}");
+        unique(&p.name, &key("name"))?;
+        let mut admin: tokio_postgres::Config = p.url.parse().map_err(|e| err(origin, &key("url"), format!("not a PostgreSQL URL: {e}")))?;
+        if admin.get_password().is_some() {
+            return Err(err(origin, &key("url"), "keep the password out of the URL: use password_file or password_env"));
+        }
+        let sources = SecretSources { file: p.password_file.as_deref(), env: p.password_env.as_deref(), inline: p.danger_password };
+        if let Some(pw) = sources.read("password", base, &key, origin)? {
+            admin.password(pw.expose());
+        }
+        let database = admin.get_dbname().map(str::to_owned).ok_or_else(|| err(origin, &key("url"), "name the database, e.g. postgres://stint@db:5432/app"))?;
+        let host = match (&p.host, admin.get_hosts().first()) {
+            (Some(h), _) => h.clone(),
+            (None, Some(tokio_postgres::config::Host::Tcp(h))) => h.clone(),
+            _ => return Err(err(origin, &key("host"), "the URL has no TCP host; set host")),
+        };
+        let port = p.port.or_else(|| admin.get_ports().first().copied()).unwrap_or(5432);
+        let mut map = BTreeMap::new();
+        for (r, group) in &p.roles {
+            let role = role_of(r, roles, origin, &key("roles"))?;
+            if !pg_identifier(group) {
+                return Err(err(origin, &key("roles"), format!("{group:?} is not a plain PostgreSQL role name (a-z, 0-9, _)")));
+            }
+            map.insert(role, group.clone());
+        }
+        if map.is_empty() {
+            return Err(err(origin, &key("roles"), "map at least one role to a group role, e.g. readonly = \"app_readonly\""));
+        }
+        let role_prefix = p.role_prefix.unwrap_or_else(|| "stint_".into());
+        if !pg_identifier(&role_prefix) || role_prefix.len() > 16 {
+            return Err(err(origin, &key("role_prefix"), "1-16 of a-z, 0-9 and _"));
+        }
+        let connection_limit = p.connection_limit.unwrap_or(5);
+        if !(1..=1000).contains(&connection_limit) {
+            return Err(err(origin, &key("connection_limit"), "between 1 and 1000"));
+        }
+        let pool_size = p.pool_size.unwrap_or(4);
+        if !(1..=64).contains(&pool_size) {
+            return Err(err(origin, &key("pool_size"), "between 1 and 64"));
+        }
+        admin.application_name("stint");
+        admin.connect_timeout(std::time::Duration::from_secs(5));
+        out.postgres.push(PostgresConfig {
+            name: p.name,
+            admin,
+            host,
+            port,
+            database,
+            roles: map,
+            role_prefix,
+            connection_limit,
+            pool_size,
+            scram_iterations: 4096,
+        });
+    }
+    for (i, s) in s.ssh.into_iter().enumerate() {
+        let key = |k: &str| format!("backends.ssh[{i}].{k}");
+        unique(&s.name, &key("name"))?;
+        let mut map = BTreeMap::new();
+        for (r, principals) in &s.roles {
+            let role = role_of(r, roles, origin, &key("roles"))?;
+            let ok = |p: &String| !p.is_empty() && p.len() <= 32 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if principals.is_empty() || !principals.iter().all(ok) {
+                return Err(err(origin, &key("roles"), format!("role {role}: list one or more login names, e.g. [\"deploy\"]")));
+            }
+            map.insert(role, principals.clone());
+        }
+        if map.is_empty() {
+            return Err(err(origin, &key("roles"), "map at least one role to principals, e.g. developer = [\"deploy\"]"));
+        }
+        let extensions = s.extensions.unwrap_or_else(|| vec!["permit-pty".into()]);
+        if let Some(bad) = extensions.iter().find(|e| !stint_core::sshcert::STANDARD_EXTENSIONS.contains(&e.as_str())) {
+            return Err(err(origin, &key("extensions"), format!("{bad:?} is not one of {}", stint_core::sshcert::STANDARD_EXTENSIONS.join(", "))));
+        }
+        out.ssh.push(SshBackendConfig { name: s.name, roles: map, extensions });
+    }
+    Ok(out)
+}

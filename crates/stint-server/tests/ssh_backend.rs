@@ -1,0 +1,169 @@
+//! SSH certificates against a real OpenSSH server: `sshd` (Debian's openssh-server), started
+//! by the test on a loopback port with its own configuration, trusts stint's CA from
+//! `/v1/ssh/ca.pub` and reads `/v1/ssh/krl` as its `RevokedKeys`. It accepts a valid
+//! certificate and refuses a wrong principal, an expired certificate and a revoked one.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+use stint_core::Timestamp;
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+struct Sshd {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(cmd: &mut Command) -> std::process::Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn keygen(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let out = run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"]).arg(&path));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    path
+}
+
+fn start_sshd(dir: &Path) -> Sshd {
+    assert!(Path::new(SSHD).exists(), "{SSHD} is missing: install openssh-server (scripts/test does)");
+    // sshd's privilege separation directory.
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let host_key = keygen(dir, "host_key");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nPidFile {dir}/sshd.pid\nTrustedUserCAKeys {dir}/ca.pub\nRevokedKeys {dir}/revoked.krl\n\
+             AuthorizedKeysFile none\nPubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+             PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nLogLevel VERBOSE\n",
+            host = host_key.display(),
+            dir = dir.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.join("sshd.log");
+    let child =
+        Command::new(SSHD).arg("-D").arg("-e").arg("-f").arg(&config).stderr(std::fs::File::create(&log).unwrap()).stdout(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "sshd did not listen: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Sshd { child, port, log }
+}
+
+/// `ssh root@127.0.0.1 echo …` with the key and certificate; Ok(stdout) or Err(stderr).
+fn ssh(sshd: &Sshd, key: &Path, cert: &Path) -> Result<String, String> {
+    let out = run(Command::new("ssh")
+        .args(["-F", "/dev/null", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "-p", &sshd.port.to_string(), "-i"])
+        .arg(key)
+        .arg("-o")
+        .arg(format!("CertificateFile={}", cert.display()))
+        .args(["root@127.0.0.1", "echo", "stint-ssh-ok"]));
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+async fn certify(app: &TestApp, p: &Person, role: &str, ttl: &str, key: &Path, out: &Path) -> Value {
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let (s, v) = app.post("/v1/creds", Some(&p.session), json!({ "role": role, "ttl": ttl, "backend": "servers", "public_key": public })).await;
+    assert_eq!(s, 200, "{v}");
+    std::fs::write(out, format!("{}\n", v["certificate"].as_str().unwrap())).unwrap();
+    v
+}
+
+async fn fetch_krl(app: &TestApp, dir: &Path) {
+    let resp = app.http.get(app.url("/v1/ssh/krl")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    std::fs::write(dir.join("revoked.krl"), resp.bytes().await.unwrap()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sshd_accepts_valid_certificates_and_refuses_wrong_expired_and_revoked_ones() {
+    let toml =
+        "[[backends.ssh]]\nname = \"servers\"\nextensions = [\"permit-pty\"]\n[backends.ssh.roles]\ndeveloper = [\"root\"]\nreadonly = [\"nobody-here\"]\n";
+    let app = spawn_app_at(Backend::Sqlite, toml, real_now()).await;
+    let dir = app.data_dir.join("ssh");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = app.http.get(app.url("/v1/ssh/ca.pub")).send().await.unwrap().text().await.unwrap();
+    assert!(ca.starts_with("ssh-ed25519 ") && ca.ends_with(" stint-ssh-ca\n"), "{ca}");
+    std::fs::write(dir.join("ca.pub"), &ca).unwrap();
+    fetch_krl(&app, &dir).await;
+    let sshd = start_sshd(&dir);
+
+    let admin = app.admin().await;
+    let dana = app.person(&admin, "dana", &["developers"]).await;
+    let key = keygen(&dir, "id_dana");
+
+    // A valid certificate: the fields sshd and `ssh-keygen -L` show.
+    let cert = dir.join("dana-cert.pub");
+    let v = certify(&app, &dana, "developer", "1h", &key, &cert).await;
+    let shown = String::from_utf8(run(Command::new("ssh-keygen").arg("-L").arg("-f").arg(&cert).env("TZ", "UTC")).stdout).unwrap();
+    let lease = v["lease_id"].as_str().unwrap();
+    assert!(shown.contains("Type: ssh-ed25519-cert-v01@openssh.com user certificate"), "{shown}");
+    assert!(shown.contains(&format!("Key ID: \"dana lease={lease} session={} role=developer\"", dana.session_id)), "{shown}");
+    assert!(shown.contains(&format!("Serial: {}", v["serial"].as_str().unwrap())), "{shown}");
+    assert!(shown.contains("Principals: \n                root\n"), "{shown}");
+    assert!(shown.contains("Extensions: \n                permit-pty\n"), "{shown}");
+    let until = Timestamp::parse_rfc3339(v["expires_at"].as_str().unwrap()).unwrap().to_rfc3339();
+    assert!(shown.contains(&format!("to {}", until.trim_end_matches('Z'))), "valid_before is the lease end: {shown}");
+    assert_eq!(ssh(&sshd, &key, &cert).unwrap(), "stint-ssh-ok");
+    let log = std::fs::read_to_string(&sshd.log).unwrap();
+    assert!(log.contains(&format!("ID dana lease={lease}")), "sshd logs who it was: {log}");
+
+    // A certificate for another principal does not open root.
+    let wrong = dir.join("wrong-cert.pub");
+    certify(&app, &dana, "readonly", "1h", &key, &wrong).await;
+    let refused = ssh(&sshd, &key, &wrong).unwrap_err();
+    assert!(refused.contains("Permission denied"), "{refused}");
+
+    // An expired certificate: issued with the clock two hours back, it ended an hour ago.
+    app.clock.set(Timestamp(real_now().0 - 7200));
+    let old = dir.join("old-cert.pub");
+    certify(&app, &dana, "developer", "1h", &key, &old).await;
+    app.clock.set(real_now());
+    assert!(ssh(&sshd, &key, &old).unwrap_err().contains("Permission denied"));
+
+    // A revoked certificate: the KRL lists it, and sshd refuses it from then on.
+    let (s, r) = app.post(&format!("/v1/leases/{lease}/revoke"), Some(&dana.session), json!({})).await;
+    assert_eq!((s.as_u16(), r["status"].as_str()), (200, Some("revoked")), "{r}");
+    fetch_krl(&app, &dir).await;
+    let q = run(Command::new("ssh-keygen").arg("-Q").arg("-f").arg(dir.join("revoked.krl")).arg(&cert));
+    assert!(!q.status.success() && String::from_utf8_lossy(&q.stdout).contains("REVOKED"), "{q:?}");
+    assert!(ssh(&sshd, &key, &cert).unwrap_err().contains("Permission denied"));
+    // A new certificate for the same key still works: revocation is per certificate.
+    let fresh = dir.join("fresh-cert.pub");
+    certify(&app, &dana, "developer", "1h", &key, &fresh).await;
+    assert_eq!(ssh(&sshd, &key, &fresh).unwrap(), "stint-ssh-ok");
+
+    // Malformed keys are refused before anything is recorded.
+    let before = app.audit_head().await;
+    for (bad, code) in [("ssh-dss AAAAB3NzaC1kc3M= x", "unsupported_key_type"), ("not a key", "unsupported_key_type"), ("", "invalid_public_key")] {
+        let (s, v) = app.post("/v1/creds", Some(&dana.session), json!({ "role": "developer", "backend": "servers", "public_key": bad })).await;
+        assert_eq!((s.as_u16(), v["error"].as_str()), (400, Some(code)), "{bad:?}: {v}");
+    }
+    let (s, v) = app.post("/v1/creds", Some(&dana.session), json!({ "role": "developer", "backend": "servers" })).await;
+    assert_eq!((s.as_u16(), v["error"].as_str()), (400, Some("public_key_required")), "{v}");
+    assert_eq!(app.audit_head().await, before, "refused keys change nothing");
+}

@@ -51,6 +51,11 @@ pub trait Backend: Send + Sync {
     fn kind(&self) -> BackendKind;
     /// The stint roles this backend issues credentials for.
     fn roles(&self) -> Vec<RoleName>;
+    /// The stint role a backend-native name maps to (an AWS role ARN), for callers that
+    /// speak the backend's own protocol (STS `AssumeRoleWithWebIdentity`).
+    fn role_for_target(&self, _target: &str) -> Option<RoleName> {
+        None
+    }
     /// What the backend will know the lease by (a database role name, an STS session name).
     /// Chosen before issuing so the lease is recorded first.
     fn external_id(&self, lease: &Lease) -> String;

@@ -324,6 +324,10 @@ impl Lease {
     }
 }
 
+/// The revocation reason of a lease whose backend failed to issue: no credential reached
+/// anyone, and backends only clean up what they may have half made.
+pub const ISSUANCE_FAILED: &str = "issuance failed";
+
 /// Which leases a revocation covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LeaseScope {

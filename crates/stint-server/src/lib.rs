@@ -8,6 +8,7 @@ pub mod html;
 pub mod metrics;
 pub mod password;
 pub mod routes;
+pub mod sts;
 pub mod webhooks;
 pub mod wire;
 
@@ -148,6 +149,14 @@ impl App {
                 tracing::warn!(backend = %pg.name, error = %e, "PostgreSQL backend unreachable at start; requests for it fail until it answers");
             }
             backends.insert(pg.name.clone(), Arc::new(b));
+        }
+        for aws in &cfg.backends.aws {
+            let b = stint_backends::AwsBackend::with_ambient_credentials(aws.clone(), clock.clone())?;
+            match b.check().await {
+                Ok(me) => tracing::info!(backend = %aws.name, caller = %me, "AWS backend ready"),
+                Err(e) => tracing::warn!(backend = %aws.name, error = %e, "AWS backend cannot call STS at start; requests for it fail until it can"),
+            }
+            backends.insert(aws.name.clone(), Arc::new(b));
         }
         let broker = Broker::new(cfg.broker.clone(), store, clock, broker::os_entropy(), kek, work, metrics.clone())
             .with_identity_providers(idps)

@@ -55,6 +55,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sso/step-up", post(sso_step_up))
         .route("/v1/sso/token", post(sso_token))
         .route("/v1/token", post(token_exchange))
+        .route("/v1/sts", post(crate::sts::assume_role_with_web_identity))
+        .route("/v1/sts/", post(crate::sts::assume_role_with_web_identity))
         .route("/v1/requests", get(list_requests).post(create_request))
         .route("/v1/requests/{id}/approve", post(approve_request))
         .route("/v1/requests/{id}/deny", post(deny_request))

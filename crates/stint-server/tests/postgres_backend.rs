@@ -268,15 +268,28 @@ async fn one_reaper_runs_among_replicas_sharing_a_store() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disabling_a_person_revokes_their_database_ssh_and_token_credentials_at_once() {
+async fn disabling_a_person_revokes_their_aws_database_ssh_and_token_credentials_at_once() {
     let fx = Fixture::new().await;
-    let toml = format!("{}[[backends.ssh]]\nname = \"servers\"\n[backends.ssh.roles]\ndeveloper = [\"deploy\"]\n", fx.toml());
+    // AWS is the emulator (moto): stint calls it with credentials from its environment.
+    std::env::set_var("AWS_ACCESS_KEY_ID", "AKIASTINTTESTSTINT01");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "stint-test-secret");
+    let moto = stint_testkit::aws::Moto::start();
+    let arn = moto.create_role("developer");
+    let toml = format!(
+        "{}[[backends.ssh]]\nname = \"servers\"\n[backends.ssh.roles]\ndeveloper = [\"deploy\"]\n\
+         [[backends.aws]]\nname = \"aws\"\nregion = \"us-east-1\"\nsts_endpoint = \"{m}\"\niam_endpoint = \"{m}\"\ndanger_allow_http_loopback = true\n\
+         [backends.aws.roles]\ndeveloper = \"{arn}\"\n",
+        fx.toml(),
+        m = moto.url
+    );
     let app = spawn_app_at(Backend::Sqlite, &toml, real_now()).await;
     let admin = app.admin().await;
     let dana = app.person(&admin, "dana", &["developers"]).await;
 
     // Dana holds a database credential with an open session, an SSH certificate and a token.
-    let db = creds(&app, &dana, "developer", "1h").await;
+    let db = app.post("/v1/creds", Some(&dana.session), json!({ "role": "developer", "ttl": "1h", "backend": "appdb" })).await.1;
+    let (s, aws) = app.post("/v1/creds", Some(&dana.session), json!({ "role": "developer", "ttl": "1h", "backend": "aws" })).await;
+    assert_eq!(s, 200, "{aws}");
     let mut cfg: tokio_postgres::Config = format!("postgres://{}@127.0.0.1:5432/{}", db["username"].as_str().unwrap(), fx.db).parse().unwrap();
     cfg.password(db["password"].as_str().unwrap());
     let (open, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
@@ -299,7 +312,7 @@ async fn disabling_a_person_revokes_their_database_ssh_and_token_credentials_at_
     let (s, v) = app.post("/v1/users/dana/disable", Some(&admin.session), json!({})).await;
     let took = started.elapsed();
     assert_eq!(s, 200, "{v}");
-    eprintln!("disabling a person with a database, an SSH and a token credential took {took:?}");
+    eprintln!("disabling a person with an AWS, a database, an SSH and a token credential took {took:?}");
 
     // Token: inactive. Database: open session gone, role gone. SSH: in the KRL.
     assert_eq!(app.introspect(token).await["active"], false);
@@ -311,9 +324,13 @@ async fn disabling_a_person_revokes_their_database_ssh_and_token_credentials_at_
     std::fs::write(dir.join("krl"), &krl).unwrap();
     let q = Command::new("ssh-keygen").arg("-Q").arg("-f").arg(dir.join("krl")).arg(dir.join("id-cert.pub")).output().unwrap();
     assert!(!q.status.success() && String::from_utf8_lossy(&q.stdout).contains("REVOKED"), "{q:?}");
+    // AWS cannot recall a key: the deny policy neutralises dana's sessions issued before now.
+    let policy: Value = serde_json::from_str(&moto.role_policy("developer", "StintRevokeOlderSessions").expect("a deny policy")).unwrap();
+    assert_eq!(policy["Statement"][0]["Condition"]["StringEquals"]["aws:SourceIdentity"], "dana", "{policy}");
+    assert!(aws["access_key_id"].as_str().unwrap().starts_with("ASIA"));
     let (_, leases) = app.get("/v1/leases?user=dana&all=true", Some(&admin.session)).await;
     let leases = leases.as_array().unwrap();
-    assert_eq!(leases.len(), 2);
+    assert_eq!(leases.len(), 3);
     assert!(leases.iter().all(|l| l["status"] == "revoked" && l["revoke_reason"] == "user disabled"), "{leases:?}");
     // And nothing new is issued to her.
     let (s, _) = app.post("/v1/creds", Some(&dana.session), json!({ "role": "developer" })).await;

@@ -3,6 +3,7 @@
 //! browser stand-in that follows redirects and posts its login form over plain HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod aws;
 pub mod github;
 
 use std::collections::BTreeMap;

@@ -76,6 +76,18 @@ pub struct Exchanged {
     pub claims: Claims,
 }
 
+/// A backend credential for a pipeline, with what STS's answer repeats of the token.
+#[derive(Debug)]
+pub struct CiLeased {
+    pub leased: super::Leased,
+    /// The token's `sub`.
+    pub token_subject: String,
+    /// The token's `aud` (the first, when several).
+    pub audience: String,
+    /// The token's issuer URL.
+    pub provider: String,
+}
+
 /// The claims an audit record of an exchange keeps: what policies usually check.
 const AUDITED_CLAIMS: [&str; 8] = ["sub", "aud", "repository", "ref", "environment", "event_name", "job_workflow_ref", "run_id"];
 
@@ -223,6 +235,114 @@ impl Broker {
         Ok((role, ttl, statement))
     }
 
+    /// The replay guard: accepted once, by `jti` when the token has one, else by its signed
+    /// content (header and claims, not the signature: an ECDSA signature can be rewritten and
+    /// still verify). Remembered until the token expires.
+    fn token_use(req: &ExchangeRequest, issuer: &CiIssuerConfig, token: &IdToken, skew_secs: i64) -> Mutation {
+        let jti = token.claims.get("jti").and_then(|v| v.as_str());
+        let signed_part = req.token.expose().rsplit_once('.').map_or(req.token.expose(), |(signed, _)| signed);
+        let seen = match jti {
+            Some(j) => Sha256::new().chain_update(issuer.url.as_bytes()).chain_update(b"\n").chain_update(j.as_bytes()).finalize(),
+            None => Sha256::new().chain_update(issuer.url.as_bytes()).chain_update(b"\n\n").chain_update(signed_part.as_bytes()).finalize(),
+        };
+        Mutation::RecordTokenUse { key: data_encoding::HEXLOWER.encode(&seen), expires_at: Timestamp(token.expires_at.0.saturating_add(skew_secs)) }
+    }
+
+    /// The `credential.issued` record of an admitted CI token, without its subject.
+    fn ci_issued(req: &ExchangeRequest, issuer: &CiIssuerConfig, token: &IdToken, role: &RoleName, ttl: Ttl, statement: &str, now: Timestamp) -> Draft {
+        let mut d = Draft::new(now, Event::CredentialIssued, Outcome::Success)
+            .actor(format!("ci:{}", issuer.name))
+            .detail("source", "ci")
+            .detail("role", role)
+            .detail("ttl", ttl.as_secs())
+            .detail("issuer", &issuer.url)
+            .detail("statement", bounded(statement, 200))
+            .detail("addr", &req.addr);
+        for name in AUDITED_CLAIMS {
+            if let Some(v) = token.claims.get(name) {
+                let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                d = d.detail(&format!("claim.{name}"), bounded(&v, 200));
+            }
+        }
+        d
+    }
+
+    /// Exchanges a CI token for a credential on a backend (AWS through the STS-compatible
+    /// endpoint): the role is the one `target` (a role ARN) maps to, and the role's trust
+    /// policy decides as for `exchange`. The lease is recorded with the token's use.
+    pub async fn exchange_for_backend(&self, req: ExchangeRequest, target: &str) -> Result<CiLeased> {
+        let now = self.now();
+        let found = self.backends.iter().find_map(|(n, b)| b.role_for_target(target).map(|r| (n, b, r)));
+        let Some((name, backend, role)) = found else {
+            let e =
+                Error::forbidden("unknown_role_arn", format!("no role here maps to {:?}; an administrator lists it under a backend's roles", truncate(target)));
+            self.exchange_denied(&req, None, None, &e, now).await?;
+            return Err(e);
+        };
+        let req = ExchangeRequest { role: role.to_string(), ..req };
+        let (issuer, token) = match self.ci_verify(&req.token, now).await {
+            Ok(found) => found,
+            Err((issuer, e)) => {
+                self.exchange_denied(&req, issuer, None, &e, now).await?;
+                return Err(e);
+            }
+        };
+        let (role, ttl, statement) = match self.admit_ci(&req, issuer, &token, now) {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                self.exchange_denied(&req, Some(issuer), Some(&token), &e, now).await?;
+                return Err(e);
+            }
+        };
+        let mut lease = crate::model::Lease {
+            id: crate::ids::LeaseId::random(&mut *self.rng()),
+            backend: name.clone(),
+            kind: backend.kind(),
+            user_id: None,
+            subject: format!("{CI_SUBJECT_PREFIX}{}:{}", issuer.name, token.subject),
+            role: role.clone(),
+            session_id: None,
+            grant_id: None,
+            external_id: String::new(),
+            issued_at: now,
+            expires_at: now.plus(ttl),
+            revoked_at: None,
+            revoke_reason: None,
+            ended_at: None,
+        };
+        lease.external_id = backend.external_id(&lease);
+        let d = Self::ci_issued(&req, issuer, &token, &role, ttl, &statement, now)
+            .subject(&lease.id)
+            .detail("backend", name)
+            .detail("kind", lease.kind.as_str())
+            .detail("external_id", &lease.external_id)
+            .detail("expires_at", lease.expires_at);
+        let change = Change::default()
+            .with(Self::token_use(&req, issuer, &token, self.cfg.ci.skew_secs))
+            .with(crate::store::Mutation::InsertLease(lease.clone()))
+            .record(d);
+        match self.commit(change).await {
+            Ok(_) => {}
+            Err(e) if e.code() == "token_replayed" => {
+                let e = Error::unauthenticated("token_replayed", "this CI token was already exchanged; each token is accepted once: request a new one");
+                self.exchange_denied(&req, Some(issuer), Some(&token), &e, now).await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
+        match backend.issue(&lease).await {
+            Ok(credential) => {
+                self.observer.issued(role.as_str());
+                let audience = token.claims.get("aud").map(|a| a.as_str().map_or_else(|| a.to_string(), str::to_owned)).unwrap_or_default();
+                Ok(CiLeased { leased: super::Leased { lease, credential }, token_subject: token.subject.clone(), audience, provider: issuer.url.clone() })
+            }
+            Err(e) => {
+                self.failed(&lease, &e).await?;
+                Err(e)
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn issue_ci(
         &self,
@@ -235,18 +355,7 @@ impl Broker {
         now: Timestamp,
     ) -> Result<Exchanged> {
         let ring = self.keyring()?;
-        // Accepted once: by jti when the token has one, else by its signed content (header and
-        // claims, not the signature: an ECDSA signature can be rewritten and still verify).
-        let jti = token.claims.get("jti").and_then(|v| v.as_str());
-        let signed_part = req.token.expose().rsplit_once('.').map_or(req.token.expose(), |(signed, _)| signed);
-        let seen = match jti {
-            Some(j) => Sha256::new().chain_update(issuer.url.as_bytes()).chain_update(b"\n").chain_update(j.as_bytes()).finalize(),
-            None => Sha256::new().chain_update(issuer.url.as_bytes()).chain_update(b"\n\n").chain_update(signed_part.as_bytes()).finalize(),
-        };
-        let use_ = Mutation::RecordTokenUse {
-            key: data_encoding::HEXLOWER.encode(&seen),
-            expires_at: Timestamp(token.expires_at.0.saturating_add(self.cfg.ci.skew_secs)),
-        };
+        let use_ = Self::token_use(req, issuer, &token, self.cfg.ci.skew_secs);
         let string_claim = |n: &str| token.claims.get(n).and_then(|v| v.as_str()).map(str::to_owned);
         let claims = Claims {
             iss: self.cfg.issuer.clone(),
@@ -260,24 +369,11 @@ impl Broker {
             preferred_username: string_claim("repository").unwrap_or_else(|| token.subject.clone()),
             grant: None,
         };
-        let mut d = Draft::new(now, Event::CredentialIssued, Outcome::Success)
-            .actor(format!("ci:{}", issuer.name))
+        let d = Self::ci_issued(req, issuer, &token, &role, ttl, &statement, now)
             .subject(&claims.jti)
             .detail("backend", "token")
-            .detail("source", "ci")
-            .detail("role", &role)
-            .detail("ttl", ttl.as_secs())
             .detail("expires_at", claims.exp)
-            .detail("issuer", &issuer.url)
-            .detail("statement", bounded(&statement, 200))
-            .detail("kid", ring.signer.kid())
-            .detail("addr", &req.addr);
-        for name in AUDITED_CLAIMS {
-            if let Some(v) = token.claims.get(name) {
-                let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                d = d.detail(&format!("claim.{name}"), bounded(&v, 200));
-            }
-        }
+            .detail("kid", ring.signer.kid());
         match self.commit(Change::default().with(use_).record(d)).await {
             Ok(_) => {}
             Err(e) if e.code() == "token_replayed" => {

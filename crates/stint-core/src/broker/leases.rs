@@ -198,7 +198,7 @@ impl Broker {
 
     /// The backend refused or was unreachable: the lease ends at once (there is no
     /// credential to take back, or the reaper would find a half-made one: ending is idempotent).
-    async fn failed(&self, lease: &Lease, e: &Error) -> Result<()> {
+    pub(super) async fn failed(&self, lease: &Lease, e: &Error) -> Result<()> {
         let now = self.now();
         tracing::warn!(lease = %lease.id, backend = %lease.backend, code = e.code(), "a backend could not issue a credential");
         let d = Draft::new(now, Event::CredentialFailed, Outcome::Failure)
@@ -213,7 +213,7 @@ impl Broker {
         if lease.kind == BackendKind::Ssh {
             change = change.with(Mutation::EndLease { id: lease.id.clone(), at: now });
         } else {
-            change = change.with(Mutation::RevokeLeases { scope: LeaseScope::Lease(lease.id.clone()), at: now, reason: "issuance failed".into() });
+            change = change.with(Mutation::RevokeLeases { scope: LeaseScope::Lease(lease.id.clone()), at: now, reason: crate::model::ISSUANCE_FAILED.into() });
         }
         self.commit(change).await.map(drop)
     }

@@ -1,4 +1,4 @@
-//! `[[backends.postgres]]` and `[[backends.ssh]]`: the systems roles open.
+//! `[[backends.aws]]`, `[[backends.postgres]]` and `[[backends.ssh]]`: the systems roles open.
 //!
 //! Each backend names the roles it serves and what each role becomes there: a group role in
 //! the database, principals on the servers.
@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use stint_backends::PostgresConfig;
+use stint_backends::{AwsConfig, PostgresConfig};
 use stint_core::broker::SshBackendConfig;
 use stint_core::ids::RoleName;
 use stint_core::policy::Roles;
@@ -17,6 +17,8 @@ use super::{err, ConfigError, SecretSources};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendsSection {
+    #[serde(default)]
+    pub aws: Vec<AwsSection>,
     #[serde(default)]
     pub postgres: Vec<PostgresSection>,
     #[serde(default)]
@@ -45,6 +47,25 @@ pub struct PostgresSection {
     pub port: Option<u16>,
 }
 
+/// AWS: stint calls STS `AssumeRole` as itself (the standard AWS credential chain: never a
+/// key in this file).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSection {
+    pub name: String,
+    pub region: String,
+    /// stint role → IAM role ARN, e.g. `developer = "arn:aws:iam::123456789012:role/developer"`.
+    pub roles: BTreeMap<String, String>,
+    pub sts_endpoint: Option<String>,
+    pub iam_endpoint: Option<String>,
+    /// Attach the deny-older-sessions policy on revocation (default true).
+    pub revoke_sessions: Option<bool>,
+    /// The longest STS session asked for (default 1h; the roles' MaxSessionDuration).
+    pub max_session: Option<String>,
+    /// Accept `http://127.0.0.1…` endpoints: a local emulator, for tests only.
+    pub danger_allow_http_loopback: Option<bool>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SshSection {
@@ -58,6 +79,7 @@ pub struct SshSection {
 /// The backends, validated.
 #[derive(Clone, Debug, Default)]
 pub struct Backends {
+    pub aws: Vec<AwsConfig>,
     pub postgres: Vec<PostgresConfig>,
     pub ssh: Vec<SshBackendConfig>,
 }
@@ -88,6 +110,39 @@ pub fn load(s: BackendsSection, roles: &Roles, base: &Path, origin: &str) -> Res
         Ok(())
     };
     let mut out = Backends::default();
+    for (i, a) in s.aws.into_iter().enumerate() {
+        let key = |k: &str| format!("backends.aws[{i}].{k}");
+        unique(&a.name, &key("name"))?;
+        let region_ok = !a.region.is_empty() && a.region.len() <= 32 && a.region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !region_ok {
+            return Err(err(origin, &key("region"), "an AWS region like us-east-1"));
+        }
+        let mut map = BTreeMap::new();
+        for (r, arn) in &a.roles {
+            let role = role_of(r, roles, origin, &key("roles"))?;
+            let ok = arn.starts_with("arn:aws") && arn.split(':').nth(2) == Some("iam") && arn.split(':').nth(5).is_some_and(|t| t.starts_with("role/"));
+            if !ok {
+                return Err(err(origin, &key("roles"), format!("role {role}: {arn:?} is not an IAM role ARN like arn:aws:iam::123456789012:role/name")));
+            }
+            map.insert(role, arn.clone());
+        }
+        if map.is_empty() {
+            return Err(err(origin, &key("roles"), "map at least one role to an IAM role ARN"));
+        }
+        let mut cfg = AwsConfig::new(a.name, a.region, map);
+        cfg.sts_endpoint = a.sts_endpoint;
+        cfg.iam_endpoint = a.iam_endpoint;
+        cfg.revoke_sessions = a.revoke_sessions.unwrap_or(true);
+        cfg.allow_http_loopback = a.danger_allow_http_loopback.unwrap_or(false);
+        if let Some(m) = a.max_session {
+            let ttl = m.parse::<stint_core::Ttl>().map_err(|e| err(origin, &key("max_session"), e))?;
+            if !(900..=43_200).contains(&ttl.as_secs()) {
+                return Err(err(origin, &key("max_session"), "STS sessions last 15m to 12h"));
+            }
+            cfg.max_session_secs = ttl.as_secs() as u32;
+        }
+        out.aws.push(cfg);
+    }
     for (i, p) in s.postgres.into_iter().enumerate() {
         let key = |k: &str| format!("backends.postgres[{i}].{k}");
         unique(&p.name, &key("name"))?;

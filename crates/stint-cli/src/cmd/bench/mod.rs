@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use crate::output::Output;
 
 mod ci;
+mod pg;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,6 +34,12 @@ pub enum Scenario {
     /// `POST /v1/token`: verify a CI token (RS256), trust policy, replay check and audit
     /// durably, sign; each token used once
     Exchange,
+    /// The PostgreSQL floor: the backend's `CREATE ROLE` sent straight to PostgreSQL over the
+    /// same number of connections, without stint (needs --postgres)
+    PostgresFloor,
+    /// `POST /v1/creds` on a PostgreSQL backend: decide, record the lease durably, create the
+    /// login role (needs --postgres)
+    Postgres,
 }
 
 #[derive(Args)]
@@ -65,6 +72,10 @@ pub struct BenchArgs {
     /// Store for the temporary server: `sqlite` (durable, WAL) or a postgres:// URL
     #[arg(long, default_value = "sqlite")]
     store: String,
+    /// The PostgreSQL the postgres scenarios issue credentials on, as its administrator (a
+    /// role with CREATEROLE); every role the run creates is dropped at the end
+    #[arg(long)]
+    postgres: Option<String>,
     /// Output format
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
     output: Output,
@@ -281,7 +292,14 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
         bail!("{} already holds a stint database; give --data a new directory", data.display());
     }
     let issuer = ci::BenchIssuer::start().await?;
-    let (server, bootstrap) = spawn_server(&data, &a.store, &issuer.config())?;
+    let mut extra = issuer.config();
+    let wants_pg = a.scenarios.iter().any(|s| matches!(s, Scenario::Postgres | Scenario::PostgresFloor));
+    if wants_pg {
+        let pg = a.postgres.as_deref().context("the postgres scenarios need --postgres postgres://ADMIN@HOST:PORT/DB")?;
+        pg::prepare(pg).await?;
+        extra.push_str(&pg::config(pg));
+    }
+    let (server, bootstrap) = spawn_server(&data, &a.store, &extra)?;
     let url = server.url.clone();
     let http = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency.max(64)).build()?;
     eprintln!("bench: server {url}, store {}, data {}", stint_store::describe(&a.store), data.display());
@@ -343,6 +361,11 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
                     None => closed_loop(&http, make, a.concurrency, duration).await,
                 }
             }
+            Scenario::PostgresFloor => {
+                let clients = Arc::new(pg::floor_clients(a.postgres.as_deref().unwrap_or_default()).await?);
+                let run = rand_core::RngCore::next_u32(&mut rand_core::OsRng);
+                postgres_floor(clients, run, a.concurrency, duration).await
+            }
             _ => {
                 let make = request_for(*scenario, &url, sessions.clone(), tokens.clone());
                 match a.rate {
@@ -363,6 +386,10 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
     };
     print(&a, &reports, memory.as_ref())?;
     drop(server);
+    if let (true, Some(pg)) = (wants_pg, a.postgres.as_deref()) {
+        let n = pg::clean_up(pg).await?;
+        eprintln!("bench: dropped the {n} PostgreSQL roles the run created");
+    }
     if a.data.is_none() {
         let _ = std::fs::remove_dir_all(&data);
     }
@@ -376,10 +403,36 @@ fn request_for(scenario: Scenario, url: &str, sessions: Arc<Vec<String>>, tokens
         Scenario::Assume => Arc::new(move |h, i| {
             h.post(format!("{url}/v1/assume")).bearer_auth(&sessions[i % sessions.len()]).json(&json!({ "role": "readonly", "ttl": "5m" }))
         }),
-        Scenario::Introspect | Scenario::Login | Scenario::Exchange | Scenario::ExchangeFloor => {
+        Scenario::Postgres => Arc::new(move |h, i| {
+            h.post(format!("{url}/v1/creds")).bearer_auth(&sessions[i % sessions.len()]).json(&json!({ "role": "readonly", "ttl": "5m", "backend": "benchdb" }))
+        }),
+        Scenario::Introspect | Scenario::Login | Scenario::Exchange | Scenario::ExchangeFloor | Scenario::PostgresFloor => {
             Arc::new(move |h, i| h.post(format!("{url}/v1/introspect")).form(&[("token", tokens[i % tokens.len()].as_str())]))
         }
     }
+}
+
+/// The PostgreSQL floor, closed loop: `concurrency` clients share the pool's connections.
+async fn postgres_floor(clients: Arc<Vec<tokio_postgres::Client>>, run: u32, concurrency: usize, duration: Duration) -> (Vec<Duration>, u64, Duration) {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::new();
+    for worker in 0..concurrency {
+        let clients = clients.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut errors, mut i) = (Vec::new(), 0u64, worker);
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match clients[i % clients.len()].batch_execute(&pg::floor_statement(i, run)).await {
+                    Ok(()) => lat.push(t.elapsed()),
+                    Err(_) => errors += 1,
+                }
+                i += concurrency;
+            }
+            (lat, errors)
+        }));
+    }
+    collect(tasks, start).await
 }
 
 /// Clients bound to distinct loopback addresses (127.0.1.1, 127.0.1.2, …).
@@ -475,6 +528,9 @@ fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>) -> Result<(
     let xfloor = reports.iter().find(|r| r.scenario.starts_with("exchangefloor")).map(|r| r.rate);
     let exchange = reports.iter().find(|r| r.scenario.starts_with("exchange") && !r.scenario.starts_with("exchangefloor")).map(|r| r.rate);
     let xratio = xfloor.zip(exchange).map(|(f, x)| x / f);
+    let pgfloor = reports.iter().find(|r| r.scenario.starts_with("postgresfloor")).map(|r| r.rate);
+    let pgrate = reports.iter().find(|r| r.scenario.starts_with("postgres") && !r.scenario.starts_with("postgresfloor")).map(|r| r.rate);
+    let pgratio = pgfloor.zip(pgrate).map(|(f, x)| x / f);
     let value = json!({
         "concurrency": a.concurrency,
         "rate": a.rate,
@@ -482,6 +538,7 @@ fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>) -> Result<(
         "scenarios": reports,
         "issuance_over_floor": ratio,
         "exchange_over_floor": xratio,
+        "postgres_over_floor": pgratio,
         "memory": memory,
     });
     a.output.print(&value, |_| {
@@ -500,6 +557,9 @@ fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>) -> Result<(
         }
         if let Some(r) = xratio {
             println!("exchange / exchange floor (RS256 verify): {:.0} %", r * 100.0);
+        }
+        if let Some(r) = pgratio {
+            println!("postgres credentials / postgres floor (CREATE ROLE alone): {:.0} %", r * 100.0);
         }
         if let Some(m) = memory {
             println!(

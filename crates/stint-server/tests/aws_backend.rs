@@ -1,0 +1,185 @@
+//! The AWS backend against the AWS emulator (moto, started by the test on a loopback port)
+//! with the real AWS SDK and CLI: people get STS keys through `POST /v1/creds`, and pipelines
+//! through stint's STS-compatible `AssumeRoleWithWebIdentity` endpoint, called by `boto3` and
+//! `aws sts assume-role-with-web-identity` unchanged. Revocation writes the deny policy.
+//!
+//! moto does not evaluate IAM policies the way AWS does: these tests check the keys STS
+//! issued, and the deny policy stint writes, not that AWS would refuse a revoked key.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::{json, Value};
+use stint_testkit::aws::{aws_cli, Moto};
+use stint_testkit::github::{GithubIssuer, Run};
+
+fn trust_policy(issuer: &str) -> String {
+    let host = issuer.trim_start_matches("http://");
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Federated": issuer },
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": { "StringEquals": { format!("{host}:aud"): "sts.amazonaws.com", format!("{host}:sub"): "repo:acme/infra:ref:refs/heads/main" } }
+        }]
+    })
+    .to_string()
+}
+
+struct Setup {
+    app: TestApp,
+    moto: Moto,
+    gh: GithubIssuer,
+    deploy_arn: String,
+    dev_arn: String,
+}
+
+async fn setup() -> Setup {
+    // stint's own identity at AWS comes from the standard chain: here, the environment.
+    // (Each test is its own process under nextest.)
+    std::env::set_var("AWS_ACCESS_KEY_ID", "AKIASTINTTESTSTINT01");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "stint-test-secret");
+    let moto = Moto::start();
+    let deploy_arn = moto.create_role("deployer");
+    let dev_arn = moto.create_role("developer");
+    let gh = GithubIssuer::start().await;
+    let toml = format!(
+        "[[ci.issuer]]\nname = \"github\"\nurl = \"{gh}\"\ndanger_allow_http_loopback = true\n\
+         [roles.deploy]\nmax_ttl = \"1h\"\nci_ttl = \"15m\"\ntrust_policy = '''{policy}'''\n\
+         [[backends.aws]]\nname = \"aws\"\nregion = \"us-east-1\"\nsts_endpoint = \"{moto}\"\niam_endpoint = \"{moto}\"\ndanger_allow_http_loopback = true\n\
+         [backends.aws.roles]\ndeploy = \"{deploy_arn}\"\ndeveloper = \"{dev_arn}\"\n",
+        gh = gh.url,
+        policy = trust_policy(&gh.url),
+        moto = moto.url,
+    );
+    let app = spawn_app_at(Backend::Sqlite, &toml, real_now()).await;
+    Setup { app, moto, gh, deploy_arn, dev_arn }
+}
+
+fn token(gh: &GithubIssuer, run: &Run) -> String {
+    gh.sign(&gh.claims(run, "sts.amazonaws.com", real_now().0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_and_the_aws_cli_assume_a_role_with_a_ci_token_through_stint() {
+    let Setup { app, moto, gh, deploy_arn, .. } = setup().await;
+    let sts = app.url("/v1/sts");
+
+    // boto3, unchanged: AssumeRoleWithWebIdentity at stint, then the keys at "AWS".
+    let code = format!(
+        "from botocore.exceptions import ClientError\n\
+         sts = boto3.client('sts', endpoint_url={sts:?}, region_name='us-east-1')\n\
+         r = sts.assume_role_with_web_identity(RoleArn={deploy_arn:?}, RoleSessionName='gh-run-1', WebIdentityToken={tok:?})\n\
+         c = r['Credentials']\n\
+         me = boto3.client('sts', endpoint_url=moto_url, region_name='us-east-1', aws_access_key_id=c['AccessKeyId'], aws_secret_access_key=c['SecretAccessKey'], aws_session_token=c['SessionToken']).get_caller_identity()\n\
+         out = {{'arn': me['Arn'], 'key': c['AccessKeyId'], 'exp': c['Expiration'].timestamp(), 'sub': r['SubjectFromWebIdentityToken'], 'aud': r['Audience'], 'provider': r['Provider'], 'assumed': r['AssumedRoleUser']['Arn']}}\n\
+         try:\n    sts.assume_role_with_web_identity(RoleArn={deploy_arn:?}, RoleSessionName='gh-run-1', WebIdentityToken={tok:?})\n\
+         except ClientError as e:\n    out['replay'] = e.response['Error']['Code']\n\
+         try:\n    sts.assume_role_with_web_identity(RoleArn={deploy_arn:?}, RoleSessionName='gh-run-1', WebIdentityToken={other:?})\n\
+         except ClientError as e:\n    out['other_repo'] = e.response['Error']['Code']\n\
+         try:\n    sts.assume_role_with_web_identity(RoleArn='arn:aws:iam::123456789012:role/nope', RoleSessionName='gh-run-1', WebIdentityToken={third:?})\n\
+         except ClientError as e:\n    out['unknown_role'] = e.response['Error']['Code']\n\
+         try:\n    sts.assume_role_with_web_identity(RoleArn={deploy_arn:?}, RoleSessionName='gh-run-1', WebIdentityToken='not.a.jwt')\n\
+         except ClientError as e:\n    out['garbage'] = e.response['Error']['Code']\n\
+         print(json.dumps(out))",
+        tok = token(&gh, &Run::default()),
+        other = token(&gh, &Run { repository: "acme/other".into(), ..Run::default() }),
+        third = token(&gh, &Run::default()),
+    );
+    let out: Value = serde_json::from_str(&moto.python(&code)).unwrap();
+    let leases = app.store.leases(None, true, 100).await.unwrap();
+    assert_eq!(leases.len(), 1, "one credential: the refusals issued nothing");
+    let lease = &leases[0];
+    assert_eq!(lease.subject, "ci:github:repo:acme/infra:ref:refs/heads/main");
+    assert!(out["arn"].as_str().unwrap().ends_with(&format!(":assumed-role/deployer/{}", lease.id)), "{out}");
+    assert_eq!(out["assumed"], out["arn"]);
+    assert!(out["key"].as_str().unwrap().starts_with("ASIA"), "{out}");
+    assert_eq!(out["exp"].as_f64().unwrap() as i64, lease.expires_at.0, "expires with the lease (the role's ci_ttl)");
+    assert_eq!(lease.expires_at.0 - lease.issued_at.0, 900);
+    assert_eq!((out["sub"].as_str(), out["aud"].as_str()), (Some("repo:acme/infra:ref:refs/heads/main"), Some("sts.amazonaws.com")));
+    assert_eq!(out["provider"], gh.url.as_str());
+    assert_eq!(out["replay"], "InvalidIdentityToken", "each CI token is accepted once");
+    assert_eq!(out["other_repo"], "AccessDenied", "the trust policy admits one repository");
+    assert_eq!(out["unknown_role"], "AccessDenied");
+    assert_eq!(out["garbage"], "InvalidIdentityToken");
+
+    // The AWS CLI, unchanged.
+    let cli = Command::new(aws_cli())
+        .args(["sts", "assume-role-with-web-identity", "--endpoint-url", &sts, "--region", "us-east-1", "--output", "json"])
+        .args(["--role-arn", &deploy_arn, "--role-session-name", "gh-run-2", "--web-identity-token", &token(&gh, &Run::default())])
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let v: Value = serde_json::from_slice(&cli.stdout).unwrap();
+    assert!(v["Credentials"]["AccessKeyId"].as_str().unwrap().starts_with("ASIA"), "{v}");
+    assert!(v["AssumedRoleUser"]["Arn"].as_str().unwrap().contains(":assumed-role/deployer/l_"), "{v}");
+    assert_eq!(v["SubjectFromWebIdentityToken"], "repo:acme/infra:ref:refs/heads/main");
+
+    // Malformed requests get STS's XML errors, never a 500.
+    for (form, code) in [
+        (vec![("Action", "AssumeRole")], "InvalidAction"),
+        (vec![("Action", "AssumeRoleWithWebIdentity")], "MissingParameter"),
+        (vec![("Action", "AssumeRoleWithWebIdentity"), ("RoleArn", &deploy_arn), ("RoleSessionName", "a b"), ("WebIdentityToken", "x")], "ValidationError"),
+        (
+            vec![
+                ("Action", "AssumeRoleWithWebIdentity"),
+                ("RoleArn", &deploy_arn),
+                ("RoleSessionName", "ok-name"),
+                ("WebIdentityToken", "x"),
+                ("DurationSeconds", "60"),
+            ],
+            "ValidationError",
+        ),
+    ] {
+        let resp = app.http.post(&sts).form(&form).send().await.unwrap();
+        assert_eq!(resp.status(), 400);
+        let text = resp.text().await.unwrap();
+        assert!(text.contains(&format!("<Code>{code}</Code>")) && text.starts_with("<ErrorResponse"), "{text}");
+    }
+    // Every refusal was audited; no credential secret reached the audit log.
+    let records = app.store.audit_after(0, 10_000).await.unwrap();
+    assert!(records.iter().filter(|r| r.event == "ci.exchange.denied").count() >= 4);
+    let dump = format!("{records:?}");
+    assert!(!dump.contains("SecretAccessKey") && !dump.contains("stint-test-secret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_get_sts_keys_and_revocation_writes_the_deny_policy() {
+    let Setup { app, moto, dev_arn, .. } = setup().await;
+    let admin = app.admin().await;
+    let dana = app.person(&admin, "dana", &["developers"]).await;
+    let (s, c) = app.post("/v1/creds", Some(&dana.session), json!({ "role": "developer", "ttl": "30m" })).await;
+    assert_eq!(s, 200, "{c}");
+    assert_eq!((c["backend"].as_str(), c["kind"].as_str()), (Some("aws"), Some("aws")));
+    let lease = c["lease_id"].as_str().unwrap();
+    assert!(c["access_key_id"].as_str().unwrap().starts_with("ASIA"));
+    assert_eq!(c["env"]["AWS_SECRET_ACCESS_KEY"], "secret_access_key");
+    assert_eq!(c["env"]["AWS_SESSION_TOKEN"], "session_token");
+    assert!(c["assumed_role_arn"].as_str().unwrap().ends_with(&format!("assumed-role/developer/{lease}")), "{c}");
+    // The keys work against "AWS" as the assumed role session.
+    let code = format!(
+        "print(boto3.client('sts', endpoint_url=moto_url, region_name='us-east-1', aws_access_key_id={:?}, aws_secret_access_key={:?}, aws_session_token={:?}).get_caller_identity()['Arn'])",
+        c["access_key_id"].as_str().unwrap(),
+        c["secret_access_key"].as_str().unwrap(),
+        c["session_token"].as_str().unwrap()
+    );
+    assert!(moto.python(&code).trim().ends_with(&format!("assumed-role/developer/{lease}")));
+    assert_eq!(moto.role_policy("developer", "StintRevokeOlderSessions"), None);
+
+    // Revoked: stint writes the deny-older-sessions policy for dana on the role.
+    let (s, v) = app.post(&format!("/v1/leases/{lease}/revoke"), Some(&dana.session), json!({})).await;
+    assert_eq!((s.as_u16(), v["status"].as_str()), (200, Some("revoked")), "{v}");
+    let policy: Value = serde_json::from_str(&moto.role_policy("developer", "StintRevokeOlderSessions").expect("a deny policy on the role")).unwrap();
+    let statements = policy["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 1, "{policy}");
+    assert_eq!(statements[0]["Effect"], "Deny");
+    assert_eq!(statements[0]["Condition"]["StringEquals"]["aws:SourceIdentity"], "dana", "{policy}");
+    assert!(statements[0]["Condition"]["DateLessThan"]["aws:TokenIssueTime"].is_string(), "{policy}");
+    let _ = dev_arn;
+}

@@ -1,0 +1,82 @@
+//! The AWS emulator (PyPI `moto[server]`) and the real AWS SDK and CLI (`boto3`, `awscli`),
+//! all from the pinned `.venv` that scripts/test installs. Tests fail, never skip, without it.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use crate::{free_port, wait_for_port, workspace_root, Process};
+
+/// The moto account and region.
+pub const ACCOUNT: &str = "123456789012";
+pub const REGION: &str = "us-east-1";
+
+/// The venv's Python (`$STINT_TEST_PYTHON` overrides).
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("STINT_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
+    assert!(p.exists(), "{} does not exist: run scripts/test, which installs tests/requirements.txt (moto, boto3, awscli) into .venv", p.display());
+    p
+}
+
+/// The venv's `aws` (AWS CLI v1, from PyPI).
+pub fn aws_cli() -> PathBuf {
+    let p = python().with_file_name("aws");
+    assert!(p.exists(), "{} does not exist: run scripts/test", p.display());
+    p
+}
+
+/// A running `moto.server` on a loopback port, killed when dropped.
+pub struct Moto {
+    _process: Process,
+    pub url: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = free_port();
+        let child = Command::new(python())
+            .args(["-m", "moto.server", "-p", &port.to_string(), "-H", "127.0.0.1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto.server starts (run scripts/test to install it)");
+        let process = Process(child);
+        wait_for_port(port, "moto.server");
+        Moto { _process: process, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// Runs a Python snippet with `moto_url` defined and boto3 imported; returns its stdout.
+    pub fn python(&self, code: &str) -> String {
+        let script = format!("import boto3, json\nmoto_url = {:?}\n{code}\n", self.url);
+        let out = Command::new(python())
+            .arg("-c")
+            .arg(script)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_DEFAULT_REGION", REGION)
+            .output()
+            .expect("python runs");
+        assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Creates an IAM role anyone may assume; returns its ARN.
+    pub fn create_role(&self, name: &str) -> String {
+        let code = format!(
+            "iam = boto3.client('iam', endpoint_url=moto_url)\n\
+             trust = json.dumps({{'Version': '2012-10-17', 'Statement': [{{'Effect': 'Allow', 'Principal': {{'AWS': '*'}}, 'Action': 'sts:AssumeRole'}}]}})\n\
+             print(iam.create_role(RoleName={name:?}, AssumeRolePolicyDocument=trust, MaxSessionDuration=43200)['Role']['Arn'])"
+        );
+        self.python(&code).trim().to_owned()
+    }
+
+    /// The inline policy `policy` of role `role`, as JSON text, or `None`.
+    pub fn role_policy(&self, role: &str, policy: &str) -> Option<String> {
+        let code = format!(
+            "iam = boto3.client('iam', endpoint_url=moto_url)\n\
+             try:\n    print(json.dumps(iam.get_role_policy(RoleName={role:?}, PolicyName={policy:?})['PolicyDocument']))\n\
+             except iam.exceptions.NoSuchEntityException:\n    print('')"
+        );
+        Some(self.python(&code).trim().to_owned()).filter(|s| !s.is_empty())
+    }
+}

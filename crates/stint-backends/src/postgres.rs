@@ -45,7 +45,7 @@ pub struct PostgresConfig {
     pub connection_limit: u32,
     /// Administrator connections kept open.
     pub pool_size: usize,
-    /// PBKDF2 iterations of the SCRAM verifier (PostgreSQL's default is 4096).
+    /// PBKDF2 iterations of the SCRAM verifier ([`DEFAULT_SCRAM_ITERATIONS`]).
     pub scram_iterations: u32,
 }
 
@@ -58,6 +58,14 @@ pub struct PostgresBackend {
 
 /// Bytes of randomness in an issued password (256 bits).
 const PASSWORD_BYTES: usize = 32;
+
+/// PBKDF2 iterations of issued passwords' SCRAM verifiers. Iterations slow down guessing a
+/// password from a stolen verifier; a 256-bit random password cannot be guessed at any
+/// count, so stint does not pay for them (RFC 7677's 4,096 are meant for passwords people
+/// choose). The cost is real: PostgreSQL runs the verifier's PBKDF2 once in `CREATE ROLE`
+/// (to refuse an empty password) and client and server run it at every login; at 4,096 a
+/// `CREATE ROLE` takes about 6 ms of PostgreSQL's CPU, at 16 under 0.3 ms (see BENCHMARKS.md).
+pub const DEFAULT_SCRAM_ITERATIONS: u32 = 16;
 
 impl PostgresBackend {
     pub fn new(cfg: PostgresConfig) -> PostgresBackend {
@@ -200,7 +208,8 @@ pub fn role_name(prefix: &str, lease: &Lease) -> String {
     name
 }
 
-/// The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802, RFC 7677).
+/// The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802, RFC 7677), with
+/// `iterations` rounds of PBKDF2.
 pub fn scram_verifier(password: &str, salt: &[u8], iterations: u32) -> String {
     let mut salted = [0u8; 32];
     let rounds = std::num::NonZeroU32::new(iterations.max(1)).unwrap_or(std::num::NonZeroU32::MIN);

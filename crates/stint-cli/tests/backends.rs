@@ -11,6 +11,16 @@ use std::process::Command;
 use common::{enroll_and_login, ok_json, run, start_server_with};
 use stint_testkit::aws::{aws_cli, Moto};
 
+/// `psql` as the test cluster's administrator; its output.
+fn admin_sql(sql: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 #[test]
 fn credential_process_exec_ssh_cert_and_leases_from_the_command_line() {
     let root = std::env::temp_dir().join(format!("stint-backends-cli-{}", std::process::id()));
@@ -18,11 +28,17 @@ fn credential_process_exec_ssh_cert_and_leases_from_the_command_line() {
     std::fs::create_dir_all(&root).unwrap();
     let moto = Moto::start();
     let arn = moto.create_role("developer");
+    // A group role on the test cluster whose members log in with their password.
+    let tag = format!("{:x}", rand_core::RngCore::next_u32(&mut rand_core::OsRng));
+    let (group, prefix) = (format!("cli_ro_{tag}"), format!("cli{tag}_"));
+    admin_sql(&format!("CREATE ROLE {group} NOLOGIN; GRANT stint_password_auth TO {group}"));
     let config = root.join("stint.toml");
     std::fs::write(
         &config,
         format!(
-            "[[backends.aws]]\nname = \"aws\"\nregion = \"us-east-1\"\nsts_endpoint = \"{m}\"\niam_endpoint = \"{m}\"\ndanger_allow_http_loopback = true\n\
+            "[[backends.postgres]]\nname = \"appdb\"\nurl = \"postgres://postgres@127.0.0.1:5432/postgres\"\nrole_prefix = \"{prefix}\"\n\
+             [backends.postgres.roles]\ndeveloper = \"{group}\"\n\
+             [[backends.aws]]\nname = \"aws\"\nregion = \"us-east-1\"\nsts_endpoint = \"{m}\"\niam_endpoint = \"{m}\"\ndanger_allow_http_loopback = true\n\
              [backends.aws.roles]\ndeveloper = \"{arn}\"\n\
              [[backends.ssh]]\nname = \"servers\"\n[backends.ssh.roles]\ndeveloper = [\"deploy\"]\n",
             m = moto.url
@@ -46,7 +62,17 @@ fn credential_process_exec_ssh_cert_and_leases_from_the_command_line() {
     let who = ok_json(&dana, &["whoami", "-o", "json"], None);
     let dev = who["roles"].as_array().unwrap().iter().find(|r| r["role"] == "developer").unwrap();
     let kinds: Vec<&str> = dev["backends"].as_array().unwrap().iter().map(|b| b["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["ssh", "aws"], "{dev}");
+    assert_eq!(kinds, ["ssh", "postgres", "aws"], "{dev}");
+
+    // exec: psql logs in as the lease's own role, from the environment stint sets.
+    let out = run(&dana, &["exec", "--role", "developer", "--backend", "appdb", "--", "psql", "-X", "-A", "-t", "-c", "SELECT current_user"], None);
+    let user = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(user.starts_with(&format!("{prefix}dana_")), "{user:?} {}", String::from_utf8_lossy(&out.stderr));
+    let pg = ok_json(&dana, &["creds", "--role", "developer", "--backend", "appdb"], None);
+    assert_eq!(pg["username"], user.as_str(), "served from the cache");
+    let pg_password = pg["password"].as_str().unwrap().to_owned();
+    let without_backend = run(&dana, &["creds", "--role", "developer"], None);
+    assert!(String::from_utf8_lossy(&without_backend.stderr).contains("choose one with --backend"), "{without_backend:?}");
 
     // The AWS CLI runs `stint creds --format credential-process` itself and calls "AWS" with the keys.
     let aws_config = root.join("aws-config");
@@ -54,7 +80,7 @@ fn credential_process_exec_ssh_cert_and_leases_from_the_command_line() {
     std::fs::write(
         &aws_config,
         format!(
-            "[profile stint-dev]\nregion = us-east-1\ncredential_process = {} creds --role developer --format credential-process\n",
+            "[profile stint-dev]\nregion = us-east-1\ncredential_process = {} creds --role developer --backend aws --format credential-process\n",
             env!("CARGO_BIN_EXE_stint")
         ),
     )
@@ -79,7 +105,7 @@ fn credential_process_exec_ssh_cert_and_leases_from_the_command_line() {
     // Cached: a second run reuses the same keys (the AWS CLI does not cache process credentials).
     let again: serde_json::Value = serde_json::from_slice(&caller("stint-dev").stdout).unwrap();
     assert_eq!(again["Arn"], me["Arn"]);
-    let raw = run(&dana, &["creds", "--role", "developer", "--format", "credential-process"], None);
+    let raw = run(&dana, &["creds", "--role", "developer", "--backend", "aws", "--format", "credential-process"], None);
     let v: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
     assert_eq!(v["Version"], 1);
     assert!(v["AccessKeyId"].as_str().unwrap().starts_with("ASIA") && v["SessionToken"].is_string() && v["Expiration"].is_string(), "{v}");
@@ -118,6 +144,15 @@ fn credential_process_exec_ssh_cert_and_leases_from_the_command_line() {
     // The server's log holds no key secret or session token.
     let log = std::fs::read_to_string(&server.log).unwrap();
     assert!(!log.contains(v["SecretAccessKey"].as_str().unwrap()) && !log.contains(v["SessionToken"].as_str().unwrap()));
+    assert!(!log.contains(&pg_password), "no database password in the server's log");
+
+    // Revoking the database lease drops its role.
+    let r = ok_json(&dana, &["leases", "revoke", pg["lease_id"].as_str().unwrap(), "-o", "json"], None);
+    assert_eq!(r["status"], "revoked");
+    assert_eq!(admin_sql(&format!("SELECT count(*) FROM pg_roles WHERE rolname = '{user}'")), "0");
     drop(server);
+    admin_sql(&format!(
+        "DO $$DECLARE r text; BEGIN FOR r IN SELECT rolname FROM pg_roles WHERE starts_with(rolname, '{prefix}') LOOP EXECUTE format('DROP ROLE %I', r); END LOOP; END$$; DROP ROLE {group}"
+    ));
     let _ = std::fs::remove_dir_all(&root);
 }

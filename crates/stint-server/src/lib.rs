@@ -196,9 +196,16 @@ impl App {
             let mut tick = tokio::time::interval(REAP_INTERVAL);
             loop {
                 tick.tick().await;
-                let r = broker.reap_now().await;
-                if r.ended + r.failed > 0 {
-                    tracing::info!(ended = r.ended, failed = r.failed, "lease reaper");
+                match broker.reap().await {
+                    Ok(r) => {
+                        if r.ended > 0 {
+                            tracing::info!(ended = r.ended, "lease reaper ended leases");
+                        }
+                        for f in &r.failures {
+                            tracing::warn!(lease = %f.lease, backend = %f.backend, code = f.code, error = %f.message, "could not end a lease; retrying on the next run");
+                        }
+                    }
+                    Err(e) => tracing::warn!(code = e.code(), error = %e, "the lease reaper failed; it retries on its next run"),
                 }
             }
         });

@@ -167,3 +167,58 @@ async fn sshd_accepts_valid_certificates_and_refuses_wrong_expired_and_revoked_o
     assert_eq!((s.as_u16(), v["error"].as_str()), (400, Some("public_key_required")), "{v}");
     assert_eq!(app.audit_head().await, before, "refused keys change nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_out_and_revoking_a_grant_revoke_the_leases_they_covered() {
+    let toml = "[approvals]\nroles = [\"admin\"]\napprovers = \"approvers\"\n\
+                [[backends.ssh]]\nname = \"servers\"\n[backends.ssh.roles]\ndeveloper = [\"deploy\"]\nadmin = [\"root\"]\n";
+    let app = spawn_app_at(Backend::Sqlite, toml, real_now()).await;
+    let root = app.admin().await;
+    let dana = app.person(&root, "dana", &["developers"]).await;
+    let carol = app.person(&root, "carol", &["approvers"]).await;
+    let dir = app.data_dir.join("keys");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = keygen(&dir, "id");
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let cert = |p: &Person, role: &str| {
+        let body = json!({ "role": role, "backend": "servers", "public_key": public });
+        let (app, session) = (&app, p.session.clone());
+        async move {
+            let (s, v) = app.post("/v1/creds", Some(&session), body).await;
+            assert_eq!(s, 200, "{v}");
+            (v["lease_id"].as_str().unwrap().to_owned(), v["certificate"].as_str().unwrap().to_owned())
+        }
+    };
+    let status = |id: String| {
+        let app = &app;
+        async move { app.store.lease(&stint_core::ids::LeaseId::parse(&id).unwrap()).await.unwrap().unwrap() }
+    };
+
+    // A grant: admin approved for dana; her admin certificate is issued under it.
+    let (s, q) = app.post("/v1/requests", Some(&dana.session), json!({ "role": "admin", "reason": "rotate keys", "duration": "30m" })).await;
+    assert_eq!(s, 200, "{q}");
+    let id = q["id"].as_str().unwrap();
+    let (s, v) = app.post(&format!("/v1/requests/{id}/approve"), Some(&carol.session), json!({})).await;
+    assert_eq!(s, 200, "{v}");
+    let (under_grant, grant_cert) = cert(&dana, "admin").await;
+    let (plain, plain_cert) = cert(&dana, "developer").await;
+    assert_eq!(status(under_grant.clone()).await.grant_id.as_deref(), Some(id));
+    let (s, v) = app.post(&format!("/v1/grants/{id}/revoke"), Some(&carol.session), json!({ "reason": "done" })).await;
+    assert_eq!(s, 200, "{v}");
+    let l = status(under_grant).await;
+    assert_eq!((l.revoked_at.is_some(), l.revoke_reason.as_deref()), (true, Some("grant revoked")));
+    assert!(status(plain.clone()).await.revoked_at.is_none(), "a lease outside the grant stays");
+
+    // Logging out revokes the session's leases.
+    let (s, _) = app.post("/v1/auth/logout", Some(&dana.session), json!({})).await;
+    assert!(s.is_success());
+    let l = status(plain).await;
+    assert_eq!((l.revoked_at.is_some(), l.revoke_reason.as_deref()), (true, Some("logged out")));
+    // Both certificates are in the KRL.
+    fetch_krl(&app, &dir).await;
+    for (name, text) in [("grant-cert.pub", grant_cert), ("plain-cert.pub", plain_cert)] {
+        std::fs::write(dir.join(name), format!("{text}\n")).unwrap();
+        let q = run(Command::new("ssh-keygen").arg("-Q").arg("-f").arg(dir.join("revoked.krl")).arg(dir.join(name)));
+        assert!(!q.status.success() && String::from_utf8_lossy(&q.stdout).contains("REVOKED"), "{name}: {q:?}");
+    }
+}

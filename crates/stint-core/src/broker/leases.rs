@@ -63,6 +63,17 @@ pub struct Reaped {
     pub ran: bool,
     pub ended: usize,
     pub failed: usize,
+    /// Why each failure failed, for the host's log; retried on the next run.
+    pub failures: Vec<ReapFailure>,
+}
+
+/// A lease the reaper could not end on its backend.
+#[derive(Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReapFailure {
+    pub lease: LeaseId,
+    pub backend: String,
+    pub code: &'static str,
+    pub message: String,
 }
 
 /// How long a reaper's claim lasts unless renewed; another replica takes over after it.
@@ -200,7 +211,6 @@ impl Broker {
     /// credential to take back, or the reaper would find a half-made one: ending is idempotent).
     pub(super) async fn failed(&self, lease: &Lease, e: &Error) -> Result<()> {
         let now = self.now();
-        tracing::warn!(lease = %lease.id, backend = %lease.backend, code = e.code(), "a backend could not issue a credential");
         let d = Draft::new(now, Event::CredentialFailed, Outcome::Failure)
             .actor(lease.user_id.as_ref().map_or(lease.subject.as_str(), UserId::as_str))
             .subject(&lease.id)
@@ -353,16 +363,10 @@ impl Broker {
         change.with(Mutation::RevokeLeases { scope, at: now, reason: reason.to_owned() })
     }
 
-    /// Ends what must end now, if this replica may run the reaper. Errors are logged: the
-    /// periodic reaper retries.
-    pub async fn reap_now(&self) -> Reaped {
-        match self.reap().await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(code = e.code(), "the lease reaper failed; it retries on its next run");
-                Reaped::default()
-            }
-        }
+    /// Ends what must end now, right after a revocation, if this replica may run the reaper.
+    /// What fails here is not lost: the periodic reaper retries it, and reports it.
+    pub async fn reap_now(&self) {
+        let _ = self.reap().await;
     }
 
     /// One reaper pass: ends revoked and expired leases on their backends. Runs only while
@@ -398,8 +402,8 @@ impl Broker {
                     out.ended += 1;
                 }
                 Err(e) => {
-                    tracing::warn!(lease = %lease.id, backend = %lease.backend, code = e.code(), error = %e, "could not end a lease; retrying on the next run");
                     out.failed += 1;
+                    out.failures.push(ReapFailure { lease: lease.id.clone(), backend: lease.backend.clone(), code: e.code(), message: e.to_string() });
                 }
             }
         }

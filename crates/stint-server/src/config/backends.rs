@@ -45,6 +45,9 @@ pub struct PostgresSection {
     /// Host, port and database given to people, when they differ from `url`'s.
     pub host: Option<String>,
     pub port: Option<u16>,
+    /// PBKDF2 iterations of issued passwords' SCRAM verifiers (default 16: the passwords are
+    /// 256 random bits; see `stint_backends::postgres::DEFAULT_SCRAM_ITERATIONS`).
+    pub scram_iterations: Option<u32>,
 }
 
 /// AWS: stint calls STS `AssumeRole` as itself (the standard AWS credential chain: never a
@@ -184,20 +187,13 @@ pub fn load(s: BackendsSection, roles: &Roles, base: &Path, origin: &str) -> Res
         if !(1..=64).contains(&pool_size) {
             return Err(err(origin, &key("pool_size"), "between 1 and 64"));
         }
+        let scram_iterations = p.scram_iterations.unwrap_or(stint_backends::postgres::DEFAULT_SCRAM_ITERATIONS);
+        if !(1..=1_000_000).contains(&scram_iterations) {
+            return Err(err(origin, &key("scram_iterations"), "between 1 and 1000000"));
+        }
         admin.application_name("stint");
         admin.connect_timeout(std::time::Duration::from_secs(5));
-        out.postgres.push(PostgresConfig {
-            name: p.name,
-            admin,
-            host,
-            port,
-            database,
-            roles: map,
-            role_prefix,
-            connection_limit,
-            pool_size,
-            scram_iterations: 4096,
-        });
+        out.postgres.push(PostgresConfig { name: p.name, admin, host, port, database, roles: map, role_prefix, connection_limit, pool_size, scram_iterations });
     }
     for (i, s) in s.ssh.into_iter().enumerate() {
         let key = |k: &str| format!("backends.ssh[{i}].{k}");

@@ -414,16 +414,17 @@ fn request_for(scenario: Scenario, url: &str, sessions: Arc<Vec<String>>, tokens
 
 /// The PostgreSQL floor, closed loop: `concurrency` clients share the pool's connections.
 async fn postgres_floor(clients: Arc<Vec<tokio_postgres::Client>>, run: u32, concurrency: usize, duration: Duration) -> (Vec<Duration>, u64, Duration) {
+    let verifier: Arc<str> = pg::floor_verifier().into();
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::new();
     for worker in 0..concurrency {
-        let clients = clients.clone();
+        let (clients, verifier) = (clients.clone(), verifier.clone());
         tasks.push(tokio::spawn(async move {
             let (mut lat, mut errors, mut i) = (Vec::new(), 0u64, worker);
             while Instant::now() < deadline {
                 let t = Instant::now();
-                match clients[i % clients.len()].batch_execute(&pg::floor_statement(i, run)).await {
+                match clients[i % clients.len()].batch_execute(&pg::floor_statement(i, run, &verifier)).await {
                     Ok(()) => lat.push(t.elapsed()),
                     Err(_) => errors += 1,
                 }

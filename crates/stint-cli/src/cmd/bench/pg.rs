@@ -54,10 +54,13 @@ pub async fn floor_clients(url: &str) -> Result<Vec<Client>> {
     Ok(out)
 }
 
-/// The statement the backend sends for one lease, with a fixed verifier (the floor does not
-/// hash: stint's share of the work includes it).
-pub fn floor_statement(i: usize, run: u32) -> String {
-    format!(
-        "CREATE ROLE \"{PREFIX}floor_{run:x}_{i}\" WITH LOGIN INHERIT PASSWORD 'SCRAM-SHA-256$4096:AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' VALID UNTIL '2099-01-01T00:00:00Z' CONNECTION LIMIT 5 IN ROLE {GROUP}"
-    )
+/// A verifier with the backend's iteration count, computed once: the floor does not hash
+/// (stint's share of the work includes it), but PostgreSQL's share depends on the count.
+pub fn floor_verifier() -> String {
+    stint_backends::postgres::scram_verifier("floor", &[0u8; 16], stint_backends::postgres::DEFAULT_SCRAM_ITERATIONS)
+}
+
+/// The statement the backend sends for one lease.
+pub fn floor_statement(i: usize, run: u32, verifier: &str) -> String {
+    format!("CREATE ROLE \"{PREFIX}floor_{run:x}_{i}\" WITH LOGIN INHERIT PASSWORD '{verifier}' VALID UNTIL '2099-01-01T00:00:00Z' CONNECTION LIMIT 5 IN ROLE {GROUP}")
 }

@@ -25,6 +25,7 @@ use stint_core::ids::RoleName;
 use stint_core::model::{BackendKind, Lease};
 use stint_core::secret::SecretString;
 use tokio::sync::Mutex;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
 
 /// A PostgreSQL backend as configured.
@@ -177,12 +178,13 @@ impl Backend for PostgresBackend {
         // stint's administrator when the role no longer maps to a group.
         let heir = self.group_of(lease).map_or_else(|| "CURRENT_USER".to_owned(), ident);
         let u = ident(&user);
-        c.batch_execute(&format!("ALTER ROLE {u} NOLOGIN")).await.map_err(|e| self.failed(&e))?;
+        // A role dropped meanwhile (by another reaper, or by hand) is as good as done.
+        let done = |e: tokio_postgres::Error| if e.code() == Some(&SqlState::UNDEFINED_OBJECT) { Ok(()) } else { Err(self.failed(&e)) };
+        c.batch_execute(&format!("ALTER ROLE {u} NOLOGIN")).await.or_else(done)?;
         c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()", &[&user])
             .await
             .map_err(|e| self.failed(&e))?;
-        c.batch_execute(&format!("BEGIN; REASSIGN OWNED BY {u} TO {heir}; DROP OWNED BY {u}; DROP ROLE {u}; COMMIT")).await.map_err(|e| self.failed(&e))?;
-        Ok(())
+        c.batch_execute(&format!("BEGIN; REASSIGN OWNED BY {u} TO {heir}; DROP OWNED BY {u}; DROP ROLE {u}; COMMIT")).await.or_else(done)
     }
 }
 

@@ -117,7 +117,7 @@ pub enum Mutation {
         at: Timestamp,
         reason: String,
     },
-    /// The backend let go of the lease's credential.
+    /// The backend let go of the lease's credential; `lease_ended` if it had already ended.
     EndLease {
         id: LeaseId,
         at: Timestamp,

@@ -193,7 +193,8 @@ impl App {
         let broker = self.state.broker.clone();
         let reaper = tokio::spawn(async move {
             // Ends expired and revoked leases on their backends; one replica at a time.
-            let mut tick = tokio::time::interval(REAP_INTERVAL);
+            // The first run waits one interval: the start-up has just settled the store.
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + REAP_INTERVAL, REAP_INTERVAL);
             loop {
                 tick.tick().await;
                 match broker.reap().await {

@@ -174,7 +174,8 @@ async fn people_get_sts_keys_and_revocation_writes_the_deny_policy() {
 
     // Revoked: stint writes the deny-older-sessions policy for dana on the role.
     let (s, v) = app.post(&format!("/v1/leases/{lease}/revoke"), Some(&dana.session), json!({})).await;
-    assert_eq!((s.as_u16(), v["status"].as_str()), (200, Some("revoked")), "{v}");
+    assert_eq!((s.as_u16(), v["revoke_reason"].as_str()), (200, Some("revoked by request")), "{v}");
+    app.settle().await;
     let policy: Value = serde_json::from_str(&moto.role_policy("developer", "StintRevokeOlderSessions").expect("a deny policy on the role")).unwrap();
     let statements = policy["Statement"].as_array().unwrap();
     assert_eq!(statements.len(), 1, "{policy}");

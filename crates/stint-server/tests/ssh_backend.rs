@@ -147,7 +147,7 @@ async fn sshd_accepts_valid_certificates_and_refuses_wrong_expired_and_revoked_o
 
     // A revoked certificate: the KRL lists it, and sshd refuses it from then on.
     let (s, r) = app.post(&format!("/v1/leases/{lease}/revoke"), Some(&dana.session), json!({})).await;
-    assert_eq!((s.as_u16(), r["status"].as_str()), (200, Some("revoked")), "{r}");
+    assert_eq!((s.as_u16(), r["revoke_reason"].as_str()), (200, Some("revoked by request")), "{r}");
     fetch_krl(&app, &dir).await;
     let q = run(Command::new("ssh-keygen").arg("-Q").arg("-f").arg(dir.join("revoked.krl")).arg(&cert));
     assert!(!q.status.success() && String::from_utf8_lossy(&q.stdout).contains("REVOKED"), "{q:?}");

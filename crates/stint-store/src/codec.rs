@@ -294,6 +294,10 @@ pub(crate) fn lease_scope(scope: &stint_core::model::LeaseScope) -> (&'static st
     }
 }
 
+pub(crate) fn lease_ended() -> Error {
+    Error::conflict("lease_ended", "this lease has already ended")
+}
+
 pub(crate) fn lock_held() -> Error {
     Error::conflict("lock_held", "another replica holds this lock")
 }

@@ -7,6 +7,7 @@
 //! runs on one replica at a time (a lock in the store).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::audit::{Draft, Event, Outcome};
@@ -78,8 +79,9 @@ pub struct ReapFailure {
 
 /// How long a reaper's claim lasts unless renewed; another replica takes over after it.
 const REAPER_LOCK_SECS: i64 = 30;
-/// Leases ended per reaper pass.
+/// Leases ended per batch, and batches per reaper run (the rest waits for the next run).
 const REAP_BATCH: u32 = 200;
+const REAP_BATCHES_PER_RUN: usize = 25;
 /// Certificates are valid from a little before issuance, for servers whose clocks lag.
 const SSH_BACKDATE_SECS: i64 = 60;
 
@@ -369,45 +371,91 @@ impl Broker {
         let _ = self.reap().await;
     }
 
-    /// One reaper pass: ends revoked and expired leases on their backends. Runs only while
-    /// this replica holds the reaper lock.
+    /// One reaper pass: ends revoked and expired leases on their backends, in batches, while
+    /// this replica holds the reaper lock (claimed again before each batch, so a long pass
+    /// never outlives its claim).
+    ///
+    /// One run at a time in this process: a call while another runs asks that one to look
+    /// again when it finishes, and returns at once with `ran == false`.
     pub async fn reap(&self) -> Result<Reaped> {
-        let now = self.now();
-        let claim = Mutation::ClaimLock { name: "reaper".into(), holder: self.replica.clone(), until: Timestamp(now.0 + REAPER_LOCK_SECS), now };
-        match self.store.apply(Change::default().with(claim)).await {
-            Ok(_) => {}
-            Err(e) if e.code() == "lock_held" => return Ok(Reaped::default()),
-            Err(e) => return Err(e),
+        if self.reaping.swap(true, Ordering::AcqRel) {
+            self.reap_again.store(true, Ordering::Release);
+            return Ok(Reaped::default());
         }
-        let mut out = Reaped { ran: true, ..Reaped::default() };
-        for lease in self.store.leases_to_end(now, REAP_BATCH).await? {
-            let revoked = lease.revoked_at.is_some();
-            let ended = match lease.kind {
-                // A revoked certificate is refused through the KRL until it expires.
-                BackendKind::Ssh => Ok(()),
-                _ => match self.backends.get(&lease.backend) {
-                    Some(b) => b.end(&lease, revoked).await,
-                    None => Err(Error::Internal(format!("backend {:?} is no longer configured; restore it to end lease {}", lease.backend, lease.id))),
-                },
-            };
-            match ended {
-                Ok(()) => {
-                    let d = Draft::new(self.now(), Event::LeaseEnded, Outcome::Success)
-                        .actor("reaper")
-                        .subject(&lease.id)
-                        .reason(if revoked { "revoked" } else { "expired" })
-                        .detail("backend", &lease.backend)
-                        .detail("external_id", &lease.external_id);
-                    self.commit(Change::default().with(Mutation::EndLease { id: lease.id.clone(), at: self.now() }).record(d)).await?;
-                    out.ended += 1;
-                }
-                Err(e) => {
-                    out.failed += 1;
-                    out.failures.push(ReapFailure { lease: lease.id.clone(), backend: lease.backend.clone(), code: e.code(), message: e.to_string() });
-                }
+        let _running = Running(&self.reaping);
+        let mut out = Reaped::default();
+        loop {
+            self.reap_again.store(false, Ordering::Release);
+            let more = self.reap_batches(&mut out).await?;
+            if !self.reap_again.load(Ordering::Acquire) || !more {
+                return Ok(out);
             }
         }
-        Ok(out)
+    }
+
+    /// Up to `REAP_BATCHES_PER_RUN` batches; false when this replica does not hold the lock.
+    async fn reap_batches(&self, out: &mut Reaped) -> Result<bool> {
+        for _ in 0..REAP_BATCHES_PER_RUN {
+            let now = self.now();
+            let claim = Mutation::ClaimLock { name: "reaper".into(), holder: self.replica.clone(), until: Timestamp(now.0 + REAPER_LOCK_SECS), now };
+            match self.store.apply(Change::default().with(claim)).await {
+                Ok(_) => out.ran = true,
+                Err(e) if e.code() == "lock_held" => return Ok(false),
+                Err(e) => return Err(e),
+            }
+            let batch = self.store.leases_to_end(now, REAP_BATCH).await?;
+            let full = batch.len() >= REAP_BATCH as usize;
+            for lease in batch {
+                self.end_lease(lease, out).await?;
+            }
+            // Failures stay in the next batch's query: leave them to the next run.
+            if !full || out.failed > 0 {
+                break;
+            }
+        }
+        Ok(true)
+    }
+
+    async fn end_lease(&self, lease: Lease, out: &mut Reaped) -> Result<()> {
+        let revoked = lease.revoked_at.is_some();
+        let ended = match lease.kind {
+            // A revoked certificate is refused through the KRL until it expires.
+            BackendKind::Ssh => Ok(()),
+            _ => match self.backends.get(&lease.backend) {
+                Some(b) => b.end(&lease, revoked).await,
+                None => Err(Error::Internal(format!("backend {:?} is no longer configured; restore it to end lease {}", lease.backend, lease.id))),
+            },
+        };
+        match ended {
+            Ok(()) => {
+                let d = Draft::new(self.now(), Event::LeaseEnded, Outcome::Success)
+                    .actor("reaper")
+                    .subject(&lease.id)
+                    .reason(if revoked { "revoked" } else { "expired" })
+                    .detail("backend", &lease.backend)
+                    .detail("external_id", &lease.external_id);
+                match self.commit(Change::default().with(Mutation::EndLease { id: lease.id.clone(), at: self.now() }).record(d)).await {
+                    Ok(_) => out.ended += 1,
+                    // Another replica's reaper, whose claim lapsed mid-run, got there first.
+                    Err(e) if e.code() == "lease_ended" => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => {
+                out.failed += 1;
+                out.failures.push(ReapFailure { lease: lease.id.clone(), backend: lease.backend.clone(), code: e.code(), message: e.to_string() });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Clears the in-process "reaping" flag however a run ends.
+struct Running<'a>(&'a AtomicBool);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

@@ -178,6 +178,9 @@ pub struct Broker {
     ssh_ca: RwLock<Option<Arc<SigningKey>>>,
     /// This process among the replicas (holder of the reaper lock).
     replica: String,
+    /// A reaper run is in progress in this process; another was asked for meanwhile.
+    reaping: std::sync::atomic::AtomicBool,
+    reap_again: std::sync::atomic::AtomicBool,
 }
 
 /// What the first start produced for the operator.
@@ -221,6 +224,8 @@ impl Broker {
             backends: Default::default(),
             ssh_ca: RwLock::new(None),
             replica,
+            reaping: Default::default(),
+            reap_again: Default::default(),
         }
     }
 

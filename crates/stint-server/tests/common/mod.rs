@@ -268,3 +268,21 @@ macro_rules! both {
         }
     };
 }
+
+impl TestApp {
+    /// Waits (at most 30 s) until the reaper has ended every revoked or expired lease: a
+    /// revocation ends leases at once unless the periodic reaper was mid-run, which then
+    /// finishes the job right after.
+    pub async fn settle(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let now = stint_core::Clock::now(&self.clock);
+            if self.store.leases_to_end(now, 1).await.unwrap().is_empty() {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "leases still waiting for the reaper");
+            self.state.broker.reap().await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -171,7 +171,8 @@ async fn mutate(db: &mut Db<'_>, m: Mutation) -> Result<()> {
             db.execute(&sql, &[&value, &at.0, &reason]).await.map(drop)
         }
         Mutation::EndLease { id, at } => {
-            db.execute("UPDATE leases SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL", &[&id.as_str(), &at.0]).await.map(drop)
+            let n = db.execute("UPDATE leases SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL", &[&id.as_str(), &at.0]).await?;
+            require(n, codec::lease_ended)
         }
         Mutation::ClaimLock { name, holder, until, now } => {
             let n = db

@@ -160,7 +160,10 @@ fn mutate(c: &Connection, m: Mutation) -> Result<()> {
             let sql = format!("UPDATE leases SET revoked_at = ?2, revoke_reason = ?3 WHERE {col} = ?1 AND revoked_at IS NULL AND ended_at IS NULL");
             exec(c, &sql, params![value, at.0, reason]).map(drop)
         }
-        Mutation::EndLease { id, at } => exec(c, "UPDATE leases SET ended_at = ?2 WHERE id = ?1 AND ended_at IS NULL", params![id.as_str(), at.0]).map(drop),
+        Mutation::EndLease { id, at } => {
+            let n = exec(c, "UPDATE leases SET ended_at = ?2 WHERE id = ?1 AND ended_at IS NULL", params![id.as_str(), at.0])?;
+            require(n, codec::lease_ended)
+        }
         Mutation::ClaimLock { name, holder, until, now } => {
             let n = exec(
                 c,

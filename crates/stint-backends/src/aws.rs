@@ -145,6 +145,10 @@ struct Role {
     name: String,
 }
 
+/// The inline policy written when the per-identity one is full: it denies every session of
+/// the role issued before its time.
+pub const ALL_SESSIONS_POLICY: &str = "StintRevokeAllOlderSessions";
+
 pub struct AwsBackend {
     cfg: AwsConfig,
     roles: BTreeMap<RoleName, Role>,
@@ -274,7 +278,17 @@ impl AwsBackend {
             None => Vec::new(),
         };
         all.push(revocation);
-        let doc = revoke::deny_older_sessions(&all, now, ROLE_INLINE_POLICY_LIMIT).map_err(|e| self.failed("building the deny policy", &e))?;
+        let doc = match revoke::deny_older_sessions(&all, now, ROLE_INLINE_POLICY_LIMIT) {
+            Ok(doc) => doc,
+            // More revocations than the role's inline policies can name: fail closed. Every
+            // session of the role issued before now is denied (what AWS's own "revoke active
+            // sessions" does); people simply get new credentials from stint.
+            Err(stint_aws::Error::Invalid(_)) => {
+                let all_older = revoke::deny_all_older_sessions(now);
+                return self.iam.put_role_policy(&role.name, ALL_SESSIONS_POLICY, &all_older).await.map_err(|e| self.failed("PutRolePolicy", &e));
+            }
+            Err(e) => return Err(self.failed("building the deny policy", &e)),
+        };
         match doc {
             Some(doc) if existing.as_deref() != Some(doc.as_str()) => {
                 self.iam.put_role_policy(&role.name, revoke::POLICY_NAME, &doc).await.map_err(|e| self.failed("PutRolePolicy", &e))
@@ -330,7 +344,10 @@ impl Backend for AwsBackend {
         }
         let role = self.role_of(lease)?;
         let now = self.clock.now();
-        let revocation = Revocation { source_identity: source_identity(&lease.subject), revoked_at: datetime(lease.revoked_at.unwrap_or(now))? };
+        // One second on: the clock reads whole seconds, and a session issued earlier in the
+        // revocation's second must be covered too.
+        let cut = Timestamp(lease.revoked_at.unwrap_or(now).0 + 1);
+        let revocation = Revocation { source_identity: source_identity(&lease.subject), revoked_at: datetime(cut)? };
         self.merge_revocation(role, revocation, datetime(now)?).await
     }
 }

@@ -27,6 +27,7 @@ use stint_core::secret::SecretString;
 use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
+use zeroize::{Zeroize, Zeroizing};
 
 /// A PostgreSQL backend as configured.
 #[derive(Clone, Debug)]
@@ -128,14 +129,35 @@ impl Backend for PostgresBackend {
     }
 
     async fn issue(&self, lease: &Lease) -> Result<Credential> {
+        self.timed(self.create(lease)).await
+    }
+
+    async fn end(&self, lease: &Lease, _revoked: bool) -> Result<()> {
+        self.timed(self.drop_role(lease)).await
+    }
+}
+
+impl PostgresBackend {
+    /// Bounds a call: a hung administrator connection fails the request (or the reaper's
+    /// attempt, retried later) instead of holding it forever.
+    async fn timed<T>(&self, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(r) => r,
+            Err(_) => {
+                Err(Error::upstream("backend_unavailable", format!("PostgreSQL backend {:?} did not answer within {}s", self.cfg.name, CALL_TIMEOUT.as_secs())))
+            }
+        }
+    }
+
+    async fn create(&self, lease: &Lease) -> Result<Credential> {
         let group = self.group_of(lease).ok_or_else(|| Error::Internal(format!("backend {:?} has no group for role {}", self.cfg.name, lease.role)))?;
         let mut raw = [0u8; PASSWORD_BYTES];
         let mut salt = [0u8; 16];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut raw);
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut salt);
         let password = SecretString::new(URL_SAFE_NO_PAD.encode(raw));
-        raw.fill(0);
-        let verifier = scram_verifier(password.expose(), &salt, self.cfg.scram_iterations);
+        raw.zeroize();
+        let verifier = Zeroizing::new(scram_verifier(password.expose(), &salt, self.cfg.scram_iterations));
         let until = time::OffsetDateTime::from_unix_timestamp(lease.expires_at.0)
             .ok()
             .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
@@ -143,14 +165,15 @@ impl Backend for PostgresBackend {
         let user = role_name(&self.cfg.role_prefix, lease);
         // DDL takes no bind parameters: every value here is ours (names we made or the
         // configuration's, quoted) or a verifier and timestamp of a fixed alphabet.
-        let sql = format!(
-            "CREATE ROLE {} WITH LOGIN INHERIT PASSWORD '{verifier}' VALID UNTIL '{until}' CONNECTION LIMIT {} IN ROLE {}",
+        let sql = Zeroizing::new(format!(
+            "CREATE ROLE {} WITH LOGIN INHERIT PASSWORD '{}' VALID UNTIL '{until}' CONNECTION LIMIT {} IN ROLE {}",
             ident(&user),
+            verifier.as_str(),
             self.cfg.connection_limit,
             ident(group)
-        );
+        ));
         let c = self.client().await?;
-        c.batch_execute(&sql).await.map_err(|e| self.failed(&e))?;
+        c.batch_execute(sql.as_str()).await.map_err(|e| self.failed(&e))?;
         let url = format!("postgres://{user}@{}:{}/{}", self.cfg.host, self.cfg.port, self.cfg.database);
         Ok(Credential::new(lease.expires_at)
             .field("username", &user)
@@ -167,8 +190,9 @@ impl Backend for PostgresBackend {
             .env("PGPASSWORD", "password"))
     }
 
-    async fn end(&self, lease: &Lease, _revoked: bool) -> Result<()> {
-        let user = role_name(&self.cfg.role_prefix, lease);
+    async fn drop_role(&self, lease: &Lease) -> Result<()> {
+        // The name recorded at issuance, even if role_prefix changed since.
+        let user = if lease.external_id.is_empty() { role_name(&self.cfg.role_prefix, lease) } else { lease.external_id.clone() };
         let c = self.client().await?;
         let exists = c.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&user]).await.map_err(|e| self.failed(&e))?;
         if exists.is_none() {
@@ -181,12 +205,23 @@ impl Backend for PostgresBackend {
         // A role dropped meanwhile (by another reaper, or by hand) is as good as done.
         let done = |e: tokio_postgres::Error| if e.code() == Some(&SqlState::UNDEFINED_OBJECT) { Ok(()) } else { Err(self.failed(&e)) };
         c.batch_execute(&format!("ALTER ROLE {u} NOLOGIN")).await.or_else(done)?;
+        // A non-superuser administrator (CREATEROLE) needs the role's privileges to end its
+        // sessions and hand over what it owns: it takes membership for the few statements
+        // left, and dropping the role ends it. (A superuser has them already, and membership
+        // would make pg_hba.conf's `+group` lines match it.)
+        let superuser: bool = c.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", &[]).await.map_err(|e| self.failed(&e))?.get(0);
+        if !superuser {
+            c.batch_execute(&format!("GRANT {u} TO CURRENT_USER")).await.or_else(done)?;
+        }
         c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()", &[&user])
             .await
             .map_err(|e| self.failed(&e))?;
         c.batch_execute(&format!("BEGIN; REASSIGN OWNED BY {u} TO {heir}; DROP OWNED BY {u}; DROP ROLE {u}; COMMIT")).await.or_else(done)
     }
 }
+
+/// The longest stint waits for PostgreSQL in one issuance or one end.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// A driver error as text an operator can act on (the server's message when there is one).
 fn describe(e: &tokio_postgres::Error) -> String {
@@ -213,16 +248,16 @@ pub fn role_name(prefix: &str, lease: &Lease) -> String {
 /// The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802, RFC 7677), with
 /// `iterations` rounds of PBKDF2.
 pub fn scram_verifier(password: &str, salt: &[u8], iterations: u32) -> String {
-    let mut salted = [0u8; 32];
+    let mut salted = Zeroizing::new([0u8; 32]);
     let rounds = std::num::NonZeroU32::new(iterations.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
-    ring::pbkdf2::derive(ring::pbkdf2::PBKDF2_HMAC_SHA256, rounds, salt, password.as_bytes(), &mut salted);
+    ring::pbkdf2::derive(ring::pbkdf2::PBKDF2_HMAC_SHA256, rounds, salt, password.as_bytes(), &mut salted[..]);
     let hmac = |key: &[u8], msg: &[u8]| -> [u8; 32] {
         let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         m.update(msg);
         m.finalize().into_bytes().into()
     };
-    let client_key = hmac(&salted, b"Client Key");
-    let stored_key = Sha256::digest(client_key);
-    let server_key = hmac(&salted, b"Server Key");
+    let client_key = Zeroizing::new(hmac(&salted[..], b"Client Key"));
+    let stored_key = Sha256::digest(&client_key[..]);
+    let server_key = hmac(&salted[..], b"Server Key");
     format!("SCRAM-SHA-256${iterations}:{}${}:{}", STANDARD.encode(salt), STANDARD.encode(stored_key), STANDARD.encode(server_key))
 }

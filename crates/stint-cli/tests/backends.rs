@@ -21,6 +21,22 @@ fn admin_sql(sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// Drops the test's group role and every role issued under its prefix, also after a panic.
+struct PgCleanup {
+    group: String,
+    prefix: String,
+}
+
+impl Drop for PgCleanup {
+    fn drop(&mut self) {
+        let sql = format!(
+            "DO $$DECLARE r text; BEGIN FOR r IN SELECT rolname FROM pg_roles WHERE starts_with(rolname, '{}') LOOP EXECUTE format('DROP ROLE %I', r); END LOOP; END$$; DROP ROLE IF EXISTS {}",
+            self.prefix, self.group
+        );
+        let _ = Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-X", "-q", "-c", &sql]).output();
+    }
+}
+
 #[test]
 fn credential_process_exec_ssh_cert_and_leases_from_the_command_line() {
     let root = std::env::temp_dir().join(format!("stint-backends-cli-{}", std::process::id()));
@@ -32,6 +48,7 @@ fn credential_process_exec_ssh_cert_and_leases_from_the_command_line() {
     let tag = format!("{:x}", rand_core::RngCore::next_u32(&mut rand_core::OsRng));
     let (group, prefix) = (format!("cli_ro_{tag}"), format!("cli{tag}_"));
     admin_sql(&format!("CREATE ROLE {group} NOLOGIN; GRANT stint_password_auth TO {group}"));
+    let _cleanup = PgCleanup { group: group.clone(), prefix: prefix.clone() };
     let config = root.join("stint.toml");
     std::fs::write(
         &config,
@@ -156,8 +173,5 @@ fn credential_process_exec_ssh_cert_and_leases_from_the_command_line() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     drop(server);
-    admin_sql(&format!(
-        "DO $$DECLARE r text; BEGIN FOR r IN SELECT rolname FROM pg_roles WHERE starts_with(rolname, '{prefix}') LOOP EXECUTE format('DROP ROLE %I', r); END LOOP; END$$; DROP ROLE {group}"
-    ));
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -305,6 +305,8 @@ pub struct Lease {
     pub revoked_at: Option<Timestamp>,
     pub revoke_reason: Option<String>,
     pub ended_at: Option<Timestamp>,
+    /// The reaper failed to end it and tries again from then on.
+    pub retry_at: Option<Timestamp>,
 }
 
 impl Lease {

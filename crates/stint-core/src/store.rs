@@ -110,6 +110,22 @@ pub enum Mutation {
     },
     /// Records a lease before its backend is asked for the credential.
     InsertLease(Lease),
+    /// Precondition: the session is neither revoked nor expired at `at` (`session_revoked`
+    /// otherwise), so a lease cannot be recorded after its session's revocation committed.
+    RequireLiveSession {
+        session: SessionId,
+        at: Timestamp,
+    },
+    /// Precondition: the request is an approved grant (`grant_revoked` otherwise).
+    RequireApprovedGrant {
+        id: String,
+    },
+    /// The reaper could not end the lease: it tries again from `until` on, so one stuck lease
+    /// never holds up the others.
+    DeferLease {
+        id: LeaseId,
+        until: Timestamp,
+    },
     /// Marks every lease in `scope` revoked (those not revoked or ended yet); the reaper
     /// then ends them on their backends.
     RevokeLeases {
@@ -198,7 +214,8 @@ pub trait Store: Send + Sync + 'static {
     async fn leases(&self, user: Option<&UserId>, include_ended: bool, limit: u32) -> Result<Vec<Lease>>;
     /// The leases `scope` covers that are neither revoked nor ended.
     async fn live_leases(&self, scope: &LeaseScope) -> Result<Vec<Lease>>;
-    /// Leases the reaper must end: revoked, or expired by `now`, and not ended; oldest first.
+    /// Leases the reaper must end: revoked, or expired by `now`, not ended, and not deferred
+    /// past `now`; revoked ones first, then by expiry.
     async fn leases_to_end(&self, now: Timestamp, limit: u32) -> Result<Vec<Lease>>;
     /// The external ids of revoked leases of `kind` that expire after `now` (for the SSH KRL).
     async fn revoked_unexpired(&self, kind: crate::model::BackendKind, now: Timestamp) -> Result<Vec<String>>;

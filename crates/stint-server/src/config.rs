@@ -446,7 +446,7 @@ impl Config {
         }
         granted_elsewhere.extend(fc.oncall.schedule.iter().flat_map(|s| s.grants.iter().cloned()));
         let roles = roles(fc.roles, &granted_elsewhere, origin)?;
-        let (ci_issuers, ci, warnings) = ci::load(fc.ci, trust_sources, &roles, &base, origin)?;
+        let (ci_issuers, ci, mut warnings) = ci::load(fc.ci, trust_sources, &roles, &base, origin)?;
         // Workloads a trust policy admits are permitted their role by a generated Cedar policy.
         let workload_policies: String = ci
             .trust
@@ -484,6 +484,7 @@ impl Config {
         let roles = roles.with_policies(sources).map_err(|e| ConfigError { origin: origin.to_owned(), message: format!("policy: {e}") })?;
         let (oidc, sso) = oidc::providers(fc.identity.oidc, &roles, &public_url, origin)?;
         let backends = backends::load(fc.backends, &roles, &base, origin)?;
+        warnings.extend(backends.warnings());
         let throttle = ThrottleConfig {
             free: fc.login.free_failures.unwrap_or(5),
             free_per_address: fc.login.free_failures_per_address.unwrap_or(20),
@@ -561,6 +562,7 @@ impl Config {
                 "issuer": self.broker.ci.issuers.iter().map(|i| serde_json::json!({ "name": i.name, "url": i.url })).collect::<Vec<_>>(),
                 "trust": self.broker.ci.trust.iter().map(|(r, t)| (r.to_string(), serde_json::json!({ "ci_ttl": t.ttl, "statements": t.policy.statements.len() }))).collect::<BTreeMap<_, _>>(),
             },
+            "backends": self.backends.redacted(),
             "warnings": self.warnings,
             "bench": { "floor": self.bench_floor },
         })

@@ -33,8 +33,9 @@ pub struct AppState {
     pub bench_floor: Option<Arc<stint_core::crypto::SigningKey>>,
 }
 
-/// How often the reaper looks for leases to end. A lease outlives its end by at most this on
-/// the backend (PostgreSQL refuses new logins at `VALID UNTIL` regardless).
+/// How often the reaper looks for leases to end (it also runs right after a revocation). An
+/// expired lease is usually ended on its backend within this; a backend that fails delays it
+/// (PostgreSQL refuses new logins at `VALID UNTIL` regardless, and AWS keys expire on their own).
 pub const REAP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The operating system's clock.

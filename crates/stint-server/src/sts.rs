@@ -68,12 +68,15 @@ fn sts_error(e: &stint_core::Error) -> Response {
     let (status, code) = match e.code() {
         "token_expired" => (StatusCode::BAD_REQUEST, "ExpiredTokenException"),
         "invalid_token" | "untrusted_issuer" | "token_replayed" => (StatusCode::BAD_REQUEST, "InvalidIdentityToken"),
-        "ci_issuer_misconfigured" | "idp_unreachable" => (StatusCode::BAD_REQUEST, "IDPCommunicationError"),
+        c if c == "ci_issuer_misconfigured" || c.starts_with("idp_") => (StatusCode::BAD_REQUEST, "IDPCommunicationError"),
+        "lease_revoked" | "session_revoked" | "grant_revoked" => (StatusCode::FORBIDDEN, "AccessDenied"),
         "no_trust_policy" | "no_matching_trust_policy" | "role_not_granted" | "unknown_role_arn" | "backend_refused" => (StatusCode::FORBIDDEN, "AccessDenied"),
         "ttl_too_long" | "ttl_too_short" => (StatusCode::BAD_REQUEST, "ValidationError"),
         "backend_unavailable" => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
-        _ => match e.fault() {
-            stint_core::Fault::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
+        _ => match e {
+            stint_core::Error::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
+            _ if e.fault() == stint_core::Fault::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "InternalFailure"),
+            stint_core::Error::Throttled { .. } => (StatusCode::BAD_REQUEST, "Throttling"),
             _ => (StatusCode::BAD_REQUEST, "InvalidParameterValue"),
         },
     };

@@ -19,6 +19,8 @@ struct Fixture {
     prefix: String,
     ro: String,
     rw: String,
+    /// A copy made to clean up with: its own drop does nothing.
+    cleaned: bool,
 }
 
 async fn admin_client(db: &str) -> tokio_postgres::Client {
@@ -33,7 +35,8 @@ async fn admin_client(db: &str) -> tokio_postgres::Client {
 impl Fixture {
     async fn new() -> Fixture {
         let tag: String = format!("{:x}", rand_core::RngCore::next_u32(&mut rand_core::OsRng));
-        let f = Fixture { db: format!("stint_be_{tag}"), prefix: format!("st{tag}_"), ro: format!("app_ro_{tag}"), rw: format!("app_rw_{tag}") };
+        let f =
+            Fixture { db: format!("stint_be_{tag}"), prefix: format!("st{tag}_"), ro: format!("app_ro_{tag}"), rw: format!("app_rw_{tag}"), cleaned: false };
         let root = admin_client("postgres").await;
         root.batch_execute(&format!("CREATE DATABASE {}", f.db)).await.unwrap();
         root.batch_execute(&format!("CREATE ROLE {} NOLOGIN; CREATE ROLE {} NOLOGIN", f.ro, f.rw)).await.unwrap();
@@ -73,6 +76,7 @@ impl Fixture {
         c.query_one("SELECT COUNT(*) FROM pg_roles WHERE starts_with(rolname, $1)", &[&self.prefix]).await.unwrap().get(0)
     }
 
+    /// Drops the database and every role the test made, also when the test panicked.
     async fn drop_all(&self) {
         let c = admin_client("postgres").await;
         c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db)).await.unwrap();
@@ -81,6 +85,21 @@ impl Fixture {
         for r in left.iter().chain([&self.ro, &self.rw]) {
             c.batch_execute(&format!("DROP ROLE IF EXISTS \"{r}\"")).await.unwrap();
         }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        let f = Fixture { db: self.db.clone(), prefix: self.prefix.clone(), ro: self.ro.clone(), rw: self.rw.clone(), cleaned: true };
+        // Drop cannot await: clean up on a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(f.drop_all());
+        })
+        .join();
     }
 }
 
@@ -209,7 +228,6 @@ async fn postgres_leases_log_in_with_their_groups_privileges_and_end_completely(
         assert!(records.iter().any(|x| x.event == event && x.subject == subject), "{event} {subject}");
     }
     drop(app);
-    fx.drop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,7 +244,6 @@ async fn postgres_itself_refuses_a_credential_after_its_end() {
     eventually(Duration::from_secs(30), "PostgreSQL refuses the expired password", || psql(&r, "SELECT 1").is_err()).await;
     assert!(psql(&r, "SELECT 1").unwrap_err().contains("password authentication failed"));
     drop(app);
-    fx.drop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -338,7 +355,6 @@ async fn disabling_a_person_revokes_their_aws_database_ssh_and_token_credentials
     let (s, _) = app.post("/v1/creds", Some(&dana.session), json!({ "role": "developer" })).await;
     assert_eq!(s, 401);
     drop(app);
-    fx.drop_all().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,6 +381,7 @@ async fn the_reaper_ends_a_backlog_in_batches_renewing_its_claim() {
             revoked_at: None,
             revoke_reason: None,
             ended_at: None,
+            retry_at: None,
         }));
     }
     app.store.apply(change).await.unwrap();
@@ -373,4 +390,40 @@ async fn the_reaper_ends_a_backlog_in_batches_renewing_its_claim() {
     assert!(app.store.leases_to_end(now, 1000).await.unwrap().is_empty());
     let ended = app.store.audit_after(0, 10_000).await.unwrap().iter().filter(|r| r.event == "lease.ended" && r.reason == "expired").count();
     assert_eq!(ended, 450);
+}
+
+/// The administrator the docs ask for: `CREATEROLE` and membership of the group roles, no
+/// superuser. It issues, ends open sessions, hands over what the role owned and drops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_createrole_administrator_is_enough() {
+    let fx = Fixture::new().await;
+    let admin_role = format!("{}admin", fx.prefix);
+    let root = admin_client("postgres").await;
+    root.batch_execute(&format!("CREATE ROLE {admin_role} LOGIN CREATEROLE PASSWORD 'admin-password-for-tests'; GRANT {}, {} TO {admin_role}", fx.ro, fx.rw))
+        .await
+        .unwrap();
+    let toml = fx.toml().replace("url = \"postgres://postgres@", &format!("danger_password = \"admin-password-for-tests\"\nurl = \"postgres://{admin_role}@"));
+    assert!(toml.contains(&admin_role), "{toml}");
+    let app = spawn_app_at(Backend::Sqlite, &toml, real_now()).await;
+    let root_person = app.admin().await;
+    let dana = app.person(&root_person, "dana", &["developers"]).await;
+    let d = creds(&app, &dana, "developer", "30m").await;
+    let user = d["username"].as_str().unwrap().to_owned();
+    psql(&d, "CREATE TABLE dana_scratch (t text)").unwrap();
+    let mut cfg: tokio_postgres::Config = format!("postgres://{user}@127.0.0.1:5432/{}", fx.db).parse().unwrap();
+    cfg.password(d["password"].as_str().unwrap());
+    let (open, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let (s, v) = app.post(&format!("/v1/leases/{}/revoke", d["lease_id"].as_str().unwrap()), Some(&dana.session), json!({})).await;
+    assert_eq!(s, 200, "{v}");
+    app.settle().await;
+    let (_, all) = app.get("/v1/leases?all=true", Some(&dana.session)).await;
+    assert_eq!(all[0]["status"], "revoked", "ended by the non-superuser administrator: {all}");
+    assert!(open.simple_query("SELECT 1").await.is_err(), "its open session was terminated");
+    let _ = conn.await;
+    assert_eq!(fx.leftover_roles().await, 1, "only the administrator role is left under the prefix");
+    let c = admin_client(&fx.db).await;
+    let owner: String = c.query_one("SELECT tableowner::text FROM pg_tables WHERE tablename = 'dana_scratch'", &[]).await.unwrap().get(0);
+    assert_eq!(owner, fx.rw);
+    drop(app);
 }

@@ -222,3 +222,87 @@ async fn logging_out_and_revoking_a_grant_revoke_the_leases_they_covered() {
         assert!(!q.status.success() && String::from_utf8_lossy(&q.stdout).contains("REVOKED"), "{name}: {q:?}");
     }
 }
+
+/// A backend standing in for one whose issuance overlaps a revocation: while it "creates"
+/// the credential, the lease is revoked (as a concurrent logout would). Real backends cannot
+/// be paused at that point, hence this stand-in.
+struct RevokedMidway {
+    store: std::sync::Arc<dyn stint_core::store::Store>,
+    ended: std::sync::Mutex<Vec<(String, i64)>>,
+}
+
+#[async_trait::async_trait]
+impl stint_core::backend::Backend for RevokedMidway {
+    fn kind(&self) -> stint_core::model::BackendKind {
+        stint_core::model::BackendKind::Postgres
+    }
+    fn roles(&self) -> Vec<stint_core::ids::RoleName> {
+        vec![stint_core::ids::RoleName::parse("readonly").unwrap()]
+    }
+    fn external_id(&self, lease: &stint_core::model::Lease) -> String {
+        format!("role_{}", lease.id)
+    }
+    async fn issue(&self, lease: &stint_core::model::Lease) -> stint_core::error::Result<stint_core::backend::Credential> {
+        use stint_core::store::{Change, Mutation};
+        let revoke = Mutation::RevokeLeases { scope: stint_core::model::LeaseScope::Lease(lease.id.clone()), at: lease.issued_at, reason: "logged out".into() };
+        self.store.apply(Change::default().with(revoke)).await?;
+        Ok(stint_core::backend::Credential::new(lease.expires_at).secret("password", stint_core::secret::SecretString::new("s3cret-s3cret".into())))
+    }
+    async fn end(&self, lease: &stint_core::model::Lease, revoked: bool) -> stint_core::error::Result<()> {
+        assert!(revoked);
+        self.ended.lock().unwrap().push((lease.id.to_string(), lease.revoked_at.unwrap().0));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_revoked_while_it_is_made_is_ended_again_and_not_handed_out() {
+    use stint_core::broker::{Broker, LeaseAsk};
+    let app = spawn_app_with(Backend::Sqlite, "").await;
+    let root = app.admin().await;
+    let vic = app.person(&root, "vic", &[]).await;
+    // A second broker on the same store, with the stand-in backend.
+    let backend = std::sync::Arc::new(RevokedMidway { store: app.store.clone(), ended: Default::default() });
+    let cfg = stint_server::config::Config::load(None, Default::default()).unwrap();
+    let (kek, _) = stint_core::crypto::MasterKey::generate(&mut rand_core::OsRng);
+    let work = std::sync::Arc::new(stint_core::broker::InlinePasswordWork::new(&mut rand_core::OsRng).unwrap());
+    let broker = Broker::new(
+        cfg.broker,
+        app.store.clone(),
+        std::sync::Arc::new(app.clock.clone()),
+        stint_core::broker::os_entropy(),
+        kek,
+        work,
+        std::sync::Arc::new(stint_core::broker::NoObserver),
+    )
+    .with_backends([("db".to_owned(), backend.clone() as std::sync::Arc<dyn stint_core::backend::Backend>)].into());
+    let caller = broker.authenticate(&vic.session).await.unwrap();
+    let e = broker.lease(&caller, LeaseAsk { role: "readonly".into(), ..Default::default() }).await.unwrap_err();
+    assert_eq!(e.code(), "lease_revoked");
+    let ended = backend.ended.lock().unwrap().clone();
+    assert_eq!(ended.len(), 1, "ended again once the credential existed");
+    let now = stint_core::Clock::now(&app.clock).0;
+    assert!(ended[0].1 > now, "with a cut-off after the credential was made: {ended:?}");
+}
+
+/// The preconditions an issuance commits with: on both stores, a lease is not recorded for a
+/// revoked session or a grant no longer approved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_not_recorded_for_a_revoked_session_or_grant() {
+    use stint_core::store::{Change, Mutation};
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let app = spawn_app_with(backend, "").await;
+        let root = app.admin().await;
+        let vic = app.person(&root, "vic", &[]).await;
+        let (s, _) = app.post("/v1/auth/logout", Some(&vic.session), json!({})).await;
+        assert!(s.is_success());
+        let session = stint_core::ids::SessionId::parse(&vic.session_id).unwrap();
+        let now = stint_core::Clock::now(&app.clock);
+        let e = app.store.apply(Change::default().with(Mutation::RequireLiveSession { session, at: now })).await.unwrap_err();
+        assert_eq!(e.code(), "session_revoked", "{backend:?}");
+        let live = stint_core::ids::SessionId::parse(&root.session_id).unwrap();
+        app.store.apply(Change::default().with(Mutation::RequireLiveSession { session: live, at: now })).await.expect("a live session passes");
+        let e = app.store.apply(Change::default().with(Mutation::RequireApprovedGrant { id: "req_nosuchgrant".into() })).await.unwrap_err();
+        assert_eq!(e.code(), "grant_revoked", "{backend:?}");
+    }
+}

@@ -260,7 +260,7 @@ pub(crate) fn require(rows: u64, conflict: impl FnOnce() -> Error) -> Result<()>
 }
 
 pub(crate) const LEASE_COLS: &str =
-    "id, backend, kind, user_id, subject, role, session_id, grant_id, external_id, issued_at, expires_at, revoked_at, revoke_reason, ended_at";
+    "id, backend, kind, user_id, subject, role, session_id, grant_id, external_id, issued_at, expires_at, revoked_at, revoke_reason, ended_at, retry_at";
 
 pub(crate) fn lease(r: &impl Cells) -> Result<stint_core::model::Lease> {
     use stint_core::ids::{LeaseId, RoleName};
@@ -280,6 +280,7 @@ pub(crate) fn lease(r: &impl Cells) -> Result<stint_core::model::Lease> {
         revoked_at: r.opt_time(11)?,
         revoke_reason: r.opt_text(12)?,
         ended_at: r.opt_time(13)?,
+        retry_at: r.opt_time(14)?,
     })
 }
 
@@ -292,6 +293,14 @@ pub(crate) fn lease_scope(scope: &stint_core::model::LeaseScope) -> (&'static st
         LeaseScope::Grant(id) => ("grant_id", id.as_str()),
         LeaseScope::User(id) => ("user_id", id.as_str()),
     }
+}
+
+pub(crate) fn session_revoked() -> Error {
+    Error::unauthenticated("session_revoked", "your session ended; run `stint login`")
+}
+
+pub(crate) fn grant_revoked() -> Error {
+    Error::forbidden("grant_revoked", "the grant this credential was asked under is no longer approved")
 }
 
 pub(crate) fn lease_ended() -> Error {

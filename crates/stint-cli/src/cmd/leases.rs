@@ -41,6 +41,8 @@ pub enum LeasesCmd {
 
 pub async fn leases(a: LeasesArgs) -> Result<ExitCode> {
     if let Some(LeasesCmd::Revoke { id, opts }) = a.cmd {
+        // Checked here: the id goes into the URL path.
+        stint_core::ids::LeaseId::parse(&id).map_err(|e| anyhow::anyhow!("{e}; lease ids look like l_… (see `stint leases`)"))?;
         let c = Client::authenticated(opts.server.as_deref())?;
         let l: LeaseView = c.post_empty(&format!("/v1/leases/{id}/revoke")).await?;
         opts.output.print(&l, |l| println!("Lease {} ({} on {}) is {}.", l.id, l.external_id, l.backend, l.status))?;

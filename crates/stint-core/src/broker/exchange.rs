@@ -272,14 +272,7 @@ impl Broker {
     /// policy decides as for `exchange`. The lease is recorded with the token's use.
     pub async fn exchange_for_backend(&self, req: ExchangeRequest, target: &str) -> Result<CiLeased> {
         let now = self.now();
-        let found = self.backends.iter().find_map(|(n, b)| b.role_for_target(target).map(|r| (n, b, r)));
-        let Some((name, backend, role)) = found else {
-            let e =
-                Error::forbidden("unknown_role_arn", format!("no role here maps to {:?}; an administrator lists it under a backend's roles", truncate(target)));
-            self.exchange_denied(&req, None, None, &e, now).await?;
-            return Err(e);
-        };
-        let req = ExchangeRequest { role: role.to_string(), ..req };
+        // The token first: who has none learns nothing of which roles exist.
         let (issuer, token) = match self.ci_verify(&req.token, now).await {
             Ok(found) => found,
             Err((issuer, e)) => {
@@ -287,6 +280,14 @@ impl Broker {
                 return Err(e);
             }
         };
+        let found = self.backends.iter().find_map(|(n, b)| b.role_for_target(target).map(|r| (n, b, r)));
+        let Some((name, backend, role)) = found else {
+            let e =
+                Error::forbidden("unknown_role_arn", format!("no role here maps to {:?}; an administrator lists it under a backend's roles", truncate(target)));
+            self.exchange_denied(&req, Some(issuer), Some(&token), &e, now).await?;
+            return Err(e);
+        };
+        let req = ExchangeRequest { role: role.to_string(), ..req };
         let (role, ttl, statement) = match self.admit_ci(&req, issuer, &token, now) {
             Ok(admitted) => admitted,
             Err(e) => {
@@ -309,6 +310,7 @@ impl Broker {
             revoked_at: None,
             revoke_reason: None,
             ended_at: None,
+            retry_at: None,
         };
         lease.external_id = backend.external_id(&lease);
         let d = Self::ci_issued(&req, issuer, &token, &role, ttl, &statement, now)
@@ -330,17 +332,16 @@ impl Broker {
             }
             Err(e) => return Err(e),
         }
-        match backend.issue(&lease).await {
-            Ok(credential) => {
-                self.observer.issued(role.as_str());
-                let audience = token.claims.get("aud").map(|a| a.as_str().map_or_else(|| a.to_string(), str::to_owned)).unwrap_or_default();
-                Ok(CiLeased { leased: super::Leased { lease, credential }, token_subject: token.subject.clone(), audience, provider: issuer.url.clone() })
-            }
-            Err(e) => {
-                self.failed(&lease, &e).await?;
-                Err(e)
-            }
-        }
+        let issued = backend.issue(&lease).await;
+        let credential = self.settle_issuance(&lease, Some(backend), issued).await?;
+        self.observer.issued(role.as_str());
+        // STS answers one audience: the first when the token has several.
+        let audience = match token.claims.get("aud") {
+            Some(serde_json::Value::String(a)) => a.clone(),
+            Some(serde_json::Value::Array(all)) => all.first().and_then(|a| a.as_str()).unwrap_or_default().to_owned(),
+            _ => String::new(),
+        };
+        Ok(CiLeased { leased: super::Leased { lease, credential }, token_subject: token.subject.clone(), audience, provider: issuer.url.clone() })
     }
 
     #[allow(clippy::too_many_arguments)]

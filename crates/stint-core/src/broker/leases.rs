@@ -82,6 +82,8 @@ const REAPER_LOCK_SECS: i64 = 30;
 /// Leases ended per batch, and batches per reaper run (the rest waits for the next run).
 const REAP_BATCH: u32 = 200;
 const REAP_BATCHES_PER_RUN: usize = 25;
+/// A lease the reaper failed to end waits this long before it is tried again.
+const REAP_RETRY_SECS: i64 = 60;
 /// Certificates are valid from a little before issuance, for servers whose clocks lag.
 const SSH_BACKDATE_SECS: i64 = 60;
 
@@ -165,6 +167,7 @@ impl Broker {
             revoked_at: None,
             revoke_reason: None,
             ended_at: None,
+            retry_at: None,
         };
         let serial = nonzero_serial(&mut *self.rng());
         lease.external_id = match &target {
@@ -190,23 +193,65 @@ impl Broker {
             d = d.detail("public_key", k.fingerprint());
         }
         // Recorded first: whatever happens next, the reaper knows this lease.
-        let change = Change::default().with(Mutation::RequireEnabledUser { user: caller.user.id.clone() }).with(Mutation::InsertLease(lease.clone())).record(d);
-        self.commit(change).await?;
+        // Recorded first: whatever happens next, the reaper knows this lease. The person, the
+        // session and the grant are re-checked in the same transaction, so a lease cannot be
+        // recorded after a revocation of any of them committed (and so escape it).
+        let mut change = Change::default()
+            .with(Mutation::RequireEnabledUser { user: caller.user.id.clone() })
+            .with(Mutation::RequireLiveSession { session: caller.session.id.clone(), at: now });
+        if let Some(g) = &grant {
+            change = change.with(Mutation::RequireApprovedGrant { id: g.clone() });
+        }
+        self.commit(change.with(Mutation::InsertLease(lease.clone())).record(d)).await?;
         let issued = match (&target, &key) {
             (Target::Ssh(cfg), Some(key)) => self.sign_ssh(cfg, &lease, key, serial, now),
             (Target::External(_, b), _) => b.issue(&lease).await,
             (Target::Ssh(_), None) => Err(Error::Internal("SSH lease without a key".into())),
         };
-        match issued {
-            Ok(credential) => {
-                self.observer.issued(role.as_str());
-                Ok(Some(Leased { lease, credential }))
-            }
+        let backend = match &target {
+            Target::External(_, b) => Some(*b),
+            Target::Ssh(_) => None,
+        };
+        let credential = self.settle_issuance(&lease, backend, issued).await?;
+        self.observer.issued(role.as_str());
+        Ok(Some(Leased { lease, credential }))
+    }
+
+    /// What became of an issuance: a failure is recorded (and the caller told without the
+    /// backend's details); a lease revoked while its backend worked is ended again, now that
+    /// the credential exists, and not handed out.
+    pub(super) async fn settle_issuance(&self, lease: &Lease, backend: Option<&Arc<dyn Backend>>, issued: Result<Credential>) -> Result<Credential> {
+        let credential = match issued {
+            Ok(c) => c,
             Err(e) => {
-                self.failed(&lease, &e).await?;
-                Err(e)
+                self.failed(lease, &e).await?;
+                return Err(match e.code() {
+                    "backend_unavailable" | "backend_refused" => Error::upstream(
+                        e.code(),
+                        format!(
+                            "backend {:?} could not issue the credential; an administrator finds why in the audit log (credential.failed, lease {})",
+                            lease.backend, lease.id
+                        ),
+                    ),
+                    _ => e,
+                });
             }
+        };
+        let now_lease = self.store.lease(&lease.id).await?;
+        if let Some(revoked_at) = now_lease.as_ref().and_then(|l| l.revoked_at) {
+            if let Some(b) = backend {
+                // The reaper may have run before the credential existed: end what exists now.
+                // The cut-off is now, after the credential was made (AWS denies by issue time).
+                let mut ended = now_lease.clone().unwrap_or_else(|| lease.clone());
+                ended.revoked_at = Some(Timestamp(revoked_at.0.max(self.now().0 + 1)));
+                if b.end(&ended, true).await.is_err() {
+                    // The reaper retries: the lease is revoked and not ended.
+                    let _ = self.commit(Change::default().with(Mutation::DeferLease { id: lease.id.clone(), until: self.now() })).await;
+                }
+            }
+            return Err(Error::forbidden("lease_revoked", "the credential was revoked while it was being issued"));
         }
+        Ok(credential)
     }
 
     /// The backend refused or was unreachable: the lease ends at once (there is no
@@ -348,7 +393,9 @@ impl Broker {
     }
 
     /// Adds the revocation of `leases` (read from `scope`) to `change`: the scope itself is
-    /// revoked, so a lease issued meanwhile is covered too; each lease read gets its record.
+    /// revoked, so a lease recorded between the read and this change is covered too (issuance
+    /// re-checks the person, session and grant in its own transaction); each lease read gets
+    /// its record.
     pub(super) fn revocation(&self, mut change: Change, leases: &[Lease], actor: &dyn std::fmt::Display, scope: LeaseScope, reason: &str) -> Change {
         let now = self.now();
         for l in leases {
@@ -408,8 +455,8 @@ impl Broker {
             for lease in batch {
                 self.end_lease(lease, out).await?;
             }
-            // Failures stay in the next batch's query: leave them to the next run.
-            if !full || out.failed > 0 {
+            // Failed leases are deferred, so the next batch holds others.
+            if !full {
                 break;
             }
         }
@@ -444,6 +491,8 @@ impl Broker {
             Err(e) => {
                 out.failed += 1;
                 out.failures.push(ReapFailure { lease: lease.id.clone(), backend: lease.backend.clone(), code: e.code(), message: e.to_string() });
+                let until = Timestamp(self.now().0 + REAP_RETRY_SECS);
+                self.commit(Change::default().with(Mutation::DeferLease { id: lease.id.clone(), until })).await?;
             }
         }
         Ok(())

@@ -87,6 +87,37 @@ pub struct Backends {
     pub ssh: Vec<SshBackendConfig>,
 }
 
+impl Backends {
+    /// Settings that are allowed but only meant for tests; logged at start.
+    pub fn warnings(&self) -> Vec<String> {
+        self.aws
+            .iter()
+            .filter(|a| a.allow_http_loopback)
+            .map(|a| format!("backends.aws {:?}: danger_allow_http_loopback is set: plain-HTTP AWS endpoints are for a local emulator only", a.name))
+            .collect()
+    }
+
+    /// What `stint config check` shows (and the configuration digest covers); no password.
+    pub fn redacted(&self) -> serde_json::Value {
+        let roles = |m: &BTreeMap<RoleName, String>| m.iter().map(|(r, v)| (r.to_string(), v.clone())).collect::<BTreeMap<_, _>>();
+        serde_json::json!({
+            "aws": self.aws.iter().map(|a| serde_json::json!({
+                "name": a.name, "region": a.region, "roles": roles(&a.roles), "revoke_sessions": a.revoke_sessions,
+                "max_session": format!("{}s", a.max_session_secs), "sts_endpoint": a.sts_endpoint, "iam_endpoint": a.iam_endpoint,
+                "danger_allow_http_loopback": a.allow_http_loopback,
+            })).collect::<Vec<_>>(),
+            "postgres": self.postgres.iter().map(|p| serde_json::json!({
+                "name": p.name, "host": p.host, "port": p.port, "database": p.database, "admin": p.admin.get_user(),
+                "password": p.admin.get_password().map(|_| "<redacted>"), "roles": roles(&p.roles), "role_prefix": p.role_prefix,
+                "connection_limit": p.connection_limit, "pool_size": p.pool_size, "scram_iterations": p.scram_iterations,
+            })).collect::<Vec<_>>(),
+            "ssh": self.ssh.iter().map(|s| serde_json::json!({
+                "name": s.name, "roles": s.roles.iter().map(|(r, p)| (r.to_string(), p.clone())).collect::<BTreeMap<_, _>>(), "extensions": s.extensions,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
 /// A PostgreSQL identifier stint will quote: plain lowercase, so what people type works too.
 fn pg_identifier(s: &str) -> bool {
     !s.is_empty() && s.len() <= 63 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') && !s.as_bytes()[0].is_ascii_digit()
@@ -113,6 +144,7 @@ pub fn load(s: BackendsSection, roles: &Roles, base: &Path, origin: &str) -> Res
         Ok(())
     };
     let mut out = Backends::default();
+    let mut arns = std::collections::BTreeSet::new();
     for (i, a) in s.aws.into_iter().enumerate() {
         let key = |k: &str| format!("backends.aws[{i}].{k}");
         unique(&a.name, &key("name"))?;
@@ -126,6 +158,10 @@ pub fn load(s: BackendsSection, roles: &Roles, base: &Path, origin: &str) -> Res
             let ok = arn.starts_with("arn:aws") && arn.split(':').nth(2) == Some("iam") && arn.split(':').nth(5).is_some_and(|t| t.starts_with("role/"));
             if !ok {
                 return Err(err(origin, &key("roles"), format!("role {role}: {arn:?} is not an IAM role ARN like arn:aws:iam::123456789012:role/name")));
+            }
+            // STS's endpoint finds the stint role by ARN: one ARN, one role.
+            if !arns.insert(arn.clone()) {
+                return Err(err(origin, &key("roles"), format!("{arn} is mapped twice; map each IAM role to one stint role")));
             }
             map.insert(role, arn.clone());
         }
@@ -193,6 +229,7 @@ pub fn load(s: BackendsSection, roles: &Roles, base: &Path, origin: &str) -> Res
         }
         admin.application_name("stint");
         admin.connect_timeout(std::time::Duration::from_secs(5));
+        admin.keepalives(true);
         out.postgres.push(PostgresConfig { name: p.name, admin, host, port, database, roles: map, role_prefix, connection_limit, pool_size, scram_iterations });
     }
     for (i, s) in s.ssh.into_iter().enumerate() {
@@ -202,8 +239,9 @@ pub fn load(s: BackendsSection, roles: &Roles, base: &Path, origin: &str) -> Res
         for (r, principals) in &s.roles {
             let role = role_of(r, roles, origin, &key("roles"))?;
             let ok = |p: &String| !p.is_empty() && p.len() <= 32 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-            if principals.is_empty() || !principals.iter().all(ok) {
-                return Err(err(origin, &key("roles"), format!("role {role}: list one or more login names, e.g. [\"deploy\"]")));
+            let distinct = principals.iter().collect::<std::collections::BTreeSet<_>>().len() == principals.len();
+            if principals.is_empty() || !principals.iter().all(ok) || !distinct {
+                return Err(err(origin, &key("roles"), format!("role {role}: list one or more distinct login names, e.g. [\"deploy\"]")));
             }
             map.insert(role, principals.clone());
         }

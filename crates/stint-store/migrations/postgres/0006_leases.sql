@@ -14,7 +14,9 @@ CREATE TABLE leases (
     expires_at    BIGINT NOT NULL,
     revoked_at    BIGINT,
     revoke_reason TEXT,
-    ended_at      BIGINT
+    ended_at      BIGINT,
+    -- The reaper failed to end it; it tries again from then on.
+    retry_at      BIGINT
 );
 
 CREATE INDEX leases_by_user ON leases (user_id, issued_at);

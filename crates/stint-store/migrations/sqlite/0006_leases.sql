@@ -14,7 +14,9 @@ CREATE TABLE leases (
     expires_at    INTEGER NOT NULL,
     revoked_at    INTEGER,
     revoke_reason TEXT,
-    ended_at      INTEGER
+    ended_at      INTEGER,
+    -- The reaper failed to end it; it tries again from then on.
+    retry_at      INTEGER
 ) STRICT;
 
 CREATE INDEX leases_by_user ON leases (user_id, issued_at);

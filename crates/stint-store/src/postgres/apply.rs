@@ -145,7 +145,7 @@ async fn mutate(db: &mut Db<'_>, m: Mutation) -> Result<()> {
         }
         Mutation::InsertLease(l) => db
             .execute(
-                &format!("INSERT INTO leases ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)", codec::LEASE_COLS),
+                &format!("INSERT INTO leases ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)", codec::LEASE_COLS),
                 &[
                     &l.id.as_str(),
                     &l.backend,
@@ -161,13 +161,27 @@ async fn mutate(db: &mut Db<'_>, m: Mutation) -> Result<()> {
                     &l.revoked_at.map(|t| t.0),
                     &l.revoke_reason,
                     &l.ended_at.map(|t| t.0),
+                    &l.retry_at.map(|t| t.0),
                 ],
             )
             .await
             .map(drop),
+        // FOR SHARE: a revocation updating the row waits for this transaction, or this one
+        // sees the revocation.
+        Mutation::RequireLiveSession { session, at } => {
+            let rows =
+                db.query("SELECT 1 FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 FOR SHARE", &[&session.as_str(), &at.0]).await?;
+            require(rows.len() as u64, codec::session_revoked)
+        }
+        Mutation::RequireApprovedGrant { id } => {
+            let rows = db.query("SELECT 1 FROM role_requests WHERE id = $1 AND status = 'approved' FOR SHARE", &[&id]).await?;
+            require(rows.len() as u64, codec::grant_revoked)
+        }
+        Mutation::DeferLease { id, until } => db.execute("UPDATE leases SET retry_at = $2 WHERE id = $1", &[&id.as_str(), &until.0]).await.map(drop),
         Mutation::RevokeLeases { scope, at, reason } => {
             let (col, value) = codec::lease_scope(&scope);
-            let sql = format!("UPDATE leases SET revoked_at = $2, revoke_reason = $3 WHERE {col} = $1 AND revoked_at IS NULL AND ended_at IS NULL");
+            let sql =
+                format!("UPDATE leases SET revoked_at = $2, revoke_reason = $3, retry_at = NULL WHERE {col} = $1 AND revoked_at IS NULL AND ended_at IS NULL");
             db.execute(&sql, &[&value, &at.0, &reason]).await.map(drop)
         }
         Mutation::EndLease { id, at } => {

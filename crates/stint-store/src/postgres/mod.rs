@@ -207,8 +207,10 @@ impl Store for PostgresStore {
     }
 
     async fn leases_to_end(&self, now: Timestamp, limit: u32) -> Result<Vec<Lease>> {
-        let sql =
-            format!("SELECT {LEASE_COLS} FROM leases WHERE ended_at IS NULL AND (revoked_at IS NOT NULL OR expires_at <= $1) ORDER BY expires_at, id LIMIT $2");
+        let sql = format!(
+            "SELECT {LEASE_COLS} FROM leases WHERE ended_at IS NULL AND (revoked_at IS NOT NULL OR expires_at <= $1) AND (retry_at IS NULL OR retry_at <= $1) \
+             ORDER BY (revoked_at IS NULL), expires_at, id LIMIT $2"
+        );
         self.all(&sql, &[&now.0, &i64::from(limit)], codec::lease).await
     }
 

@@ -255,8 +255,10 @@ impl Store for SqliteStore {
     }
 
     async fn leases_to_end(&self, now: Timestamp, limit: u32) -> Result<Vec<Lease>> {
-        let sql =
-            format!("SELECT {LEASE_COLS} FROM leases WHERE ended_at IS NULL AND (revoked_at IS NOT NULL OR expires_at <= ?1) ORDER BY expires_at, id LIMIT ?2");
+        let sql = format!(
+            "SELECT {LEASE_COLS} FROM leases WHERE ended_at IS NULL AND (revoked_at IS NOT NULL OR expires_at <= ?1) AND (retry_at IS NULL OR retry_at <= ?1) \
+             ORDER BY (revoked_at IS NULL), expires_at, id LIMIT ?2"
+        );
         self.all(&sql, params![now.0, limit], |r| codec::lease(r))
     }
 

@@ -136,7 +136,7 @@ fn mutate(c: &Connection, m: Mutation) -> Result<()> {
         }
         Mutation::InsertLease(l) => exec(
             c,
-            &format!("INSERT INTO leases ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)", codec::LEASE_COLS),
+            &format!("INSERT INTO leases ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)", codec::LEASE_COLS),
             params![
                 l.id.as_str(),
                 l.backend,
@@ -151,13 +151,30 @@ fn mutate(c: &Connection, m: Mutation) -> Result<()> {
                 l.expires_at.0,
                 l.revoked_at.map(|t| t.0),
                 l.revoke_reason,
-                l.ended_at.map(|t| t.0)
+                l.ended_at.map(|t| t.0),
+                l.retry_at.map(|t| t.0)
             ],
         )
         .map(drop),
+        Mutation::RequireLiveSession { session, at } => {
+            let n: i64 = c
+                .prepare_cached("SELECT COUNT(*) FROM sessions WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?2")
+                .and_then(|mut s| s.query_row(params![session.as_str(), at.0], |r| r.get(0)))
+                .map_err(store)?;
+            codec::require(n as u64, codec::session_revoked)
+        }
+        Mutation::RequireApprovedGrant { id } => {
+            let n: i64 = c
+                .prepare_cached("SELECT COUNT(*) FROM role_requests WHERE id = ?1 AND status = 'approved'")
+                .and_then(|mut s| s.query_row([id.as_str()], |r| r.get(0)))
+                .map_err(store)?;
+            codec::require(n as u64, codec::grant_revoked)
+        }
+        Mutation::DeferLease { id, until } => exec(c, "UPDATE leases SET retry_at = ?2 WHERE id = ?1", params![id.as_str(), until.0]).map(drop),
         Mutation::RevokeLeases { scope, at, reason } => {
             let (col, value) = codec::lease_scope(&scope);
-            let sql = format!("UPDATE leases SET revoked_at = ?2, revoke_reason = ?3 WHERE {col} = ?1 AND revoked_at IS NULL AND ended_at IS NULL");
+            let sql =
+                format!("UPDATE leases SET revoked_at = ?2, revoke_reason = ?3, retry_at = NULL WHERE {col} = ?1 AND revoked_at IS NULL AND ended_at IS NULL");
             exec(c, &sql, params![value, at.0, reason]).map(drop)
         }
         Mutation::EndLease { id, at } => {

@@ -40,7 +40,7 @@ pub async fn clean_up(url: &str) -> Result<usize> {
     let rows = c.query("SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", &[&PREFIX]).await?;
     for r in &rows {
         let name: String = r.get(0);
-        c.batch_execute(&format!("DROP ROLE IF EXISTS \"{name}\"")).await?;
+        c.batch_execute(&format!("DROP ROLE IF EXISTS \"{}\"", name.replace('"', "\"\""))).await?;
     }
     Ok(rows.len())
 }

@@ -11,10 +11,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use stint_aws::revoke::{self, Revocation};
@@ -27,52 +25,18 @@ const REGION: &str = "us-east-1";
 const TRUST_ANYONE: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
 const ALLOW_ALL: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 
-fn python() -> PathBuf {
-    let p = std::env::var_os("STINT_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/python")));
-    assert!(
-        p.exists(),
-        "{} does not exist: run scripts/test, which installs the pinned Python test packages (tests/requirements.txt, moto among them) into .venv",
-        p.display()
-    );
-    p
-}
-
 /// A running moto server, killed on drop.
 struct Moto {
-    child: Child,
-    log: PathBuf,
+    /// The emulator process (stint-testkit starts it and kills it on drop).
+    _server: stint_testkit::aws::Moto,
     url: String,
     http: reqwest::Client,
 }
 
 impl Moto {
     async fn start() -> Moto {
-        let python = python();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port();
-        let log = std::env::temp_dir().join(format!("stint-aws-moto-{}-{port}.log", std::process::id()));
-        let log_file = std::fs::File::create(&log).expect("moto log file");
-        let child = Command::new(&python)
-            .args(["-m", "moto.server", "-p", &port.to_string(), "-H", "127.0.0.1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}; run scripts/test to create .venv", python.display()));
-        let mut moto = Moto { child, log, url: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = moto.child.try_wait().expect("moto's status") {
-                let log = std::fs::read_to_string(&moto.log).unwrap_or_default();
-                panic!("moto.server exited ({status}) before listening — is moto installed? run scripts/test. Its output:\n{log}");
-            }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return moto;
-            }
-            assert!(Instant::now() < deadline, "moto.server did not listen on port {port} within 60 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let server = stint_testkit::aws::Moto::start();
+        Moto { url: server.url.clone(), _server: server, http: reqwest::Client::new() }
     }
 
     fn endpoint(&self) -> Endpoint {
@@ -128,14 +92,6 @@ impl Moto {
     async fn enforce_auth(&self) {
         let resp = self.http.post(format!("{}/moto-api/reset-auth", self.url)).body("0").send().await.expect("moto answers");
         assert!(resp.status().is_success(), "reset-auth: {}", resp.status());
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
     }
 }
 

@@ -9,10 +9,8 @@
 //! These tests fail, never skip, when Python, moto or the AWS CLI is missing: run scripts/test.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use stint_aws::revoke::{self, POLICY_NAME};
@@ -33,54 +31,18 @@ const TRUST_ANYONE: &str =
 const ALLOW_ALL: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 const PIPELINE: &str = "ci:github:repo:org/x:ref:refs/heads/main";
 
-fn venv(bin: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin")).join(bin)
-}
-
-fn python() -> PathBuf {
-    let p = std::env::var_os("STINT_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|| venv("python"));
-    assert!(
-        p.exists(),
-        "{} does not exist: run scripts/test, which installs the pinned Python test packages (tests/requirements.txt, moto among them) into .venv",
-        p.display()
-    );
-    p
-}
-
 /// A running moto server, killed on drop.
 struct Moto {
-    child: Child,
-    log: PathBuf,
+    /// The emulator process (stint-testkit starts it and kills it on drop).
+    _server: stint_testkit::aws::Moto,
     url: String,
     http: reqwest::Client,
 }
 
 impl Moto {
     async fn start() -> Moto {
-        let python = python();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port();
-        let log = std::env::temp_dir().join(format!("stint-backends-moto-{}-{port}.log", std::process::id()));
-        let log_file = std::fs::File::create(&log).expect("moto log file");
-        let child = Command::new(&python)
-            .args(["-m", "moto.server", "-p", &port.to_string(), "-H", "127.0.0.1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}; run scripts/test to create .venv", python.display()));
-        let mut moto = Moto { child, log, url: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = moto.child.try_wait().expect("moto's status") {
-                let log = std::fs::read_to_string(&moto.log).unwrap_or_default();
-                panic!("moto.server exited ({status}) before listening — is moto installed? run scripts/test. Its output:\n{log}");
-            }
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return moto;
-            }
-            assert!(Instant::now() < deadline, "moto.server did not listen on port {port} within 60 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let server = stint_testkit::aws::Moto::start();
+        Moto { url: server.url.clone(), _server: server, http: reqwest::Client::new() }
     }
 
     fn endpoint(&self) -> Endpoint {
@@ -150,14 +112,6 @@ impl Moto {
         let sessions = data["sts"]["AssumedRole"].as_array().expect("moto's assumed roles");
         let session = sessions.iter().find(|s| s["session_name"] == session_name).expect("the session was recorded");
         session["policy"].as_str().map(str::to_owned)
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -481,7 +435,7 @@ async fn the_aws_cli_signs_with_the_issued_environment_and_refusals_are_reported
     std::fs::write(&config, "").expect("empty config");
     std::fs::write(&credentials, "").expect("empty credentials");
     let cli = |env: &BTreeMap<String, String>| {
-        let aws_cli = venv("aws");
+        let aws_cli = stint_testkit::aws::aws_cli();
         assert!(aws_cli.exists(), "{} does not exist: run scripts/test (awscli is in tests/requirements.txt)", aws_cli.display());
         Command::new(&aws_cli)
             .args(["sts", "get-caller-identity", "--output", "json", "--endpoint-url", &moto.url])

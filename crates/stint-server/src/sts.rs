@@ -20,21 +20,9 @@ use crate::AppState;
 
 const XMLNS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 
-/// Escapes the five XML special characters.
+/// XML text: the HTML escaping (which covers XML's five characters and its forbidden controls).
 fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::html::escape(s)
 }
 
 fn request_id() -> String {
@@ -165,7 +153,7 @@ mod tests {
 
     #[test]
     fn xml_text_is_escaped_and_session_names_checked() {
-        assert_eq!(esc("a<b>&\"c'\u{1}"), "a&lt;b&gt;&amp;&quot;c&apos;\u{fffd}");
+        assert_eq!(esc("a<b>&\"c'\u{1}"), "a&lt;b&gt;&amp;&quot;c&#39;\u{fffd}");
         assert!(valid_session_name("gh-run_42@org.example"));
         for bad in ["a", "has space", "slash/", &"x".repeat(65)] {
             assert!(!valid_session_name(bad), "{bad:?}");

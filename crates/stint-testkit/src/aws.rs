@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use crate::{free_port, wait_for_port, workspace_root, Process};
+use crate::{free_port, workspace_root, Process};
 
 /// The moto account and region.
 pub const ACCOUNT: &str = "123456789012";
@@ -26,23 +27,42 @@ pub fn aws_cli() -> PathBuf {
 
 /// A running `moto.server` on a loopback port, killed when dropped.
 pub struct Moto {
-    _process: Process,
+    process: Process,
+    log: PathBuf,
     pub url: String,
 }
 
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.process.0.kill();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
 impl Moto {
+    /// Starts moto and waits (at most 60 s) until it listens; fails with its output if it
+    /// exits first (moto not installed: run scripts/test).
     pub fn start() -> Moto {
         let port = free_port();
+        let log = std::env::temp_dir().join(format!("stint-moto-{}-{port}.log", std::process::id()));
         let child = Command::new(python())
             .args(["-m", "moto.server", "-p", &port.to_string(), "-H", "127.0.0.1"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("moto's log file"))
             .spawn()
-            .expect("moto.server starts (run scripts/test to install it)");
-        let process = Process(child);
-        wait_for_port(port, "moto.server");
-        Moto { _process: process, url: format!("http://127.0.0.1:{port}") }
+            .expect("moto.server starts (run scripts/test to create .venv)");
+        let mut moto = Moto { process: Process(child), log, url: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = moto.process.0.try_wait().expect("moto's status") {
+                let out = std::fs::read_to_string(&moto.log).unwrap_or_default();
+                panic!("moto.server exited ({status}) before listening: is moto installed? run scripts/test. Its output:\n{out}");
+            }
+            assert!(Instant::now() < deadline, "moto.server did not listen on port {port} within 60 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        moto
     }
 
     /// Runs a Python snippet with `moto_url` defined and boto3 imported; returns its stdout.

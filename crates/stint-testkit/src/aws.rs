@@ -41,8 +41,20 @@ impl Drop for Moto {
 
 impl Moto {
     /// Starts moto and waits (at most 60 s) until it listens; fails with its output if it
-    /// exits first (moto not installed: run scripts/test).
+    /// exits first (moto not installed: run scripts/test). A port taken between choosing and
+    /// binding it (another test's server) makes moto exit: it is started again on another.
     pub fn start() -> Moto {
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Self::try_start() {
+                Ok(m) => return m,
+                Err(out) => last = out,
+            }
+        }
+        panic!("moto.server exited before listening: is moto installed? run scripts/test. Its output:\n{last}");
+    }
+
+    fn try_start() -> Result<Moto, String> {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("stint-moto-{}-{port}.log", std::process::id()));
         let child = Command::new(python())
@@ -56,13 +68,12 @@ impl Moto {
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Some(status) = moto.process.0.try_wait().expect("moto's status") {
-                let out = std::fs::read_to_string(&moto.log).unwrap_or_default();
-                panic!("moto.server exited ({status}) before listening: is moto installed? run scripts/test. Its output:\n{out}");
+                return Err(format!("({status}) {}", std::fs::read_to_string(&moto.log).unwrap_or_default()));
             }
             assert!(Instant::now() < deadline, "moto.server did not listen on port {port} within 60 s");
             std::thread::sleep(Duration::from_millis(50));
         }
-        moto
+        Ok(moto)
     }
 
     /// Runs a Python snippet with `moto_url` defined and boto3 imported; returns its stdout.

@@ -64,7 +64,15 @@ pub fn start_server_on(port: u16, data: &Path, extra: &[&str], log_filter: &str)
 /// Runs `stint args…` as the person whose CLI state lives in `home`.
 pub fn run(home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = stint();
-    cmd.args(args).env("STINT_CONFIG_DIR", home).env_remove("STINT_SERVER").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // The credential cache too lives with the person: tests running at once must not share
+    // (or clear) one another's, nor the machine user's.
+    cmd.args(args)
+        .env("STINT_CONFIG_DIR", home)
+        .env("STINT_CACHE_DIR", home.join("cache"))
+        .env_remove("STINT_SERVER")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     if let Some(input) = stdin {
         use std::io::Write;

@@ -210,6 +210,8 @@ async fn postgres_leases_log_in_with_their_groups_privileges_and_end_completely(
     let rl = r["lease_id"].as_str().unwrap();
     let (s, v) = app.post(&format!("/v1/leases/{rl}/revoke"), Some(&dev.session), json!({})).await;
     assert_eq!((s.as_u16(), v["error"].as_str()), (403, Some("not_your_lease")), "{v}");
+    let refused = app.store.audit_after(0, 10_000).await.unwrap().into_iter().filter(|r| r.event == "request.refused" && r.reason == "not_your_lease").count();
+    assert_eq!(refused, 1, "the refusal is audited");
 
     // Expiry: once the lease's end passes, the reaper drops the role.
     app.clock.advance(31 * 60);

@@ -376,6 +376,12 @@ impl Broker {
         let lease = self.find_lease(id).await?;
         let admin = caller.user.in_group(&self.cfg.admin_group);
         if !admin && lease.user_id.as_ref() != Some(&caller.user.id) {
+            let d = Draft::new(self.now(), Event::RequestRefused, Outcome::Failure)
+                .actor(&caller.user.id)
+                .subject(&lease.id)
+                .reason("not_your_lease")
+                .detail("action", "lease.revoke");
+            self.commit(Change::audit_only(d)).await?;
             return Err(Error::forbidden("not_your_lease", "only its holder or an administrator may revoke this lease"));
         }
         if lease.revoked_at.is_none() && lease.ended_at.is_none() {

@@ -23,20 +23,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
 const TRUST_ANYONE: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#;
-const ALLOW_ALL: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 
 /// A running moto server, killed on drop.
 struct Moto {
-    /// The emulator process (stint-testkit starts it and kills it on drop).
-    _server: stint_testkit::aws::Moto,
+    /// The emulator (stint-testkit starts it, sets it up with boto3, and kills it on drop).
+    server: stint_testkit::aws::Moto,
     url: String,
-    http: reqwest::Client,
 }
 
 impl Moto {
     async fn start() -> Moto {
         let server = stint_testkit::aws::Moto::start();
-        Moto { url: server.url.clone(), _server: server, http: reqwest::Client::new() }
+        Moto { url: server.url.clone(), server }
     }
 
     fn endpoint(&self) -> Endpoint {
@@ -51,47 +49,19 @@ impl Moto {
         Iam::new(self.endpoint(), credentials).expect("IAM client")
     }
 
-    /// A tiny Query POST for the setup calls stint-aws has no method for (CreateRole, …),
-    /// signed with this crate's own signer.
-    async fn admin(&self, service: &str, version: &str, action: &str, params: &[(&str, &str)]) -> String {
-        let mut all = vec![("Action", action), ("Version", version)];
-        all.extend_from_slice(params);
-        let body = serde_urlencoded::to_string(&all).expect("form");
-        let host = self.url.trim_start_matches("http://");
-        let scope = stint_aws::sigv4::Scope { service, region: REGION };
-        let sig = stint_aws::sigv4::sign_form_post(host, &body, scope, &admin_credentials(), OffsetDateTime::now_utc());
-        let mut req = self.http.post(&self.url).header("content-type", stint_aws::sigv4::FORM_CONTENT_TYPE).body(body);
-        for (name, value) in sig.headers() {
-            req = req.header(name, value);
-        }
-        let resp = req.send().await.expect("moto answers");
-        let status = resp.status();
-        let text = resp.text().await.expect("body");
-        assert!(status.is_success(), "{action}: {status} {text}");
-        text
-    }
-
-    async fn create_role(&self, name: &str, trust: &str) -> String {
-        self.admin("iam", "2010-05-08", "CreateRole", &[("RoleName", name), ("AssumeRolePolicyDocument", trust), ("MaxSessionDuration", "43200")]).await;
-        format!("arn:aws:iam::{ACCOUNT}:role/{name}")
+    fn create_role(&self, name: &str, trust: &str) -> String {
+        self.server.create_role_trusting(name, trust)
     }
 
     /// An IAM user allowed everything, and its access key: stint's "own" identity.
-    async fn create_admin_user(&self) -> Credentials {
-        self.admin("iam", "2010-05-08", "CreateUser", &[("UserName", "stint")]).await;
-        self.admin("iam", "2010-05-08", "PutUserPolicy", &[("UserName", "stint"), ("PolicyName", "all"), ("PolicyDocument", ALLOW_ALL)]).await;
-        let xml = self.admin("iam", "2010-05-08", "CreateAccessKey", &[("UserName", "stint")]).await;
-        let field = |name: &str| {
-            let start = xml.find(&format!("<{name}>")).expect(name) + name.len() + 2;
-            xml[start..].split('<').next().expect("text").to_owned()
-        };
-        Credentials::new(field("AccessKeyId"), SecretString::new(field("SecretAccessKey")))
+    fn create_admin_user(&self) -> Credentials {
+        let (id, secret) = self.server.create_admin_user();
+        Credentials::new(id, SecretString::new(secret))
     }
 
     /// From now on moto checks every request's signature and the caller's IAM permissions.
-    async fn enforce_auth(&self) {
-        let resp = self.http.post(format!("{}/moto-api/reset-auth", self.url)).body("0").send().await.expect("moto answers");
-        assert!(resp.status().is_success(), "reset-auth: {}", resp.status());
+    fn enforce_auth(&self) {
+        self.server.enforce_auth();
     }
 }
 
@@ -122,36 +92,11 @@ fn temp_file(name: &str, contents: &str) -> PathBuf {
     path
 }
 
-/// Collects everything logged on this thread (the tests run on a current-thread runtime).
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("not poisoned").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogBuffer {
-    fn capture(&self) -> tracing::subscriber::DefaultGuard {
-        let buf = self.clone();
-        let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_ansi(false).with_writer(move || buf.clone()).finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("not poisoned")).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn assume_role_and_call_sts_with_the_session() {
     let moto = Moto::start().await;
-    let role_arn = moto.create_role("deploy", TRUST_ANYONE).await;
-    let logs = LogBuffer::default();
+    let role_arn = moto.create_role("deploy", TRUST_ANYONE);
+    let logs = stint_testkit::logs::LogBuffer::default();
     let _capture = logs.capture();
     const ENV_SECRET: &str = "env-secret-wJalrXUtnFEMIK7MDENG";
     let own = chain(&[("AWS_ACCESS_KEY_ID", "AKIDSTINTTESTENV0000"), ("AWS_SECRET_ACCESS_KEY", ENV_SECRET)], None, Arc::new(SystemClock));
@@ -194,7 +139,7 @@ async fn assume_role_and_call_sts_with_the_session() {
 #[tokio::test]
 async fn deny_policies_round_trip_through_iam_and_aws_errors_keep_their_code() {
     let moto = Moto::start().await;
-    moto.create_role("deploy", TRUST_ANYONE).await;
+    moto.create_role("deploy", TRUST_ANYONE);
     let iam = moto.iam(CredentialsProvider::fixed(admin_credentials()));
     let now = OffsetDateTime::now_utc();
 
@@ -234,10 +179,10 @@ async fn deny_policies_round_trip_through_iam_and_aws_errors_keep_their_code() {
 #[tokio::test]
 async fn moto_verifies_our_signatures_and_session_tokens() {
     let moto = Moto::start().await;
-    let role_arn = moto.create_role("deploy", TRUST_ANYONE).await;
-    let locked = moto.create_role("locked", &TRUST_ANYONE.replace(r#""AWS":"*""#, r#""AWS":"arn:aws:iam::123456789012:user/nobody""#)).await;
-    let user = moto.create_admin_user().await;
-    moto.enforce_auth().await;
+    let role_arn = moto.create_role("deploy", TRUST_ANYONE);
+    let locked = moto.create_role("locked", &TRUST_ANYONE.replace(r#""AWS":"*""#, r#""AWS":"arn:aws:iam::123456789012:user/nobody""#));
+    let user = moto.create_admin_user();
+    moto.enforce_auth();
 
     // stint's own identity comes from a shared credentials file, profile "ci".
     let file = temp_file(
@@ -321,9 +266,9 @@ impl Clock for ManualClock {
 #[tokio::test]
 async fn container_provider_credentials_are_cached_refreshed_and_signed_with() {
     let moto = Moto::start().await;
-    let role_arn = moto.create_role("task", TRUST_ANYONE).await;
-    let user = moto.create_admin_user().await;
-    moto.enforce_auth().await;
+    let role_arn = moto.create_role("task", TRUST_ANYONE);
+    let user = moto.create_admin_user();
+    moto.enforce_auth();
     let task = moto.sts(CredentialsProvider::fixed(user)).assume_role(&role_arn, "task-1", "ecs-task", &[], 3600, None).await.expect("AssumeRole");
     let c = &task.credentials;
     let expiration = c.expiration().expect("expiration");
@@ -365,7 +310,7 @@ async fn container_provider_credentials_are_cached_refreshed_and_signed_with() {
 #[tokio::test]
 async fn web_identity_token_file_is_exchanged_unsigned() {
     let moto = Moto::start().await;
-    let role_arn = moto.create_role("gha", TRUST_ANYONE).await;
+    let role_arn = moto.create_role("gha", TRUST_ANYONE);
     let token_file = temp_file("web-identity-token", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOmFjbWUvaW5mcmEifQ.c2ln\n");
     let own = chain(
         &[

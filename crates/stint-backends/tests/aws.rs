@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::Value;
 use stint_aws::revoke::{self, POLICY_NAME};
@@ -28,13 +28,12 @@ const ACCOUNT: &str = "123456789012";
 const REGION: &str = "eu-west-1";
 const TRUST_ANYONE: &str =
     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]}]}"#;
-const ALLOW_ALL: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
 const PIPELINE: &str = "ci:github:repo:org/x:ref:refs/heads/main";
 
 /// A running moto server, killed on drop.
 struct Moto {
-    /// The emulator process (stint-testkit starts it and kills it on drop).
-    _server: stint_testkit::aws::Moto,
+    /// The emulator (stint-testkit starts it, sets it up with boto3, and kills it on drop).
+    server: stint_testkit::aws::Moto,
     url: String,
     http: reqwest::Client,
 }
@@ -42,7 +41,7 @@ struct Moto {
 impl Moto {
     async fn start() -> Moto {
         let server = stint_testkit::aws::Moto::start();
-        Moto { url: server.url.clone(), _server: server, http: reqwest::Client::new() }
+        Moto { url: server.url.clone(), server, http: reqwest::Client::new() }
     }
 
     fn endpoint(&self) -> Endpoint {
@@ -64,46 +63,19 @@ impl Moto {
         cfg
     }
 
-    /// A Query POST for the setup calls stint-aws has no method for (CreateRole, …).
-    async fn admin(&self, service: &str, version: &str, action: &str, params: &[(&str, &str)]) -> String {
-        let mut all = vec![("Action", action), ("Version", version)];
-        all.extend_from_slice(params);
-        let body = serde_urlencoded::to_string(&all).expect("form");
-        let host = self.url.trim_start_matches("http://");
-        let scope = stint_aws::sigv4::Scope { service, region: "us-east-1" };
-        let sig = stint_aws::sigv4::sign_form_post(host, &body, scope, &fake_credentials(), OffsetDateTime::now_utc());
-        let mut req = self.http.post(&self.url).header("content-type", stint_aws::sigv4::FORM_CONTENT_TYPE).body(body);
-        for (name, value) in sig.headers() {
-            req = req.header(name, value);
-        }
-        let resp = req.send().await.expect("moto answers");
-        let status = resp.status();
-        let text = resp.text().await.expect("body");
-        assert!(status.is_success(), "{action}: {status} {text}");
-        text
-    }
-
-    async fn create_role(&self, name: &str, trust: &str) -> String {
-        self.admin("iam", "2010-05-08", "CreateRole", &[("RoleName", name), ("AssumeRolePolicyDocument", trust), ("MaxSessionDuration", "43200")]).await;
-        format!("arn:aws:iam::{ACCOUNT}:role/{name}")
+    fn create_role(&self, name: &str, trust: &str) -> String {
+        self.server.create_role_trusting(name, trust)
     }
 
     /// An IAM user allowed everything, and its access key: stint's own identity.
-    async fn create_admin_user(&self) -> Credentials {
-        self.admin("iam", "2010-05-08", "CreateUser", &[("UserName", "stint")]).await;
-        self.admin("iam", "2010-05-08", "PutUserPolicy", &[("UserName", "stint"), ("PolicyName", "all"), ("PolicyDocument", ALLOW_ALL)]).await;
-        let xml = self.admin("iam", "2010-05-08", "CreateAccessKey", &[("UserName", "stint")]).await;
-        let field = |name: &str| {
-            let start = xml.find(&format!("<{name}>")).expect(name) + name.len() + 2;
-            xml[start..].split('<').next().expect("text").to_owned()
-        };
-        Credentials::new(field("AccessKeyId"), SecretString::new(field("SecretAccessKey")))
+    fn create_admin_user(&self) -> Credentials {
+        let (id, secret) = self.server.create_admin_user();
+        Credentials::new(id, SecretString::new(secret))
     }
 
     /// From now on moto checks every request's signature, session token and IAM permissions.
-    async fn enforce_auth(&self) {
-        let resp = self.http.post(format!("{}/moto-api/reset-auth", self.url)).body("0").send().await.expect("moto answers");
-        assert!(resp.status().is_success(), "reset-auth: {}", resp.status());
+    fn enforce_auth(&self) {
+        self.server.enforce_auth();
     }
 
     /// The session policy moto recorded for the session named `session_name`.
@@ -183,40 +155,15 @@ async fn deny_statements(iam: &Iam, role: &str) -> Option<Vec<(String, String)>>
     )
 }
 
-/// Collects everything logged on this thread (the tests run on a current-thread runtime).
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("not poisoned").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogBuffer {
-    fn capture(&self) -> tracing::subscriber::DefaultGuard {
-        let buf = self.clone();
-        let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_ansi(false).with_writer(move || buf.clone()).finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("not poisoned")).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn a_five_minute_lease_gets_a_fifteen_minute_session_fenced_at_the_lease_end() {
     let moto = Moto::start().await;
-    let role_arn = moto.create_role("deploy", TRUST_ANYONE).await;
+    let role_arn = moto.create_role("deploy", TRUST_ANYONE);
     let clock = ManualClock::new(now());
     let aws = backend(moto.config(&[("deployer", &role_arn)]), &clock);
     let l = lease("alice", "deployer", clock.now(), 300);
     assert_eq!(aws.external_id(&l), l.id.as_str());
-    let logs = LogBuffer::default();
+    let logs = stint_testkit::logs::LogBuffer::default();
     let capture = logs.capture();
 
     let c = aws.issue(&l).await.expect("AssumeRole");
@@ -286,7 +233,7 @@ async fn a_five_minute_lease_gets_a_fifteen_minute_session_fenced_at_the_lease_e
 #[tokio::test]
 async fn session_length_follows_the_lease_up_to_the_configured_maximum() {
     let moto = Moto::start().await;
-    let role_arn = moto.create_role("deploy", TRUST_ANYONE).await;
+    let role_arn = moto.create_role("deploy", TRUST_ANYONE);
     let clock = ManualClock::new(now());
     let aws = backend(moto.config(&[("deployer", &role_arn)]), &clock);
 
@@ -319,7 +266,7 @@ async fn session_length_follows_the_lease_up_to_the_configured_maximum() {
 #[tokio::test]
 async fn revocations_deny_each_identitys_older_sessions_and_merge_on_the_role() {
     let moto = Moto::start().await;
-    let role_arn = moto.create_role("deploy", TRUST_ANYONE).await;
+    let role_arn = moto.create_role("deploy", TRUST_ANYONE);
     let start = now();
     let clock = ManualClock::new(start);
     let aws = backend(moto.config(&[("deployer", &role_arn)]), &clock);
@@ -381,7 +328,7 @@ async fn revocations_deny_each_identitys_older_sessions_and_merge_on_the_role() 
 #[tokio::test]
 async fn without_revoke_sessions_a_revocation_writes_nothing() {
     let moto = Moto::start().await;
-    let role_arn = moto.create_role("deploy", TRUST_ANYONE).await;
+    let role_arn = moto.create_role("deploy", TRUST_ANYONE);
     let clock = ManualClock::new(now());
     let mut cfg = moto.config(&[("deployer", &role_arn)]);
     cfg.revoke_sessions = false;
@@ -391,14 +338,14 @@ async fn without_revoke_sessions_a_revocation_writes_nothing() {
     let l = revoked(l, clock.now());
     aws.end(&l, true).await.expect("nothing to do");
     assert_eq!(moto.iam().get_role_policy("deploy", POLICY_NAME).await.expect("GetRolePolicy"), None);
-    let list = moto.admin("iam", "2010-05-08", "ListRolePolicies", &[("RoleName", "deploy")]).await;
-    assert!(!list.contains("<member>"), "the role has no inline policy: {list}");
+    let list = moto.server.role_policy_names("deploy");
+    assert!(list.is_empty(), "the role has no inline policy: {list:?}");
 }
 
 #[tokio::test]
 async fn a_failed_issuance_neutralises_nobody() {
     let moto = Moto::start().await;
-    let role_arn = moto.create_role("deploy", TRUST_ANYONE).await;
+    let role_arn = moto.create_role("deploy", TRUST_ANYONE);
     let clock = ManualClock::new(now());
     let aws = backend(moto.config(&[("deployer", &role_arn)]), &clock);
     // The broker revokes a lease whose issuance failed; no key reached anyone, so no deny.
@@ -415,10 +362,10 @@ async fn a_failed_issuance_neutralises_nobody() {
 #[tokio::test]
 async fn the_aws_cli_signs_with_the_issued_environment_and_refusals_are_reported() {
     let moto = Moto::start().await;
-    let role_arn = moto.create_role("deploy", TRUST_ANYONE).await;
-    let locked = moto.create_role("locked", &TRUST_ANYONE.replace(r#""AWS":"*""#, r#""AWS":"arn:aws:iam::123456789012:user/nobody""#)).await;
-    let stint = moto.create_admin_user().await;
-    moto.enforce_auth().await;
+    let role_arn = moto.create_role("deploy", TRUST_ANYONE);
+    let locked = moto.create_role("locked", &TRUST_ANYONE.replace(r#""AWS":"*""#, r#""AWS":"arn:aws:iam::123456789012:user/nobody""#));
+    let stint = moto.create_admin_user();
+    moto.enforce_auth();
     let clock = ManualClock::new(now());
     let aws = AwsBackend::new(moto.config(&[("deployer", &role_arn), ("locked", &locked)]), CredentialsProvider::fixed(stint), Arc::new(clock.clone()))
         .expect("backend");
@@ -562,7 +509,7 @@ fn source_identities_fit_sts_and_durations_are_clamped() {
 #[tokio::test]
 async fn a_full_deny_policy_fails_closed_for_the_whole_role() {
     let moto = Moto::start().await;
-    let role_arn = moto.create_role("deploy", TRUST_ANYONE).await;
+    let role_arn = moto.create_role("deploy", TRUST_ANYONE);
     let clock = ManualClock::new(now());
     let aws = backend(moto.config(&[("deployer", &role_arn)]), &clock);
     let iam = moto.iam();

@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 
 use crate::{free_port, workspace_root, Process};
 
+/// A trust policy letting anyone assume the role, tag the session and set its source identity.
+pub const TRUST_ANYONE: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":["sts:AssumeRole","sts:TagSession","sts:SetSourceIdentity"]}]}"#;
+
 /// The moto account and region.
 pub const ACCOUNT: &str = "123456789012";
 pub const REGION: &str = "us-east-1";
@@ -91,14 +95,43 @@ impl Moto {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    /// Creates an IAM role anyone may assume; returns its ARN.
+    /// Creates an IAM role anyone may assume (with session tags and a source identity);
+    /// returns its ARN.
     pub fn create_role(&self, name: &str) -> String {
+        self.create_role_trusting(name, TRUST_ANYONE)
+    }
+
+    /// Creates an IAM role with trust policy `trust` (JSON) and a 12 h session limit; returns its ARN.
+    pub fn create_role_trusting(&self, name: &str, trust: &str) -> String {
         let code = format!(
             "iam = boto3.client('iam', endpoint_url=moto_url)\n\
-             trust = json.dumps({{'Version': '2012-10-17', 'Statement': [{{'Effect': 'Allow', 'Principal': {{'AWS': '*'}}, 'Action': 'sts:AssumeRole'}}]}})\n\
-             print(iam.create_role(RoleName={name:?}, AssumeRolePolicyDocument=trust, MaxSessionDuration=43200)['Role']['Arn'])"
+             print(iam.create_role(RoleName={name:?}, AssumeRolePolicyDocument={trust:?}, MaxSessionDuration=43200)['Role']['Arn'])"
         );
         self.python(&code).trim().to_owned()
+    }
+
+    /// An IAM user `stint` allowed everything; returns its access key id and secret.
+    pub fn create_admin_user(&self) -> (String, String) {
+        let code = "iam = boto3.client('iam', endpoint_url=moto_url)\n\
+             iam.create_user(UserName='stint')\n\
+             iam.put_user_policy(UserName='stint', PolicyName='all', PolicyDocument=json.dumps({'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': '*', 'Resource': '*'}]}))\n\
+             k = iam.create_access_key(UserName='stint')['AccessKey']\n\
+             print(k['AccessKeyId'], k['SecretAccessKey'])";
+        let out = self.python(code);
+        let (id, secret) = out.trim().split_once(' ').expect("an access key id and a secret");
+        (id.to_owned(), secret.to_owned())
+    }
+
+    /// From now on moto checks every request's signature, session token and IAM permissions
+    /// (so set up roles and users first).
+    pub fn enforce_auth(&self) {
+        self.python("import requests\nrequests.post(moto_url + '/moto-api/reset-auth', data=b'0').raise_for_status()");
+    }
+
+    /// The names of the role's inline policies.
+    pub fn role_policy_names(&self, role: &str) -> Vec<String> {
+        let code = format!("print(json.dumps(boto3.client('iam', endpoint_url=moto_url).list_role_policies(RoleName={role:?})['PolicyNames']))");
+        serde_json::from_str(self.python(&code).trim()).expect("a JSON list")
     }
 
     /// The inline policy `policy` of role `role`, as JSON text, or `None`.

@@ -16,14 +16,11 @@ use stint_core::secret::SecretString;
 use stint_core::Ttl;
 
 use crate::extract::ClientAddr;
+// The HTML escaping covers XML's five characters and replaces the controls XML forbids.
+use crate::html::escape as esc;
 use crate::AppState;
 
 const XMLNS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
-
-/// XML text: the HTML escaping (which covers XML's five characters and its forbidden controls).
-fn esc(s: &str) -> String {
-    crate::html::escape(s)
-}
 
 fn request_id() -> String {
     let mut b = [0u8; 16];

@@ -92,6 +92,28 @@ enum Target<'a> {
     External(&'a str, &'a Arc<dyn Backend>),
 }
 
+impl<'a> Target<'a> {
+    fn name(&self) -> &'a str {
+        match self {
+            Target::Ssh(s) => &s.name,
+            Target::External(n, _) => n,
+        }
+    }
+    fn kind(&self) -> BackendKind {
+        match self {
+            Target::Ssh(_) => BackendKind::Ssh,
+            Target::External(_, b) => b.kind(),
+        }
+    }
+    /// The adapter, for backends other than stint's own SSH CA.
+    fn external(&self) -> Option<&'a Arc<dyn Backend>> {
+        match self {
+            Target::Ssh(_) => None,
+            Target::External(_, b) => Some(b),
+        }
+    }
+}
+
 impl Broker {
     /// Wires the configured backends to their adapters, by name.
     pub fn with_backends(mut self, backends: BTreeMap<String, Arc<dyn Backend>>) -> Broker {
@@ -119,12 +141,12 @@ impl Broker {
             })?;
             return b.roles().contains(role).then_some(Some(Target::External(n, b))).ok_or_else(|| not_on_backend(role, name));
         }
-        let mut found = self.backends.iter().filter(|(_, b)| b.roles().contains(role));
-        match (found.next(), found.next()) {
-            (None, _) => Ok(None),
-            (Some((n, b)), None) => Ok(Some(Target::External(n, b))),
-            (Some(_), Some(_)) => {
-                let names: Vec<String> = self.backends.iter().filter(|(_, b)| b.roles().contains(role)).map(|(n, _)| n.clone()).collect();
+        let found: Vec<(&String, &Arc<dyn Backend>)> = self.backends.iter().filter(|(_, b)| b.roles().contains(role)).collect();
+        match found.as_slice() {
+            [] => Ok(None),
+            [(n, b)] => Ok(Some(Target::External(n, b))),
+            several => {
+                let names: Vec<&str> = several.iter().map(|(n, _)| n.as_str()).collect();
                 Err(Error::invalid("backend_required", format!("role {role} has credentials on {}; choose one with --backend", names.join(", "))))
             }
         }
@@ -148,13 +170,10 @@ impl Broker {
         };
         let now = self.now();
         let (permit, grant) = self.decide(caller, &ask.role, ask.ttl, now).await?;
-        let (name, kind) = match &target {
-            Target::Ssh(s) => (s.name.clone(), BackendKind::Ssh),
-            Target::External(n, b) => ((*n).to_owned(), b.kind()),
-        };
+        let kind = target.kind();
         let mut lease = Lease {
             id: LeaseId::random(&mut *self.rng()),
-            backend: name,
+            backend: target.name().to_owned(),
             kind,
             user_id: Some(caller.user.id.clone()),
             subject: caller.user.name.to_string(),
@@ -170,9 +189,9 @@ impl Broker {
             retry_at: None,
         };
         let serial = nonzero_serial(&mut *self.rng());
-        lease.external_id = match &target {
-            Target::Ssh(_) => serial.to_string(),
-            Target::External(_, b) => b.external_id(&lease),
+        lease.external_id = match target.external() {
+            None => serial.to_string(),
+            Some(b) => b.external_id(&lease),
         };
         let reasons: Vec<String> = permit.reasons().iter().map(ToString::to_string).collect();
         let mut d = Draft::new(now, Event::CredentialIssued, Outcome::Success)
@@ -192,7 +211,6 @@ impl Broker {
         if let Some(k) = &key {
             d = d.detail("public_key", k.fingerprint());
         }
-        // Recorded first: whatever happens next, the reaper knows this lease.
         // Recorded first: whatever happens next, the reaper knows this lease. The person, the
         // session and the grant are re-checked in the same transaction, so a lease cannot be
         // recorded after a revocation of any of them committed (and so escape it).
@@ -208,11 +226,7 @@ impl Broker {
             (Target::External(_, b), _) => b.issue(&lease).await,
             (Target::Ssh(_), None) => Err(Error::Internal("SSH lease without a key".into())),
         };
-        let backend = match &target {
-            Target::External(_, b) => Some(*b),
-            Target::Ssh(_) => None,
-        };
-        let credential = self.settle_issuance(&lease, backend, issued).await?;
+        let credential = self.settle_issuance(&lease, target.external(), issued).await?;
         self.observer.issued(role.as_str());
         Ok(Some(Leased { lease, credential }))
     }
@@ -244,10 +258,10 @@ impl Broker {
                 // The cut-off is now, after the credential was made (AWS denies by issue time).
                 let mut ended = now_lease.clone().unwrap_or_else(|| lease.clone());
                 ended.revoked_at = Some(Timestamp(revoked_at.0.max(self.now().0 + 1)));
-                if b.end(&ended, true).await.is_err() {
-                    // The reaper retries: the lease is revoked and not ended.
-                    let _ = self.commit(Change::default().with(Mutation::DeferLease { id: lease.id.clone(), until: self.now() })).await;
-                }
+                // If this fails the reaper retries, unless it had already ended the lease
+                // before the credential existed: then the credential lives until its own end
+                // (PostgreSQL's VALID UNTIL, the AWS session's expiry).
+                let _ = b.end(&ended, true).await;
             }
             return Err(Error::forbidden("lease_revoked", "the credential was revoked while it was being issued"));
         }

@@ -194,10 +194,6 @@ impl AwsBackend {
         AwsBackend::new(cfg, credentials, clock)
     }
 
-    pub fn name(&self) -> &str {
-        &self.cfg.name
-    }
-
     /// Asks STS who stint is (`GetCallerIdentity`) and returns that ARN, at start-up, so
     /// missing or broken credentials are reported then rather than at the first request.
     pub async fn check(&self) -> Result<String> {

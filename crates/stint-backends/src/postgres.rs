@@ -75,10 +75,6 @@ impl PostgresBackend {
         PostgresBackend { cfg, conns, next: AtomicUsize::new(0) }
     }
 
-    pub fn name(&self) -> &str {
-        &self.cfg.name
-    }
-
     /// Checks that the administrator can connect, at start-up, so a wrong URL or password is
     /// reported then rather than at the first request.
     pub async fn check(&self) -> Result<()> {

@@ -33,6 +33,10 @@ pub enum Error {
     /// A system stint depends on (an identity provider) failed or could not be reached.
     #[error("{message}")]
     Upstream { code: &'static str, message: String },
+    /// stint could not finish in time (a store transaction waited too long on another
+    /// replica's locks); nothing changed, and the same request may be sent again.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
     /// Too many failures; try again after `retry_after_secs`.
     #[error("too many failed attempts; retry in {retry_after_secs} s")]
     Throttled { retry_after_secs: u64 },
@@ -63,6 +67,9 @@ impl Error {
     pub fn upstream(code: &'static str, message: impl Into<String>) -> Self {
         Error::Upstream { code, message: message.into() }
     }
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Unavailable { code, message: message.into() }
+    }
     pub fn store(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Error::Store(Box::new(e))
     }
@@ -75,7 +82,8 @@ impl Error {
             | Error::Forbidden { code, .. }
             | Error::NotFound { code, .. }
             | Error::Conflict { code, .. }
-            | Error::Upstream { code, .. } => code,
+            | Error::Upstream { code, .. }
+            | Error::Unavailable { code, .. } => code,
             Error::Throttled { .. } => "too_many_attempts",
             Error::Store(_) => "store_unavailable",
             Error::Internal(_) => "internal_error",
@@ -84,7 +92,7 @@ impl Error {
 
     pub fn fault(&self) -> Fault {
         match self {
-            Error::Store(_) | Error::Internal(_) | Error::Upstream { .. } => Fault::Internal,
+            Error::Store(_) | Error::Internal(_) | Error::Upstream { .. } | Error::Unavailable { .. } => Fault::Internal,
             _ => Fault::Peer,
         }
     }

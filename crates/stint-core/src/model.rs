@@ -1,5 +1,6 @@
 //! The records stint keeps: users, sessions, one-time codes.
 
+use crate::audit::{Draft, Event, Outcome};
 use crate::ids::{GroupName, SessionId, UserId, Username};
 use crate::time::Timestamp;
 
@@ -181,6 +182,15 @@ pub struct SsoAttempt {
     pub last_poll_at: Option<Timestamp>,
 }
 
+impl SsoAttempt {
+    /// This attempt denied for `reason` if it belongs to `user` and could still become a
+    /// session (waiting for the step-up, or approved and not yet redeemed).
+    pub fn denied_for(&self, user: &UserId, reason: &str) -> Option<SsoAttempt> {
+        let open = matches!(self.status, SsoStatus::StepUp | SsoStatus::Approved);
+        (open && self.user_id.as_ref() == Some(user)).then(|| SsoAttempt { status: SsoStatus::Denied, reason: Some(reason.to_owned()), ..self.clone() })
+    }
+}
+
 /// Where a request for a role stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -237,6 +247,24 @@ impl RoleRequest {
     pub fn grants_at(&self, now: Timestamp) -> bool {
         self.status == RequestStatus::Approved && self.granted_from.is_some_and(|f| f <= now) && self.granted_until.is_some_and(|u| now < u)
     }
+    /// This request once its requester is disabled, with the record of the change: an approved
+    /// grant that has not ended is revoked, a pending request that has not expired is denied.
+    /// `None` when nothing is left to end. Re-enabling the person restores neither.
+    pub fn voided(&self, by: &Username, actor: &str, reason: &str, at: Timestamp) -> Option<(RoleRequest, Draft)> {
+        let (status, event) = match self.status {
+            RequestStatus::Approved if self.granted_until.is_some_and(|u| at < u) => (RequestStatus::Revoked, Event::GrantRevoked),
+            RequestStatus::Pending if at < self.pending_until => (RequestStatus::Denied, Event::RequestDenied),
+            _ => return None,
+        };
+        let next = RoleRequest { status, decided_by: Some(by.clone()), decision_reason: Some(reason.to_owned()), ..self.clone() };
+        let mut d =
+            Draft::new(at, event, Outcome::Success).actor(actor).subject(&self.id).reason(reason).detail("role", &self.role).detail("holder", &self.requester);
+        if self.break_glass {
+            d = d.detail("break_glass", "true");
+        }
+        Some((next, d))
+    }
+
     /// What a reader sees: a pending request past its deadline shows as expired.
     pub fn shown_status(&self, now: Timestamp) -> &'static str {
         match self.status {
@@ -323,6 +351,18 @@ impl Lease {
             (None, None) if now >= self.expires_at => "expiring",
             (None, None) => "active",
         }
+    }
+
+    /// The `lease.revoked` record of this lease, revoked by `actor` for `reason`. The store
+    /// writes it for each lease a revocation actually changed (`Mutation::RevokeLeases`).
+    pub fn revoked_record(&self, actor: &str, reason: &str, at: Timestamp) -> Draft {
+        Draft::new(at, Event::LeaseRevoked, Outcome::Success)
+            .actor(actor)
+            .subject(&self.id)
+            .reason(reason)
+            .detail("backend", &self.backend)
+            .detail("external_id", &self.external_id)
+            .detail("holder", &self.subject)
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Every write goes through [`Store::apply`]: a [`Change`] is a list of mutations plus the
 //! audit events describing them, committed in one transaction or not at all. A mutation
-//! with a precondition (a code not yet used, a TOTP step not yet seen) that fails aborts
-//! the whole change with a `Conflict` error carrying a stable code.
+//! with a precondition (a code not yet used, a TOTP step not yet seen, a user still
+//! enabled) that fails aborts the whole change with a peer error carrying a stable code: a
+//! `Conflict`, or the refusal the caller answers with (`user_disabled` is `Forbidden`).
 
 use crate::audit::{Draft, Record};
 use crate::crypto::StoredKey;
@@ -128,9 +129,36 @@ pub enum Mutation {
     },
     /// Marks every lease in `scope` revoked (those not revoked or ended yet); the reaper
     /// then ends them on their backends.
+    ///
+    /// With `recorded_by` (the actor), each lease this change revoked gets its
+    /// `lease.revoked` record ([`Lease::revoked_record`]), written from the rows the change
+    /// updated: a lease recorded after the caller last looked is covered and recorded, and a
+    /// lease a concurrent change revoked first is recorded by that change alone.
     RevokeLeases {
         scope: LeaseScope,
         at: Timestamp,
+        reason: String,
+        recorded_by: Option<String>,
+    },
+    /// Ends what a person was granted or is waiting for ([`RoleRequest::voided`]): approved
+    /// grants are revoked and pending requests denied, each with its record, from the rows the
+    /// change actually updated (a request approved meanwhile is covered).
+    VoidRequestsOf {
+        user: UserId,
+        by: Username,
+        actor: String,
+        at: Timestamp,
+        reason: String,
+    },
+    /// Expires every unused one-time code (enrollment or reset) of the user.
+    ExpireUserCodes {
+        user: UserId,
+        at: Timestamp,
+    },
+    /// Denies the user's SSO attempts that could still become a session: waiting for the
+    /// step-up, or approved and not yet redeemed ([`SsoAttempt::denied_for`]).
+    DenySsoAttemptsOf {
+        user: UserId,
         reason: String,
     },
     /// The backend let go of the lease's credential; `lease_ended` if it had already ended.
@@ -148,6 +176,29 @@ pub enum Mutation {
     },
     /// Stores the SSH CA key unless one exists (two replicas starting at once keep one).
     InsertSshCa(StoredKey),
+}
+
+/// How long one replica's stalled or slow work may hold up the others (PostgreSQL; SQLite
+/// has one writer and needs none). A replica paused
+/// inside a transaction (a stopped process, a lost network) holds its row locks, and the
+/// audit chain's head among them, until PostgreSQL ends its session: every other replica's
+/// writes, and so a disable, wait that long at most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A transaction idle this long is ended by the server (`idle_in_transaction_session_timeout`).
+    pub idle_in_transaction_secs: u64,
+    /// A statement waiting this long for a lock fails (`lock_timeout`); the request answers 503.
+    pub lock_secs: u64,
+    /// A statement running this long fails (`statement_timeout`).
+    pub statement_secs: u64,
+}
+
+impl Default for Timeouts {
+    /// stint's transactions take milliseconds; the lock wait outlasts the idle bound, so a
+    /// writer queued behind a stalled replica gets through once the server ends it.
+    fn default() -> Self {
+        Timeouts { idle_in_transaction_secs: 1, lock_secs: 3, statement_secs: 5 }
+    }
 }
 
 /// One atomic unit of work.

@@ -62,6 +62,44 @@ pub struct FileConfig {
     pub backends: backends::BackendsSection,
     #[serde(default)]
     pub bench: BenchSection,
+    #[serde(default)]
+    pub postgres: PostgresSection,
+}
+
+/// `[postgres]`: how long one replica's stalled or slow transaction may hold up the others
+/// (see [`stint_core::store::Timeouts`]). Whole seconds; ignored on SQLite.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSection {
+    /// A transaction left idle this long is ended by PostgreSQL (default 1s).
+    pub idle_in_transaction_timeout: Option<String>,
+    /// A statement waiting this long for a lock fails with 503 (default 3s).
+    pub lock_timeout: Option<String>,
+    /// A statement running this long fails with 503 (default 5s).
+    pub statement_timeout: Option<String>,
+}
+
+fn store_timeouts(s: &PostgresSection, origin: &str) -> Result<stint_core::store::Timeouts, ConfigError> {
+    let d = stint_core::store::Timeouts::default();
+    let secs = |key: &str, v: &Option<String>, default: u64| -> Result<u64, ConfigError> {
+        let Some(v) = v else { return Ok(default) };
+        let t = v.parse::<Ttl>().map_err(|e| err(origin, key, e))?;
+        if !(1..=300).contains(&t.as_secs()) {
+            return Err(err(origin, key, "between 1s and 5m"));
+        }
+        Ok(t.as_secs())
+    };
+    let t = stint_core::store::Timeouts {
+        idle_in_transaction_secs: secs("postgres.idle_in_transaction_timeout", &s.idle_in_transaction_timeout, d.idle_in_transaction_secs)?,
+        lock_secs: secs("postgres.lock_timeout", &s.lock_timeout, d.lock_secs)?,
+        statement_secs: secs("postgres.statement_timeout", &s.statement_timeout, d.statement_secs)?,
+    };
+    // A writer queued behind a stalled replica must outwait the server ending that replica's
+    // transaction, or every write would fail while one replica is paused.
+    if t.lock_secs <= t.idle_in_transaction_secs {
+        return Err(err(origin, "postgres.lock_timeout", "must be longer than postgres.idle_in_transaction_timeout"));
+    }
+    Ok(t)
 }
 
 /// `[approvals]`: roles people request, and who approves.
@@ -350,6 +388,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub store: String,
+    /// PostgreSQL timeouts (`[postgres]`).
+    pub store_timeouts: stint_core::store::Timeouts,
     pub master_key_file: Option<PathBuf>,
     pub log_format: LogFormat,
     pub broker: BrokerConfig,
@@ -410,6 +450,7 @@ impl Config {
         if store != "sqlite" && !stint_core::spec::is_postgres(&store) {
             return Err(err(origin, "store", "must be \"sqlite\" or a postgres:// URL"));
         }
+        let store_timeouts = store_timeouts(&fc.postgres, origin)?;
         let log_format = match over.log_format.or(fc.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -513,6 +554,7 @@ impl Config {
             listen,
             data_dir,
             store,
+            store_timeouts,
             master_key_file: over.master_key_file.or(fc.master_key_file),
             log_format,
             broker,
@@ -534,6 +576,11 @@ impl Config {
             "listen": self.listen.to_string(),
             "data_dir": self.data_dir.display().to_string(),
             "store": stint_core::spec::describe(&self.store),
+            "postgres": {
+                "idle_in_transaction_timeout": format!("{}s", self.store_timeouts.idle_in_transaction_secs),
+                "lock_timeout": format!("{}s", self.store_timeouts.lock_secs),
+                "statement_timeout": format!("{}s", self.store_timeouts.statement_secs),
+            },
             "master_key_file": self.master_key_file.as_ref().map_or_else(|| format!("{} (generated; one machine only)", self.data_dir.join("master.key").display()), |p| p.display().to_string()),
             "public_url": self.broker.issuer,
             "log_format": self.log_format,

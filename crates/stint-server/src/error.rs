@@ -30,6 +30,7 @@ impl From<Error> for ApiError {
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Store(cause) => {
                 tracing::error!(error = %cause, "store failure");
                 StatusCode::SERVICE_UNAVAILABLE
@@ -41,6 +42,7 @@ impl From<Error> for ApiError {
         };
         let retry_after = match &e {
             Error::Throttled { retry_after_secs } => Some(*retry_after_secs),
+            Error::Unavailable { .. } => Some(1),
             _ => None,
         };
         ApiError { status, code: e.code(), message: e.to_string(), retry_after }

@@ -244,7 +244,12 @@ impl stint_core::backend::Backend for RevokedMidway {
     }
     async fn issue(&self, lease: &stint_core::model::Lease) -> stint_core::error::Result<stint_core::backend::Credential> {
         use stint_core::store::{Change, Mutation};
-        let revoke = Mutation::RevokeLeases { scope: stint_core::model::LeaseScope::Lease(lease.id.clone()), at: lease.issued_at, reason: "logged out".into() };
+        let revoke = Mutation::RevokeLeases {
+            scope: stint_core::model::LeaseScope::Lease(lease.id.clone()),
+            at: lease.issued_at,
+            reason: "logged out".into(),
+            recorded_by: None,
+        };
         self.store.apply(Change::default().with(revoke)).await?;
         Ok(stint_core::backend::Credential::new(lease.expires_at).secret("password", stint_core::secret::SecretString::new("s3cret-s3cret".into())))
     }

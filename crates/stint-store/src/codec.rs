@@ -138,7 +138,11 @@ pub(crate) fn identity_with_user(r: &impl Cells) -> Result<(Identity, User)> {
 
 /// Decodes the `body` column of `sso_attempts`.
 pub(crate) fn sso_attempt(r: &impl Cells) -> Result<SsoAttempt> {
-    serde_json::from_str(&r.text(0)?).map_err(|_| corrupt("sso_attempts.body"))
+    sso_attempt_from_json(&r.text(0)?)
+}
+
+pub(crate) fn sso_attempt_from_json(body: &str) -> Result<SsoAttempt> {
+    serde_json::from_str(body).map_err(|_| corrupt("sso_attempts.body"))
 }
 
 pub(crate) fn sso_attempt_json(a: &SsoAttempt) -> Result<String> {
@@ -146,7 +150,11 @@ pub(crate) fn sso_attempt_json(a: &SsoAttempt) -> Result<String> {
 }
 
 pub(crate) fn role_request(r: &impl Cells) -> Result<RoleRequest> {
-    serde_json::from_str(&r.text(0)?).map_err(|_| corrupt("role_requests.body"))
+    role_request_from_json(&r.text(0)?)
+}
+
+pub(crate) fn role_request_from_json(body: &str) -> Result<RoleRequest> {
+    serde_json::from_str(body).map_err(|_| corrupt("role_requests.body"))
 }
 
 pub(crate) fn role_request_json(q: &RoleRequest) -> Result<String> {
@@ -244,7 +252,7 @@ pub(crate) fn code_used() -> Error {
 }
 
 pub(crate) fn user_disabled() -> Error {
-    Error::conflict("user_disabled", "this user is disabled; ask an administrator")
+    Error::forbidden("user_disabled", "this user is disabled; ask an administrator")
 }
 
 pub(crate) fn already_bootstrapped() -> Error {

@@ -28,9 +28,30 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
-/// Lifts any adapter failure into the core's opaque store error.
+/// Lifts any adapter failure into the core's opaque store error. A transaction that ran out
+/// of time (a lock held by a stalled replica, a statement too slow) is `store_busy`: the
+/// request failed closed, changed nothing, and may be retried.
 pub(crate) fn store(e: impl Into<StoreError>) -> Error {
-    Error::store(e.into())
+    let e = e.into();
+    if e.timed_out() {
+        tracing::warn!(error = %e, "store transaction timed out");
+        return Error::unavailable("store_busy", "the store is busy (a transaction waited too long); nothing changed, try again");
+    }
+    Error::store(e)
+}
+
+impl StoreError {
+    /// PostgreSQL ended the statement or the session for taking too long: `lock_timeout`
+    /// (55P03), `statement_timeout` (57014), `idle_in_transaction_session_timeout` (25P03).
+    fn timed_out(&self) -> bool {
+        use tokio_postgres::error::SqlState;
+        match self {
+            StoreError::Postgres(e) => {
+                e.code().is_some_and(|c| [SqlState::LOCK_NOT_AVAILABLE, SqlState::QUERY_CANCELED, SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT].contains(c))
+            }
+            _ => false,
+        }
+    }
 }
 
 pub(crate) fn corrupt(what: &'static str) -> Error {

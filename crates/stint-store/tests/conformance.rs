@@ -84,10 +84,12 @@ fn insert(u: User) -> Change {
 fn same<T: std::fmt::Debug>(a: &T, b: &T) {
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
 }
+/// The code of a change a precondition refused: a conflict, or the peer error the caller
+/// answers with (`user_disabled` is a 403, `session_revoked` a 401).
 fn conflict(r: Result<u64, Error>) -> &'static str {
     match r {
-        Err(e @ Error::Conflict { .. }) => e.code(),
-        other => panic!("expected a conflict, got {other:?}"),
+        Err(e) if e.fault() == stint_core::Fault::Peer => e.code(),
+        other => panic!("expected a refusal, got {other:?}"),
     }
 }
 async fn records(store: &dyn Store) -> Vec<Record> {
@@ -508,6 +510,108 @@ async fn role_requests(store: Arc<dyn Store>) {
     assert!(store.requests(Timestamp(T0 + 1), 10).await.unwrap().is_empty());
 }
 
+fn lease(tag: &str, owner: &User) -> stint_core::model::Lease {
+    stint_core::model::Lease {
+        id: stint_core::ids::LeaseId::from_trusted(format!("l_{tag:a<26}")),
+        backend: "servers".into(),
+        kind: stint_core::model::BackendKind::Ssh,
+        user_id: Some(owner.id.clone()),
+        subject: owner.name.to_string(),
+        role: stint_core::ids::RoleName::parse("readonly").unwrap(),
+        session_id: None,
+        grant_id: None,
+        external_id: format!("serial-{tag}"),
+        issued_at: Timestamp(T0),
+        expires_at: Timestamp(T0 + 3600),
+        revoked_at: None,
+        revoke_reason: None,
+        ended_at: None,
+        retry_at: None,
+    }
+}
+
+/// What a disable ends, recorded from what each change actually changed: a lease revoked
+/// twice is recorded once; grants and pending requests of the person are voided with their
+/// records (ended ones and other people's are left alone); codes expire; SSO logins that could
+/// still become a session are denied.
+async fn revocations_record_what_they_changed(store: Arc<dyn Store>) {
+    let (alice, bob) = (user("alice"), user("bob"));
+    store.apply(insert(alice.clone())).await.unwrap();
+    store.apply(insert(bob.clone())).await.unwrap();
+    let (l1, l2, other) = (lease("one", &alice), lease("two", &alice), lease("three", &bob));
+    for l in [&l1, &l2, &other] {
+        store.apply(Change::default().with(Mutation::InsertLease(l.clone()))).await.unwrap();
+    }
+    let revoke = |scope| {
+        Change::default().with(Mutation::RevokeLeases { scope, at: Timestamp(T0 + 5), reason: "user disabled".into(), recorded_by: Some("admin".into()) })
+    };
+    let before = verified(&*store).await;
+    store.apply(revoke(stint_core::model::LeaseScope::Lease(l1.id.clone()))).await.unwrap();
+    store.apply(revoke(stint_core::model::LeaseScope::User(alice.id.clone()))).await.unwrap();
+    store.apply(revoke(stint_core::model::LeaseScope::User(alice.id.clone()))).await.unwrap();
+    let recorded: Vec<String> = records(&*store).await.into_iter().skip(before as usize).filter(|r| r.event == "lease.revoked").map(|r| r.subject).collect();
+    assert_eq!(recorded, [l1.id.to_string(), l2.id.to_string()], "one record per lease, by the change that revoked it");
+    assert!(store.lease(&other.id).await.unwrap().unwrap().revoked_at.is_none(), "bob's lease is not in alice's scope");
+
+    let admin = stint_core::ids::RoleName::parse("admin").unwrap();
+    let request = |id: &str, owner: &User, status, until: i64| RoleRequest {
+        id: id.into(),
+        requester: owner.id.clone(),
+        requester_name: owner.name.clone(),
+        role: admin.clone(),
+        reason: "migrate the billing tables".into(),
+        duration_secs: 3600,
+        status,
+        created_at: Timestamp(T0),
+        pending_until: Timestamp(until),
+        approvals: vec![],
+        granted_from: Some(Timestamp(T0)),
+        granted_until: Some(Timestamp(until)),
+        decided_by: None,
+        decision_reason: None,
+        break_glass: false,
+    };
+    let all = [
+        request("r_live", &alice, RequestStatus::Approved, T0 + 3600),
+        request("r_pending", &alice, RequestStatus::Pending, T0 + 3600),
+        request("r_ended", &alice, RequestStatus::Approved, T0 + 1),
+        request("r_bob", &bob, RequestStatus::Approved, T0 + 3600),
+    ];
+    for q in &all {
+        store.apply(Change::default().with(Mutation::InsertRequest(q.clone()))).await.unwrap();
+    }
+    let code_row = code("reset-a", CodePurpose::Enrollment, Some(&alice.id));
+    let mut sso = attempt("a", SsoMode::Browser);
+    sso.status = SsoStatus::Approved;
+    sso.user_id = Some(alice.id.clone());
+    let mut bobs = attempt("b", SsoMode::Browser);
+    bobs.status = SsoStatus::Approved;
+    bobs.user_id = Some(bob.id.clone());
+    store
+        .apply(Change::default().with(Mutation::InsertCode(code_row)).with(Mutation::InsertSsoAttempt(sso)).with(Mutation::InsertSsoAttempt(bobs)))
+        .await
+        .unwrap();
+    let before = verified(&*store).await;
+    let at = Timestamp(T0 + 10);
+    let void = Change::default()
+        .with(Mutation::VoidRequestsOf { user: alice.id.clone(), by: name("root"), actor: "admin".into(), at, reason: "user disabled".into() })
+        .with(Mutation::ExpireUserCodes { user: alice.id.clone(), at })
+        .with(Mutation::DenySsoAttemptsOf { user: alice.id.clone(), reason: "user_disabled".into() });
+    store.apply(void).await.unwrap();
+    let status = |q: Option<RoleRequest>| q.map(|q| (q.status, q.decision_reason));
+    let reason = Some("user disabled".to_owned());
+    assert_eq!(status(store.request("r_live").await.unwrap()), Some((RequestStatus::Revoked, reason.clone())));
+    assert_eq!(status(store.request("r_pending").await.unwrap()), Some((RequestStatus::Denied, reason)));
+    assert_eq!(status(store.request("r_ended").await.unwrap()), Some((RequestStatus::Approved, None)), "an ended grant is left as it was");
+    assert_eq!(status(store.request("r_bob").await.unwrap()), Some((RequestStatus::Approved, None)), "other people's grants are untouched");
+    let events: Vec<(String, String)> = records(&*store).await.into_iter().skip(before as usize).map(|r| (r.event, r.subject)).collect();
+    assert_eq!(events, [("grant.revoked".to_owned(), "r_live".to_owned()), ("request.denied".to_owned(), "r_pending".to_owned())]);
+    let consume = Change::default().with(Mutation::ConsumeCode { lookup: "reset-a".into(), at });
+    assert_eq!(conflict(store.apply(consume).await), "code_used", "an expired code is refused");
+    assert_eq!(store.sso_attempt_by_state("state-a").await.unwrap().unwrap().status, SsoStatus::Denied);
+    assert_eq!(store.sso_attempt_by_state("state-b").await.unwrap().unwrap().status, SsoStatus::Approved, "bob's login is his");
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -542,7 +646,8 @@ conformance!(
     identities,
     sso_attempts,
     token_uses,
-    role_requests
+    role_requests,
+    revocations_record_what_they_changed
 );
 
 // ---------------------------------------------------------------- harness

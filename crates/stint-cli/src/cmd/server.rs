@@ -83,7 +83,7 @@ pub async fn serve(o: ServerOpts) -> Result<ExitCode> {
             "using a master key generated in the data directory: this suits one machine only; for replicas or backups set STINT_MASTER_KEY_FILE to a key kept apart from the data"
         );
     }
-    let store = stint_store::open(&cfg.store, &cfg.data_dir)
+    let store = stint_store::open_with(&cfg.store, &cfg.data_dir, cfg.store_timeouts)
         .await
         .map_err(operator_error)
         .with_context(|| format!("cannot open the store {}", stint_store::describe(&cfg.store)))?;

@@ -36,6 +36,18 @@ impl From<&User> for UserInfo {
     }
 }
 
+/// The reason recorded on everything a disable ends.
+const USER_DISABLED: &str = "user disabled";
+
+/// A disabled user and what the disable revoked.
+#[derive(Debug, serde::Serialize)]
+pub struct Disabled {
+    #[serde(flatten)]
+    pub user: UserInfo,
+    /// Leases (credentials on backends) this disable revoked.
+    pub leases_revoked: usize,
+}
+
 #[derive(Debug, serde::Serialize)]
 pub struct KeyInfo {
     pub kid: String,
@@ -105,26 +117,34 @@ impl Broker {
         Ok(self.store.users().await?.iter().map(UserInfo::from).collect())
     }
 
-    /// Disables a user and revokes every session — and so every token — they hold, at once.
-    pub async fn disable_user(&self, admin: &Admin<'_>, name: &str) -> Result<UserInfo> {
+    /// Disables a user and ends everything they hold, in one change: their sessions (and so
+    /// every role token), every lease on every backend, their grants (approved requests and
+    /// break-glass), their pending requests, their unused enrollment or reset codes and their
+    /// SSO logins not yet redeemed. Re-enabling restores none of it.
+    pub async fn disable_user(&self, admin: &Admin<'_>, name: &str) -> Result<Disabled> {
         let mut user = self.target_user(name).await?;
         if user.id == admin.0.user.id {
             return Err(Error::conflict("cannot_disable_self", "you cannot disable yourself; ask another administrator"));
         }
         let now = self.now();
-        let d = Draft::new(now, Event::UserDisabled, Outcome::Success).actor(&admin.0.user.id).subject(&user.id);
-        let r = Draft::new(now, Event::SessionRevoked, Outcome::Success).actor(&admin.0.user.id).subject(&user.id).detail("scope", "all sessions of user");
+        let by = admin.0.user.id.to_string();
+        let d = Draft::new(now, Event::UserDisabled, Outcome::Success).actor(&by).subject(&user.id);
+        let r = Draft::new(now, Event::SessionRevoked, Outcome::Success).actor(&by).subject(&user.id).detail("scope", "all sessions of user");
         let change = Change::default()
             .with(Mutation::SetUserDisabled { user: user.id.clone(), disabled: true })
             .with(Mutation::RevokeUserSessions { user: user.id.clone(), at: now })
+            .with(Mutation::VoidRequestsOf { user: user.id.clone(), by: admin.0.user.name.clone(), actor: by.clone(), at: now, reason: USER_DISABLED.into() })
+            .with(Mutation::ExpireUserCodes { user: user.id.clone(), at: now })
+            .with(Mutation::DenySsoAttemptsOf { user: user.id.clone(), reason: USER_DISABLED.into() })
             .record(d)
             .record(r);
-        // Every lease on every backend goes with the sessions, in the same change.
-        let leases = self.store.live_leases(&LeaseScope::User(user.id.clone())).await?;
-        self.commit(self.revocation(change, &leases, &admin.0.user.id, LeaseScope::User(user.id.clone()), "user disabled")).await?;
+        self.commit(self.revocation(change, &by, LeaseScope::User(user.id.clone()), USER_DISABLED)).await?;
         self.reap_now().await;
+        // What this disable revoked (not an earlier one): for the administrator's summary.
+        let leases = self.store.leases(Some(&user.id), true, 10_000).await?;
+        let leases_revoked = leases.iter().filter(|l| l.revoked_at == Some(now) && l.revoke_reason.as_deref() == Some(USER_DISABLED)).count();
         user.disabled = true;
-        Ok(UserInfo::from(&user))
+        Ok(Disabled { user: UserInfo::from(&user), leases_revoked })
     }
 
     /// Replaces a user's groups. For users of a provider that sends a groups claim, the
@@ -160,8 +180,7 @@ impl Broker {
         }
         let d = Draft::new(self.now(), Event::SessionRevoked, Outcome::Success).actor(&caller.user.id).subject(&id).detail("owner", &session.user_id);
         let change = Change::default().with(Mutation::RevokeSession { session: id.clone(), at: self.now() }).record(d);
-        let leases = self.store.live_leases(&LeaseScope::Session(id.clone())).await?;
-        self.commit(self.revocation(change, &leases, &caller.user.id, LeaseScope::Session(id), "session revoked")).await?;
+        self.commit(self.revocation(change, &caller.user.id, LeaseScope::Session(id), "session revoked")).await?;
         self.reap_now().await;
         Ok(())
     }

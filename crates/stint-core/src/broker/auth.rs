@@ -395,11 +395,8 @@ impl Broker {
         let d = Draft::new(now, Event::SessionEnded, Outcome::Success).actor(&caller.user.id).subject(&caller.session.id).detail("by", "logout");
         let change = Change::default().with(Mutation::RevokeSession { session: caller.session.id.clone(), at: now }).record(d);
         let scope = crate::model::LeaseScope::Session(caller.session.id.clone());
-        let leases = self.store.live_leases(&scope).await?;
-        self.commit(self.revocation(change, &leases, &caller.user.id, scope, "logged out")).await?;
-        if !leases.is_empty() {
-            self.reap_now().await;
-        }
+        self.commit(self.revocation(change, &caller.user.id, scope, "logged out")).await?;
+        self.reap_now().await;
         Ok(())
     }
 }

@@ -214,13 +214,7 @@ impl Broker {
         // Recorded first: whatever happens next, the reaper knows this lease. The person, the
         // session and the grant are re-checked in the same transaction, so a lease cannot be
         // recorded after a revocation of any of them committed (and so escape it).
-        let mut change = Change::default()
-            .with(Mutation::RequireEnabledUser { user: caller.user.id.clone() })
-            .with(Mutation::RequireLiveSession { session: caller.session.id.clone(), at: now });
-        if let Some(g) = &grant {
-            change = change.with(Mutation::RequireApprovedGrant { id: g.clone() });
-        }
-        self.commit(change.with(Mutation::InsertLease(lease.clone())).record(d)).await?;
+        self.commit(Self::entitled(&permit, grant.as_deref(), now).with(Mutation::InsertLease(lease.clone())).record(d)).await?;
         let issued = match (&target, &key) {
             (Target::Ssh(cfg), Some(key)) => self.sign_ssh(cfg, &lease, key, serial, now),
             (Target::External(_, b), _) => b.issue(&lease).await,
@@ -284,7 +278,12 @@ impl Broker {
         if lease.kind == BackendKind::Ssh {
             change = change.with(Mutation::EndLease { id: lease.id.clone(), at: now });
         } else {
-            change = change.with(Mutation::RevokeLeases { scope: LeaseScope::Lease(lease.id.clone()), at: now, reason: crate::model::ISSUANCE_FAILED.into() });
+            change = change.with(Mutation::RevokeLeases {
+                scope: LeaseScope::Lease(lease.id.clone()),
+                at: now,
+                reason: crate::model::ISSUANCE_FAILED.into(),
+                recorded_by: None,
+            });
         }
         self.commit(change).await.map(drop)
     }
@@ -399,37 +398,18 @@ impl Broker {
             return Err(Error::forbidden("not_your_lease", "only its holder or an administrator may revoke this lease"));
         }
         if lease.revoked_at.is_none() && lease.ended_at.is_none() {
-            self.commit(self.revocation(
-                Change::default(),
-                std::slice::from_ref(&lease),
-                &caller.user.id,
-                LeaseScope::Lease(lease.id.clone()),
-                "revoked by request",
-            ))
-            .await?;
+            self.commit(self.revocation(Change::default(), &caller.user.id, LeaseScope::Lease(lease.id.clone()), "revoked by request")).await?;
             self.reap_now().await;
         }
         self.find_lease(id).await
     }
 
-    /// Adds the revocation of `leases` (read from `scope`) to `change`: the scope itself is
-    /// revoked, so a lease recorded between the read and this change is covered too (issuance
-    /// re-checks the person, session and grant in its own transaction); each lease read gets
-    /// its record.
-    pub(super) fn revocation(&self, mut change: Change, leases: &[Lease], actor: &dyn std::fmt::Display, scope: LeaseScope, reason: &str) -> Change {
-        let now = self.now();
-        for l in leases {
-            change = change.record(
-                Draft::new(now, Event::LeaseRevoked, Outcome::Success)
-                    .actor(actor)
-                    .subject(&l.id)
-                    .reason(reason)
-                    .detail("backend", &l.backend)
-                    .detail("external_id", &l.external_id)
-                    .detail("holder", &l.subject),
-            );
-        }
-        change.with(Mutation::RevokeLeases { scope, at: now, reason: reason.to_owned() })
+    /// Adds the revocation of every live lease in `scope` to `change`. The store records each
+    /// lease the change actually revoked, so a lease recorded after the caller looked is
+    /// covered and recorded (issuance re-checks the person, session and grant in its own
+    /// transaction), and two revocations racing for one lease record it once.
+    pub(super) fn revocation(&self, change: Change, actor: &dyn std::fmt::Display, scope: LeaseScope, reason: &str) -> Change {
+        change.with(Mutation::RevokeLeases { scope, at: self.now(), reason: reason.to_owned(), recorded_by: Some(actor.to_string()) })
     }
 
     /// Ends what must end now, right after a revocation, if this replica may run the reaper.

@@ -25,7 +25,7 @@ use crate::store::{Change, Mutation, Store};
 use crate::throttle::{Throttle, ThrottleConfig};
 use crate::time::{Clock, Timestamp, Ttl};
 
-pub use admin::{KeyInfo, UserInfo};
+pub use admin::{Disabled, KeyInfo, UserInfo};
 pub use auth::{Caller, Enrolled, LoginRequest, NewCode, NewSession};
 pub use exchange::{CiConfig, CiIssuer, CiIssuerConfig, CiLeased, ExchangeRequest, Exchanged, RoleTrust, CI_TTL_MAX_SECS, CI_TTL_MIN_SECS};
 pub use leases::{BackendChoice, LeaseAsk, Leased, ReapFailure, Reaped, SshBackendConfig};

@@ -165,7 +165,7 @@ impl Broker {
             .detail("role", &cfg.role)
             .detail("duration", duration)
             .detail("reason", truncate(&q.reason));
-        self.commit(Change::default().with(Mutation::InsertRequest(q.clone())).record(d)).await?;
+        self.commit(Self::still_live(&caller.user.id, &caller.session.id, now).with(Mutation::InsertRequest(q.clone())).record(d)).await?;
         self.observer.break_glass();
         let alert = Alert::new(AlertKind::BreakGlass, now, format!("BREAK-GLASS: {} took {} for {duration}: {}", caller.user.name, cfg.role, q.reason))
             .detail("user", &caller.user.name)
@@ -224,7 +224,7 @@ impl Broker {
             .detail("role", &role)
             .detail("duration", duration)
             .detail("reason", truncate(&q.reason));
-        self.commit(Change::default().with(Mutation::InsertRequest(q.clone())).record(d)).await?;
+        self.commit(Self::still_live(&caller.user.id, &caller.session.id, now).with(Mutation::InsertRequest(q.clone())).record(d)).await?;
         let alert = Alert::new(AlertKind::RequestCreated, now, format!("{} requests {role} for {duration}: {}", caller.user.name, q.reason))
             .detail("request", &q.id)
             .detail("user", &caller.user.name)
@@ -272,6 +272,10 @@ impl Broker {
         if q.approvals.contains(&caller.user.name) {
             return Err(Error::conflict("already_approved", "you already approved this request; it needs another approver"));
         }
+        // A disabled person's request is void (disabling denied it); this refuses the rest.
+        if self.store.user_by_id(&q.requester).await?.is_none_or(|u| u.disabled) {
+            return Err(requester_disabled(&q));
+        }
         let before = q.approvals.len();
         let mut next = q.clone();
         next.approvals.push(caller.user.name.clone());
@@ -289,8 +293,12 @@ impl Broker {
         if let Some(until) = next.granted_until.filter(|_| granted) {
             d = d.detail("granted_until", until);
         }
-        self.commit(Change::default().with(Mutation::UpdateRequest { request: next.clone(), expect: RequestStatus::Pending, approvals: before }).record(d))
-            .await?;
+        // The requester is re-checked in the same transaction: a disable committing first wins.
+        let change = Change::default()
+            .with(Mutation::RequireEnabledUser { user: q.requester.clone() })
+            .with(Mutation::UpdateRequest { request: next.clone(), expect: RequestStatus::Pending, approvals: before })
+            .record(d);
+        self.commit(change).await.map_err(|e| if e.code() == "user_disabled" { requester_disabled(&q) } else { e })?;
         let summary = if granted {
             format!("{} approved {}'s request for {} (until {})", caller.user.name, q.requester_name, q.role, next.granted_until.unwrap_or(now))
         } else {
@@ -357,8 +365,7 @@ impl Broker {
         let change =
             Change::default().with(Mutation::UpdateRequest { request: next.clone(), expect: RequestStatus::Approved, approvals: q.approvals.len() }).record(d);
         let scope = crate::model::LeaseScope::Grant(q.id.clone());
-        let leases = self.store.live_leases(&scope).await?;
-        self.commit(self.revocation(change, &leases, &caller.user.id, scope, "grant revoked")).await?;
+        self.commit(self.revocation(change, &caller.user.id, scope, "grant revoked")).await?;
         self.reap_now().await;
         // Whoever heard of the grant hears of its end: break-glass channels for break-glass.
         let kind = if q.break_glass { AlertKind::BreakGlass } else { AlertKind::RequestApproved };
@@ -366,4 +373,8 @@ impl Broker {
         self.alerter.send(Alert::new(kind, now, summary).detail("request", &q.id).detail("revoked_by", &caller.user.name));
         Ok(self.view(&next, now))
     }
+}
+
+fn requester_disabled(q: &RoleRequest) -> Error {
+    Error::forbidden("requester_disabled", format!("{} is disabled; their requests and grants ended with it", q.requester_name))
 }

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::ids::{RoleName, TokenId, Username};
 use crate::jwt::{self, Claims};
 use crate::policy::{GrantReason, Permit};
-use crate::store::Change;
+use crate::store::{Change, Mutation};
 use crate::time::{Timestamp, Ttl};
 
 use std::sync::Arc;
@@ -180,10 +180,28 @@ impl Broker {
                 d = d.detail("break_glass", "true");
             }
         }
-        self.commit(Change::audit_only(d)).await?;
+        self.commit(Self::entitled(&permit, grant.as_deref(), now).record(d)).await?;
         let token = jwt::sign(&claims, &ring.signer);
         self.observer.issued(permit.role().as_str());
         Ok(Issued { token: token.into(), claims })
+    }
+
+    /// The re-checks every issuance to a person commits together with its record: the person
+    /// is enabled, the session live, the grant (if one allowed it) still approved. A
+    /// revocation of any of them that committed first aborts the issuance; one that commits
+    /// later follows its record in the chain. So no credential's record follows a
+    /// revocation that covers it, on any replica.
+    pub(super) fn entitled(permit: &Permit, grant: Option<&str>, now: Timestamp) -> Change {
+        let change = Self::still_live(permit.user(), permit.session(), now);
+        match grant {
+            Some(g) => change.with(Mutation::RequireApprovedGrant { id: g.to_owned() }),
+            None => change,
+        }
+    }
+
+    /// The person is enabled and the session live when the change commits (see [`Self::entitled`]).
+    pub(super) fn still_live(user: &crate::ids::UserId, session: &crate::ids::SessionId, now: Timestamp) -> Change {
+        Change::default().with(Mutation::RequireEnabledUser { user: user.clone() }).with(Mutation::RequireLiveSession { session: session.clone(), at: now })
     }
 
     /// Active only if the signature, issuer, audience and times hold, the session is live

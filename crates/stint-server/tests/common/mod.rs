@@ -50,6 +50,9 @@ pub struct TestApp {
     pub work: Arc<CountingWork>,
     pub data_dir: PathBuf,
     pg_schema: Option<String>,
+    /// The master key file's text and the configuration, for replicas ([`TestApp::replica`]).
+    kek_file: String,
+    cfg_path: PathBuf,
 }
 
 /// A person with a live session.
@@ -103,30 +106,49 @@ pub fn real_now() -> Timestamp {
 pub async fn spawn_app_at(backend: Backend, extra_toml: &str, start: Timestamp) -> TestApp {
     let data_dir = std::env::temp_dir().join(unique("stint-test"));
     std::fs::create_dir_all(&data_dir).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let cfg_path = data_dir.join("stint.toml");
     std::fs::write(&cfg_path, extra_toml).unwrap();
-    let over = Overrides { listen: Some(addr.to_string()), data_dir: Some(data_dir.clone()), ..Default::default() };
+    let schema = matches!(backend, Backend::Postgres).then(|| unique("stint_t"));
+    let (_, kek_file) = MasterKey::generate(&mut rand_core::OsRng);
+    let mut app = start_server(data_dir, cfg_path, schema.as_deref(), kek_file, ManualClock::new(start), None).await;
+    assert!(!app.bootstrap_token.is_empty(), "a fresh store offers a bootstrap token");
+    app.pg_schema = schema;
+    app
+}
+
+/// Starts a server on `data_dir` with the configuration at `cfg_path`, on SQLite there or on
+/// PostgreSQL in `schema`. The returned app does not own the schema (it is not dropped with it).
+/// `public_url` defaults to the listening address.
+async fn start_server(data_dir: PathBuf, cfg_path: PathBuf, schema: Option<&str>, kek_file: String, clock: ManualClock, public_url: Option<String>) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let over = Overrides { listen: Some(addr.to_string()), data_dir: Some(data_dir.clone()), public_url, ..Default::default() };
     let cfg = Config::load(Some(&cfg_path), over).unwrap();
-    let (store, pg_schema): (Arc<dyn Store>, _) = match backend {
-        Backend::Sqlite => (stint_store::open("sqlite", &data_dir).await.unwrap(), None),
-        Backend::Postgres => {
-            let schema = unique("stint_t");
-            let s = stint_store::PostgresStore::connect_with_schema(&pg_url(), Some(&schema))
-                .await
-                .expect("PostgreSQL must be reachable at STINT_TEST_POSTGRES_URL");
-            (Arc::new(s), Some(schema))
-        }
+    let store: Arc<dyn Store> = match schema {
+        None => stint_store::open("sqlite", &data_dir).await.unwrap(),
+        Some(schema) => Arc::new(
+            stint_store::PostgresStore::connect_with_schema(&pg_url(), Some(schema)).await.expect("PostgreSQL must be reachable at STINT_TEST_POSTGRES_URL"),
+        ),
     };
-    let clock = ManualClock::new(start);
-    let (kek, _) = MasterKey::generate(&mut rand_core::OsRng);
+    let kek = MasterKey::from_file_contents(&kek_file).unwrap();
     let work = Arc::new(CountingWork { inner: InlinePasswordWork::new(&mut rand_core::OsRng).unwrap(), verifies: AtomicUsize::new(0) });
     let app = App::with_password_work(&cfg, store.clone(), Arc::new(clock.clone()), kek, work.clone()).await.unwrap();
-    let bootstrap_token = app.startup.bootstrap_token.as_ref().unwrap().expose().to_owned();
+    let bootstrap_token = app.startup.bootstrap_token.as_ref().map(|t| t.expose().to_owned()).unwrap_or_default();
     let state = app.state.clone();
     tokio::spawn(app.serve(listener, std::future::pending()));
-    TestApp { base: format!("http://{addr}"), http: reqwest::Client::new(), clock, bootstrap_token, state, store, work, data_dir, pg_schema }
+    TestApp {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        clock,
+        bootstrap_token,
+        state,
+        store,
+        work,
+        data_dir,
+        pg_schema: None,
+        kek_file,
+        cfg_path,
+    }
 }
 
 impl Drop for TestApp {
@@ -156,6 +178,21 @@ pub async fn body(resp: reqwest::Response) -> (StatusCode, Value) {
 }
 
 impl TestApp {
+    /// Another replica of this PostgreSQL-backed server: its own process state and clock
+    /// reading, the same schema, configuration and master key.
+    pub async fn replica(&self) -> TestApp {
+        let schema = self.pg_schema.as_deref().expect("replicas share a PostgreSQL store");
+        let data_dir = std::env::temp_dir().join(unique("stint-replica"));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        // Behind one load balancer, replicas share the public URL: the issuer of every token.
+        start_server(data_dir, self.cfg_path.clone(), Some(schema), self.kek_file.clone(), self.clock.clone(), Some(self.base.clone())).await
+    }
+
+    /// The PostgreSQL schema holding this server's tables.
+    pub fn pg_schema(&self) -> Option<&str> {
+        self.pg_schema.as_deref()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -239,6 +276,13 @@ impl TestApp {
         let (s, v) = body(resp).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         v
+    }
+
+    /// The lease `id` as `stint leases` shows it to its holder `p`.
+    pub async fn lease_shown(&self, p: &Person, id: &str) -> Value {
+        let (s, v) = self.get("/v1/leases?all=true", Some(&p.session)).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v.as_array().unwrap().iter().find(|l| l["id"] == id).cloned().unwrap_or_else(|| panic!("lease {id} is listed: {v}"))
     }
 
     pub async fn audit_head(&self) -> u64 {

@@ -14,15 +14,17 @@ pub(super) async fn apply(slot: &mut Slot, change: Change) -> Result<u64> {
     // Dropping the transaction on an early return rolls it back.
     let tx = client.transaction().await.map_err(store)?;
     let mut db = Db { client: tx.client(), stmts };
+    // Some mutations add records of what they changed, after the change's own.
+    let mut audit = change.audit;
     for m in change.mutations {
-        mutate(&mut db, m).await?;
+        mutate(&mut db, m, &mut audit).await?;
     }
-    let seq = append(&mut db, change.audit).await?;
+    let seq = append(&mut db, audit).await?;
     tx.commit().await.map_err(store)?;
     Ok(seq)
 }
 
-async fn mutate(db: &mut Db<'_>, m: Mutation) -> Result<()> {
+async fn mutate(db: &mut Db<'_>, m: Mutation, audit: &mut Vec<Draft>) -> Result<()> {
     match m {
         Mutation::InsertUser(u) => insert_user(db, &u).await,
         Mutation::SetUserDisabled { user, disabled } => {
@@ -178,11 +180,49 @@ async fn mutate(db: &mut Db<'_>, m: Mutation) -> Result<()> {
             require(rows.len() as u64, codec::grant_revoked)
         }
         Mutation::DeferLease { id, until } => db.execute("UPDATE leases SET retry_at = $2 WHERE id = $1", &[&id.as_str(), &until.0]).await.map(drop),
-        Mutation::RevokeLeases { scope, at, reason } => {
+        Mutation::RevokeLeases { scope, at, reason, recorded_by } => {
             let (col, value) = codec::lease_scope(&scope);
-            let sql =
-                format!("UPDATE leases SET revoked_at = $2, revoke_reason = $3, retry_at = NULL WHERE {col} = $1 AND revoked_at IS NULL AND ended_at IS NULL");
-            db.execute(&sql, &[&value, &at.0, &reason]).await.map(drop)
+            // Under READ COMMITTED a row a concurrent revocation updated first is re-checked
+            // after it commits and no longer matches, so each lease is recorded once.
+            let sql = format!(
+                "UPDATE leases SET revoked_at = $2, revoke_reason = $3, retry_at = NULL WHERE {col} = $1 AND revoked_at IS NULL AND ended_at IS NULL \
+                 RETURNING {}",
+                codec::LEASE_COLS
+            );
+            for row in db.query(&sql, &[&value, &at.0, &reason]).await? {
+                let lease = codec::lease(&row)?;
+                if let Some(actor) = &recorded_by {
+                    audit.push(lease.revoked_record(actor, &reason, at));
+                }
+            }
+            Ok(())
+        }
+        Mutation::VoidRequestsOf { user, by, actor, at, reason } => {
+            // FOR UPDATE: an approval committing meanwhile is seen (the row is re-read), not lost.
+            let rows =
+                db.query("SELECT body FROM role_requests WHERE requester_id = $1 AND status IN ('pending', 'approved') FOR UPDATE", &[&user.as_str()]).await?;
+            for row in rows {
+                let q = codec::role_request(&row)?;
+                if let Some((next, record)) = q.voided(&by, &actor, &reason, at) {
+                    let body = codec::role_request_json(&next)?;
+                    db.execute("UPDATE role_requests SET status = $2, body = $3 WHERE id = $1", &[&next.id, &next.status.as_str(), &body]).await?;
+                    audit.push(record);
+                }
+            }
+            Ok(())
+        }
+        Mutation::ExpireUserCodes { user, at } => {
+            db.execute("UPDATE codes SET expires_at = $2 WHERE user_id = $1 AND used_at IS NULL AND expires_at > $2", &[&user.as_str(), &at.0]).await.map(drop)
+        }
+        Mutation::DenySsoAttemptsOf { user, reason } => {
+            let rows = db.query("SELECT body FROM sso_attempts WHERE status IN ('step_up', 'approved') FOR UPDATE", &[]).await?;
+            for row in rows {
+                if let Some(a) = codec::sso_attempt(&row)?.denied_for(&user, &reason) {
+                    let body = codec::sso_attempt_json(&a)?;
+                    db.execute("UPDATE sso_attempts SET status = $2, body = $3 WHERE id = $1", &[&a.id, &a.status.as_str(), &body]).await?;
+                }
+            }
+            Ok(())
         }
         Mutation::EndLease { id, at } => {
             let n = db.execute("UPDATE leases SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL", &[&id.as_str(), &at.0]).await?;

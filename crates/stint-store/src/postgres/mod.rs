@@ -8,7 +8,7 @@ use stint_core::crypto::StoredKey;
 use stint_core::error::{Error, Result};
 use stint_core::ids::{LeaseId, SessionId, UserId, Username};
 use stint_core::model::{BackendKind, Identity, Lease, LeaseScope, OneTimeCode, RoleRequest, Session, SsoAttempt, User};
-use stint_core::store::{Change, Store};
+use stint_core::store::{Change, Store, Timeouts};
 use stint_core::Timestamp;
 use tokio_postgres::Config;
 
@@ -46,16 +46,12 @@ impl PostgresStore {
     /// Like [`connect`](Self::connect), but keeps every table in `schema` (created if
     /// missing), which must be a plain lowercase identifier.
     pub async fn connect_with_schema(url: &str, schema: Option<&str>) -> Result<Self> {
-        let mut config: Config = url.parse().map_err(store)?;
-        if config.get_application_name().is_none() {
-            config.application_name("stint");
-        }
-        if let Some(s) = schema {
-            check_schema_name(s)?;
-            // Set at connection startup, so it holds on every pooled and reconnected session.
-            let options = format!("{} -c search_path={s}", config.get_options().unwrap_or_default());
-            config.options(options.trim_start());
-        }
+        Self::connect_with(url, schema, Timeouts::default()).await
+    }
+
+    /// Like [`connect_with_schema`](Self::connect_with_schema), with these timeouts.
+    pub async fn connect_with(url: &str, schema: Option<&str>, timeouts: Timeouts) -> Result<Self> {
+        let config = session_config(url, schema, timeouts)?;
         let pool = Pool::connect(config, POOL_SIZE).await?;
         migrate(&pool, schema).await?;
         Ok(PostgresStore { pool })
@@ -77,6 +73,27 @@ impl PostgresStore {
     }
 }
 
+/// The connection settings of every session the store opens: its name, its schema and its
+/// timeouts, set at connection startup so they hold on every pooled and reconnected session.
+pub fn session_config(url: &str, schema: Option<&str>, t: Timeouts) -> Result<Config> {
+    let mut config: Config = url.parse().map_err(store)?;
+    if config.get_application_name().is_none() {
+        config.application_name("stint");
+    }
+    let mut options = config.get_options().unwrap_or_default().to_owned();
+    if let Some(s) = schema {
+        check_schema_name(s)?;
+        options.push_str(&format!(" -c search_path={s}"));
+    }
+    for (name, secs) in
+        [("idle_in_transaction_session_timeout", t.idle_in_transaction_secs), ("lock_timeout", t.lock_secs), ("statement_timeout", t.statement_secs)]
+    {
+        options.push_str(&format!(" -c {name}={}", secs.saturating_mul(1000)));
+    }
+    config.options(options.trim_start());
+    Ok(config)
+}
+
 /// The name goes into SQL and a startup option unquoted, so only plain identifiers pass.
 fn check_schema_name(s: &str) -> Result<()> {
     let ok_first = s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_');
@@ -92,6 +109,8 @@ fn check_schema_name(s: &str) -> Result<()> {
 async fn migrate(pool: &Pool, schema: Option<&str>) -> Result<()> {
     let mut slot = pool.get().await?;
     let tx = slot.client.transaction().await.map_err(store)?;
+    // Replicas starting together wait for each other's migrations, however long they take.
+    tx.batch_execute("SET LOCAL lock_timeout = 0; SET LOCAL statement_timeout = 0").await.map_err(store)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(store)?;
     if let Some(s) = schema {
         tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}")).await.map_err(store)?;

@@ -14,10 +14,12 @@ pub(super) type Head = (u64, String);
 
 /// Runs the change's mutations and appends its audit records after `head`; returns the new head.
 pub(super) fn apply(c: &Connection, change: Change, head: &Head) -> Result<Head> {
+    // Some mutations add records of what they changed, after the change's own.
+    let mut audit = change.audit;
     for m in change.mutations {
-        mutate(c, m)?;
+        mutate(c, m, &mut audit)?;
     }
-    append(c, change.audit, head)
+    append(c, audit, head)
 }
 
 fn exec(c: &Connection, sql: &str, p: impl Params) -> Result<u64> {
@@ -25,7 +27,7 @@ fn exec(c: &Connection, sql: &str, p: impl Params) -> Result<u64> {
     Ok(n as u64)
 }
 
-fn mutate(c: &Connection, m: Mutation) -> Result<()> {
+fn mutate(c: &Connection, m: Mutation, audit: &mut Vec<Draft>) -> Result<()> {
     match m {
         Mutation::InsertUser(u) => insert_user(c, &u),
         Mutation::SetUserDisabled { user, disabled } => exec(c, "UPDATE users SET disabled = ?2 WHERE id = ?1", params![user.as_str(), disabled]).map(drop),
@@ -171,11 +173,51 @@ fn mutate(c: &Connection, m: Mutation) -> Result<()> {
             codec::require(n as u64, codec::grant_revoked)
         }
         Mutation::DeferLease { id, until } => exec(c, "UPDATE leases SET retry_at = ?2 WHERE id = ?1", params![id.as_str(), until.0]).map(drop),
-        Mutation::RevokeLeases { scope, at, reason } => {
+        Mutation::RevokeLeases { scope, at, reason, recorded_by } => {
             let (col, value) = codec::lease_scope(&scope);
-            let sql =
-                format!("UPDATE leases SET revoked_at = ?2, revoke_reason = ?3, retry_at = NULL WHERE {col} = ?1 AND revoked_at IS NULL AND ended_at IS NULL");
-            exec(c, &sql, params![value, at.0, reason]).map(drop)
+            let sql = format!(
+                "UPDATE leases SET revoked_at = ?2, revoke_reason = ?3, retry_at = NULL WHERE {col} = ?1 AND revoked_at IS NULL AND ended_at IS NULL \
+                 RETURNING {}",
+                codec::LEASE_COLS
+            );
+            let mut stmt = c.prepare_cached(&sql).map_err(store)?;
+            let mut rows = stmt.query(params![value, at.0, reason]).map_err(store)?;
+            while let Some(row) = rows.next().map_err(store)? {
+                let lease = codec::lease(row)?;
+                if let Some(actor) = &recorded_by {
+                    audit.push(lease.revoked_record(actor, &reason, at));
+                }
+            }
+            Ok(())
+        }
+        Mutation::VoidRequestsOf { user, by, actor, at, reason } => {
+            let mut stmt = c.prepare_cached("SELECT body FROM role_requests WHERE requester_id = ?1 AND status IN ('pending', 'approved')").map_err(store)?;
+            let found = stmt.query_map([user.as_str()], |r| r.get::<_, String>(0)).map_err(store)?.collect::<Result<Vec<_>, _>>().map_err(store)?;
+            for body in found {
+                let q = codec::role_request_from_json(&body)?;
+                if let Some((next, record)) = q.voided(&by, &actor, &reason, at) {
+                    exec(
+                        c,
+                        "UPDATE role_requests SET status = ?2, body = ?3 WHERE id = ?1",
+                        params![next.id, next.status.as_str(), codec::role_request_json(&next)?],
+                    )?;
+                    audit.push(record);
+                }
+            }
+            Ok(())
+        }
+        Mutation::ExpireUserCodes { user, at } => {
+            exec(c, "UPDATE codes SET expires_at = ?2 WHERE user_id = ?1 AND used_at IS NULL AND expires_at > ?2", params![user.as_str(), at.0]).map(drop)
+        }
+        Mutation::DenySsoAttemptsOf { user, reason } => {
+            let mut stmt = c.prepare_cached("SELECT body FROM sso_attempts WHERE status IN ('step_up', 'approved')").map_err(store)?;
+            let found = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(store)?.collect::<Result<Vec<_>, _>>().map_err(store)?;
+            for body in found {
+                if let Some(a) = codec::sso_attempt_from_json(&body)?.denied_for(&user, &reason) {
+                    exec(c, "UPDATE sso_attempts SET status = ?2, body = ?3 WHERE id = ?1", params![a.id, a.status.as_str(), codec::sso_attempt_json(&a)?])?;
+                }
+            }
+            Ok(())
         }
         Mutation::EndLease { id, at } => {
             let n = exec(c, "UPDATE leases SET ended_at = ?2 WHERE id = ?1 AND ended_at IS NULL", params![id.as_str(), at.0])?;

@@ -312,6 +312,10 @@ impl Backend for AwsBackend {
         self.roles.iter().find(|(_, r)| r.arn == target).map(|(role, _)| role.clone())
     }
 
+    fn max_ttl(&self) -> Option<stint_core::time::Ttl> {
+        stint_core::time::Ttl::from_secs(u64::from(self.cfg.max_session_secs)).ok()
+    }
+
     fn external_id(&self, lease: &Lease) -> String {
         lease.id.as_str().to_owned()
     }

@@ -56,6 +56,11 @@ pub trait Backend: Send + Sync {
     fn role_for_target(&self, _target: &str) -> Option<RoleName> {
         None
     }
+    /// The longest credential this backend can issue (AWS: the role's `MaxSessionDuration`).
+    /// A lease never outlives its credential: the broker ends leases no later than this.
+    fn max_ttl(&self) -> Option<crate::time::Ttl> {
+        None
+    }
     /// What the backend will know the lease by (a database role name, an STS session name).
     /// Chosen before issuing so the lease is recorded first.
     fn external_id(&self, lease: &Lease) -> String;

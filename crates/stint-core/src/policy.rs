@@ -232,6 +232,15 @@ impl Permit {
     pub fn reasons(&self) -> &[GrantReason] {
         &self.reasons
     }
+    /// This permit for at most `max`: a permit for a while allows any shorter while, so this
+    /// only ever shortens (to what a backend can issue, say).
+    pub fn shortened_to(self, max: Ttl) -> Permit {
+        if self.ttl <= max {
+            return self;
+        }
+        let issued_at = Timestamp(self.expires_at.0 - self.ttl.as_secs() as i64);
+        Permit { ttl: max, expires_at: issued_at.plus(max), ..self }
+    }
 }
 
 #[cfg(test)]
@@ -305,5 +314,18 @@ mod tests {
         assert_eq!(roles.eligible(&u, &ctx).len(), 2);
         let refused = roles.decide(&user(&[]), &s, &role("admin"), None, &ctx).unwrap_err().to_string();
         assert!(refused.contains("no policy permits it") && refused.contains("[admins]"), "{refused}");
+    }
+
+    #[test]
+    fn a_permit_is_only_ever_shortened() {
+        let roles = Roles::builtin();
+        let u = user(&["developers"]);
+        let s = session(&u, 100_000);
+        let ctx = AuthzContext::human("password+totp", Timestamp(10));
+        let hour = Ttl::from_secs(3600).unwrap();
+        let p = roles.decide(&u, &s, &role("developer"), None, &ctx).unwrap().shortened_to(hour);
+        assert_eq!((p.ttl(), p.expires_at()), (hour, Timestamp(10 + 3600)));
+        let short = roles.decide(&u, &s, &role("developer"), Some(Ttl::from_secs(900).unwrap()), &ctx).unwrap().shortened_to(hour);
+        assert_eq!((short.ttl().as_secs(), short.expires_at()), (900, Timestamp(10 + 900)), "never lengthened");
     }
 }

@@ -442,17 +442,19 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
 fn evaluate_statement(s: &Statement, index: usize, issuer_id: &str, claims: &BTreeMap<String, Value>) -> StatementResult {
     let label = s.label(index);
     let mut failed = None;
+    let mut failed_claim = None;
     if !s.issuers.iter().any(|i| i == issuer_id) {
         failed = Some(format!("the token's issuer {issuer_id} is not this statement's Principal.Federated ({})", s.issuers.join(", ")));
     } else {
         for c in &s.conditions {
             if let Err(why) = check(c, issuer_id, claims) {
                 failed = Some(why);
+                failed_claim = Some(c.claim.clone());
                 break;
             }
         }
     }
-    StatementResult { index, label, sid: s.sid.clone(), effect: s.effect, matched: failed.is_none(), failed }
+    StatementResult { index, label, sid: s.sid.clone(), effect: s.effect, matched: failed.is_none(), failed, failed_claim }
 }
 
 /// What the policy decided, with every statement's result for explanations.
@@ -484,11 +486,21 @@ pub struct StatementResult {
     pub matched: bool,
     /// Why it did not match: the first condition that failed, with what the token had.
     pub failed: Option<String>,
+    /// The claim that condition read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_claim: Option<String>,
 }
 
 impl Evaluation {
     pub fn allowed(&self) -> bool {
         matches!(self.decision, Decision::Allowed { .. })
+    }
+
+    /// No statement allowed the token, and each `Allow` failed on the audience alone: the
+    /// token was meant for someone else (STS answers `InvalidIdentityToken` for that).
+    pub fn wrong_audience(&self) -> bool {
+        let mut allows = self.statements.iter().filter(|r| r.effect == Effect::Allow).peekable();
+        matches!(self.decision, Decision::NoMatch) && allows.peek().is_some() && allows.all(|r| r.failed_claim.as_deref() == Some("aud"))
     }
 
     /// One line saying why the token was refused, for the error message and the audit record.

@@ -52,7 +52,7 @@ fn sts_error(e: &stint_core::Error) -> Response {
     let message = e.to_string();
     let (status, code) = match e.code() {
         "token_expired" => (StatusCode::BAD_REQUEST, "ExpiredTokenException"),
-        "invalid_token" | "untrusted_issuer" | "token_replayed" => (StatusCode::BAD_REQUEST, "InvalidIdentityToken"),
+        "invalid_token" | "untrusted_issuer" | "token_replayed" | "token_wrong_audience" => (StatusCode::BAD_REQUEST, "InvalidIdentityToken"),
         c if c == "ci_issuer_misconfigured" || c.starts_with("idp_") => (StatusCode::BAD_REQUEST, "IDPCommunicationError"),
         "lease_revoked" | "session_revoked" | "grant_revoked" => (StatusCode::FORBIDDEN, "AccessDenied"),
         "no_trust_policy" | "no_matching_trust_policy" | "role_not_granted" | "unknown_role_arn" | "backend_refused" => (StatusCode::FORBIDDEN, "AccessDenied"),

@@ -84,11 +84,14 @@ async fn boto3_and_the_aws_cli_assume_a_role_with_a_ci_token_through_stint() {
          try:\n    sts.assume_role_with_web_identity(RoleArn='arn:aws:iam::123456789012:role/nope', RoleSessionName='gh-run-1', WebIdentityToken={third:?})\n\
          except ClientError as e:\n    out['unknown_role'] = e.response['Error']['Code']\n\
          try:\n    sts.assume_role_with_web_identity(RoleArn={deploy_arn:?}, RoleSessionName='gh-run-1', WebIdentityToken='not.a.jwt')\n\
-         except ClientError as e:\n    out['garbage'] = e.response['Error']['Code']\n\
+         except ClientError as e:\n    out['garbage'] = e.response['Error']['Code']\n    out['garbage_message'] = e.response['Error']['Message']\n\
+         try:\n    sts.assume_role_with_web_identity(RoleArn={deploy_arn:?}, RoleSessionName='gh-run-1', WebIdentityToken={wrong_aud:?})\n\
+         except ClientError as e:\n    out['wrong_aud'] = e.response['Error']['Code']\n\
          print(json.dumps(out))",
         tok = token(&gh, &Run::default()),
         other = token(&gh, &Run { repository: "acme/other".into(), ..Run::default() }),
         third = token(&gh, &Run::default()),
+        wrong_aud = gh.sign(&gh.claims(&Run::default(), "https://github.com/acme", real_now().0)),
     );
     let out: Value = serde_json::from_str(&moto.python(&code)).unwrap();
     let leases = app.store.leases(None, true, 100).await.unwrap();
@@ -106,6 +109,8 @@ async fn boto3_and_the_aws_cli_assume_a_role_with_a_ci_token_through_stint() {
     assert_eq!(out["other_repo"], "AccessDenied", "the trust policy admits one repository");
     assert_eq!(out["unknown_role"], "AccessDenied");
     assert_eq!(out["garbage"], "InvalidIdentityToken");
+    assert!(!out["garbage_message"].as_str().unwrap().contains("subject_token"), "STS callers send a WebIdentityToken: {out}");
+    assert_eq!(out["wrong_aud"], "InvalidIdentityToken", "a token for another audience, as STS answers it");
 
     // The AWS CLI, unchanged.
     let cli = Command::new(aws_cli())
@@ -147,6 +152,38 @@ async fn boto3_and_the_aws_cli_assume_a_role_with_a_ci_token_through_stint() {
     assert!(records.iter().filter(|r| r.event == "ci.exchange.denied").count() >= 4);
     let dump = format!("{records:?}");
     assert!(!dump.contains("SecretAccessKey") && !dump.contains("stint-test-secret"));
+}
+
+/// With the default TTL a lease would outlive the role's `MaxSessionDuration` (1 h here, the
+/// role's own maximum is 8 h): the lease, the credential's expiry, the session policy's
+/// `aws:CurrentTime` fence and what `creds` and `leases` print are one value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_ends_when_its_aws_credential_does() {
+    let Setup { app, moto, .. } = setup().await;
+    let admin = app.admin().await;
+    let dana = app.person(&admin, "dana", &["developers"]).await;
+    // Logging in moved stint's clock ahead; moto's Expiration follows the real one.
+    app.clock.set(real_now());
+    let (s, c) = app.post("/v1/creds", Some(&dana.session), json!({ "role": "developer" })).await;
+    assert_eq!(s, 200, "{c}");
+    let lease_id = c["lease_id"].as_str().unwrap();
+    let end = c["expires_at"].as_str().unwrap();
+    let issued = stint_core::Timestamp::parse_rfc3339(c["issued_at"].as_str().unwrap()).unwrap();
+    assert_eq!(stint_core::Timestamp::parse_rfc3339(end).unwrap().0 - issued.0, 3600, "the backend's longest session: {c}");
+    assert_eq!(app.lease_shown(&dana, lease_id).await["expires_at"], end, "stint leases shows the same end");
+    let aws_end = stint_core::Timestamp::parse_rfc3339(c["aws_expiration"].as_str().unwrap()).unwrap();
+    let end_ts = stint_core::Timestamp::parse_rfc3339(end).unwrap();
+    assert!((0..=5).contains(&(aws_end.0 - end_ts.0)), "AWS's Expiration is the lease end, give or take its clock: {c}");
+    // The session policy moto recorded for the session fences it at that same instant.
+    let data: Value = reqwest::get(format!("{}/moto-api/data.json", moto.url)).await.unwrap().json().await.unwrap();
+    let session = data["sts"]["AssumedRole"].as_array().unwrap().iter().find(|r| r["session_name"] == lease_id).cloned().expect("the session");
+    let policy: Value = serde_json::from_str(session["policy"].as_str().unwrap()).unwrap();
+    assert_eq!(policy["Statement"][0]["Condition"]["DateLessThan"]["aws:CurrentTime"], end, "{policy}");
+
+    // Asking for longer than the backend can issue is refused, not silently shortened.
+    let (s, v) = app.post("/v1/creds", Some(&dana.session), json!({ "role": "developer", "ttl": "2h" })).await;
+    assert_eq!((s, v["error"].as_str()), (reqwest::StatusCode::BAD_REQUEST, Some("ttl_too_long")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("at most 1h"), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

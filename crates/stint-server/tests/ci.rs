@@ -198,7 +198,7 @@ async fn hostile_tokens_are_refused_with_the_right_code(app: TestApp, gh: Github
         ),
         ("iss with a trailing slash", signed(&gh, header(), claims_with(&gh, |c| c["iss"] = json!(format!("{}/", gh.url)))), "deploy", "untrusted_issuer"),
         ("no iss", signed(&gh, header(), claims_with(&gh, |c| c.as_object_mut().unwrap().retain(|k, _| k != "iss"))), "deploy", "invalid_token"),
-        ("wrong aud", gh.sign(&gh.claims(&Run::default(), "https://github.com/acme", NOW)), "deploy", "no_matching_trust_policy"),
+        ("wrong aud", gh.sign(&gh.claims(&Run::default(), "https://github.com/acme", NOW)), "deploy", "token_wrong_audience"),
         ("expired", gh.sign(&gh.claims(&Run::default(), "stint", NOW - 3600)), "deploy", "token_expired"),
         ("no exp", signed(&gh, header(), claims_with(&gh, |c| c.as_object_mut().unwrap().retain(|k, _| k != "exp"))), "deploy", "invalid_token"),
         ("exp not a number", signed(&gh, header(), claims_with(&gh, |c| c["exp"] = json!("9999999999"))), "deploy", "invalid_token"),

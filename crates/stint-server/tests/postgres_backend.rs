@@ -166,7 +166,8 @@ async fn postgres_leases_log_in_with_their_groups_privileges_and_end_completely(
     assert!(stored.starts_with("SCRAM-SHA-256$16:") && !stored.contains(d["password"].as_str().unwrap()));
     let until: Option<std::time::SystemTime> = c.query_one("SELECT rolvaliduntil FROM pg_roles WHERE rolname = $1", &[&user]).await.unwrap().get(0);
     let until = until.unwrap().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    assert_eq!(Timestamp(until).to_rfc3339(), d["expires_at"].as_str().unwrap(), "VALID UNTIL is the lease's end");
+    assert_eq!(Timestamp(until).to_rfc3339(), d["expires_at"].as_str().unwrap(), "VALID UNTIL is the credential's end");
+    assert_eq!(app.lease_shown(&dev, d["lease_id"].as_str().unwrap()).await["expires_at"], d["expires_at"], "and the lease's");
 
     // A readonly credential reads but cannot write.
     let r = creds(&app, &viewer, "readonly", "30m").await;

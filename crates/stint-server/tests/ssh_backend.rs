@@ -127,7 +127,8 @@ async fn sshd_accepts_valid_certificates_and_refuses_wrong_expired_and_revoked_o
     assert!(shown.contains("Principals: \n                root\n"), "{shown}");
     assert!(shown.contains("Extensions: \n                permit-pty\n"), "{shown}");
     let until = Timestamp::parse_rfc3339(v["expires_at"].as_str().unwrap()).unwrap().to_rfc3339();
-    assert!(shown.contains(&format!("to {}", until.trim_end_matches('Z'))), "valid_before is the lease end: {shown}");
+    assert!(shown.contains(&format!("to {}", until.trim_end_matches('Z'))), "valid_before is the credential's end: {shown}");
+    assert_eq!(app.lease_shown(&dana, lease).await["expires_at"], v["expires_at"], "and the lease's");
     assert_eq!(ssh(&sshd, &key, &cert).unwrap(), "stint-ssh-ok");
     let log = std::fs::read_to_string(&sshd.log).unwrap();
     assert!(log.contains(&format!("ID dana lease={lease}")), "sshd logs who it was: {log}");
@@ -310,4 +311,58 @@ async fn a_lease_is_not_recorded_for_a_revoked_session_or_grant() {
         let e = app.store.apply(Change::default().with(Mutation::RequireApprovedGrant { id: "req_nosuchgrant".into() })).await.unwrap_err();
         assert_eq!(e.code(), "grant_revoked", "{backend:?}");
     }
+}
+
+/// A backend that is only named: choosing among backends never reaches it.
+struct Named(stint_core::model::BackendKind);
+
+#[async_trait::async_trait]
+impl stint_core::backend::Backend for Named {
+    fn kind(&self) -> stint_core::model::BackendKind {
+        self.0
+    }
+    fn roles(&self) -> Vec<stint_core::ids::RoleName> {
+        vec![stint_core::ids::RoleName::parse("readonly").unwrap()]
+    }
+    fn external_id(&self, lease: &stint_core::model::Lease) -> String {
+        lease.id.to_string()
+    }
+    async fn issue(&self, _: &stint_core::model::Lease) -> stint_core::error::Result<stint_core::backend::Credential> {
+        unreachable!("the test never chooses this backend")
+    }
+    async fn end(&self, _: &stint_core::model::Lease, _: bool) -> stint_core::error::Result<()> {
+        Ok(())
+    }
+}
+
+/// A role with several backends needs one named; the refusal lists all of them, the SSH one
+/// included, and says where SSH certificates come from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn choosing_a_backend_lists_every_one_and_points_to_ssh_cert() {
+    use stint_core::broker::{Broker, LeaseAsk};
+    use stint_core::model::BackendKind;
+    let toml = "[[backends.ssh]]\nname = \"servers\"\n[backends.ssh.roles]\nreadonly = [\"ro\"]\n";
+    let app = spawn_app_with(Backend::Sqlite, toml).await;
+    let root = app.admin().await;
+    let wes = app.person(&root, "wes", &[]).await;
+    let cfg = stint_server::config::Config::load(Some(&app.data_dir.join("stint.toml")), Default::default()).unwrap();
+    let (kek, _) = stint_core::crypto::MasterKey::generate(&mut rand_core::OsRng);
+    let work = std::sync::Arc::new(stint_core::broker::InlinePasswordWork::new(&mut rand_core::OsRng).unwrap());
+    let named = |k| std::sync::Arc::new(Named(k)) as std::sync::Arc<dyn stint_core::backend::Backend>;
+    let broker = Broker::new(
+        cfg.broker,
+        app.store.clone(),
+        std::sync::Arc::new(app.clock.clone()),
+        stint_core::broker::os_entropy(),
+        kek,
+        work,
+        std::sync::Arc::new(stint_core::broker::NoObserver),
+    )
+    .with_backends([("appdb".to_owned(), named(BackendKind::Postgres)), ("aws".to_owned(), named(BackendKind::Aws))].into());
+    let caller = broker.authenticate(&wes.session).await.unwrap();
+    let e = broker.lease(&caller, LeaseAsk { role: "readonly".into(), ..Default::default() }).await.unwrap_err();
+    assert_eq!(e.code(), "backend_required");
+    let message = e.to_string();
+    assert!(message.contains("servers, appdb, aws"), "{message}");
+    assert!(message.contains("stint ssh-cert --role readonly --backend servers"), "{message}");
 }

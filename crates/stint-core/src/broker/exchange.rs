@@ -157,7 +157,7 @@ impl Broker {
     /// keys. On failure, the issuer when it was found, and the refusal.
     async fn ci_verify(&self, token: &SecretString, now: Timestamp) -> std::result::Result<(&CiIssuerConfig, IdToken), (Option<&CiIssuerConfig>, Error)> {
         let Some(claimed) = oidc::peek_issuer(token.expose()) else {
-            return Err((None, Error::unauthenticated("invalid_token", "the subject_token is not a JWT with an iss claim (at most 16 KiB)")));
+            return Err((None, Error::unauthenticated("invalid_token", "the token is not a JWT with an iss claim (at most 16 KiB)")));
         };
         let found = self.cfg.ci.issuers.iter().find(|i| i.url == claimed).and_then(|c| self.ci_issuers.get(&c.url).map(|v| (c, v)));
         let Some((issuer_cfg, issuer)) = found else {
@@ -213,6 +213,9 @@ impl Broker {
         let Some(statement) =
             eval.allowed().then(|| eval.statements.iter().find(|s| s.matched && s.effect == crate::trust::Effect::Allow).map(|s| s.label.clone())).flatten()
         else {
+            if eval.wrong_audience() {
+                return Err(Error::forbidden("token_wrong_audience", format!("the token's audience is not one role {role} accepts: {}", eval.refusal())));
+            }
             return Err(Error::forbidden("no_matching_trust_policy", format!("the trust policy of role {role} does not admit this token: {}", eval.refusal())));
         };
         // The trust policy admitted the token; the Cedar policies decide too (a generated one

@@ -145,9 +145,15 @@ impl Broker {
         match found.as_slice() {
             [] => Ok(None),
             [(n, b)] => Ok(Some(Target::External(n, b))),
-            several => {
-                let names: Vec<&str> = several.iter().map(|(n, _)| n.as_str()).collect();
-                Err(Error::invalid("backend_required", format!("role {role} has credentials on {}; choose one with --backend", names.join(", "))))
+            _ => {
+                let all = self.backends_of(role);
+                let names: Vec<&str> = all.iter().map(|b| b.name.as_str()).collect();
+                let ssh: Vec<&str> = all.iter().filter(|b| b.kind == BackendKind::Ssh).map(|b| b.name.as_str()).collect();
+                let hint = match ssh.first() {
+                    Some(s) => format!(" (an SSH certificate comes from `stint ssh-cert --role {role} --backend {s}`)"),
+                    None => String::new(),
+                };
+                Err(Error::invalid("backend_required", format!("role {role} has credentials on {}; choose one with --backend{hint}", names.join(", "))))
             }
         }
     }
@@ -168,8 +174,22 @@ impl Broker {
             (Target::External(..), Some(_)) => return Err(Error::invalid("unexpected_public_key", "only SSH backends take a public key")),
             (Target::External(..), None) => None,
         };
+        // A lease ends no later than its credential: the backend's longest credential caps it.
+        let cap = target.external().and_then(|b| b.max_ttl());
+        if let (Some(cap), Some(asked)) = (cap, ask.ttl) {
+            if asked > cap {
+                return Err(Error::invalid(
+                    "ttl_too_long",
+                    format!("backend {:?} issues credentials for at most {cap}; ask for --ttl {cap} or less", target.name()),
+                ));
+            }
+        }
         let now = self.now();
         let (permit, grant) = self.decide(caller, &ask.role, ask.ttl, now).await?;
+        let permit = match cap {
+            Some(cap) => permit.shortened_to(cap),
+            None => permit,
+        };
         let kind = target.kind();
         let mut lease = Lease {
             id: LeaseId::random(&mut *self.rng()),

@@ -21,6 +21,9 @@ pub struct UserInfo {
     pub disabled: bool,
     pub enrolled: bool,
     pub created_at: Timestamp,
+    /// How many live leases a disable revoked (only in the answer to a disable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leases_revoked: Option<usize>,
 }
 
 impl From<&User> for UserInfo {
@@ -32,6 +35,7 @@ impl From<&User> for UserInfo {
             disabled: u.disabled,
             enrolled: u.enrolled(),
             created_at: u.created_at,
+            leases_revoked: None,
         }
     }
 }
@@ -124,7 +128,7 @@ impl Broker {
         self.commit(self.revocation(change, &leases, &admin.0.user.id, LeaseScope::User(user.id.clone()), "user disabled")).await?;
         self.reap_now().await;
         user.disabled = true;
-        Ok(UserInfo::from(&user))
+        Ok(UserInfo { leases_revoked: Some(leases.len()), ..UserInfo::from(&user) })
     }
 
     /// Replaces a user's groups. For users of a provider that sends a groups claim, the

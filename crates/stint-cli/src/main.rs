@@ -79,7 +79,7 @@ enum Command {
     Whoami(cmd::auth::WhoamiArgs),
     /// Get a short-lived credential for a role
     Assume(cmd::auth::AssumeArgs),
-    /// Print a role's credential for tools (cached until shortly before it expires)
+    /// Print a role's credential for tools (cached until shortly before it expires, checked with the server at each use)
     Creds(cmd::creds::CredsArgs),
     /// Run a command with a role's credential in its environment
     Exec(cmd::creds::ExecArgs),

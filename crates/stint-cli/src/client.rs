@@ -85,6 +85,30 @@ impl std::fmt::Display for ServerError {
     }
 }
 
+/// The server could not be reached at all (refused, unresolvable, timed out): it said nothing.
+#[derive(Debug)]
+pub struct Unreachable {
+    pub server: String,
+    source: reqwest::Error,
+}
+
+impl std::error::Error for Unreachable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot reach the stint server at {}; is it running? (--server / STINT_SERVER)", self.server)
+    }
+}
+
+/// Whether `e` is the server being out of reach (rather than its answer).
+pub fn is_unreachable(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Unreachable>().is_some()
+}
+
 impl Client {
     pub fn new(server: &str) -> Result<Client> {
         let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?;
@@ -109,7 +133,7 @@ impl Client {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
-        let resp = req.send().await.with_context(|| format!("cannot reach the stint server at {}; is it running? (--server / STINT_SERVER)", self.server))?;
+        let resp = req.send().await.map_err(|source| Unreachable { server: self.server.clone(), source })?;
         let status = resp.status();
         if status.is_success() {
             if status == reqwest::StatusCode::NO_CONTENT {

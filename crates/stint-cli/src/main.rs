@@ -79,7 +79,7 @@ enum Command {
     Whoami(cmd::auth::WhoamiArgs),
     /// Get a short-lived credential for a role
     Assume(cmd::auth::AssumeArgs),
-    /// Print a role's credential for tools (cached until shortly before it expires)
+    /// Print a role's credential for tools (cached until shortly before it expires, checked with the server at each use)
     Creds(cmd::creds::CredsArgs),
     /// Run a command with a role's credential in its environment
     Exec(cmd::creds::ExecArgs),
@@ -167,5 +167,33 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Ci(c) => cmd::ci::run(c).await,
         Command::Policy(c) => cmd::policy::policy(c),
         Command::Bench(a) => cmd::bench::run(a).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn roles_parse_as_an_argument_or_a_flag() {
+        for args in [
+            &["stint", "exec", "developer", "--", "psql"][..],
+            &["stint", "exec", "--role", "developer", "--", "psql"],
+            &["stint", "creds", "developer", "--backend", "aws"],
+            &["stint", "creds", "-r", "developer"],
+            &["stint", "assume", "--role", "developer"],
+            &["stint", "assume", "developer"],
+            &["stint", "ssh-cert", "developer"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_ok(), "{args:?}");
+        }
+        assert!(Cli::try_parse_from(["stint", "creds", "--no-cache", "--offline", "developer"]).is_err(), "--offline serves from the cache --no-cache skips");
     }
 }

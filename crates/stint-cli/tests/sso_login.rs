@@ -128,14 +128,19 @@ async fn sso_browser_and_device_login_then_creds_and_exec() {
     let first: Value = serde_json::from_str(&stint_in(&alice, &["creds", "--role", "developer", "--ttl", "30m"]).unwrap()).unwrap();
     let again: Value = serde_json::from_str(&stint_in(&alice, &["creds", "--role", "developer", "--ttl", "30m"]).unwrap()).unwrap();
     assert_eq!(first["jti"], again["jti"], "served from the cache");
-    let cache = std::fs::read_dir(alice.join("cache")).unwrap().next().unwrap().unwrap().path();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cache).unwrap().permissions()) & 0o777, 0o600);
+    // One private directory for alice's identity, one private file per credential.
+    let mode = |p: &std::path::Path| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777;
+    let identity = std::fs::read_dir(alice.join("cache")).unwrap().next().unwrap().unwrap().path();
+    let cached = std::fs::read_dir(&identity).unwrap().next().unwrap().unwrap().path();
+    assert_eq!((mode(&identity), mode(&cached)), (0o700, 0o600));
+    // --no-cache: a new credential, which is not kept either.
     let fresh: Value = serde_json::from_str(&stint_in(&alice, &["creds", "--role", "developer", "--ttl", "30m", "--no-cache"]).unwrap()).unwrap();
     assert_ne!(first["jti"], fresh["jti"]);
-    let token = fresh["token"].as_str().unwrap().to_owned();
-    secrets.extend([first["token"].as_str().unwrap().to_owned(), token.clone()]);
+    let (token, uncached) = (first["token"].as_str().unwrap().to_owned(), fresh["token"].as_str().unwrap().to_owned());
+    secrets.extend([token.clone(), uncached.clone()]);
     let env = stint_in(&alice, &["creds", "--role", "developer", "--ttl", "30m", "--format", "env"]).unwrap();
     assert!(env.contains(&format!("export STINT_TOKEN='{token}'")) && env.contains("export STINT_ROLE='developer'"), "{env}");
+    assert!(!env.contains(&uncached), "the --no-cache credential was not cached");
     let refused = stint_in(&alice, &["creds", "--role", "developer", "--format", "credential-process"]).unwrap_err();
     assert!(refused.contains("AWS keys") && refused.contains("--format env or json"), "{refused}");
 

@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/assume", post(assume))
         .route("/v1/creds", post(creds))
         .route("/v1/leases", get(list_leases))
+        .route("/v1/leases/{id}", get(lease_status))
         .route("/v1/leases/{id}/revoke", post(revoke_lease))
         .route("/v1/ssh/ca.pub", get(ssh_ca))
         .route("/v1/ssh/krl", get(ssh_krl))
@@ -231,6 +232,11 @@ async fn list_leases(State(s): State<AppState>, Session(c): Session, Query(q): Q
     let leases = s.broker.leases_for(&c, q.user.as_deref(), q.everyone, q.all).await?;
     let now = s.broker.now();
     Ok(to_json(leases.iter().map(|l| LeaseView::new(l, now)).collect::<Vec<_>>()))
+}
+
+async fn lease_status(State(s): State<AppState>, Session(c): Session, Path(id): Path<String>) -> ApiResult<JsonOut> {
+    let l = s.broker.lease_status(&c, &id).await?;
+    Ok(to_json(LeaseView::new(&l, s.broker.now())))
 }
 
 async fn revoke_lease(State(s): State<AppState>, Session(c): Session, Path(id): Path<String>) -> ApiResult<JsonOut> {

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use stint_core::Timestamp;
 
@@ -222,6 +223,59 @@ async fn logging_out_and_revoking_a_grant_revoke_the_leases_they_covered() {
         let q = run(Command::new("ssh-keygen").arg("-Q").arg("-f").arg(dir.join("revoked.krl")).arg(dir.join(name)));
         assert!(!q.status.success() && String::from_utf8_lossy(&q.stdout).contains("REVOKED"), "{name}: {q:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_read_by_its_holder_and_administrators_and_unknown_to_everyone_else() {
+    let toml = "[[backends.ssh]]\nname = \"servers\"\n[backends.ssh.roles]\ndeveloper = [\"deploy\"]\n";
+    let app = spawn_app_with(Backend::Sqlite, toml).await;
+    let root = app.admin().await;
+    let dana = app.person(&root, "dana", &["developers"]).await;
+    let erin = app.person(&root, "erin", &["developers"]).await;
+    let dir = app.data_dir.join("keys");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = keygen(&dir, "id");
+    let first = certify(&app, &dana, "developer", "15m", &key, &dir.join("first-cert.pub")).await;
+    let second = certify(&app, &dana, "developer", "1h", &key, &dir.join("second-cert.pub")).await;
+    let (first, second) = (first["lease_id"].as_str().unwrap(), second["lease_id"].as_str().unwrap());
+    let path = |id: &str| format!("/v1/leases/{id}");
+
+    let (s, mine) = app.get(&path(first), Some(&dana.session)).await;
+    assert_eq!(s, 200, "{mine}");
+    assert_eq!((mine["id"].as_str(), mine["status"].as_str(), mine["subject"].as_str()), (Some(first), Some("active"), Some("dana")));
+    assert!(mine.get("certificate").is_none(), "the status, never the credential: {mine}");
+    let (s, seen) = app.get(&path(first), Some(&root.session)).await;
+    assert_eq!((s, &seen), (StatusCode::OK, &mine), "an administrator reads any lease");
+
+    // Someone else's lease answers exactly as one that does not exist.
+    let (s, theirs) = app.get(&path(first), Some(&erin.session)).await;
+    let missing = stint_core::ids::LeaseId::random(&mut rand_core::OsRng).to_string();
+    let (s2, none) = app.get(&path(&missing), Some(&erin.session)).await;
+    assert_eq!((s, s2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND), "{theirs} {none}");
+    assert_eq!(theirs["error"], "unknown_lease");
+    assert_eq!(theirs["message"].as_str().unwrap().replace(first, "ID"), none["message"].as_str().unwrap().replace(&missing, "ID"));
+    let (s, bad) = app.get(&path("l_nope"), Some(&dana.session)).await;
+    assert_eq!((s, bad["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_lease_id")));
+    let (s, anon) = app.get(&path(first), None).await;
+    assert_eq!((s, anon["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("missing_credentials")));
+
+    // Revoked and expired leases say so.
+    let (s, v) = app.post(&format!("/v1/leases/{first}/revoke"), Some(&dana.session), json!({})).await;
+    assert_eq!(s, 200, "{v}");
+    let (_, revoked) = app.get(&path(first), Some(&dana.session)).await;
+    assert_eq!((revoked["status"].as_str(), revoked["revoke_reason"].as_str()), (Some("revoked"), Some("revoked by request")), "{revoked}");
+    app.clock.advance(3600);
+    let (_, expired) = app.get(&path(second), Some(&dana.session)).await;
+    assert!(matches!(expired["status"].as_str(), Some("expiring" | "ended")), "{expired}");
+
+    // A disable counts the leases it revoked: live ones only.
+    let third = certify(&app, &erin, "developer", "15m", &key, &dir.join("third-cert.pub")).await;
+    let (s, v) = app.post("/v1/users/erin/disable", Some(&root.session), json!({})).await;
+    assert_eq!((s, v["leases_revoked"].as_u64()), (StatusCode::OK, Some(1)), "{v}");
+    let (_, gone) = app.get(&path(third["lease_id"].as_str().unwrap()), Some(&root.session)).await;
+    assert_eq!(gone["revoke_reason"], "user disabled", "{gone}");
+    let (_, listed) = app.get("/v1/users", Some(&root.session)).await;
+    assert!(listed.as_array().unwrap().iter().all(|u| u.get("leases_revoked").is_none()), "only a disable answers the count: {listed}");
 }
 
 /// A backend standing in for one whose issuance overlaps a revocation: while it "creates"

@@ -26,7 +26,7 @@ pub enum UserCmd {
         #[command(flatten)]
         opts: ClientOpts,
     },
-    /// Disable a user and revoke every session and token they hold, at once
+    /// Disable a user and revoke every session, token and lease they hold, at once
     Disable {
         name: String,
         #[command(flatten)]
@@ -107,7 +107,7 @@ pub async fn user(cmd: UserCmd) -> Result<ExitCode> {
         UserCmd::Disable { name, opts } => {
             let c = Client::authenticated(opts.server.as_deref())?;
             let u: Value = c.post_empty(&format!("/v1/users/{}/disable", urlencode(&name))).await?;
-            opts.output.print(&u, |u| println!("Disabled {}; every session and token they held is revoked.", u["name"].as_str().unwrap_or("")))?;
+            opts.output.print(&u, |u| println!("{}", disabled_text(u)))?;
         }
         UserCmd::Groups { name, groups, opts } => {
             let c = Client::authenticated(opts.server.as_deref())?;
@@ -161,6 +161,17 @@ pub async fn keys(cmd: KeysCmd) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `stint user disable` says: what was revoked, leases counted.
+fn disabled_text(u: &Value) -> String {
+    let leases = match u["leases_revoked"].as_u64() {
+        Some(1) => "1 lease".to_owned(),
+        Some(n) => format!("{n} leases"),
+        // A server from before the count: it revoked them all the same.
+        None => "every lease".to_owned(),
+    };
+    format!("Disabled {}; revoked every session and token they held, and {leases} on the backends.", u["name"].as_str().unwrap_or(""))
 }
 
 /// Percent-encodes a path segment.

@@ -184,9 +184,9 @@ pub async fn login(a: LoginArgs) -> Result<ExitCode> {
     };
     let saved =
         SavedSession { server: c.server.clone(), session_token: r.session_token, session_id: r.session_id, username: r.username, expires_at: r.expires_at };
+    // Credentials cached under an earlier session stay: each use asks the server whether they
+    // are still live, and dropping live ones would only leave their leases behind unused.
     let path = client::save_session(&saved)?;
-    // A new session makes credentials cached under the old one useless.
-    super::creds::clear_cache();
     let shown = json!({ "username": saved.username, "session_id": saved.session_id, "expires_at": saved.expires_at, "server": saved.server, "saved_to": path.display().to_string() });
     a.opts
         .output
@@ -201,10 +201,12 @@ pub struct LogoutArgs {
 }
 
 pub async fn logout(a: LogoutArgs) -> Result<ExitCode> {
-    let c = Client::authenticated(a.opts.server.as_deref())?;
+    let (c, saved) = Client::with_session(a.opts.server.as_deref())?;
     let result: Result<serde_json::Value> = c.post_empty("/v1/auth/logout").await;
     client::forget_session()?;
-    super::creds::clear_cache();
+    // The logout revoked the session's leases; credentials of earlier sessions the server
+    // still vouches for would be kept, but a logout means "forget me here".
+    super::cache::clear(&saved, &c.server);
     match result {
         Ok(_) => println!("Logged out; the session is revoked on the server."),
         Err(e) => match e.downcast_ref::<client::ServerError>() {
@@ -231,16 +233,30 @@ pub async fn whoami(a: WhoamiArgs) -> Result<ExitCode> {
         println!("session:  {} until {}", w["session_id"].as_str().unwrap_or(""), stint_core::Timestamp(w["session_expires_at"].as_i64().unwrap_or(0)));
         println!("roles:");
         for r in w["roles"].as_array().into_iter().flatten() {
-            println!("  {:<12} up to {}", r["role"].as_str().unwrap_or(""), r["max_ttl"].as_str().unwrap_or(""));
+            println!("  {:<12} up to {:<6}{}", r["role"].as_str().unwrap_or(""), r["max_ttl"].as_str().unwrap_or(""), backends_text(r));
         }
     })?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// A role's backends as `whoami` prints them: `  backends: appdb (postgres), aws (aws)`.
+fn backends_text(role: &serde_json::Value) -> String {
+    let names: Vec<String> = role["backends"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| format!("{} ({})", b["name"].as_str().unwrap_or(""), b["kind"].as_str().unwrap_or("")))
+        .collect();
+    if names.is_empty() {
+        return String::new();
+    }
+    format!("  backends: {}", names.join(", "))
+}
+
 #[derive(Args)]
 pub struct AssumeArgs {
-    /// The role to assume (see `stint whoami`)
-    role: String,
+    #[command(flatten)]
+    role: super::RoleArg,
     /// Lifetime, like 15m or 1h (default: the longest the role and your session allow)
     #[arg(long)]
     ttl: Option<String>,
@@ -253,7 +269,7 @@ pub struct AssumeArgs {
 
 pub async fn assume(a: AssumeArgs) -> Result<ExitCode> {
     let c = Client::authenticated(a.opts.server.as_deref())?;
-    let r: AssumeResponse = c.post("/v1/assume", &AssumeRequest { role: a.role, ttl: a.ttl }).await?;
+    let r: AssumeResponse = c.post("/v1/assume", &AssumeRequest { role: a.role.name()?.to_owned(), ttl: a.ttl }).await?;
     if a.token_only {
         println!("{}", r.token);
         return Ok(ExitCode::SUCCESS);

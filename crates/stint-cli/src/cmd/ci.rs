@@ -25,9 +25,8 @@ pub enum CiFormat {
 
 #[derive(Args)]
 pub struct CiLoginArgs {
-    /// The role whose trust policy admits this pipeline
-    #[arg(long, short = 'r')]
-    role: String,
+    #[command(flatten)]
+    role: super::RoleArg,
     /// The audience to request from GitHub; the trust policy binds it
     #[arg(long, default_value = "stint")]
     audience: String,
@@ -88,7 +87,7 @@ async fn login(a: CiLoginArgs) -> Result<ExitCode> {
         ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
         ("subject_token", subject.as_str()),
         ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
-        ("role", a.role.as_str()),
+        ("role", a.role.name()?),
     ];
     if let Some(t) = &a.ttl {
         form.push(("ttl", t));

@@ -1,19 +1,22 @@
 //! `stint creds` and `stint exec`: role credentials for tools, fetched without prompting while
-//! the session lasts and cached until shortly before they expire.
+//! the session lasts, and cached (see [`super::cache`]) until shortly before they expire.
 //!
-//! The cache is one file per (server, session, role, lifetime), mode 0600 in the user's
-//! cache directory, like the AWS CLI's own caches. A new login clears it.
+//! A cached credential is served only after the server confirms it is still good: its lease is
+//! live (`GET /v1/leases/{id}`), or its role token is active (introspection). A revocation is
+//! answered with its code; a server out of reach is an error unless `--offline` accepts the
+//! cached credential unchecked.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use sha2::{Digest, Sha256};
+use serde::Deserialize;
 use stint_core::Timestamp;
-use stint_server::wire::{CredsRequest, CredsResponse};
+use stint_server::wire::{CredsRequest, CredsResponse, LeaseView};
 
-use crate::client::{self, Client, SavedSession};
+use super::cache::Entry;
+use super::RoleArg;
+use crate::client::{self, Client};
 use crate::ClientOpts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -26,74 +29,43 @@ pub enum Format {
     Json,
 }
 
+/// What `creds` and `exec` share: which credential, and how the cache is used.
 #[derive(Args)]
-pub struct CredsArgs {
-    /// The role (see `stint whoami`)
-    #[arg(long, short = 'r')]
-    role: String,
+pub struct Want {
+    #[command(flatten)]
+    role: RoleArg,
     /// Lifetime, like 15m or 1h (default: the longest the role and your session allow)
     #[arg(long)]
     ttl: Option<String>,
     /// The backend, when the role has several (`token` for the role token)
     #[arg(long, short = 'b')]
     backend: Option<String>,
-    #[arg(long, value_enum, default_value_t = Format::Json)]
-    format: Format,
-    /// Always fetch a new credential
-    #[arg(long)]
+    /// Always fetch a new credential, and do not keep it in the cache
+    #[arg(long, conflicts_with = "offline")]
     no_cache: bool,
+    /// When the server cannot be reached, serve the cached credential unchecked until it
+    /// expires (it may have been revoked meanwhile); a warning says so
+    #[arg(long)]
+    offline: bool,
     #[command(flatten)]
     opts: ClientOpts,
+}
+
+#[derive(Args)]
+pub struct CredsArgs {
+    #[command(flatten)]
+    want: Want,
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    format: Format,
 }
 
 #[derive(Args)]
 pub struct ExecArgs {
-    /// The role (see `stint whoami`)
-    #[arg(long, short = 'r')]
-    role: String,
-    /// Lifetime, like 15m or 1h (default: the longest the role and your session allow)
-    #[arg(long)]
-    ttl: Option<String>,
-    /// The backend, when the role has several (`token` for the role token)
-    #[arg(long, short = 'b')]
-    backend: Option<String>,
-    /// Always fetch a new credential
-    #[arg(long)]
-    no_cache: bool,
+    #[command(flatten)]
+    want: Want,
     /// The command and its arguments
     #[arg(required = true, last = true)]
     command: Vec<String>,
-    #[command(flatten)]
-    opts: ClientOpts,
-}
-
-/// `$STINT_CACHE_DIR`, else `$XDG_CACHE_HOME/stint`, else `~/.cache/stint`.
-fn cache_dir() -> Result<PathBuf> {
-    if let Some(d) = std::env::var_os("STINT_CACHE_DIR") {
-        return Ok(PathBuf::from(d));
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return Ok(PathBuf::from(d).join("stint"));
-    }
-    let home = std::env::var_os("HOME").context("cannot find your home directory; set STINT_CACHE_DIR")?;
-    Ok(PathBuf::from(home).join(".cache").join("stint"))
-}
-
-/// Forgets every cached credential (after a login or logout).
-pub fn clear_cache() {
-    let Ok(dir) = cache_dir() else { return };
-    let Ok(entries) = std::fs::read_dir(&dir) else { return };
-    for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with("creds-") {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
-
-fn cache_path(saved: &SavedSession, server: &str, role: &str, ttl: Option<&str>, backend: Option<&str>) -> Result<PathBuf> {
-    let key = format!("{server}\n{}\n{role}\n{}\n{}", saved.session_id, ttl.unwrap_or(""), backend.unwrap_or(""));
-    let name = data_encoding::HEXLOWER.encode(&Sha256::digest(key.as_bytes())[..12]);
-    Ok(cache_dir()?.join(format!("creds-{name}.json")))
 }
 
 /// Whether a credential still has enough life to hand out: a quarter of its lifetime, at
@@ -104,46 +76,132 @@ fn fresh(c: &CredsResponse, now: Timestamp) -> bool {
     exp.0 - now.0 > margin
 }
 
+/// Whether a credential has not reached its own end.
+fn unexpired(c: &CredsResponse, now: Timestamp) -> bool {
+    Timestamp::parse_rfc3339(&c.expires_at).is_some_and(|exp| now < exp)
+}
+
 fn now() -> Timestamp {
     use stint_core::Clock;
     stint_server::SystemClock.now()
 }
 
-/// A credential for `role`: from the cache while fresh, else from the server.
-async fn credential(opts: &ClientOpts, role: &str, ttl: Option<&str>, backend: Option<&str>, no_cache: bool) -> Result<CredsResponse> {
-    let (c, saved) = Client::with_session(opts.server.as_deref())?;
+/// What the server says of a cached credential.
+#[derive(Debug, PartialEq, Eq)]
+enum Standing {
+    /// Good to serve.
+    Live,
+    /// Ended without anyone revoking it (or its token is no longer accepted): ask for a new one,
+    /// and the server says why if it refuses.
+    Ended,
+    /// Revoked: never served again.
+    Revoked { lease: String, reason: String },
+}
+
+/// A lease's status as `GET /v1/leases/{id}` reports it (`Lease::status`).
+fn lease_standing(l: &LeaseView) -> Standing {
+    match l.status.as_str() {
+        "active" => Standing::Live,
+        "revoking" | "revoked" => Standing::Revoked { lease: l.id.clone(), reason: l.revoke_reason.clone().unwrap_or_default() },
+        _ => Standing::Ended,
+    }
+}
+
+#[derive(Deserialize)]
+struct Introspection {
+    active: bool,
+}
+
+/// One call: the lease's status, or for a role token its introspection (which also sees a
+/// revoked session, a disabled user and a revoked grant).
+async fn standing(c: &Client, cached: &CredsResponse) -> Result<Standing> {
+    if let Some(id) = &cached.lease_id {
+        // Checked here: the id goes into the URL path, and the cache file is only ours by its mode.
+        stint_core::ids::LeaseId::parse(id).map_err(|e| anyhow::anyhow!("the cached credential is corrupt: {e}"))?;
+        let lease: LeaseView = c.get(&format!("/v1/leases/{id}")).await?;
+        return Ok(lease_standing(&lease));
+    }
+    let token = cached.values.get("token").and_then(|t| t.as_str()).context("the cached credential has neither a lease nor a token")?;
+    let i: Introspection = c.post_form("/v1/introspect", &[("token", token)]).await?;
+    Ok(if i.active { Standing::Live } else { Standing::Ended })
+}
+
+/// The server's refusals, with the hint a person needs for the ones only a login cures.
+fn refusal(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast_ref::<client::ServerError>() {
+        Some(se) if se.status == 401 => anyhow::anyhow!("{} ({}); run `stint login`", se.message, se.code),
+        _ => e,
+    }
+}
+
+/// Whether the server refused outright (a 4xx): the cached credential is not to be used again.
+fn refused(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<client::ServerError>().is_some_and(|se| (400..500).contains(&se.status))
+}
+
+/// Serves a cached credential the server could not vouch for, saying so.
+fn offline(cached: CredsResponse, e: &anyhow::Error) -> CredsResponse {
+    let what = cached.lease_id.as_deref().map_or_else(|| "role token".to_owned(), |l| format!("lease {l}"));
+    eprintln!(
+        "warning: {e}; --offline: serving the cached credential for role {} ({what}) unchecked: it may have been revoked. It expires at {}.",
+        cached.role, cached.expires_at
+    );
+    cached
+}
+
+/// A credential for the role: the cached one while fresh and live, else a new one.
+async fn credential(w: &Want) -> Result<CredsResponse> {
+    let role = w.role.name()?;
+    let (c, saved) = Client::with_session(w.opts.server.as_deref())?;
     let now = now();
     if Timestamp::parse_rfc3339(&saved.expires_at).is_some_and(|end| end <= now) {
         bail!("your session ended at {}; run `stint login`", saved.expires_at);
     }
-    let path = cache_path(&saved, &c.server, role, ttl, backend)?;
-    if !no_cache {
-        if let Some(cached) = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<CredsResponse>(&t).ok()) {
-            if fresh(&cached, now) {
-                return Ok(cached);
-            }
+    let (ttl, backend) = (w.ttl.as_deref(), w.backend.as_deref());
+    let entry = if w.no_cache { None } else { Some(Entry::new(&saved, &c.server, role, ttl, backend)?) };
+    let cached = entry.as_ref().and_then(Entry::read).filter(|r| unexpired(r, now));
+    if let (Some(entry), Some(cached)) = (&entry, &cached) {
+        if let Some(served) = vouched(&c, entry, cached, now, w.offline).await? {
+            return Ok(served);
         }
     }
-    let req = CredsRequest { role: role.to_owned(), ttl: ttl.map(String::from), backend: backend.map(String::from), public_key: None };
-    let r: CredsResponse = c.post("/v1/creds", &req).await.map_err(|e| match e.downcast_ref::<client::ServerError>() {
-        Some(se) if se.status == 401 => anyhow::anyhow!("{} ({}); run `stint login`", se.message, se.code),
-        _ => e,
-    })?;
-    write_cache(&path, &r);
-    Ok(r)
+    let req = CredsRequest { role: role.to_owned(), ttl: w.ttl.clone(), backend: w.backend.clone(), public_key: None };
+    match c.post::<CredsResponse>("/v1/creds", &req).await {
+        Ok(r) => {
+            if let Some(entry) = &entry {
+                entry.write(&r);
+            }
+            Ok(r)
+        }
+        Err(e) => match cached {
+            Some(cached) if client::is_unreachable(&e) && w.offline => Ok(offline(cached, &e)),
+            _ => Err(refusal(e)),
+        },
+    }
 }
 
-/// Best effort: a cache that cannot be written only costs a new credential next time.
-fn write_cache(path: &std::path::Path, r: &CredsResponse) {
-    let Some(dir) = path.parent() else { return };
-    if stint_server::ensure_data_dir(dir).is_err() {
-        return;
-    }
-    let Ok(text) = serde_json::to_string(r) else { return };
-    let tmp = dir.join(format!(".{}.{}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    if stint_server::write_private(&tmp, text.as_bytes()).is_ok() && std::fs::rename(&tmp, path).is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// The cached credential if the server vouches for it; `None` when a new one is due. A
+/// revocation or refusal forgets it and is the answer.
+async fn vouched(c: &Client, entry: &Entry, cached: &CredsResponse, now: Timestamp, offline_ok: bool) -> Result<Option<CredsResponse>> {
+    // Near its end, a credential is replaced rather than checked.
+    let standing = if fresh(cached, now) { standing(c, cached).await } else { Ok(Standing::Ended) };
+    match standing {
+        Ok(Standing::Live) => Ok(Some(cached.clone())),
+        Ok(Standing::Ended) => {
+            entry.remove();
+            Ok(None)
+        }
+        Ok(Standing::Revoked { lease, reason }) => {
+            entry.remove();
+            bail!("lease {lease} was revoked ({reason}), so its credential is not served again; ask again for a new one (lease_revoked)")
+        }
+        Err(e) if client::is_unreachable(&e) && offline_ok => Ok(Some(offline(cached.clone(), &e))),
+        Err(e) => {
+            if refused(&e) {
+                entry.remove();
+            }
+            Err(refusal(e))
+        }
     }
 }
 
@@ -195,7 +253,7 @@ fn shell_quote(v: &str) -> String {
 }
 
 pub async fn creds(a: CredsArgs) -> Result<ExitCode> {
-    let c = credential(&a.opts, &a.role, a.ttl.as_deref(), a.backend.as_deref(), a.no_cache).await?;
+    let c = credential(&a.want).await?;
     match a.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&c)?),
         Format::Env => {
@@ -209,7 +267,7 @@ pub async fn creds(a: CredsArgs) -> Result<ExitCode> {
 }
 
 pub async fn exec(a: ExecArgs) -> Result<ExitCode> {
-    let c = credential(&a.opts, &a.role, a.ttl.as_deref(), a.backend.as_deref(), a.no_cache).await?;
+    let c = credential(&a.want).await?;
     let (program, args) = a.command.split_first().context("name the command to run after --")?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(args).envs(env_vars(&c));
@@ -269,6 +327,44 @@ mod tests {
         assert!(fresh(&cred(900, now.0 + 300), now));
         assert!(!fresh(&cred(900, now.0 + 225), now), "a quarter of a 15-minute credential");
         assert!(!fresh(&cred(900, now.0 - 1), now));
+    }
+
+    #[test]
+    fn offline_credentials_are_served_only_until_their_own_end() {
+        let now = Timestamp(1_000_000);
+        assert!(unexpired(&cred(900, now.0 + 1), now), "past the refresh margin, before the end");
+        assert!(!unexpired(&cred(900, now.0), now));
+        let mut corrupt = cred(900, now.0 + 600);
+        corrupt.expires_at = "soon".into();
+        assert!(!unexpired(&corrupt, now) && !fresh(&corrupt, now));
+    }
+
+    #[test]
+    fn only_an_active_lease_is_served_and_a_revoked_one_never_again() {
+        let view = |status: &str, reason: Option<&str>| LeaseView {
+            id: "l_x".into(),
+            backend: "aws".into(),
+            kind: "aws".into(),
+            status: status.into(),
+            subject: "dana".into(),
+            role: "developer".into(),
+            external_id: "e".into(),
+            issued_at: String::new(),
+            expires_at: String::new(),
+            session_id: None,
+            grant_id: None,
+            revoked_at: None,
+            revoke_reason: reason.map(String::from),
+            ended_at: None,
+        };
+        assert_eq!(lease_standing(&view("active", None)), Standing::Live);
+        for status in ["revoking", "revoked"] {
+            let revoked = Standing::Revoked { lease: "l_x".into(), reason: "user disabled".into() };
+            assert_eq!(lease_standing(&view(status, Some("user disabled"))), revoked);
+        }
+        for status in ["expiring", "ended", "a status this client does not know"] {
+            assert_eq!(lease_standing(&view(status, None)), Standing::Ended, "{status}");
+        }
     }
 
     #[test]

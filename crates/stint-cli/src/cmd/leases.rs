@@ -76,9 +76,8 @@ pub async fn leases(a: LeasesArgs) -> Result<ExitCode> {
 
 #[derive(Args)]
 pub struct SshCertArgs {
-    /// The role (see `stint whoami`)
-    #[arg(long, short = 'r')]
-    role: String,
+    #[command(flatten)]
+    role: super::RoleArg,
     /// Your public key (default: ~/.ssh/id_ed25519.pub, else id_ecdsa.pub, else id_rsa.pub)
     #[arg(long, short = 'k')]
     key: Option<PathBuf>,
@@ -119,23 +118,29 @@ pub async fn ssh_cert(a: SshCertArgs) -> Result<ExitCode> {
     };
     let public = std::fs::read_to_string(&key).with_context(|| format!("cannot read {}", key.display()))?;
     let out = cert_path(&key)?;
+    let role = a.role.name()?;
     let c = Client::authenticated(a.opts.server.as_deref())?;
     let backend = match a.backend {
         Some(b) => b,
         None => {
             let who: serde_json::Value = c.get("/v1/whoami").await?;
-            let role = who["roles"].as_array().into_iter().flatten().find(|r| r["role"] == a.role.as_str());
-            let Some(role) = role else { bail!("you may not assume role {} now (see `stint whoami`)", a.role) };
-            let names: Vec<String> =
-                role["backends"].as_array().into_iter().flatten().filter(|b| b["kind"] == "ssh").filter_map(|b| b["name"].as_str().map(String::from)).collect();
+            let choice = who["roles"].as_array().into_iter().flatten().find(|r| r["role"] == role);
+            let Some(choice) = choice else { bail!("you may not assume role {role} now (see `stint whoami`)") };
+            let names: Vec<String> = choice["backends"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|b| b["kind"] == "ssh")
+                .filter_map(|b| b["name"].as_str().map(String::from))
+                .collect();
             match names.as_slice() {
                 [one] => one.clone(),
-                [] => bail!("role {} has no SSH backend on this server", a.role),
-                _ => bail!("role {} has several SSH backends ({}); choose one with --backend", a.role, names.join(", ")),
+                [] => bail!("role {role} has no SSH backend on this server"),
+                _ => bail!("role {role} has several SSH backends ({}); choose one with --backend", names.join(", ")),
             }
         }
     };
-    let req = CredsRequest { role: a.role.clone(), ttl: a.ttl, backend: Some(backend), public_key: Some(public.trim().to_owned()) };
+    let req = CredsRequest { role: role.to_owned(), ttl: a.ttl, backend: Some(backend), public_key: Some(public.trim().to_owned()) };
     let r: CredsResponse = c.post("/v1/creds", &req).await?;
     let cert = r.values.get("certificate").and_then(|v| v.as_str()).context("the server sent no certificate")?;
     std::fs::write(&out, format!("{cert}\n")).with_context(|| format!("cannot write {}", out.display()))?;

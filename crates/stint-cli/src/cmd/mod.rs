@@ -4,6 +4,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod cache;
 pub mod ci;
 pub mod creds;
 pub mod leases;
@@ -11,6 +12,28 @@ pub mod policy;
 pub mod requests;
 pub mod server;
 pub mod sso;
+
+/// A role, named either way: `stint assume developer` or `stint assume --role developer`.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct RoleArg {
+    /// The role (see `stint whoami`); or give it with --role
+    #[arg(value_name = "ROLE")]
+    role: Option<String>,
+    /// The role, as a flag (the same as the argument)
+    #[arg(long = "role", short = 'r', value_name = "ROLE")]
+    flag: Option<String>,
+}
+
+impl RoleArg {
+    /// The one role named; both forms may name it, but not two different roles.
+    pub fn name(&self) -> anyhow::Result<&str> {
+        match (&self.role, &self.flag) {
+            (Some(a), Some(f)) if a != f => anyhow::bail!("two roles named, {a} and --role {f}; name one"),
+            (Some(r), _) | (None, Some(r)) => Ok(r),
+            (None, None) => anyhow::bail!("name the role: as an argument (ROLE) or with --role ROLE; `stint whoami` lists yours"),
+        }
+    }
+}
 
 /// The HTTP layer hides internal causes from peers; the operator at the console needs them.
 pub fn operator_error(e: stint_core::Error) -> anyhow::Error {
@@ -27,5 +50,24 @@ pub fn operator_error(e: stint_core::Error) -> anyhow::Error {
             anyhow::anyhow!(text)
         }
         other => anyhow::anyhow!(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RoleArg;
+
+    fn arg(role: Option<&str>, flag: Option<&str>) -> RoleArg {
+        RoleArg { role: role.map(String::from), flag: flag.map(String::from) }
+    }
+
+    #[test]
+    fn a_role_is_named_as_an_argument_or_a_flag_but_not_two_ways_at_odds() {
+        assert_eq!(arg(Some("developer"), None).name().unwrap(), "developer");
+        assert_eq!(arg(None, Some("developer")).name().unwrap(), "developer");
+        assert_eq!(arg(Some("developer"), Some("developer")).name().unwrap(), "developer");
+        let both = arg(Some("developer"), Some("admin")).name().unwrap_err().to_string();
+        assert!(both.contains("developer") && both.contains("--role admin"), "{both}");
+        assert!(arg(None, None).name().unwrap_err().to_string().contains("--role ROLE"));
     }
 }

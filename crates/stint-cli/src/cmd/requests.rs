@@ -13,8 +13,8 @@ use crate::ClientOpts;
 
 #[derive(Args)]
 pub struct RequestArgs {
-    /// The role to request, e.g. admin
-    role: String,
+    #[command(flatten)]
+    role: super::RoleArg,
     /// Why: approvers see it, and it is kept in the audit log
     #[arg(long)]
     reason: String,
@@ -106,7 +106,7 @@ fn print_request(r: &Value) {
 
 pub async fn request(a: RequestArgs) -> Result<ExitCode> {
     let c = Client::authenticated(a.opts.server.as_deref())?;
-    let r: Value = c.post("/v1/requests", &RoleRequestBody { role: a.role, reason: a.reason, duration: a.duration }).await?;
+    let r: Value = c.post("/v1/requests", &RoleRequestBody { role: a.role.name()?.to_owned(), reason: a.reason, duration: a.duration }).await?;
     a.opts.output.print(&r, |r| {
         println!("Requested {} ({}); approvers see it with `stint requests`.", r["role"].as_str().unwrap_or(""), r["id"].as_str().unwrap_or(""));
     })?;

@@ -36,6 +36,16 @@ pub fn start_server_with(data: &Path, extra: &[&str], log_filter: &str) -> (Serv
 
 /// Starts `stint server` on `port`; returns it and the bootstrap token it printed.
 pub fn start_server_on(port: u16, data: &Path, extra: &[&str], log_filter: &str) -> (Server, String) {
+    spawn_server(port, data, extra, log_filter, &[])
+}
+
+/// As [`start_server_with`] at `info`, with variables in the server's environment only (its AWS
+/// identity, say), never in the test process's, which tests running at once share.
+pub fn start_server_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> (Server, String) {
+    spawn_server(free_port(), data, extra, "info", env)
+}
+
+fn spawn_server(port: u16, data: &Path, extra: &[&str], log_filter: &str, env: &[(&str, &str)]) -> (Server, String) {
     let log = data.with_extension("log");
     let mut child = stint()
         .args(["server", "--data"])
@@ -43,6 +53,7 @@ pub fn start_server_on(port: u16, data: &Path, extra: &[&str], log_filter: &str)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(extra)
         .env("STINT_LOG", log_filter)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -63,12 +74,17 @@ pub fn start_server_on(port: u16, data: &Path, extra: &[&str], log_filter: &str)
 
 /// Runs `stint args…` as the person whose CLI state lives in `home`.
 pub fn run(home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = stint();
     // The credential cache too lives with the person: tests running at once must not share
     // (or clear) one another's, nor the machine user's.
+    run_with_cache(home, &home.join("cache"), args, stdin)
+}
+
+/// As [`run`], with the credential cache in `cache` (which people may share, as on one OS account).
+pub fn run_with_cache(home: &Path, cache: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = stint();
     cmd.args(args)
         .env("STINT_CONFIG_DIR", home)
-        .env("STINT_CACHE_DIR", home.join("cache"))
+        .env("STINT_CACHE_DIR", cache)
         .env_remove("STINT_SERVER")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -82,7 +98,11 @@ pub fn run(home: &Path, args: &[&str], stdin: Option<&str>) -> Output {
 }
 
 pub fn ok_json(home: &Path, args: &[&str], stdin: Option<&str>) -> Value {
-    let out = run(home, args, stdin);
+    ok_json_with_cache(home, &home.join("cache"), args, stdin)
+}
+
+pub fn ok_json_with_cache(home: &Path, cache: &Path, args: &[&str], stdin: Option<&str>) -> Value {
+    let out = run_with_cache(home, cache, args, stdin);
     assert!(out.status.success(), "stint {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("stint {args:?} printed no JSON: {}", String::from_utf8_lossy(&out.stdout)))
 }
@@ -97,10 +117,16 @@ pub fn totp_now(secret_b32: &str) -> String {
 
 /// Enrolls with `code` and logs in; returns what the person was shown.
 pub fn enroll_and_login(server: &str, home: &Path, name: &str, code: &str) -> (String, Value) {
-    let e = ok_json(home, &["enroll", "--server", server, "--code", code, "--password-stdin", "-o", "json"], Some(PASSWORD));
+    enroll_and_login_with_cache(server, home, &home.join("cache"), name, code)
+}
+
+/// As [`enroll_and_login`], with the credential cache in `cache`.
+pub fn enroll_and_login_with_cache(server: &str, home: &Path, cache: &Path, name: &str, code: &str) -> (String, Value) {
+    let e = ok_json_with_cache(home, cache, &["enroll", "--server", server, "--code", code, "--password-stdin", "-o", "json"], Some(PASSWORD));
     let secret = e["totp_secret"].as_str().unwrap().to_owned();
     assert!(e["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/"));
-    let l = ok_json(home, &["login", "--server", server, "--user", name, "--password-stdin", "--totp", &totp_now(&secret), "-o", "json"], Some(PASSWORD));
+    let login = ["login", "--server", server, "--user", name, "--password-stdin", "--totp", &totp_now(&secret), "-o", "json"];
+    let l = ok_json_with_cache(home, cache, &login, Some(PASSWORD));
     let saved = home.join("session.json");
     assert_eq!(std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777, 0o600, "session file is private");
     (secret, l)

@@ -401,7 +401,18 @@ impl Broker {
 
     pub async fn find_lease(&self, id: &str) -> Result<Lease> {
         let id = LeaseId::parse(id)?;
-        self.store.lease(&id).await?.ok_or_else(|| Error::not_found("unknown_lease", format!("no lease {id}")))
+        self.store.lease(&id).await?.ok_or_else(|| unknown_lease(&id))
+    }
+
+    /// One lease, for its holder (whose client asks before serving a cached credential) or
+    /// an administrator. Anyone else gets the answer an unknown id gets, so a lease id reveals
+    /// nothing about leases that are not the caller's.
+    pub async fn lease_status(&self, caller: &Caller, id: &str) -> Result<Lease> {
+        let lease = self.find_lease(id).await?;
+        if lease.user_id.as_ref() == Some(&caller.user.id) || caller.user.in_group(&self.cfg.admin_group) {
+            return Ok(lease);
+        }
+        Err(unknown_lease(&lease.id))
     }
 
     /// Revokes one lease: its owner or an administrator may.
@@ -526,6 +537,10 @@ impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Release);
     }
+}
+
+fn unknown_lease(id: &LeaseId) -> Error {
+    Error::not_found("unknown_lease", format!("no lease {id}"))
 }
 
 fn not_on_backend(role: &RoleName, backend: &str) -> Error {

@@ -3,6 +3,9 @@
 //   alice / alice-password  (MFA: amr ["pwd","otp"], groups ["developers"])
 //   bob   / bob-password    (no MFA: amr ["pwd"], groups [])
 //   carol / carol-password  (MFA, email at another domain, groups ["developers"])
+// and, all with MFA and password "<name>-password", accounts whose email_verified varies:
+//   dave (the string "false"), erin (no email_verified claim), frank (the string "true"),
+//   oscar (verified, email oncall.person@example.com: a name stint's configuration may hold)
 // Every login page also has a Cancel button, which denies the request (access_denied).
 // The login page is a plain HTML form, so tests drive it with ordinary HTTP requests;
 // consent is granted automatically, as a company IdP does for its own apps.
@@ -21,7 +24,20 @@ const accounts = {
   alice: { password: 'alice-password', amr: ['pwd', 'otp'], email: 'alice@example.com', groups: ['developers'] },
   bob: { password: 'bob-password', amr: ['pwd'], email: 'bob@example.com', groups: [] },
   carol: { password: 'carol-password', amr: ['pwd', 'hwk'], email: 'carol@elsewhere.test', groups: ['developers'] },
+  dave: { password: 'dave-password', amr: ['pwd', 'otp'], email: 'dave@example.com', emailVerified: 'false', groups: [] },
+  erin: { password: 'erin-password', amr: ['pwd', 'otp'], email: 'erin@example.com', emailVerified: undefined, groups: [] },
+  frank: { password: 'frank-password', amr: ['pwd', 'otp'], email: 'frank@example.com', emailVerified: 'true', groups: [] },
+  oscar: { password: 'oscar-password', amr: ['pwd', 'otp'], email: 'oncall.person@example.com', groups: [] },
 };
+
+// email_verified as the account says: absent when set to undefined, true when not set.
+function claimsOf(id) {
+  const a = accounts[id];
+  const claims = { sub: id, email: a.email, groups: a.groups };
+  if (!('emailVerified' in a)) claims.email_verified = true;
+  else if (a.emailVerified !== undefined) claims.email_verified = a.emailVerified;
+  return claims;
+}
 
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: process.env.KID || `k-${Date.now()}`, use: 'sig', alg: 'RS256' };
@@ -47,7 +63,7 @@ const provider = new Provider(issuer, {
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   findAccount: async (ctx, id) => accounts[id] && {
     accountId: id,
-    claims: async () => ({ sub: id, email: accounts[id].email, email_verified: true, groups: accounts[id].groups }),
+    claims: async () => claimsOf(id),
   },
   ttl: { IdToken: 300, AuthorizationCode: 60, Interaction: 600, Session: 3600, Grant: 3600 },
 });

@@ -22,6 +22,7 @@ pub mod oncall;
 pub use jiff;
 pub mod password;
 pub mod policy;
+pub mod reason;
 pub mod secret;
 pub mod spec;
 pub mod sshcert;

@@ -116,6 +116,9 @@ pub enum SsoMode {
 pub enum SsoStatus {
     /// Waiting for the person to finish at the provider.
     Pending,
+    /// The provider sent the browser back; one callback holds the attempt while it redeems
+    /// the provider's single-use code, so no other talks to the provider.
+    Redeeming,
     /// The provider said who it is but asserted no MFA; waiting for stint's TOTP.
     StepUp,
     /// Authenticated; the CLI may redeem it for a session once.
@@ -130,6 +133,7 @@ impl SsoStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             SsoStatus::Pending => "pending",
+            SsoStatus::Redeeming => "redeeming",
             SsoStatus::StepUp => "step_up",
             SsoStatus::Approved => "approved",
             SsoStatus::Denied => "denied",

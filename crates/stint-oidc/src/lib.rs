@@ -30,6 +30,9 @@ pub struct Discovery {
     pub token_endpoint: Option<String>,
     pub jwks_uri: String,
     pub device_authorization_endpoint: Option<String>,
+    /// RFC 9207 §3: the provider puts `iss` in every authorization response.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
 }
 
 struct Keys {
@@ -233,6 +236,10 @@ impl stint_core::broker::IdentityProvider for Client {
         let url = reqwest::Url::parse_with_params(endpoint, &params)
             .map_err(|_| Error::upstream("idp_bad_discovery", "the identity provider's authorization endpoint is not a URL"))?;
         Ok(url.into())
+    }
+
+    async fn iss_required(&self) -> Result<bool> {
+        Ok(self.provider().await?.discovery.authorization_response_iss_parameter_supported)
     }
 
     async fn redeem(&self, code: &str, verifier: &SecretString, expect: &Expected<'_>) -> Result<IdToken> {

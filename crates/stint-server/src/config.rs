@@ -64,6 +64,16 @@ pub struct FileConfig {
     pub bench: BenchSection,
     #[serde(default)]
     pub postgres: PostgresSection,
+    #[serde(default)]
+    pub reasons: ReasonsSection,
+}
+
+/// `[reasons]`: what a reason people write (requests, break-glass, denials) must have.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonsSection {
+    /// The least visible characters, once control and invisible characters are dropped.
+    pub min_chars: Option<usize>,
 }
 
 /// `[postgres]`: how long one replica's stalled or slow transaction may hold up the others
@@ -526,12 +536,21 @@ impl Config {
         let (oidc, sso) = oidc::providers(fc.identity.oidc, &roles, &public_url, origin)?;
         let backends = backends::load(fc.backends, &roles, &base, origin)?;
         warnings.extend(backends.warnings());
+        warnings.extend(
+            sso.iter()
+                .filter(|p| p.insecure_assume_email_verified)
+                .map(|p| format!("identity provider {}: insecure_assume_email_verified counts an email as verified when the provider does not say so", p.name)),
+        );
         let throttle = ThrottleConfig {
             free: fc.login.free_failures.unwrap_or(5),
             free_per_address: fc.login.free_failures_per_address.unwrap_or(20),
             max_lock_secs: ttl("login.max_lockout", fc.login.max_lockout, "5m")?.as_secs() as i64,
             ..ThrottleConfig::default()
         };
+        let reason_min_chars = fc.reasons.min_chars.unwrap_or(stint_core::reason::DEFAULT_MIN_CHARS);
+        if !(1..=stint_core::reason::MAX_CHARS).contains(&reason_min_chars) {
+            return Err(err(origin, "reasons.min_chars", format!("must be 1-{}: a reason says something", stint_core::reason::MAX_CHARS)));
+        }
         let broker = BrokerConfig {
             issuer: public_url,
             audience,
@@ -547,6 +566,8 @@ impl Config {
             approvals,
             break_glass,
             ssh: backends.ssh.clone(),
+            reason_min_chars,
+            named_people: oncall_feeds.iter().flat_map(|f| f.people_map.iter().map(|(_, u)| u.clone())).collect(),
         };
         let bench_floor = fc.bench.floor.unwrap_or(false);
         Ok(Config {
@@ -597,6 +618,7 @@ impl Config {
                 "scopes": c.scopes,
                 "redirect_uri": c.redirect_uri,
                 "allowed_domains": p.allowed_domains,
+                "insecure_assume_email_verified": p.insecure_assume_email_verified,
                 "mfa_amr": p.mfa_amr,
                 "mfa_acr": p.mfa_acr,
                 "step_up_totp": p.step_up_totp,
@@ -612,6 +634,7 @@ impl Config {
             "backends": self.backends.redacted(),
             "warnings": self.warnings,
             "bench": { "floor": self.bench_floor },
+            "reasons": { "min_chars": self.broker.reason_min_chars },
         })
     }
 

@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users/{name}/enable", post(enable_user))
         .route("/v1/users/{name}/enrollment", post(reissue_enrollment))
         .route("/v1/users/{name}/groups", axum::routing::put(set_groups))
+        .route("/v1/users/{name}/identities", post(link_identity))
         .route("/v1/sessions/{id}/revoke", post(revoke_session))
         .route("/v1/keys", get(list_keys))
         .route("/v1/keys/rotate", post(rotate_keys))
@@ -281,6 +282,11 @@ async fn disable_user(State(s): State<AppState>, Session(c): Session, Path(name)
 async fn set_groups(State(s): State<AppState>, Session(c): Session, Path(name): Path<String>, Json(req): Json<SetGroupsRequest>) -> ApiResult<JsonOut> {
     let admin = s.broker.admin(&c, "user.groups").await?;
     Ok(to_json(s.broker.set_groups(&admin, &name, &req.groups).await?))
+}
+
+async fn link_identity(State(s): State<AppState>, Session(c): Session, Path(name): Path<String>, Json(req): Json<LinkIdentityRequest>) -> ApiResult<JsonOut> {
+    let admin = s.broker.admin(&c, "user.link_identity").await?;
+    Ok(to_json(s.broker.link_identity(&admin, &name, &req.provider, &req.subject).await?))
 }
 
 async fn enable_user(State(s): State<AppState>, Session(c): Session, Path(name): Path<String>) -> ApiResult<JsonOut> {

@@ -297,6 +297,14 @@ pub struct SetGroupsRequest {
     pub groups: Vec<String>,
 }
 
+/// `POST /v1/users/{name}/identities`: the configured provider's name and the person's `sub` there.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkIdentityRequest {
+    pub provider: String,
+    pub subject: String,
+}
+
 /// `POST /v1/token` (RFC 8693 §2.1), form-encoded. `role` (or `scope`) names the role; `ttl`
 /// asks for less than the role's CI lifetime.
 #[derive(Serialize, Deserialize)]

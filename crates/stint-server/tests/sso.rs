@@ -27,13 +27,18 @@ struct Sso {
 
 /// A server whose provider `corp` is the test provider; `extra` is added to its section.
 async fn sso(backend: Backend, extra: &str) -> Sso {
+    sso_with(backend, extra, "").await
+}
+
+/// As [`sso`], with `top` (other tables of the configuration) after the provider's.
+async fn sso_with(backend: Backend, extra: &str, top: &str) -> Sso {
     let idp_port = free_port();
     let scopes = if extra.contains("scopes") { "" } else { "scopes = [\"openid\", \"email\", \"groups\"]\n" };
     let toml = format!(
         "[[identity.oidc]]\nname = \"corp\"\nissuer = \"http://127.0.0.1:{idp_port}\"\nclient_id = \"stint\"\n\
          danger_client_secret = \"stint-test-secret\"\ndanger_allow_http_loopback = true\njwks_min_refetch = \"0s\"\n\
          {scopes}provider_session = \"1h\"\n{extra}\n\
-         [identity.oidc.roles]\ndevelopers = [\"developer\"]\n"
+         [identity.oidc.roles]\ndevelopers = [\"developer\"]\n{top}"
     );
     let app = spawn_app_at(backend, &toml, real_now()).await;
     let idp = Idp::start(idp_port, &app.url("/v1/sso/callback"), "k1");
@@ -433,6 +438,174 @@ async fn provider_groups_replace_stint_groups_at_each_login(t: Sso) {
     assert_eq!(me["admin"], false);
 }
 
+fn refusals(records: &[stint_core::audit::Record]) -> Vec<(String, String)> {
+    records.iter().filter(|r| r.event == "auth.login.failed").map(|r| (r.reason.clone(), r.details.get("idp_subject").cloned().unwrap_or_default())).collect()
+}
+
+async fn user_names(t: &Sso) -> Vec<String> {
+    t.app.store.users().await.unwrap().into_iter().map(|u| u.name.to_string()).collect()
+}
+
+async fn an_email_is_verified_only_when_the_provider_says_true(t: Sso) {
+    // dave's provider sends email_verified "false" (a string), erin's none at all.
+    for user in ["dave", "erin"] {
+        let (landing, _) = t.browser(user, &format!("{user}-password")).await;
+        assert_eq!(landing.query["error"], "email_domain_not_allowed", "{user}: {:?}", landing.query);
+    }
+    let v = t.login("frank", "frank-password").await;
+    assert_eq!(v["username"], "frank", "the string \"true\" verifies");
+    let v = t.login("alice", "alice-password").await;
+    assert_eq!(v["username"], "alice");
+    let want = [("email_domain_not_allowed", "dave"), ("email_domain_not_allowed", "erin")].map(|(a, b)| (a.to_owned(), b.to_owned()));
+    assert_eq!(refusals(&t.events().await), want);
+    assert_eq!(user_names(&t).await, ["alice", "frank"], "refused before any user is created");
+}
+
+async fn a_missing_email_verified_passes_only_where_configured(t: Sso) {
+    let v = t.login("erin", "erin-password").await;
+    assert_eq!(v["username"], "erin", "insecure_assume_email_verified: no claim counts as verified");
+    let (landing, _) = t.browser("dave", "dave-password").await;
+    assert_eq!(landing.query["error"], "email_domain_not_allowed", "an explicit \"false\" still refuses: {:?}", landing.query);
+}
+
+async fn an_unverified_email_names_nobody(t: Sso) {
+    // No allowed_domains: the logins pass, but the addresses they claim choose no name.
+    let v = t.login("dave", "dave-password").await;
+    assert_eq!(v["username"], "corp-dave", "{v}");
+    let v = t.login("erin", "erin-password").await;
+    assert_eq!(v["username"], "corp-erin", "{v}");
+    let v = t.login("frank", "frank-password").await;
+    assert_eq!(v["username"], "frank", "{v}");
+    // The person stays bound to (issuer, sub): a second login is the same user.
+    let v = t.login("dave", "dave-password").await;
+    assert_eq!(v["username"], "corp-dave", "{v}");
+    assert_eq!(user_names(&t).await, ["corp-dave", "corp-erin", "frank"]);
+}
+
+/// A rotation naming `oncall.person`, and a team policy naming `frank`.
+fn naming_config() -> String {
+    let dir = std::env::temp_dir().join(format!("stint-sso-policy-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("team.cedar");
+    std::fs::write(
+        &policy,
+        "@id(\"frank deploys\")\npermit(principal == Stint::Person::\"frank\", action == Stint::Action::\"assume\", resource == Stint::Role::\"developer\");\n",
+    )
+    .unwrap();
+    format!(
+        "[[oncall.schedule]]\nname = \"primary\"\ngrants = [\"developer\"]\npeople = [\"oncall.person\"]\nfirst_day = \"2020-01-06\"\n\
+         handoff = \"09:00\"\nevery = \"7d\"\ntimezone = \"UTC\"\n[policy]\nfiles = [{:?}]\n",
+        policy.display().to_string()
+    )
+}
+
+async fn a_name_the_configuration_holds_is_not_taken_by_a_login(t: Sso) {
+    // oscar's verified email is oncall.person@example.com: the rotation's name, which nobody holds.
+    let (landing, _) = t.browser("oscar", "oscar-password").await;
+    assert_eq!(landing.query["error"], "sso_name_reserved", "{:?}", landing.query);
+    let why = &landing.query["error_description"];
+    assert!(why.contains("oncall.person") && why.contains("administrator") && why.contains("subject \"oscar\""), "{why}");
+    // frank's name is in a team policy.
+    let (landing, _) = t.browser("frank", "frank-password").await;
+    assert_eq!(landing.query["error"], "sso_name_reserved", "{:?}", landing.query);
+    assert!(user_names(&t).await.is_empty(), "no user was created");
+    let want = [("sso_name_reserved", "oscar"), ("sso_name_reserved", "frank")].map(|(a, b)| (a.to_owned(), b.to_owned()));
+    assert_eq!(refusals(&t.events().await), want);
+
+    // The administrator creates the user and links oscar's sign-in to it.
+    let admin = t.app.admin().await;
+    let (s, v) = t.app.post("/v1/users", Some(&admin.session), json!({ "name": "oncall.person", "groups": [] })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let link = json!({ "provider": "corp", "subject": "oscar" });
+    let (s, v) = t.app.post("/v1/users/oncall.person/identities", Some(&admin.session), link.clone()).await;
+    assert_eq!((s, v["name"].as_str()), (StatusCode::OK, Some("oncall.person")), "{v}");
+    let (s, v) = t.app.post("/v1/users/oncall.person/identities", Some(&admin.session), link).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::CONFLICT, Some("identity_exists")), "an identity is linked once: {v}");
+    let v = t.login("oscar", "oscar-password").await;
+    assert_eq!(v["username"], "oncall.person", "{v}");
+}
+
+async fn only_an_administrator_links_an_identity(t: Sso) {
+    let admin = t.app.admin().await;
+    let bob = t.app.person(&admin, "bob", &[]).await;
+    let link = json!({ "provider": "corp", "subject": "alice" });
+    let (s, v) = t.app.post("/v1/users/bob/identities", Some(&bob.session), link.clone()).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("admin_required")), "{v}");
+    for (body, code) in [
+        (json!({ "provider": "nope", "subject": "alice" }), "unknown_provider"),
+        (json!({ "provider": "corp", "subject": "" }), "invalid_subject"),
+        (json!({ "provider": "corp", "subject": "a\u{0}b" }), "invalid_subject"),
+    ] {
+        let (s, v) = t.app.post("/v1/users/bob/identities", Some(&admin.session), body).await;
+        assert!(s.is_client_error() && v["error"] == code, "{s} {v}");
+    }
+    let (s, v) = t.app.post("/v1/users/nobody/identities", Some(&admin.session), link.clone()).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_user")), "{v}");
+    let (s, _) = t.app.post("/v1/users/bob/identities", Some(&admin.session), link).await;
+    assert_eq!(s, StatusCode::OK);
+    let records = t.events().await;
+    let linked: Vec<_> = records.iter().filter(|r| r.event == "user.identity_linked").collect();
+    assert_eq!(linked.len(), 1);
+    assert_eq!((linked[0].actor.clone(), linked[0].details["idp_subject"].as_str()), (admin_id(&t, &admin.session).await, "alice"));
+    // alice's sign-in is now bob's.
+    let v = t.login("alice", "alice-password").await;
+    assert_eq!(v["username"], "bob");
+}
+
+async fn a_callback_without_iss_is_refused_when_the_provider_promises_it(t: Sso) {
+    // oidc-provider advertises authorization_response_iss_parameter_supported (RFC 9207 §3).
+    let (url, _) = t.begin().await;
+    let callback = t.to_callback(&url, Some(("alice", "alice-password"))).await;
+    let mut stripped = reqwest::Url::parse(&callback).unwrap();
+    assert!(stripped.query_pairs().any(|(k, _)| k == "iss"), "the provider sends iss: {callback}");
+    let kept: Vec<(String, String)> = stripped.query_pairs().filter(|(k, _)| k != "iss").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    stripped.query_pairs_mut().clear().extend_pairs(kept);
+    let q = loopback_query(&location(&t.visit(stripped.as_str()).await));
+    assert_eq!(q["error"], "issuer_missing", "{q:?}");
+    // The login is over: the genuine response, iss and all, no longer counts.
+    assert_eq!(t.visit(&callback).await.status(), StatusCode::CONFLICT);
+    assert_eq!(t.app.store.active_sessions(real_now()).await.unwrap(), 0);
+    assert!(t.app.store.users().await.unwrap().is_empty(), "refused before the code was redeemed");
+    let reasons: Vec<String> = t.events().await.into_iter().filter(|r| r.event == "auth.login.failed").map(|r| r.reason).collect();
+    assert_eq!(reasons, ["issuer_missing", "attempt_done"]);
+}
+
+async fn concurrent_callbacks_redeem_the_code_once(t: Sso) {
+    let (url, verifier) = t.begin().await;
+    let callback = t.to_callback(&url, Some(("alice", "alice-password"))).await;
+    // Eight hits of one callback at once (a double-submitted redirect, or an attacker racing).
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut hits = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (http, callback) = (http.clone(), callback.clone());
+        hits.spawn(async move {
+            let resp = http.get(&callback).send().await.unwrap();
+            let to = resp.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+            (resp.status(), to, resp.text().await.unwrap())
+        });
+    }
+    let mut won = Vec::new();
+    let mut lost = 0;
+    while let Some(hit) = hits.join_next().await {
+        match hit.unwrap() {
+            (StatusCode::SEE_OTHER, Some(to), _) => won.push(to),
+            (StatusCode::CONFLICT, None, page) => {
+                assert!(page.contains("sso_attempt_done"), "{page}");
+                lost += 1;
+            }
+            other => panic!("unexpected answer: {other:?}"),
+        }
+    }
+    assert_eq!((won.len(), lost), (1, 7), "exactly one callback goes on: {won:?}");
+    // The one that went on is a real success: the provider redeemed its code once.
+    let q = loopback_query(&won[0]);
+    assert!(!q.contains_key("error"), "{q:?}");
+    let (s, v) = t.redeem(&q["code"], &verifier).await;
+    assert_eq!((s, v["username"].as_str()), (StatusCode::OK, Some("alice")), "{v}");
+    let failed: Vec<String> = t.events().await.into_iter().filter(|r| r.event == "auth.login.failed").map(|r| r.reason).collect();
+    assert_eq!(failed, ["attempt_done"; 7], "every loser is on the record, as a late callback is");
+}
+
 macro_rules! sso_tests {
     ($($name:ident: $extra:expr),* $(,)?) => {
         mod sqlite {
@@ -459,7 +632,21 @@ sso_tests!(
     begin_refuses_what_is_not_a_loopback_login: "",
     groups_stay_as_set_in_stint_when_the_provider_sends_none: "scopes = [\"openid\", \"email\"]",
     provider_groups_replace_stint_groups_at_each_login: "",
+    an_email_is_verified_only_when_the_provider_says_true: "allowed_domains = [\"example.com\"]",
+    a_missing_email_verified_passes_only_where_configured: "allowed_domains = [\"example.com\"]\ninsecure_assume_email_verified = true",
+    an_unverified_email_names_nobody: "",
+    only_an_administrator_links_an_identity: "",
+    a_callback_without_iss_is_refused_when_the_provider_promises_it: "",
+    concurrent_callbacks_redeem_the_code_once: "",
 );
+
+mod configured_names {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_name_the_configuration_holds_is_not_taken_by_a_login() {
+        let t = super::sso_with(super::Backend::Sqlite, "", &super::naming_config()).await;
+        super::a_name_the_configuration_holds_is_not_taken_by_a_login(t).await;
+    }
+}
 
 mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -469,6 +656,10 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn device_flow_signs_in_and_honours_the_polling_interval() {
         super::device_flow_signs_in_and_honours_the_polling_interval(super::sso(super::Backend::Postgres, "").await).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_callbacks_redeem_the_code_once() {
+        super::concurrent_callbacks_redeem_the_code_once(super::sso(super::Backend::Postgres, "").await).await;
     }
 }
 

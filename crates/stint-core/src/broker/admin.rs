@@ -13,6 +13,13 @@ use super::{Broker, Caller, NewCode};
 /// Proof the caller is an administrator. Only [`Broker::admin`] constructs it.
 pub struct Admin<'a>(&'a Caller);
 
+impl Admin<'_> {
+    /// The administrator acting, for audit records.
+    pub(super) fn id(&self) -> &UserId {
+        &self.0.user.id
+    }
+}
+
 #[derive(Debug, serde::Serialize)]
 pub struct UserInfo {
     pub id: String,

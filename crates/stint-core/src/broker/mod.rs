@@ -60,6 +60,11 @@ pub struct BrokerConfig {
     pub break_glass: Option<BreakGlassConfig>,
     /// SSH certificate backends (stint's own CA signs).
     pub ssh: Vec<SshBackendConfig>,
+    /// User names the configuration gives to people outside the policies and on-call
+    /// rotations (calendar `people_map`s): a first SSO login never takes one.
+    pub named_people: Vec<crate::ids::Username>,
+    /// The least visible characters of a reason people write ([`crate::reason::Reason`]).
+    pub reason_min_chars: usize,
 }
 
 /// Who may break the glass, for which role and how long.

@@ -8,6 +8,7 @@ use crate::audit::{Draft, Event, Outcome};
 use crate::error::{Error, Result};
 use crate::ids::{truncate, GroupName, RoleName, UserId};
 use crate::model::{RequestStatus, RoleRequest};
+use crate::reason::Reason;
 use crate::store::{Change, Mutation};
 use crate::time::{Timestamp, Ttl};
 
@@ -52,6 +53,10 @@ pub struct RequestView {
     pub break_glass: bool,
 }
 
+fn unknown_request(id: &str) -> Error {
+    Error::not_found("unknown_request", format!("no request {:?}", truncate(id)))
+}
+
 impl Broker {
     fn approvals(&self) -> Result<&ApprovalConfig> {
         self.cfg
@@ -88,7 +93,7 @@ impl Broker {
     }
 
     async fn find_request(&self, id: &str) -> Result<RoleRequest> {
-        self.store.request(id).await?.ok_or_else(|| Error::not_found("unknown_request", format!("no request {:?}", truncate(id))))
+        self.store.request(id).await?.ok_or_else(|| unknown_request(id))
     }
 
     /// The approved (or break-glass) grant of `user` for `role` covering `now`, if any.
@@ -123,7 +128,9 @@ impl Broker {
             )
             .await;
         }
-        if now.0 - caller.session.created_at.0 > cfg.fresh_login.as_secs() as i64 {
+        // Times are whole seconds: a session that looks N seconds old may be nearly N + 1, so
+        // it is fresh only while even that is within the limit (fail closed at the boundary).
+        if now.0 - caller.session.created_at.0 >= cfg.fresh_login.as_secs() as i64 {
             return refuse(
                 "fresh_login_required",
                 Error::forbidden(
@@ -133,10 +140,10 @@ impl Broker {
             )
             .await;
         }
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(Error::invalid("reason_required", "say why, in 1-500 characters: --reason \"…\""));
-        }
+        let reason = match Reason::parse(reason, self.cfg.reason_min_chars) {
+            Ok(r) => r,
+            Err(e) => return refuse("reason_required", e).await,
+        };
         let duration = duration.unwrap_or(cfg.max_duration);
         if duration > cfg.max_duration {
             return Err(Error::invalid("duration_too_long", format!("break-glass lasts at most {}; asked for {duration}", cfg.max_duration)));
@@ -146,7 +153,7 @@ impl Broker {
             requester: caller.user.id.clone(),
             requester_name: caller.user.name.clone(),
             role: cfg.role.clone(),
-            reason: reason.chars().filter(|c| !c.is_control()).collect(),
+            reason: reason.into_string(),
             duration_secs: duration.as_secs() as i64,
             status: RequestStatus::Approved,
             created_at: now,
@@ -164,7 +171,7 @@ impl Broker {
             .detail("break_glass", "true")
             .detail("role", &cfg.role)
             .detail("duration", duration)
-            .detail("reason", truncate(&q.reason));
+            .detail("reason", &q.reason);
         self.commit(Self::still_live(&caller.user.id, &caller.session.id, now).with(Mutation::InsertRequest(q.clone())).record(d)).await?;
         self.observer.break_glass();
         let alert = Alert::new(AlertKind::BreakGlass, now, format!("BREAK-GLASS: {} took {} for {duration}: {}", caller.user.name, cfg.role, q.reason))
@@ -187,14 +194,11 @@ impl Broker {
                 format!("role {role} cannot be requested; requestable: {}", cfg.roles.iter().map(RoleName::as_str).collect::<Vec<_>>().join(", ")),
             ));
         }
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(Error::invalid("reason_required", "say why, in 1-500 characters: --reason \"…\""));
-        }
         let duration = duration.unwrap_or(cfg.max_duration);
         if duration > cfg.max_duration {
             return Err(Error::invalid("duration_too_long", format!("grants of {role} last at most {}; asked for {duration}", cfg.max_duration)));
         }
+        let reason = Reason::parse(reason, self.cfg.reason_min_chars)?;
         // Each request alerts the approvers: a person may have only a few waiting.
         let waiting = self.store.requests(Timestamp(now.0 - cfg.pending_ttl.as_secs() as i64), 500).await?;
         let mine = waiting.iter().filter(|q| q.requester == caller.user.id && q.status == RequestStatus::Pending && now < q.pending_until).count();
@@ -206,7 +210,7 @@ impl Broker {
             requester: caller.user.id.clone(),
             requester_name: caller.user.name.clone(),
             role: role.clone(),
-            reason: reason.chars().filter(|c| !c.is_control()).collect(),
+            reason: reason.into_string(),
             duration_secs: duration.as_secs() as i64,
             status: RequestStatus::Pending,
             created_at: now,
@@ -223,7 +227,7 @@ impl Broker {
             .subject(&q.id)
             .detail("role", &role)
             .detail("duration", duration)
-            .detail("reason", truncate(&q.reason));
+            .detail("reason", &q.reason);
         self.commit(Self::still_live(&caller.user.id, &caller.session.id, now).with(Mutation::InsertRequest(q.clone())).record(d)).await?;
         let alert = Alert::new(AlertKind::RequestCreated, now, format!("{} requests {role} for {duration}: {}", caller.user.name, q.reason))
             .detail("request", &q.id)
@@ -315,24 +319,17 @@ impl Broker {
         if q.status != RequestStatus::Pending {
             return Err(Error::conflict("request_not_pending", format!("request {} is {}", q.id, q.shown_status(now))));
         }
-        let reason = reason.trim();
-        if reason.is_empty() {
-            return Err(Error::invalid("reason_required", "say why: --reason \"…\""));
-        }
+        let reason = Reason::parse(reason, self.cfg.reason_min_chars)?;
         let next =
-            RoleRequest { status: RequestStatus::Denied, decided_by: Some(caller.user.name.clone()), decision_reason: Some(truncate(reason)), ..q.clone() };
-        let d = Draft::new(now, Event::RequestDenied, Outcome::Success).actor(&caller.user.id).subject(&q.id).detail("reason", truncate(reason));
+            RoleRequest { status: RequestStatus::Denied, decided_by: Some(caller.user.name.clone()), decision_reason: Some(reason.to_string()), ..q.clone() };
+        let d = Draft::new(now, Event::RequestDenied, Outcome::Success).actor(&caller.user.id).subject(&q.id).detail("reason", &reason);
         self.commit(
             Change::default().with(Mutation::UpdateRequest { request: next.clone(), expect: RequestStatus::Pending, approvals: q.approvals.len() }).record(d),
         )
         .await?;
         self.alerter.send(
-            Alert::new(
-                AlertKind::RequestDenied,
-                now,
-                format!("{} denied {}'s request for {}: {}", caller.user.name, q.requester_name, q.role, truncate(reason)),
-            )
-            .detail("request", &q.id),
+            Alert::new(AlertKind::RequestDenied, now, format!("{} denied {}'s request for {}: {reason}", caller.user.name, q.requester_name, q.role))
+                .detail("request", &q.id),
         );
         Ok(self.view(&next, now))
     }
@@ -343,25 +340,36 @@ impl Broker {
         let now = self.now();
         // Break-glass grants exist without [approvals]: administrators revoke them then.
         let approvers = self.cfg.approvals.as_ref().map_or(&self.cfg.admin_group, |a| &a.approvers);
-        let q = self.find_request(id).await?;
-        let allowed = caller.user.in_group(approvers) || caller.user.in_group(&self.cfg.admin_group) || q.requester == caller.user.id;
-        if !allowed {
+        let decider = caller.user.in_group(approvers) || caller.user.in_group(&self.cfg.admin_group);
+        let found = self.store.request(id).await?;
+        // Someone else's grant and an unknown id get the same refusal, so a caller who may not
+        // revoke learns nothing of which ids exist; the refusal is recorded like every other.
+        let own = found.as_ref().is_some_and(|q| q.requester == caller.user.id);
+        if !decider && !own {
+            let d = Draft::new(now, Event::RequestRefused, Outcome::Failure)
+                .actor(&caller.user.id)
+                .reason("approver_required")
+                .detail("action", "grant.revoke")
+                .detail("request", truncate(id));
+            self.commit(Change::audit_only(d)).await?;
             return Err(Error::forbidden("approver_required", format!("this needs a member of the {approvers} group, or the requester")));
         }
+        let q = found.ok_or_else(|| unknown_request(id))?;
+        let reason = Reason::parse_optional(reason, self.cfg.reason_min_chars)?;
         if q.status != RequestStatus::Approved {
             return Err(Error::conflict("not_granted", format!("request {} is {}, not an approved grant", q.id, q.shown_status(now))));
         }
         let next = RoleRequest {
             status: RequestStatus::Revoked,
             decided_by: Some(caller.user.name.clone()),
-            decision_reason: Some(truncate(reason.trim())).filter(|r| !r.is_empty()),
+            decision_reason: reason.as_ref().map(ToString::to_string),
             ..q.clone()
         };
         let d = Draft::new(now, Event::GrantRevoked, Outcome::Success)
             .actor(&caller.user.id)
             .subject(&q.id)
             .detail("role", &q.role)
-            .detail("reason", truncate(reason));
+            .detail("reason", reason.as_ref().map_or("", Reason::as_str));
         let change =
             Change::default().with(Mutation::UpdateRequest { request: next.clone(), expect: RequestStatus::Approved, approvals: q.approvals.len() }).record(d);
         let scope = crate::model::LeaseScope::Grant(q.id.clone());

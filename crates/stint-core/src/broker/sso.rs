@@ -61,6 +61,9 @@ pub struct SsoProvider {
     pub groups_claim: String,
     /// Lowercase email domains allowed to log in; empty allows any.
     pub allowed_domains: Vec<String>,
+    /// Count an email as verified when the ID token has no `email_verified` claim at all
+    /// (providers that only hand out addresses they verified and never say so).
+    pub insecure_assume_email_verified: bool,
     /// `amr` values that count as MFA (RFC 8176), and `acr` values that do.
     pub mfa_amr: Vec<String>,
     pub mfa_acr: Vec<String>,
@@ -82,6 +85,9 @@ pub struct SsoProvider {
 pub trait IdentityProvider: Send + Sync {
     /// The authorization request to send the browser to.
     async fn authorization_url(&self, state: &str, nonce: &str, code_challenge: &str) -> Result<String>;
+    /// Whether the provider's discovery advertises `authorization_response_iss_parameter_supported`
+    /// (RFC 9207 §3): its authorization responses then always carry `iss`.
+    async fn iss_required(&self) -> Result<bool>;
     /// Redeems an authorization code and verifies the ID token against `expect`.
     async fn redeem(&self, code: &str, verifier: &SecretString, expect: &Expected<'_>) -> Result<IdToken>;
 }
@@ -205,10 +211,12 @@ fn display_user_code(code: &str) -> String {
     format!("{}-{}", &code[..4], &code[4..])
 }
 
-/// A name for a user created at first login: the email's local part, else the subject,
-/// made to fit [`Username`].
-fn base_username(email: Option<&str>, subject: &str) -> String {
-    let raw = email.and_then(|e| e.split('@').next()).filter(|l| !l.is_empty()).unwrap_or(subject);
+/// A name for a user created at first login: a verified email's local part, else a neutral
+/// name from the provider and the subject, made to fit [`Username`]. An unverified address
+/// never names anyone: whoever can set their own email at the provider would choose a name.
+fn base_username(provider: &str, verified_email: Option<&str>, subject: &str) -> String {
+    let neutral = || format!("{provider}-{subject}");
+    let raw = verified_email.and_then(|e| e.split('@').next()).filter(|l| !l.is_empty()).map_or_else(neutral, str::to_owned);
     let mut name: String =
         raw.chars().map(|c| c.to_ascii_lowercase()).map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' }).collect();
     name = name.trim_start_matches(['-', '_', '.']).chars().take(48).collect();
@@ -216,6 +224,17 @@ fn base_username(email: Option<&str>, subject: &str) -> String {
         name = "user".into();
     }
     name
+}
+
+/// Whether the provider verified the email: only `true` (or the string `"true"`, as some
+/// providers send it) does; a missing claim does when the provider is configured to say so.
+fn email_verified(t: &IdToken, p: &SsoProvider) -> bool {
+    match t.claims.get("email_verified") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s == "true",
+        None => p.insecure_assume_email_verified,
+        Some(_) => false,
+    }
 }
 
 fn string_claim<'a>(t: &'a IdToken, name: &str) -> Option<&'a str> {
@@ -421,10 +440,30 @@ impl Broker {
             return Err(Error::invalid("sso_state_mismatch", "this sign-in link is unknown or was already used; start again with `stint login`"));
         };
         if a.status != want {
-            self.sso_failed(Some(&a), addr, "attempt_done", a.user_id.as_ref(), now).await?;
-            return Err(Error::conflict("sso_attempt_done", "this sign-in has already finished; start again with `stint login`"));
+            return Err(self.attempt_done(&a, addr, now).await);
         }
         Ok(a)
+    }
+
+    /// The refusal of a step on an attempt that has moved on, audited; the same whether the
+    /// step came late or lost a race for the attempt.
+    async fn attempt_done(&self, a: &SsoAttempt, addr: &str, now: Timestamp) -> Error {
+        if let Err(e) = self.sso_failed(Some(a), addr, "attempt_done", a.user_id.as_ref(), now).await {
+            return e;
+        }
+        Error::conflict("sso_attempt_done", "this sign-in has already finished; start again with `stint login`")
+    }
+
+    /// Takes the attempt from `Pending` to `Redeeming`, so that exactly one callback redeems
+    /// the provider's single-use code (a second one would be refused by the provider, and
+    /// could make the first fail).
+    async fn claim_for_redeem(&self, mut a: SsoAttempt, addr: &str, now: Timestamp) -> Result<SsoAttempt> {
+        a.status = SsoStatus::Redeeming;
+        match self.commit(Change::default().with(Mutation::UpdateSsoAttempt { attempt: a.clone(), expect: SsoStatus::Pending })).await {
+            Ok(_) => Ok(a),
+            Err(e) if e.code() == "sso_attempt_done" => Err(self.attempt_done(&a, addr, now).await),
+            Err(e) => Err(e),
+        }
     }
 
     /// Marks the attempt denied (with `extra`, e.g. a just-created user) and audits why;
@@ -467,10 +506,14 @@ impl Broker {
             // The CLI waits at its loopback listener: tell it (a conflict, say) rather than
             // leave it waiting. Faults of stint itself stay out of the redirect.
             Err(e) if browser && !matches!(e, Error::Store(_) | Error::Internal(_)) => {
-                let current = self.store.sso_attempt_by_state(&a.state_lookup).await?.filter(|x| x.status == SsoStatus::Pending);
+                let current = self.store.sso_attempt_by_state(&a.state_lookup).await?.filter(|x| matches!(x.status, SsoStatus::Pending | SsoStatus::Redeeming));
                 match current {
-                    Some(a) => self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), Change::default(), &cb.addr, now).await,
-                    None => Err(e),
+                    // A conflict means another callback holds the attempt: it answers the CLI.
+                    Some(a) if e.code() != "sso_attempt_done" => {
+                        let from = a.status;
+                        self.sso_deny(a, from, Refusal::new(e), Change::default(), &cb.addr, now).await
+                    }
+                    _ => Err(e),
                 }
             }
             other => other,
@@ -488,6 +531,12 @@ impl Broker {
             let e = Error::unauthenticated("issuer_mismatch", "the sign-in response came from another identity provider than the one it was sent to");
             return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), none, &cb.addr, now).await;
         }
+        // RFC 9207 §2.4: a provider that promises `iss` and a response without it is a mix-up.
+        if cb.iss.is_none() && idp.iss_required().await? {
+            let e =
+                Error::unauthenticated("issuer_missing", "the sign-in response did not say which identity provider sent it, though this provider always does");
+            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), none, &cb.addr, now).await;
+        }
         if let Some(err) = cb.error.as_deref() {
             let e = Error::forbidden("access_denied", format!("the identity provider did not sign you in ({})", truncate(err)));
             return self.sso_deny(a, SsoStatus::Pending, Refusal { reason: "provider_denied".into(), error: e }, none, &cb.addr, now).await;
@@ -496,12 +545,13 @@ impl Broker {
             let e = Error::invalid("invalid_callback", "the identity provider returned neither a code nor an error");
             return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), none, &cb.addr, now).await;
         };
+        let a = self.claim_for_redeem(a, &cb.addr, now).await?;
         let verifier = self.kek.open(&Self::verifier_context(&a.id), &a.verifier_sealed)?;
         let verifier = SecretString::new(String::from_utf8(verifier.expose().to_vec()).map_err(|_| Error::Internal("sealed verifier is not text".into()))?);
         let expect = Expected { issuer: &p.issuer, client_id: &p.client_id, nonce: Some(&a.nonce), now, skew_secs: p.skew_secs };
         let token = match idp.redeem(code, &verifier, &expect).await {
             Ok(t) => t,
-            Err(e) => return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), none, &cb.addr, now).await,
+            Err(e) => return self.sso_deny(a, SsoStatus::Redeeming, Refusal::new(e), none, &cb.addr, now).await,
         };
         self.admit(a, p, token, cb, now).await
     }
@@ -510,12 +560,12 @@ impl Broker {
     async fn admit(&self, mut a: SsoAttempt, p: &SsoProvider, token: IdToken, cb: &SsoCallback, now: Timestamp) -> Result<SsoOutcome> {
         a.subject = Some(token.subject.clone());
         let email = string_claim(&token, &p.email_claim).map(|e| e.chars().take(254).collect::<String>());
+        let verified = email_verified(&token, p);
         if !p.allowed_domains.is_empty() {
             let domain = email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase());
-            let verified = token.claims.get("email_verified").and_then(Value::as_bool) != Some(false);
             if !verified || !domain.is_some_and(|d| p.allowed_domains.contains(&d)) {
                 let e = Error::forbidden("email_domain_not_allowed", "your account's email domain may not sign in to this stint server");
-                return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), Change::default(), &cb.addr, now).await;
+                return self.sso_deny(a, SsoStatus::Redeeming, Refusal::new(e), Change::default(), &cb.addr, now).await;
             }
         }
         let mfa = oidc::asserted_mfa(&token, &p.mfa_amr, &p.mfa_acr);
@@ -525,7 +575,7 @@ impl Broker {
                 "the identity provider did not report multi-factor authentication for this sign-in (amr/acr); \
                  sign in with MFA at the provider, or ask an administrator to enable TOTP step-up",
             );
-            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), Change::default(), &cb.addr, now).await;
+            return self.sso_deny(a, SsoStatus::Redeeming, Refusal::new(e), Change::default(), &cb.addr, now).await;
         }
         let groups = claimed_groups(&token, &p.groups_claim).map(|claimed| {
             let mut groups: Vec<GroupName> = claimed.iter().filter_map(|g| p.groups.get(*g)).flatten().cloned().collect();
@@ -533,12 +583,16 @@ impl Broker {
             groups.dedup();
             groups
         });
-        let (user, mut change) = self.sso_user(p, &token, email, groups, now).await?;
+        let (user, mut change) = match self.sso_user(p, &token, email, verified, groups, now).await {
+            Ok(found) => found,
+            Err(e @ (Error::Store(_) | Error::Internal(_))) => return Err(e),
+            Err(e) => return self.sso_deny(a, SsoStatus::Redeeming, Refusal::new(e), Change::default(), &cb.addr, now).await,
+        };
         a.user_id = Some(user.id.clone());
         if user.disabled {
             self.alert_login_failure(&user, "user_disabled", &cb.addr, &format!("sso:{}", p.name), now);
             let e = Error::forbidden("user_disabled", "this user is disabled in stint; ask an administrator");
-            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), change, &cb.addr, now).await;
+            return self.sso_deny(a, SsoStatus::Redeeming, Refusal::new(e), change, &cb.addr, now).await;
         }
         let mut end = now.plus(p.session_ttl);
         if let Some(ps) = p.provider_session {
@@ -547,13 +601,13 @@ impl Broker {
         }
         if end <= now {
             let e = Error::unauthenticated("provider_session_ended", "your session at the identity provider has ended; sign in there again");
-            return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), change, &cb.addr, now).await;
+            return self.sso_deny(a, SsoStatus::Redeeming, Refusal::new(e), change, &cb.addr, now).await;
         }
         a.session_expires_at = Some(end);
         match mfa {
             Some(m) => {
                 a.mfa = Some(m);
-                self.sso_approve(a, SsoStatus::Pending, change, &user.name).await
+                self.sso_approve(a, SsoStatus::Redeeming, change, &user.name).await
             }
             None if user.totp_sealed.is_none() => {
                 let e = Error::forbidden(
@@ -564,11 +618,11 @@ impl Broker {
                         user.name, user.name
                     ),
                 );
-                self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), change, &cb.addr, now).await
+                self.sso_deny(a, SsoStatus::Redeeming, Refusal::new(e), change, &cb.addr, now).await
             }
             None => {
                 a.status = SsoStatus::StepUp;
-                change = change.with(Mutation::UpdateSsoAttempt { attempt: a, expect: SsoStatus::Pending });
+                change = change.with(Mutation::UpdateSsoAttempt { attempt: a, expect: SsoStatus::Redeeming });
                 self.commit(change).await?;
                 Ok(SsoOutcome::StepUp { state: cb.state.clone(), username: user.name })
             }
@@ -582,6 +636,7 @@ impl Broker {
         p: &SsoProvider,
         token: &IdToken,
         email: Option<String>,
+        email_verified: bool,
         groups: Option<Vec<GroupName>>,
         now: Timestamp,
     ) -> Result<(User, Change)> {
@@ -601,17 +656,8 @@ impl Broker {
             return Ok((User { groups, ..user }, change));
         }
         let groups = groups.unwrap_or_default();
-        let base = base_username(email.as_deref(), &token.subject);
-        let mut name = None;
-        for n in 1..100 {
-            let candidate = if n == 1 { base.clone() } else { format!("{base}-{n}") };
-            let candidate = Username::parse(&candidate)?;
-            if self.store.user_by_name(&candidate).await?.is_none() {
-                name = Some(candidate);
-                break;
-            }
-        }
-        let name = name.ok_or_else(|| Error::conflict("user_exists", format!("no free user name near {base}; ask an administrator")))?;
+        let verified_email = email.as_deref().filter(|_| email_verified);
+        let name = self.first_login_name(&base_username(&p.name, verified_email, &token.subject), p, &token.subject).await?;
         let user = User {
             id: UserId::random(&mut *self.rng()),
             name: name.clone(),
@@ -633,6 +679,69 @@ impl Broker {
             .detail("idp_subject", truncate(&token.subject));
         change = change.with(Mutation::InsertUser(user.clone())).with(Mutation::LinkIdentity(identity)).record(d);
         Ok((user, change))
+    }
+
+    /// The name a first login takes: `base`, else `base-2`, `base-3`… when a person holds it.
+    /// A name the configuration or the policies refer to, and that no person holds, grants
+    /// whatever they give it: a login never takes it, an administrator links it.
+    async fn first_login_name(&self, base: &str, p: &SsoProvider, subject: &str) -> Result<Username> {
+        for n in 1..100 {
+            let candidate = Username::parse(&if n == 1 { base.to_owned() } else { format!("{base}-{n}") })?;
+            if self.store.user_by_name(&candidate).await?.is_some() {
+                continue;
+            }
+            if self.named_elsewhere(&candidate) {
+                return Err(Error::forbidden(
+                    "sso_name_reserved",
+                    format!(
+                        "the user name {candidate} is named in this server's configuration or policies and no stint user holds it, \
+                         so a sign-in cannot take it; ask an administrator to create {candidate} and link this sign-in to it \
+                         (provider {}, subject {:?})",
+                        p.name,
+                        truncate(subject)
+                    ),
+                ));
+            }
+            return Ok(candidate);
+        }
+        Err(Error::conflict("user_exists", format!("no free user name near {base}; ask an administrator")))
+    }
+
+    /// Whether the configuration or the policies name `name`: on-call rotations and the
+    /// calendar shifts read, calendar `people_map`s, and Cedar policy text quoting it (as
+    /// `Stint::Person::"name"` or `principal.name == "name"` do).
+    fn named_elsewhere(&self, name: &Username) -> bool {
+        use crate::oncall::ScheduleSource;
+        let quoted = format!("\"{name}\"");
+        let on_call = |s: &crate::oncall::Schedule| match &s.source {
+            ScheduleSource::Rotation(r) => r.people.contains(name),
+            ScheduleSource::Calendar(shifts) => shifts.iter().any(|x| &x.person == name),
+        };
+        // A poisoned lock cannot tell: count the name as taken (fail closed).
+        self.cfg.named_people.contains(name)
+            || self.cfg.roles.engine().policies().iter().any(|(_, text)| text.contains(&quoted))
+            || self.oncall.read().map_or(true, |all| all.iter().any(on_call))
+    }
+
+    /// `POST /v1/users/{name}/identities`: an administrator links a provider identity (its
+    /// issuer and `sub`) to an existing user, who then logs in through it. This is how a name
+    /// a login may not take (see [`Broker::named_elsewhere`]) gets its person.
+    pub async fn link_identity(&self, admin: &super::admin::Admin<'_>, name: &str, provider: &str, subject: &str) -> Result<super::UserInfo> {
+        let now = self.now();
+        let (p, _) = self.provider(Some(provider))?;
+        if subject.is_empty() || subject.len() > 255 || subject.chars().any(char::is_control) {
+            return Err(Error::invalid("invalid_subject", "subject must be the provider's `sub` for the person: 1-255 characters"));
+        }
+        let user = self.target_user(name).await?;
+        let identity =
+            Identity { issuer: p.issuer.clone(), subject: subject.to_owned(), user_id: user.id.clone(), email: None, created_at: now, last_login_at: now };
+        let d = Draft::new(now, Event::IdentityLinked, Outcome::Success)
+            .actor(admin.id())
+            .subject(&user.id)
+            .detail("provider", &p.name)
+            .detail("idp_subject", truncate(subject));
+        self.commit(Change::default().with(Mutation::LinkIdentity(identity)).record(d)).await?;
+        Ok(super::UserInfo::from(&user))
     }
 
     /// Approves the attempt. A browser login gets a one-time login code for the CLI.
@@ -852,12 +961,50 @@ mod tests {
 
     #[test]
     fn first_login_names_fit_usernames() {
-        assert_eq!(base_username(Some("Alice.Smith@example.com"), "x"), "alice.smith");
-        assert_eq!(base_username(Some("o'brien+ops@example.com"), "x"), "o-brien-ops");
-        assert_eq!(base_username(None, "1234567890"), "1234567890");
-        assert_eq!(base_username(Some("@example.com"), "__"), "user");
-        assert_eq!(base_username(None, &"a".repeat(300)).len(), 48);
-        assert!(Username::parse(&base_username(Some("Ωmega@example.com"), "s")).is_ok());
+        assert_eq!(base_username("corp", Some("Alice.Smith@example.com"), "x"), "alice.smith");
+        assert_eq!(base_username("corp", Some("o'brien+ops@example.com"), "x"), "o-brien-ops");
+        assert_eq!(base_username("corp", None, "1234567890"), "corp-1234567890", "no verified email: a neutral name");
+        assert_eq!(base_username("corp", Some("@example.com"), "__"), "corp-__");
+        assert_eq!(base_username("corp", None, &"a".repeat(300)).len(), 48);
+        assert!(Username::parse(&base_username("corp", Some("Ωmega@example.com"), "s")).is_ok());
+    }
+
+    fn provider(assume: bool) -> SsoProvider {
+        SsoProvider {
+            name: "corp".into(),
+            issuer: "https://idp.example".into(),
+            client_id: "stint".into(),
+            email_claim: "email".into(),
+            groups_claim: "groups".into(),
+            allowed_domains: vec![],
+            insecure_assume_email_verified: assume,
+            mfa_amr: vec![],
+            mfa_acr: vec![],
+            step_up_totp: false,
+            groups: BTreeMap::new(),
+            session_ttl: Ttl::from_secs(3600).unwrap(),
+            provider_session: None,
+            skew_secs: 60,
+        }
+    }
+
+    #[test]
+    fn only_true_verifies_an_email() {
+        let token = |v: Option<Value>| {
+            let mut claims = BTreeMap::new();
+            if let Some(v) = v {
+                claims.insert("email_verified".into(), v);
+            }
+            IdToken { issuer: "https://idp.example".into(), subject: "s".into(), claims, expires_at: Timestamp(0) }
+        };
+        for yes in [Value::Bool(true), Value::String("true".into())] {
+            assert!(email_verified(&token(Some(yes.clone())), &provider(false)), "{yes}");
+        }
+        for no in [Value::Bool(false), Value::String("false".into()), Value::String("TRUE".into()), Value::Null, Value::from(1), serde_json::json!([true])] {
+            assert!(!email_verified(&token(Some(no.clone())), &provider(true)), "{no}");
+        }
+        assert!(!email_verified(&token(None), &provider(false)), "a missing claim does not verify by default");
+        assert!(email_verified(&token(None), &provider(true)), "unless the provider is configured to assume it");
     }
 
     #[test]

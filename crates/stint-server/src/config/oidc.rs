@@ -46,6 +46,8 @@ pub struct OidcSection {
     pub groups_claim: Option<String>,
     #[serde(default)]
     pub allowed_domains: Vec<String>,
+    /// Count an email as verified when the ID token carries no `email_verified` claim.
+    pub insecure_assume_email_verified: Option<bool>,
     pub mfa_amr: Option<Vec<String>>,
     #[serde(default)]
     pub mfa_acr: Vec<String>,
@@ -153,6 +155,7 @@ pub fn providers(sections: Vec<OidcSection>, roles: &Roles, public_url: &str, or
             email_claim: s.email_claim.unwrap_or_else(|| "email".into()),
             groups_claim: s.groups_claim.unwrap_or_else(|| "groups".into()),
             allowed_domains: s.allowed_domains.iter().map(|d| d.trim_start_matches('@').to_ascii_lowercase()).collect(),
+            insecure_assume_email_verified: s.insecure_assume_email_verified.unwrap_or(false),
             mfa_amr,
             mfa_acr: s.mfa_acr,
             step_up_totp,

@@ -42,10 +42,11 @@ pub enum Event {
     CredentialFailed,
     LeaseRevoked,
     LeaseEnded,
+    OnCallFeedFailed,
 }
 
 impl Event {
-    pub const ALL: [Event; 28] = [
+    pub const ALL: [Event; 29] = [
         Event::ConfigLoaded,
         Event::KeyCreated,
         Event::KeyRotated,
@@ -74,6 +75,7 @@ impl Event {
         Event::CredentialFailed,
         Event::LeaseRevoked,
         Event::LeaseEnded,
+        Event::OnCallFeedFailed,
     ];
 
     pub fn code(self) -> &'static str {
@@ -106,6 +108,7 @@ impl Event {
             Event::CredentialFailed => "credential.failed",
             Event::LeaseRevoked => "lease.revoked",
             Event::LeaseEnded => "lease.ended",
+            Event::OnCallFeedFailed => "oncall.feed_failed",
         }
     }
 }
@@ -448,6 +451,7 @@ mod tests {
                 "credential.failed",
                 "lease.revoked",
                 "lease.ended",
+                "oncall.feed_failed",
             ]
         );
     }

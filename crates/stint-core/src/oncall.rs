@@ -13,7 +13,7 @@ mod zone;
 use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 
-pub use calendar::{Calendar, MAX_SERIES, MAX_SHIFTS, MAX_STEPS};
+pub use calendar::{Calendar, MAX_PERIODS, MAX_SERIES, MAX_SHIFTS, MAX_STEPS};
 pub use feed::parse_ical;
 
 use crate::error::{Error, Result};

@@ -5,7 +5,8 @@
 //! and [`Calendar::LOOKAHEAD`] after the read; a question about a time outside that window
 //! (the feed has not been read for a month) expands the series again around that time.
 //! Either way an expansion takes at most [`MAX_STEPS`] occurrences from the rules and keeps
-//! at most [`MAX_SHIFTS`]: a hostile rule cannot make the broker spin or grow without bound.
+//! at most [`MAX_SHIFTS`], of at most [`MAX_SERIES`] rules that each run through at most
+//! [`MAX_PERIODS`] periods: a hostile rule cannot make the broker spin or grow without bound.
 
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
@@ -18,12 +19,15 @@ use crate::ids::Username;
 use crate::time::Timestamp;
 
 /// Occurrences one expansion may draw from the rules of a feed, all series together.
-pub const MAX_STEPS: u32 = 100_000;
+pub const MAX_STEPS: u32 = 1_000_000;
 /// Shifts one expansion may yield.
 pub const MAX_SHIFTS: usize = 20_000;
-/// Recurring events a feed may have (the rules' own search for a match is bounded per
-/// event by the `rrule` crate, so this bounds the work of one read).
-pub const MAX_SERIES: usize = 500;
+/// Recurring events a feed may have. With [`MAX_PERIODS`] and the `rrule` crate's own
+/// bound on its search for a match (100 000 periods), this bounds the work of one read.
+pub const MAX_SERIES: usize = 200;
+/// Periods (hours, days, weeks… times INTERVAL) a rule may run through from its DTSTART to
+/// the time asked about: an hourly rule from 1970 would be refused, a daily one is not.
+pub const MAX_PERIODS: i64 = 100_000;
 
 /// How long each occurrence lasts.
 #[derive(Clone, Debug)]
@@ -46,6 +50,8 @@ pub(super) struct Series {
     /// Starts that are not shifts: EXDATEs, and occurrences a RECURRENCE-ID event replaces.
     /// Sorted.
     pub skip: Vec<Timestamp>,
+    /// The rule had no occurrence left at the end of the window expanded at the read.
+    pub ended: bool,
 }
 
 struct Budget {
@@ -53,8 +59,12 @@ struct Budget {
 }
 
 impl Series {
-    /// Appends this series' shifts that end after `from` and start before `to`.
-    fn expand(&self, from: Timestamp, to: Timestamp, budget: &mut Budget, out: &mut Vec<Shift>) -> Result<()> {
+    /// Appends this series' shifts that end after `from` and start before `to`; true when
+    /// the rule has no occurrence from `to` on.
+    fn expand(&self, from: Timestamp, to: Timestamp, budget: &mut Budget, out: &mut Vec<Shift>) -> Result<bool> {
+        if self.periods_until(to) > MAX_PERIODS {
+            return Err(bad(format!("a recurring event repeats more than {MAX_PERIODS} times from its DTSTART to the time asked about")));
+        }
         for occurrence in &self.rule {
             budget.steps += 1;
             if budget.steps > MAX_STEPS {
@@ -63,7 +73,7 @@ impl Series {
             let wall = from_rrule(&occurrence)?;
             let start = to_instant(wall, &self.tz)?;
             if start >= to {
-                break;
+                return Ok(false);
             }
             let end = match &self.length {
                 Length::Wall(span) => to_instant(wall.checked_add(*span).map_err(|_| bad("a shift ends out of range"))?, &self.tz)?,
@@ -79,7 +89,24 @@ impl Series {
                 out.push(Shift { person: person.clone(), start, end });
             }
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// How many periods of the rule lie between its DTSTART and `to`, roughly (the work
+    /// `rrule` does to get there).
+    fn periods_until(&self, to: Timestamp) -> i64 {
+        let Some(rule) = self.rule.get_rrule().first() else { return 0 };
+        let period: i64 = match rule.get_freq() {
+            rrule::Frequency::Yearly => 365 * 86_400,
+            rrule::Frequency::Monthly => 28 * 86_400,
+            rrule::Frequency::Weekly => 7 * 86_400,
+            rrule::Frequency::Daily => 86_400,
+            rrule::Frequency::Hourly => 3_600,
+            rrule::Frequency::Minutely => 60,
+            rrule::Frequency::Secondly => 1,
+        };
+        let start = self.rule.get_dt_start().timestamp();
+        to.0.saturating_sub(start).max(0) / period.saturating_mul(i64::from(rule.get_interval().max(1)))
     }
 }
 
@@ -127,7 +154,12 @@ impl Calendar {
             return Err(bad(format!("more than {MAX_SERIES} recurring events")));
         }
         let window = (Timestamp(read_at.0.saturating_sub(Self::LOOKBACK)), Timestamp(read_at.0.saturating_add(Self::LOOKAHEAD)));
-        let expanded = expand(&series, window)?;
+        let mut series = series;
+        let mut budget = Budget { steps: 0 };
+        let mut expanded = Vec::new();
+        for s in &mut series {
+            s.ended = s.expand(window.0, window.1, &mut budget, &mut expanded)?;
+        }
         Ok(Calendar { single, series, expanded, window })
     }
 
@@ -143,20 +175,20 @@ impl Calendar {
         if self.single.iter().any(covers) {
             return true;
         }
+        if self.expanded.iter().any(covers) {
+            return true;
+        }
         let since = Timestamp(now.0.saturating_sub(grace));
         if self.window.0 <= since && now < self.window.1 {
-            return self.expanded.iter().any(covers);
+            return false;
         }
-        // Outside what the read expanded: expand again here, failing closed.
-        expand(&self.series, (since, Timestamp(now.0.saturating_add(1)))).is_ok_and(|shifts| shifts.iter().any(covers))
+        // Outside what the read expanded: expand again here, failing closed. After the
+        // window, rules that had ended by then have nothing more.
+        let later = self.window.0 <= since;
+        let series = self.series.iter().filter(|s| !(later && s.ended));
+        let mut budget = Budget { steps: 0 };
+        let mut shifts = Vec::new();
+        series.map(|s| s.expand(since, Timestamp(now.0.saturating_add(1)), &mut budget, &mut shifts)).collect::<Result<Vec<_>>>().is_ok()
+            && shifts.iter().any(covers)
     }
-}
-
-fn expand(series: &[Series], (from, to): (Timestamp, Timestamp)) -> Result<Vec<Shift>> {
-    let mut budget = Budget { steps: 0 };
-    let mut out = Vec::new();
-    for s in series {
-        s.expand(from, to, &mut budget, &mut out)?;
-    }
-    Ok(out)
 }

@@ -47,7 +47,7 @@ pub fn parse_ical(text: &str, people: &CalendarPeople<'_>, default_tz: &jiff::tz
                 let replaced = e.uid.as_deref().and_then(|u| replaced.get(u)).into_iter().flatten().copied();
                 let mut skip: Vec<Timestamp> = e.exdates.iter().copied().chain(replaced).collect();
                 skip.sort_unstable();
-                series.push(Series { people: e.people.clone(), tz: e.start.tz.clone(), rule: rule.clone(), length: e.length.clone(), skip });
+                series.push(Series { people: e.people.clone(), tz: e.start.tz.clone(), rule: rule.clone(), length: e.length.clone(), skip, ended: false });
             }
             _ => single.extend(e.shifts()?),
         }

@@ -196,11 +196,15 @@ fn hostile_rules_are_refused_or_bounded() {
     let refused = |rule: &str| parse_ical(&feed(rule), &people, &TimeZone::UTC, now).unwrap_err().code();
     assert_eq!(refused("FREQ=SECONDLY"), "invalid_calendar");
     assert_eq!(refused("FREQ=MINUTELY;COUNT=10"), "invalid_calendar");
-    // Hourly since 1970: far more steps than MAX_STEPS before today.
+    // Hourly since 1970: far more than MAX_PERIODS hours before today.
     assert_eq!(refused("FREQ=HOURLY;COUNT=4294967295"), "invalid_calendar");
     // A rule that never matches stops at the crate's search limit and yields nothing.
     let never = parse_ical(&feed("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"), &people, &TimeZone::UTC, now).unwrap();
     assert_eq!(never.shifts().count(), 0);
+    // Daily rules since 2000 in every recurring event a feed may have: more than MAX_STEPS.
+    let daily: String = (0..MAX_SERIES).map(|i| format!("BEGIN:VEVENT\r\nUID:{i}\r\nDTSTART:20000101T000000Z\r\nDTEND:20000101T010000Z\r\nRRULE:FREQ=DAILY\r\nATTENDEE:mailto:alice@x\r\nEND:VEVENT\r\n")).collect();
+    let daily = format!("BEGIN:VCALENDAR\r\n{daily}END:VCALENDAR\r\n");
+    assert_eq!(parse_ical(&daily, &people, &TimeZone::UTC, now).unwrap_err().code(), "invalid_calendar");
     // Too many recurring events.
     let many: String = (0..=MAX_SERIES).map(|i| format!("BEGIN:VEVENT\r\nUID:{i}\r\nDTSTART:20261101T000000Z\r\nDTEND:20261101T010000Z\r\nRRULE:FREQ=WEEKLY\r\nATTENDEE:mailto:alice@x\r\nEND:VEVENT\r\n")).collect();
     let many = format!("BEGIN:VCALENDAR\r\n{many}END:VCALENDAR\r\n");

@@ -1,6 +1,7 @@
 //! Alerts: what people must hear about at once (break-glass, requests for admin, repeated
-//! login failures, a disabled user trying to log in). The broker hands each alert to an
-//! [`Alerter`] without waiting; delivery (webhooks, retries, a bounded queue) is the host's.
+//! login failures, a disabled user trying to log in, an on-call calendar that cannot be
+//! read). The broker hands each alert to an [`Alerter`] without waiting; delivery
+//! (webhooks, retries, a bounded queue) is the host's.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +18,8 @@ pub enum AlertKind {
     RepeatedLoginFailures,
     /// Someone logged in (or tried) as a disabled user.
     DisabledUserLogin,
+    /// An on-call calendar feed could not be read; its last shifts stay in force.
+    OnCallFeedFailed,
 }
 
 impl AlertKind {
@@ -28,15 +31,17 @@ impl AlertKind {
             AlertKind::RequestDenied => "request_denied",
             AlertKind::RepeatedLoginFailures => "repeated_login_failures",
             AlertKind::DisabledUserLogin => "disabled_user_login",
+            AlertKind::OnCallFeedFailed => "oncall_feed_failed",
         }
     }
-    pub const ALL: [AlertKind; 6] = [
+    pub const ALL: [AlertKind; 7] = [
         AlertKind::BreakGlass,
         AlertKind::RequestCreated,
         AlertKind::RequestApproved,
         AlertKind::RequestDenied,
         AlertKind::RepeatedLoginFailures,
         AlertKind::DisabledUserLogin,
+        AlertKind::OnCallFeedFailed,
     ];
     pub fn parse(s: &str) -> Option<AlertKind> {
         AlertKind::ALL.into_iter().find(|k| k.as_str() == s)

@@ -43,10 +43,11 @@ pub enum Event {
     LeaseRevoked,
     LeaseEnded,
     IdentityLinked,
+    OnCallFeedFailed,
 }
 
 impl Event {
-    pub const ALL: [Event; 29] = [
+    pub const ALL: [Event; 30] = [
         Event::ConfigLoaded,
         Event::KeyCreated,
         Event::KeyRotated,
@@ -76,6 +77,7 @@ impl Event {
         Event::LeaseRevoked,
         Event::LeaseEnded,
         Event::IdentityLinked,
+        Event::OnCallFeedFailed,
     ];
 
     pub fn code(self) -> &'static str {
@@ -109,6 +111,7 @@ impl Event {
             Event::LeaseRevoked => "lease.revoked",
             Event::LeaseEnded => "lease.ended",
             Event::IdentityLinked => "user.identity_linked",
+            Event::OnCallFeedFailed => "oncall.feed_failed",
         }
     }
 }
@@ -452,6 +455,7 @@ mod tests {
                 "lease.revoked",
                 "lease.ended",
                 "user.identity_linked",
+                "oncall.feed_failed",
             ]
         );
     }

@@ -95,29 +95,103 @@ pub struct App {
     feeds: Vec<config::oncall::CalendarFeed>,
 }
 
-/// Re-reads one on-call calendar (file or URL) and hands its shifts to the broker. A feed
-/// that cannot be read or parsed leaves the last good shifts in force.
-async fn refresh_feed(broker: &Broker, feed: &config::oncall::CalendarFeed, http: &reqwest::Client) -> Result<usize, String> {
-    let text = match (&feed.file, &feed.url) {
-        (Some(f), _) => std::fs::read_to_string(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?,
+/// Why an on-call calendar was not taken: a stable code, and a message without the feed
+/// URL's secret.
+struct FeedError {
+    code: &'static str,
+    message: String,
+}
+
+impl FeedError {
+    fn unreachable(message: String) -> FeedError {
+        FeedError { code: "calendar_unreachable", message }
+    }
+    fn too_large(limit: usize, what: &str) -> FeedError {
+        FeedError { code: "calendar_too_large", message: format!("{what} is larger than {limit} bytes") }
+    }
+}
+
+/// The text of a calendar feed, at most `feed.max_bytes` of it: a larger one is refused
+/// while reading, before it is all in memory.
+async fn read_feed(feed: &config::oncall::CalendarFeed, http: &reqwest::Client) -> Result<Option<String>, FeedError> {
+    let max = feed.max_bytes;
+    let bytes = match (&feed.file, &feed.url) {
+        (Some(f), _) => {
+            let mut text = Vec::new();
+            let file = std::fs::File::open(f).map_err(|e| FeedError::unreachable(format!("cannot read {}: {e}", f.display())))?;
+            std::io::Read::read_to_end(&mut std::io::Read::take(file, max as u64 + 1), &mut text)
+                .map_err(|e| FeedError::unreachable(format!("cannot read {}: {e}", f.display())))?;
+            if text.len() > max {
+                return Err(FeedError::too_large(max, &f.display().to_string()));
+            }
+            text
+        }
         (None, Some(url)) => {
             // Calendar feed URLs carry a secret token: only the host is ever shown.
             let shown = webhooks::redact(url);
-            let resp = http.get(url).send().await.map_err(|e| format!("cannot fetch {shown}: {}", e.without_url()))?;
+            let mut resp = http.get(url).send().await.map_err(|e| FeedError::unreachable(format!("cannot fetch {shown}: {}", e.without_url())))?;
             if !resp.status().is_success() {
-                return Err(format!("{shown} answered {}", resp.status()));
+                return Err(FeedError::unreachable(format!("{shown} answered {}", resp.status())));
             }
-            if resp.content_length().is_some_and(|n| n > 8 * 1024 * 1024) {
-                return Err(format!("{shown} sent more than 8 MiB"));
+            if resp.content_length().is_some_and(|n| n > max as u64) {
+                return Err(FeedError::too_large(max, &shown));
             }
-            resp.text().await.map_err(|e| format!("cannot read {shown}: {}", e.without_url()))?
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| FeedError::unreachable(format!("cannot read {shown}: {}", e.without_url())))? {
+                if body.len() + chunk.len() > max {
+                    return Err(FeedError::too_large(max, &shown));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            body
         }
-        (None, None) => return Ok(0),
+        (None, None) => return Ok(None),
     };
-    let shifts = feed.parse(&text).map_err(|e| e.to_string())?;
-    let n = shifts.len();
-    broker.set_shifts(&feed.schedule, shifts);
+    String::from_utf8(bytes).map(Some).map_err(|_| FeedError { code: "invalid_calendar", message: "the feed is not UTF-8 text".into() })
+}
+
+/// Re-reads one on-call calendar (file or URL) and hands its shifts to the broker. A feed
+/// that cannot be read or parsed whole leaves the last good shifts in force.
+async fn refresh_feed(broker: &Broker, feed: &config::oncall::CalendarFeed, http: &reqwest::Client) -> Result<usize, FeedError> {
+    let Some(text) = read_feed(feed, http).await? else { return Ok(0) };
+    let (parser, now) = (feed.clone(), broker.now());
+    // Parsing and expanding a large feed is bounded but not instant: off the async workers.
+    let calendar = tokio::task::spawn_blocking(move || parser.parse(&text, now))
+        .await
+        .map_err(|e| FeedError { code: "internal", message: format!("the calendar parser stopped: {e}") })?
+        .map_err(|e| FeedError { code: e.code(), message: e.to_string() })?;
+    let n = calendar.shifts().count();
+    broker.set_shifts(&feed.schedule, calendar);
     Ok(n)
+}
+
+/// Re-reads `feed` every `feed.refresh`. The first failure after a good read (or at the
+/// start) is audited and alerted; further ones are logged until a read succeeds again.
+async fn follow_feed(broker: Arc<Broker>, feed: config::oncall::CalendarFeed) {
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap_or_default();
+    let mut tick = tokio::time::interval(feed.refresh);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        match refresh_feed(&broker, &feed, &http).await {
+            Ok(n) => {
+                if failing {
+                    tracing::info!(schedule = %feed.schedule, shifts = n, "on-call calendar read again");
+                }
+                failing = false;
+                tracing::debug!(schedule = %feed.schedule, shifts = n, "on-call calendar read");
+            }
+            Err(e) => {
+                tracing::warn!(schedule = %feed.schedule, code = e.code, error = %e.message, "on-call calendar not refreshed; the last shifts read stay in force");
+                if !failing {
+                    if let Err(a) = broker.calendar_failed(&feed.schedule, e.code, &e.message).await {
+                        tracing::warn!(schedule = %feed.schedule, error = %a, "could not audit the calendar failure");
+                    }
+                }
+                failing = true;
+            }
+        }
+    }
 }
 
 impl App {
@@ -213,18 +287,7 @@ impl App {
         });
         let mut feeds = Vec::new();
         for feed in self.feeds.clone() {
-            let broker = self.state.broker.clone();
-            feeds.push(tokio::spawn(async move {
-                let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30)).build().unwrap_or_default();
-                let mut tick = tokio::time::interval(feed.refresh);
-                loop {
-                    tick.tick().await;
-                    match refresh_feed(&broker, &feed, &http).await {
-                        Ok(n) => tracing::debug!(schedule = %feed.schedule, shifts = n, "on-call calendar read"),
-                        Err(e) => tracing::warn!(schedule = %feed.schedule, error = %e, "on-call calendar not refreshed; the last shifts read stay in force"),
-                    }
-                }
-            }));
+            feeds.push(tokio::spawn(follow_feed(self.state.broker.clone(), feed)));
         }
         let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;

@@ -247,12 +247,32 @@ impl Broker {
     }
 
     /// Replaces the shifts of calendar schedule `name` (the host re-reads its feed).
-    pub fn set_shifts(&self, name: &str, shifts: Vec<crate::oncall::Shift>) {
+    pub fn set_shifts(&self, name: &str, calendar: crate::oncall::Calendar) {
         if let Ok(mut all) = self.oncall.write() {
             for s in all.iter_mut().filter(|s| s.name == name) {
-                s.source = crate::oncall::ScheduleSource::Calendar(shifts.clone());
+                s.source = crate::oncall::ScheduleSource::Calendar(calendar.clone());
             }
         }
+    }
+
+    /// The host could not read calendar schedule `name`'s feed (`reason` is a stable code,
+    /// `message` says why without the feed's secret URL): the last shifts read stay in
+    /// force, and people hear of it through the audit log and an alert.
+    pub async fn calendar_failed(&self, name: &str, reason: &'static str, message: &str) -> Result<()> {
+        let now = self.now();
+        let d = Draft::new(now, Event::OnCallFeedFailed, Outcome::Failure)
+            .actor("system")
+            .subject(name)
+            .reason(reason)
+            .detail("error", crate::ids::truncate(message));
+        self.commit(Change::audit_only(d)).await?;
+        let alert = crate::alerts::Alert::new(
+            crate::alerts::AlertKind::OnCallFeedFailed,
+            now,
+            format!("On-call calendar {name} could not be read; its last shifts stay in force: {message}"),
+        );
+        self.alerter.send(alert.detail("schedule", name).detail("reason", reason));
+        Ok(())
     }
 
     /// The on-call schedules `person` is on now (shift or grace).

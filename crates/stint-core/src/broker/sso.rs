@@ -715,7 +715,7 @@ impl Broker {
         let quoted = format!("\"{name}\"");
         let on_call = |s: &crate::oncall::Schedule| match &s.source {
             ScheduleSource::Rotation(r) => r.people.contains(name),
-            ScheduleSource::Calendar(shifts) => shifts.iter().any(|x| &x.person == name),
+            ScheduleSource::Calendar(calendar) => calendar.shifts().any(|x| &x.person == name),
         };
         // A poisoned lock cannot tell: count the name as taken (fail closed).
         self.cfg.named_people.contains(name)

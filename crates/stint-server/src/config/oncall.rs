@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use stint_core::authz::PolicySource;
 use stint_core::ids::{RoleName, Username};
-use stint_core::oncall::{CalendarPeople, Rotation, Schedule, ScheduleSource};
+use stint_core::oncall::{Calendar, CalendarPeople, Rotation, Schedule, ScheduleSource};
 use stint_core::policy::Roles;
-use stint_core::Ttl;
+use stint_core::{Timestamp, Ttl};
 
 use super::{err, ConfigError};
 
@@ -41,6 +41,8 @@ pub struct ScheduleSection {
     pub ical_file: Option<PathBuf>,
     pub ical_url: Option<String>,
     pub refresh: Option<String>,
+    /// A feed larger than this is refused (and the last good one kept), like `5MiB`.
+    pub max_feed_size: Option<String>,
     /// Calendar attendee emails or event summaries → stint user names, for people whose
     /// calendar address is not `<user name>@…`.
     #[serde(default)]
@@ -56,15 +58,40 @@ pub struct CalendarFeed {
     pub file: Option<PathBuf>,
     pub url: Option<String>,
     pub refresh: Duration,
+    /// Bytes a feed may have; a larger one is refused whole.
+    pub max_bytes: usize,
     pub people_map: Vec<(String, Username)>,
     pub email_domain: Option<String>,
     pub timezone: stint_core::jiff::tz::TimeZone,
 }
 
+/// The feed size limit unless `max_feed_size` says otherwise.
+pub const DEFAULT_MAX_FEED_BYTES: usize = 5 * 1024 * 1024;
+
 impl CalendarFeed {
-    /// Parses a feed's text into this schedule's shifts.
-    pub fn parse(&self, text: &str) -> stint_core::error::Result<Vec<stint_core::oncall::Shift>> {
-        stint_core::oncall::parse_ical(text, &CalendarPeople { map: &self.people_map, email_domain: self.email_domain.as_deref() }, &self.timezone)
+    /// Parses a feed's text, read at `now`, into this schedule's shifts.
+    pub fn parse(&self, text: &str, now: Timestamp) -> stint_core::error::Result<Calendar> {
+        if text.len() > self.max_bytes {
+            return Err(stint_core::error::Error::invalid("calendar_too_large", format!("the feed is larger than {} bytes", self.max_bytes)));
+        }
+        stint_core::oncall::parse_ical(text, &CalendarPeople { map: &self.people_map, email_domain: self.email_domain.as_deref() }, &self.timezone, now)
+    }
+}
+
+/// `5MiB`, `512KiB`, `1000000`: a size in bytes.
+fn parse_size(v: &str) -> Result<usize, String> {
+    let v = v.trim();
+    let (digits, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+    let unit = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1024,
+        "MiB" => 1024 * 1024,
+        _ => return Err(format!("{v:?} is not a size like 5MiB, 512KiB or 1000000")),
+    };
+    let n: usize = digits.parse().map_err(|_| format!("{v:?} is not a size like 5MiB, 512KiB or 1000000"))?;
+    match n.checked_mul(unit) {
+        Some(bytes) if bytes > 0 => Ok(bytes),
+        _ => Err(format!("{v:?} must be more than 0 bytes and fit in memory")),
     }
 }
 
@@ -110,6 +137,7 @@ pub fn load(section: OnCallSection, roles: &Roles, base: &Path, origin: &str) ->
                 return Err(err(origin, &key("ical_url"), "must be an https:// URL"));
             }
             let refresh = s.refresh.as_deref().unwrap_or("5m").parse::<Ttl>().map_err(|e| err(origin, &key("refresh"), e))?;
+            let max_bytes = s.max_feed_size.as_deref().map_or(Ok(DEFAULT_MAX_FEED_BYTES), parse_size).map_err(|e| err(origin, &key("max_feed_size"), e))?;
             let people_map = s
                 .people_map
                 .iter()
@@ -120,19 +148,21 @@ pub fn load(section: OnCallSection, roles: &Roles, base: &Path, origin: &str) ->
                 file: s.ical_file.as_ref().map(|f| base.join(f)),
                 url: s.ical_url.clone(),
                 refresh: Duration::from_secs(refresh.as_secs()),
+                max_bytes,
                 people_map,
                 email_domain: s.email_domain.clone(),
                 timezone: tz,
             };
-            let shifts = match &feed.file {
+            let calendar = match &feed.file {
                 Some(f) => {
                     let text = std::fs::read_to_string(f).map_err(|e| err(origin, &key("ical_file"), format!("cannot read {}: {e}", f.display())))?;
-                    feed.parse(&text).map_err(|e| err(origin, &key("ical_file"), e))?
+                    // Read at the system's time; the server re-reads at its clock's as it starts.
+                    feed.parse(&text, Timestamp(stint_core::jiff::Timestamp::now().as_second())).map_err(|e| err(origin, &key("ical_file"), e))?
                 }
-                None => vec![],
+                None => Calendar::default(),
             };
             feeds.push(feed);
-            ScheduleSource::Calendar(shifts)
+            ScheduleSource::Calendar(calendar)
         } else {
             let people = s.people.iter().map(|p| Username::parse(p)).collect::<Result<Vec<_>, _>>().map_err(|e| err(origin, &key("people"), e))?;
             if people.is_empty() {

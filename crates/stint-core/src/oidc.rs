@@ -277,6 +277,16 @@ pub fn peek_issuer(token: &str) -> Option<String> {
     claims.0.get("iss")?.as_str().map(str::to_owned)
 }
 
+/// The `kid` a token's header names, read without verifying anything: only to tell whether a
+/// failed token was checked against a key stint has cached.
+pub fn peek_kid(token: &str) -> Option<String> {
+    if token.len() > MAX_ID_TOKEN_BYTES {
+        return None;
+    }
+    let header: UniqueObject = serde_json::from_slice(&B64.decode(token.split('.').next()?).ok()?).ok()?;
+    header.0.get("kid")?.as_str().map(str::to_owned)
+}
+
 fn check_claims(c: BTreeMap<String, Value>, x: &ExpectedJwt<'_>) -> Result<IdToken> {
     let string = |name: &str| c.get(name).and_then(Value::as_str);
     let issuer = string("iss").ok_or_else(|| refuse("invalid_id_token", "token has no iss"))?.to_owned();

@@ -107,23 +107,33 @@ impl Provider {
 
     /// Verifies an ID token, refetching the key set once if it names an unknown key.
     pub async fn verify_id_token(&self, token: &str, expect: &Expected<'_>) -> Result<IdToken> {
-        self.with_keys(|keys| oidc::verify_id_token(token, keys, expect)).await
+        self.with_keys(token, |keys| oidc::verify_id_token(token, keys, expect)).await
     }
 
     /// Verifies any JWT of this issuer (a CI token) but its audience, refetching as above.
     pub async fn verify_jwt(&self, token: &str, expect: &ExpectedJwt<'_>) -> Result<IdToken> {
-        self.with_keys(|keys| oidc::verify_jwt(token, keys, expect)).await
+        self.with_keys(token, |keys| oidc::verify_jwt(token, keys, expect)).await
     }
 
-    /// Runs `verify` with the cached keys; on an unknown key, refetches once (rate-limited)
-    /// and runs it again. An unreachable issuer leaves the cached keys in use.
-    async fn with_keys(&self, verify: impl Fn(&[Jwk]) -> Result<IdToken>) -> Result<IdToken> {
-        match verify(&self.cached()) {
-            Err(e) if e.code() == "id_token_unknown_key" && self.refetch_due() => {
+    /// Runs `verify` with the cached keys; on an unknown key, or a token that fails with a
+    /// key we know (an issuer may replace a key under the same `kid`), refetches once
+    /// (rate-limited) and runs it again. An unreachable issuer leaves the cached keys in use.
+    async fn with_keys(&self, token: &str, verify: impl Fn(&[Jwk]) -> Result<IdToken>) -> Result<IdToken> {
+        let cached = self.cached();
+        match verify(&cached) {
+            Err(e) if self.may_be_stale(&e, token, &cached) && self.refetch_due() => {
                 self.refetch().await?;
                 verify(&self.cached())
             }
             other => other,
+        }
+    }
+
+    fn may_be_stale(&self, e: &Error, token: &str, cached: &[Jwk]) -> bool {
+        match e.code() {
+            "id_token_unknown_key" => true,
+            "invalid_id_token" => oidc::peek_kid(token).is_some_and(|kid| cached.iter().any(|k| k.kid.as_deref() == Some(kid.as_str()))),
+            _ => false,
         }
     }
 

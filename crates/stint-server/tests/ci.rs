@@ -102,7 +102,7 @@ async fn a_workflow_on_main_gets_a_credential_once(app: TestApp, gh: GithubIssue
 
 /// A token with a changed header or claims, signed by the stand-in's key.
 fn signed(gh: &GithubIssuer, header: Value, claims: Value) -> String {
-    github::rs256(gh.key(), &github::signing_input(&header, &claims))
+    github::rs256(&gh.key(), &github::signing_input(&header, &claims))
 }
 
 fn header() -> Value {
@@ -121,7 +121,7 @@ async fn hostile_tokens_are_refused_with_the_right_code(app: TestApp, gh: Github
     let attacker = github::rsa(github::OTHER_KEY);
     let input = github::signing_input(&json!({ "alg": "HS256", "typ": "JWT", "kid": github::KID }), &good());
     // HMAC keyed with the issuer's public key, as published in its JWKS (the n||e bytes and the JSON text).
-    let jwk = github::jwk(gh.key(), github::KID);
+    let jwk = github::jwk(&gh.key(), github::KID);
     let hs256 = |key: &[u8]| {
         let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), input.as_bytes());
         format!("{input}.{}", B64.encode(tag.as_ref()))
@@ -137,7 +137,7 @@ async fn hostile_tokens_are_refused_with_the_right_code(app: TestApp, gh: Github
             .replacen('{', "{\"sub\":\"repo:acme/infra:ref:refs/heads/main\",", 1)
             .replace("\"sub\":\"repo:acme/infra:ref:refs/heads/main\"", "\"sub\":\"repo:evil/x:ref:refs/heads/main\"");
         let with_dup = with_dup.replacen("\"sub\":\"repo:evil/x:ref:refs/heads/main\"", "\"sub\":\"repo:acme/infra:ref:refs/heads/main\"", 1);
-        github::rs256(gh.key(), &format!("{}.{}", B64.encode(header().to_string()), B64.encode(with_dup)))
+        github::rs256(&gh.key(), &format!("{}.{}", B64.encode(header().to_string()), B64.encode(with_dup)))
     };
     let cases: Vec<(&str, String, &str, &str)> = vec![
         (
@@ -280,6 +280,19 @@ async fn cached_keys_serve_while_the_issuer_is_unreachable(app: TestApp, gh: Git
     assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_GATEWAY, Some("idp_unreachable")), "{v}");
 }
 
+/// An issuer that replaces a key under the same `kid`: the first token signed with the new
+/// key makes stint fetch the key set again (once, within `jwks_min_refetch`) and is accepted.
+async fn a_key_replaced_under_its_kid_is_fetched_again(app: TestApp, gh: GithubIssuer) {
+    let old = gh.sign(&gh.claims(&Run::default(), "stint", NOW));
+    let (s, v) = exchange_token(&app, &gh.sign(&gh.claims(&Run::default(), "stint", NOW)), "deploy").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    gh.replace_key_keeping_kid();
+    let (s, v) = exchange_token(&app, &gh.sign(&gh.claims(&Run::default(), "stint", NOW + 1)), "deploy").await;
+    assert_eq!(s, StatusCode::OK, "the new key was fetched: {v}");
+    let (s, v) = exchange_token(&app, &old, "deploy").await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")), "the replaced key no longer verifies: {v}");
+}
+
 macro_rules! ci_tests {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -303,6 +316,7 @@ ci_tests!(
     a_workflow_on_main_gets_a_credential_once,
     hostile_tokens_are_refused_with_the_right_code,
     other_grants_and_malformed_requests_are_refused,
+    a_key_replaced_under_its_kid_is_fetched_again,
     cached_keys_serve_while_the_issuer_is_unreachable
 );
 

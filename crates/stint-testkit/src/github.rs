@@ -69,9 +69,16 @@ struct Shared {
     /// Set by `stop`: every request then fails, even on connections already open.
     stopped: std::sync::atomic::AtomicBool,
     url: String,
-    key: RsaKeyPair,
+    /// Replaced by [`GithubIssuer::replace_key_keeping_kid`].
+    key: std::sync::RwLock<Arc<RsaKeyPair>>,
     run: Mutex<Run>,
     now: Mutex<Option<i64>>,
+}
+
+impl Shared {
+    fn key(&self) -> Arc<RsaKeyPair> {
+        self.key.read().expect("not poisoned").clone()
+    }
 }
 
 /// A running stand-in.
@@ -88,8 +95,13 @@ impl GithubIssuer {
     pub async fn start() -> GithubIssuer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
         let url = format!("http://127.0.0.1:{}", listener.local_addr().expect("bound").port());
-        let shared =
-            Arc::new(Shared { stopped: Default::default(), url: url.clone(), key: rsa(SIGNING_KEY), run: Mutex::new(Run::default()), now: Mutex::new(None) });
+        let shared = Arc::new(Shared {
+            stopped: Default::default(),
+            url: url.clone(),
+            key: std::sync::RwLock::new(Arc::new(rsa(SIGNING_KEY))),
+            run: Mutex::new(Run::default()),
+            now: Mutex::new(None),
+        });
         let app = axum::Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/.well-known/jwks", get(jwks))
@@ -125,11 +137,17 @@ impl GithubIssuer {
 
     /// A token as GitHub signs it.
     pub fn sign(&self, claims: &Value) -> String {
-        rs256(&self.shared.key, &signing_input(&json!({ "typ": "JWT", "alg": "RS256", "kid": KID, "x5t": "stand-in" }), claims))
+        rs256(&self.key(), &signing_input(&json!({ "typ": "JWT", "alg": "RS256", "kid": KID, "x5t": "stand-in" }), claims))
     }
 
-    pub fn key(&self) -> &RsaKeyPair {
-        &self.shared.key
+    pub fn key(&self) -> Arc<RsaKeyPair> {
+        self.shared.key()
+    }
+
+    /// Signs and publishes with another key under the same `kid` from now on, as an issuer
+    /// that replaces a key in place does.
+    pub fn replace_key_keeping_kid(&self) {
+        *self.shared.key.write().expect("not poisoned") = Arc::new(rsa(OTHER_KEY));
     }
 }
 
@@ -207,7 +225,7 @@ async fn jwks(State(s): State<Arc<Shared>>) -> axum::response::Response {
     if let Some(r) = down(&s) {
         return r;
     }
-    axum::Json(json!({ "keys": [jwk(&s.key, KID)] })).into_response()
+    axum::Json(json!({ "keys": [jwk(&s.key(), KID)] })).into_response()
 }
 
 async fn request_token(
@@ -230,6 +248,6 @@ async fn request_token(
         .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64));
     let run = s.run.lock().expect("not poisoned").clone();
     let c = claims(&s.url, &run, &aud, now);
-    let token = rs256(&s.key, &signing_input(&json!({ "typ": "JWT", "alg": "RS256", "kid": KID, "x5t": "stand-in" }), &c));
+    let token = rs256(&s.key(), &signing_input(&json!({ "typ": "JWT", "alg": "RS256", "kid": KID, "x5t": "stand-in" }), &c));
     axum::Json(json!({ "count": 1, "value": token })).into_response()
 }

@@ -136,9 +136,11 @@ async fn ci_login_in_github_actions_and_policy_explain() {
     let _ = std::fs::remove_dir_all(&root);
 }
 
-/// The composite action runs `stint ci login` with the inputs a workflow passes.
-#[test]
-fn the_shipped_action_runs_ci_login() {
+/// The shipped composite action, run as a runner runs it: its login step's script, with the
+/// step's environment filled from the workflow's inputs (GitHub substitutes `${{ inputs.* }}` in
+/// `env`, never in the script), exchanges the job's token and exports a live credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_action_runs_ci_login() {
     let script = "import sys, json, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))";
     let out = std::process::Command::new(python())
         .args(["-c", script])
@@ -151,11 +153,44 @@ fn the_shipped_action_runs_ci_login() {
     for input in ["server", "role"] {
         assert_eq!(action["inputs"][input]["required"], true, "{input}");
     }
-    assert_eq!(action["inputs"]["audience"]["default"], "stint");
     let steps = action["runs"]["steps"].as_array().unwrap();
     let login = steps.iter().find(|s| s["run"].as_str().is_some_and(|r| r.contains("ci login"))).expect("a step running stint ci login");
-    assert_eq!(login["env"]["STINT_SERVER"], "${{ inputs.server }}");
     assert_eq!(login["shell"], "bash");
+    let run = login["run"].as_str().unwrap();
     // Inputs reach the script through the environment, never spliced into the script text.
-    assert!(!login["run"].as_str().unwrap().contains("${{"), "inputs are not interpolated into the script");
+    assert!(!run.contains("${{"), "inputs are not interpolated into the script");
+
+    let root = std::env::temp_dir().join(format!("stint-action-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let gh = GithubIssuer::start().await;
+    let config = write_config(&root, &gh.url);
+    let (server, _) = start_server_on(free_port(), &root.join("data"), &["--config", config.to_str().unwrap()], "info");
+    let github_env = root.join("github_env");
+    std::fs::write(&github_env, "").unwrap();
+    let inputs = [("server", server.url.as_str()), ("role", "deploy"), ("ttl", "5m"), ("stint-binary", env!("CARGO_BIN_EXE_stint"))];
+    let input = |name: &str| {
+        inputs.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned()).or_else(|| action["inputs"][name]["default"].as_str().map(str::to_owned)).unwrap()
+    };
+    let mut cmd = std::process::Command::new("bash");
+    cmd.args(["-e", "-c", run]).env_clear().env("PATH", std::env::var_os("PATH").unwrap()).env("HOME", &root);
+    for (var, value) in login["env"].as_object().expect("the step's env") {
+        let value = value.as_str().unwrap();
+        let name = value.strip_prefix("${{ inputs.").and_then(|v| v.strip_suffix(" }}")).unwrap_or_else(|| panic!("{var} is not an input: {value}"));
+        cmd.env(var, input(name));
+    }
+    cmd.env("GITHUB_ACTION_PATH", workspace_root())
+        .env("GITHUB_ENV", &github_env)
+        .env("ACTIONS_ID_TOKEN_REQUEST_URL", &gh.request_url)
+        .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", github::REQUEST_TOKEN)
+        .stdin(Stdio::null());
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let exported = std::fs::read_to_string(&github_env).unwrap();
+    let token = exported.lines().find_map(|l| l.strip_prefix("STINT_TOKEN=")).expect("STINT_TOKEN exported");
+    let seen = introspect(&server.url, token).await;
+    assert_eq!((seen["active"].as_bool(), seen["role"].as_str()), (Some(true), Some("deploy")), "{seen}");
+    assert_eq!(seen["exp"].as_i64().unwrap() - seen["iat"].as_i64().unwrap(), 300, "the ttl input reached the exchange");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&root);
 }

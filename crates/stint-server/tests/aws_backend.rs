@@ -126,6 +126,22 @@ async fn boto3_and_the_aws_cli_assume_a_role_with_a_ci_token_through_stint() {
     assert!(v["AssumedRoleUser"]["Arn"].as_str().unwrap().contains(":assumed-role/deployer/l_"), "{v}");
     assert_eq!(v["SubjectFromWebIdentityToken"], "repo:acme/infra:ref:refs/heads/main");
 
+    // The SDK's own web identity provider, pointed at stint by AWS_ENDPOINT_URL_STS: no code.
+    let token_file = app.data_dir.join("web-identity-token");
+    std::fs::write(&token_file, token(&gh, &Run::default())).unwrap();
+    let code = format!(
+        "import os\n\
+         os.environ.update(AWS_WEB_IDENTITY_TOKEN_FILE={file:?}, AWS_ROLE_ARN={deploy_arn:?}, AWS_ENDPOINT_URL_STS={sts:?}, AWS_DEFAULT_REGION='us-east-1')\n\
+         for k in ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE'):\n    os.environ.pop(k, None)\n\
+         os.environ['AWS_CONFIG_FILE'] = os.environ['AWS_SHARED_CREDENTIALS_FILE'] = '/dev/null'\n\
+         c = boto3.Session().get_credentials().get_frozen_credentials()\n\
+         me = boto3.client('sts', endpoint_url=moto_url, region_name='us-east-1', aws_access_key_id=c.access_key, aws_secret_access_key=c.secret_key, aws_session_token=c.token).get_caller_identity()\n\
+         print(me['Arn'])",
+        file = token_file.to_str().unwrap(),
+    );
+    let arn = moto.python(&code);
+    assert!(arn.trim().contains(":assumed-role/deployer/l_"), "the SDK's provider got stint's keys: {arn}");
+
     // Malformed requests get STS's XML errors, never a 500.
     for (form, code) in [
         (vec![("Action", "AssumeRole")], "InvalidAction"),

@@ -315,18 +315,13 @@ impl stint_core::backend::Backend for RevokedMidway {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_credential_revoked_while_it_is_made_is_ended_again_and_not_handed_out() {
-    use stint_core::broker::{Broker, LeaseAsk};
-    let app = spawn_app_with(Backend::Sqlite, "").await;
-    let root = app.admin().await;
-    let vic = app.person(&root, "vic", &[]).await;
-    // A second broker on the same store, with the stand-in backend.
-    let backend = std::sync::Arc::new(RevokedMidway { store: app.store.clone(), ended: Default::default() });
-    let cfg = stint_server::config::Config::load(None, Default::default()).unwrap();
+/// A second broker on `app`'s store and configuration, with stand-in `backends` (real backends
+/// cannot be paused mid-issuance, nor configured without the systems they reach).
+fn broker_beside(app: &TestApp, backends: std::collections::BTreeMap<String, std::sync::Arc<dyn stint_core::backend::Backend>>) -> stint_core::broker::Broker {
+    let cfg = stint_server::config::Config::load(Some(&app.data_dir.join("stint.toml")), Default::default()).unwrap();
     let (kek, _) = stint_core::crypto::MasterKey::generate(&mut rand_core::OsRng);
     let work = std::sync::Arc::new(stint_core::broker::InlinePasswordWork::new(&mut rand_core::OsRng).unwrap());
-    let broker = Broker::new(
+    stint_core::broker::Broker::new(
         cfg.broker,
         app.store.clone(),
         std::sync::Arc::new(app.clock.clone()),
@@ -335,7 +330,17 @@ async fn a_credential_revoked_while_it_is_made_is_ended_again_and_not_handed_out
         work,
         std::sync::Arc::new(stint_core::broker::NoObserver),
     )
-    .with_backends([("db".to_owned(), backend.clone() as std::sync::Arc<dyn stint_core::backend::Backend>)].into());
+    .with_backends(backends)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_revoked_while_it_is_made_is_ended_again_and_not_handed_out() {
+    use stint_core::broker::LeaseAsk;
+    let app = spawn_app_with(Backend::Sqlite, "").await;
+    let root = app.admin().await;
+    let vic = app.person(&root, "vic", &[]).await;
+    let backend = std::sync::Arc::new(RevokedMidway { store: app.store.clone(), ended: Default::default() });
+    let broker = broker_beside(&app, [("db".to_owned(), backend.clone() as std::sync::Arc<dyn stint_core::backend::Backend>)].into());
     let caller = broker.authenticate(&vic.session).await.unwrap();
     let e = broker.lease(&caller, LeaseAsk { role: "readonly".into(), ..Default::default() }).await.unwrap_err();
     assert_eq!(e.code(), "lease_revoked");
@@ -393,26 +398,14 @@ impl stint_core::backend::Backend for Named {
 /// included, and says where SSH certificates come from.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn choosing_a_backend_lists_every_one_and_points_to_ssh_cert() {
-    use stint_core::broker::{Broker, LeaseAsk};
+    use stint_core::broker::LeaseAsk;
     use stint_core::model::BackendKind;
     let toml = "[[backends.ssh]]\nname = \"servers\"\n[backends.ssh.roles]\nreadonly = [\"ro\"]\n";
     let app = spawn_app_with(Backend::Sqlite, toml).await;
     let root = app.admin().await;
     let wes = app.person(&root, "wes", &[]).await;
-    let cfg = stint_server::config::Config::load(Some(&app.data_dir.join("stint.toml")), Default::default()).unwrap();
-    let (kek, _) = stint_core::crypto::MasterKey::generate(&mut rand_core::OsRng);
-    let work = std::sync::Arc::new(stint_core::broker::InlinePasswordWork::new(&mut rand_core::OsRng).unwrap());
     let named = |k| std::sync::Arc::new(Named(k)) as std::sync::Arc<dyn stint_core::backend::Backend>;
-    let broker = Broker::new(
-        cfg.broker,
-        app.store.clone(),
-        std::sync::Arc::new(app.clock.clone()),
-        stint_core::broker::os_entropy(),
-        kek,
-        work,
-        std::sync::Arc::new(stint_core::broker::NoObserver),
-    )
-    .with_backends([("appdb".to_owned(), named(BackendKind::Postgres)), ("aws".to_owned(), named(BackendKind::Aws))].into());
+    let broker = broker_beside(&app, [("appdb".to_owned(), named(BackendKind::Postgres)), ("aws".to_owned(), named(BackendKind::Aws))].into());
     let caller = broker.authenticate(&wes.session).await.unwrap();
     let e = broker.lease(&caller, LeaseAsk { role: "readonly".into(), ..Default::default() }).await.unwrap_err();
     assert_eq!(e.code(), "backend_required");

@@ -9,7 +9,9 @@
 
 mod common;
 
-use common::{body, real_now, spawn_app_at, Backend, TestApp};
+use std::sync::Arc;
+
+use common::{body, real_now, spawn_app_at, spawn_app_pausing, Backend, PausingStore, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use stint_core::oidc;
@@ -21,6 +23,8 @@ const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 struct Sso {
     app: TestApp,
+    /// The server's store, to hold a request between a read and its write.
+    store: Arc<PausingStore>,
     idp: Option<Idp>,
     idp_port: u16,
 }
@@ -40,9 +44,9 @@ async fn sso_with(backend: Backend, extra: &str, top: &str) -> Sso {
          {scopes}provider_session = \"1h\"\n{extra}\n\
          [identity.oidc.roles]\ndevelopers = [\"developer\"]\n{top}"
     );
-    let app = spawn_app_at(backend, &toml, real_now()).await;
+    let (app, store) = spawn_app_pausing(backend, &toml, real_now()).await;
     let idp = Idp::start(idp_port, &app.url("/v1/sso/callback"), "k1");
-    Sso { app, idp: Some(idp), idp_port }
+    Sso { app, store, idp: Some(idp), idp_port }
 }
 
 fn pkce() -> (String, String) {
@@ -323,6 +327,75 @@ async fn a_disabled_user_cannot_log_in_even_when_the_provider_says_yes(t: Sso) {
     assert_eq!((s, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("session_revoked")), "disabling ends the SSO session too: {v}");
     let (landing, _) = t.browser("alice", "alice-password").await;
     assert_eq!(landing.query["error"], "user_disabled", "{:?}", landing.query);
+}
+
+/// A device login through the provider, approved and not polled yet; returns the device code.
+async fn approved_device_login(t: &Sso, user: &str) -> String {
+    let d = t.device_authorize().await;
+    let to_provider = location(&t.verify_user_code(d["user_code"].as_str().unwrap()).await);
+    let callback = t.to_callback(&to_provider, Some((user, &format!("{user}-password")))).await;
+    let done = t.visit(&callback).await;
+    assert_eq!(done.status(), StatusCode::OK, "{}", done.text().await.unwrap());
+    d["device_code"].as_str().unwrap().to_owned()
+}
+
+/// The approved browser login (`code`, `verifier`) and device login no longer redeem.
+async fn refused_after_disable(t: &Sso, code: &str, verifier: &str, device_code: &str) {
+    let (s, v) = t.redeem(code, verifier).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{v}");
+    t.app.clock.advance(10);
+    let (s, v) = t.poll(device_code).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("access_denied")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("user disabled"), "{v}");
+}
+
+async fn a_disable_ends_sso_logins_not_yet_redeemed(t: Sso) {
+    let admin = t.app.admin().await;
+    t.login("alice", "alice-password").await;
+    // A browser login approved (the CLI holds its login code) and a device login approved
+    // (the terminal has not polled yet).
+    let (landing, verifier) = t.browser("alice", "alice-password").await;
+    let code = landing.query.get("code").unwrap_or_else(|| panic!("{:?}", landing.query)).clone();
+    let device_code = approved_device_login(&t, "alice").await;
+
+    let (s, v) = t.app.post("/v1/users/alice/disable", Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    refused_after_disable(&t, &code, &verifier, &device_code).await;
+    // Enabling the person again restores neither login.
+    let (s, v) = t.app.post("/v1/users/alice/enable", Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    refused_after_disable(&t, &code, &verifier, &device_code).await;
+    let now = stint_core::Clock::now(&t.app.clock);
+    assert_eq!(t.app.store.active_sessions(now).await.unwrap(), 1, "the administrator's session only");
+}
+
+async fn a_disable_ends_an_sso_login_whose_callback_is_in_flight(t: Sso) {
+    let admin = t.app.admin().await;
+    t.login("alice", "alice-password").await;
+    let (url, _) = t.begin().await;
+    let callback = t.to_callback(&url, Some(("alice", "alice-password"))).await;
+    // The callback redeems the code and reads alice, still enabled; it is held there while
+    // the administrator disables her, before it writes the approval.
+    t.store.arm();
+    let in_flight = tokio::spawn({
+        let callback = callback.clone();
+        async move { reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap().get(&callback).send().await.unwrap() }
+    });
+    t.store.held().await;
+    let (s, v) = t.app.post("/v1/users/alice/disable", Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    t.store.resume();
+    let q = loopback_query(&location(&in_flight.await.unwrap()));
+    assert_eq!(q["error"], "user_disabled", "{q:?}");
+    assert!(!q.contains_key("code"), "{q:?}");
+    let (s, v) = t.app.post("/v1/users/alice/enable", Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // The login is over: the same callback again is a late one.
+    assert_eq!(t.visit(&callback).await.status(), StatusCode::CONFLICT);
+    let now = stint_core::Clock::now(&t.app.clock);
+    assert_eq!(t.app.store.active_sessions(now).await.unwrap(), 1, "the administrator's session only");
+    let failed: Vec<String> = t.events().await.into_iter().filter(|r| r.event == "auth.login.failed").map(|r| r.reason).collect();
+    assert_eq!(failed, ["user_disabled", "attempt_done"]);
 }
 
 async fn device_flow_signs_in_and_honours_the_polling_interval(t: Sso) {
@@ -638,6 +711,8 @@ sso_tests!(
     only_an_administrator_links_an_identity: "",
     a_callback_without_iss_is_refused_when_the_provider_promises_it: "",
     concurrent_callbacks_redeem_the_code_once: "",
+    a_disable_ends_sso_logins_not_yet_redeemed: "",
+    a_disable_ends_an_sso_login_whose_callback_is_in_flight: "",
 );
 
 mod configured_names {
@@ -660,6 +735,10 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_callbacks_redeem_the_code_once() {
         super::concurrent_callbacks_redeem_the_code_once(super::sso(super::Backend::Postgres, "").await).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_disable_ends_an_sso_login_whose_callback_is_in_flight() {
+        super::a_disable_ends_an_sso_login_whose_callback_is_in_flight(super::sso(super::Backend::Postgres, "").await).await;
     }
 }
 

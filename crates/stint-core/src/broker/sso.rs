@@ -583,16 +583,14 @@ impl Broker {
             groups.dedup();
             groups
         });
-        let (user, mut change) = match self.sso_user(p, &token, email, verified, groups, now).await {
+        let (user, change) = match self.sso_user(p, &token, email, verified, groups, now).await {
             Ok(found) => found,
             Err(e @ (Error::Store(_) | Error::Internal(_))) => return Err(e),
             Err(e) => return self.sso_deny(a, SsoStatus::Redeeming, Refusal::new(e), Change::default(), &cb.addr, now).await,
         };
         a.user_id = Some(user.id.clone());
         if user.disabled {
-            self.alert_login_failure(&user, "user_disabled", &cb.addr, &format!("sso:{}", p.name), now);
-            let e = Error::forbidden("user_disabled", "this user is disabled in stint; ask an administrator");
-            return self.sso_deny(a, SsoStatus::Redeeming, Refusal::new(e), change, &cb.addr, now).await;
+            return self.sso_deny_disabled(a, SsoStatus::Redeeming, &user, change, &cb.addr, now).await;
         }
         let mut end = now.plus(p.session_ttl);
         if let Some(ps) = p.provider_session {
@@ -607,7 +605,7 @@ impl Broker {
         match mfa {
             Some(m) => {
                 a.mfa = Some(m);
-                self.sso_approve(a, SsoStatus::Redeeming, change, &user.name).await
+                self.sso_approve(a, SsoStatus::Redeeming, change, &user, &cb.addr, now).await
             }
             None if user.totp_sealed.is_none() => {
                 let e = Error::forbidden(
@@ -621,10 +619,9 @@ impl Broker {
                 self.sso_deny(a, SsoStatus::Redeeming, Refusal::new(e), change, &cb.addr, now).await
             }
             None => {
-                a.status = SsoStatus::StepUp;
-                change = change.with(Mutation::UpdateSsoAttempt { attempt: a, expect: SsoStatus::Redeeming });
-                self.commit(change).await?;
-                Ok(SsoOutcome::StepUp { state: cb.state.clone(), username: user.name })
+                let next = SsoAttempt { status: SsoStatus::StepUp, ..a.clone() };
+                let denied = self.sso_advance(a, next, SsoStatus::Redeeming, change, &user, &cb.addr, now).await?;
+                Ok(denied.unwrap_or(SsoOutcome::StepUp { state: cb.state.clone(), username: user.name }))
             }
         }
     }
@@ -745,17 +742,47 @@ impl Broker {
     }
 
     /// Approves the attempt. A browser login gets a one-time login code for the CLI.
-    async fn sso_approve(&self, mut a: SsoAttempt, expect: SsoStatus, change: Change, username: &Username) -> Result<SsoOutcome> {
-        a.status = SsoStatus::Approved;
-        let mut outcome = SsoOutcome::Done { username: username.clone() };
-        if let Some(uri) = &a.redirect_uri {
+    async fn sso_approve(&self, a: SsoAttempt, expect: SsoStatus, change: Change, user: &User, addr: &str, now: Timestamp) -> Result<SsoOutcome> {
+        let mut next = SsoAttempt { status: SsoStatus::Approved, ..a.clone() };
+        let mut outcome = SsoOutcome::Done { username: user.name.clone() };
+        if let Some(uri) = &next.redirect_uri {
             let login = bearer::mint(BearerKind::SsoLogin, &mut *self.rng());
-            a.code_lookup = Some(login.lookup);
-            a.code_hash = Some(hex(&login.hash));
+            next.code_lookup = Some(login.lookup);
+            next.code_hash = Some(hex(&login.hash));
             outcome = SsoOutcome::Redirect(format!("{uri}?{}", form_urlencoded(&[("code", login.value.expose())])));
         }
-        self.commit(change.with(Mutation::UpdateSsoAttempt { attempt: a, expect })).await?;
-        Ok(outcome)
+        self.sso_advance(a, next, expect, change, user, addr, now).await.map(|denied| denied.unwrap_or(outcome))
+    }
+
+    /// Moves attempt `a` from `expect` to `next` with `change`, while its person is enabled.
+    /// The disable that committed while the provider was redeeming the code could not deny
+    /// this attempt (it named nobody yet, see [`SsoAttempt::denied_for`]), so the person is
+    /// re-checked in this transaction; a disabled one gets the attempt denied (`user_disabled`)
+    /// instead: `Some` of where the browser goes then.
+    #[allow(clippy::too_many_arguments)]
+    async fn sso_advance(
+        &self,
+        a: SsoAttempt,
+        next: SsoAttempt,
+        expect: SsoStatus,
+        change: Change,
+        user: &User,
+        addr: &str,
+        now: Timestamp,
+    ) -> Result<Option<SsoOutcome>> {
+        let change = change.with(Mutation::UpdateSsoAttempt { attempt: next, expect }).with(Mutation::RequireEnabledUser { user: user.id.clone() });
+        match self.commit(change).await {
+            Ok(_) => Ok(None),
+            Err(e) if e.code() == "user_disabled" => self.sso_deny_disabled(a, expect, user, Change::default(), addr, now).await.map(Some),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Denies the attempt of a disabled person (with `extra`), and alerts.
+    async fn sso_deny_disabled(&self, a: SsoAttempt, expect: SsoStatus, user: &User, extra: Change, addr: &str, now: Timestamp) -> Result<SsoOutcome> {
+        self.alert_login_failure(user, "user_disabled", addr, &format!("sso:{}", a.provider), now);
+        let e = Error::forbidden("user_disabled", "this user is disabled in stint; ask an administrator");
+        self.sso_deny(a, expect, Refusal::new(e), extra, addr, now).await
     }
 
     /// stint's own TOTP after a provider login without MFA.
@@ -791,7 +818,7 @@ impl Broker {
         }
         a.mfa = Some("stint_totp".into());
         let change = Change::default().with(Mutation::AdvanceTotp { user: user.id.clone(), step });
-        self.sso_approve(a, SsoStatus::StepUp, change, &user.name).await
+        self.sso_approve(a, SsoStatus::StepUp, change, &user, addr, now).await
     }
 
     /// Browser flow, last step: the CLI redeems the login code with its PKCE verifier.

@@ -8,7 +8,56 @@ use reqwest::StatusCode;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 
-both!(engineer_day, disable_revokes_everything_at_once, session_revoke_and_logout, audit_chain_covers_every_step);
+both!(engineer_day, disable_revokes_everything_at_once, session_revoke_and_logout, audit_chain_covers_every_step, a_newer_code_voids_the_older_ones);
+
+/// The failure records of `event` after `seq`, as (actor, reason).
+async fn failures(app: &TestApp, seq: u64, event: &str) -> Vec<(String, String)> {
+    let records = app.store.audit_after(seq, 1000).await.unwrap();
+    records.into_iter().filter(|r| r.event == event && r.outcome.as_str() == "failure").map(|r| (r.actor, r.reason)).collect()
+}
+
+/// A new reset code voids every older unused one; so does enrolling with the newest.
+async fn a_newer_code_voids_the_older_ones(app: TestApp) {
+    use stint_core::bearer::{self, BearerKind};
+    use stint_core::model::{CodePurpose, OneTimeCode};
+    use stint_core::store::{Change, Mutation};
+
+    let admin = app.admin().await;
+    let (s, v) = app.post("/v1/users", Some(&admin.session), json!({ "name": "ivy" })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let first = v["enrollment_code"].as_str().unwrap().to_owned();
+    let seq = app.audit_head().await;
+    let (s, v) = app.post("/v1/users/ivy/enrollment", Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let second = v["enrollment_code"].as_str().unwrap().to_owned();
+    let enroll = |code: String| app.post("/v1/enroll", None, json!({ "code": code, "password": PASSWORD }));
+    let refused = (StatusCode::UNAUTHORIZED, "invalid_enrollment_code");
+    let (s, v) = enroll(first.clone()).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), refused, "the older code is void once a newer one is out: {v}");
+
+    // A code still outstanding beside the newest (issued by an earlier version, which voided
+    // nothing): enrolling with the newest voids it.
+    let ivy = app.store.user_by_name(&stint_core::ids::Username::parse("ivy").unwrap()).await.unwrap().unwrap();
+    let left = bearer::mint(BearerKind::Enrollment, &mut rand_core::OsRng);
+    let expires_at = stint_core::Timestamp(stint_core::Clock::now(&app.clock).0 + 3600);
+    let row = OneTimeCode {
+        lookup: left.lookup,
+        secret_hash: left.hash.to_vec(),
+        purpose: CodePurpose::Enrollment,
+        user_id: Some(ivy.id),
+        expires_at,
+        used_at: None,
+    };
+    app.store.apply(Change::default().with(Mutation::InsertCode(row))).await.unwrap();
+    let secret = app.enroll(&second).await;
+    let (s, v) = enroll(left.value.expose().to_owned()).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), refused, "an older code after enrollment with a newer one: {v}");
+    let (s, v) = enroll(first).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), refused, "{v}");
+    app.login("ivy", &secret).await;
+    let reasons: Vec<String> = failures(&app, seq, "user.enrolled").await.into_iter().map(|(_, r)| r).collect();
+    assert_eq!(reasons, ["code_expired"; 3]);
+}
 
 /// Bootstrap → enroll → login → whoami → assume → verify → introspect.
 async fn engineer_day(app: TestApp) {

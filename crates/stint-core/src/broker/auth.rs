@@ -173,6 +173,8 @@ impl Broker {
         let d = Draft::new(now, Event::UserEnrolled, Outcome::Success).actor(&user.id).subject(&user.id).detail("addr", addr);
         let change = Change::default()
             .with(Mutation::ConsumeCode { lookup: row.lookup, at: now })
+            // Any other code the person still holds (an older reset, say) is void once they enrolled.
+            .with(Mutation::ExpireUserCodes { user: user.id.clone(), at: now })
             .with(Mutation::SetCredentials { user: user.id.clone(), password_hash, totp_sealed })
             .record(d);
         self.commit(change).await?;

@@ -398,6 +398,33 @@ async fn a_disable_ends_an_sso_login_whose_callback_is_in_flight(t: Sso) {
     assert_eq!(failed, ["user_disabled", "attempt_done"]);
 }
 
+/// Ten redemptions of one browser login code at once, then ten polls of one approved device
+/// code: one session each; every other answer is the one a later reuse gets, and each is on
+/// the record as that reuse is.
+async fn a_login_or_device_code_lost_in_a_race_is_answered_as_a_reuse(t: Sso) {
+    let (landing, verifier) = t.browser("alice", "alice-password").await;
+    let code = landing.query.get("code").unwrap_or_else(|| panic!("{:?}", landing.query)).clone();
+    let form = [("grant_type", "authorization_code"), ("code", &code), ("code_verifier", &verifier)];
+    let answers = common::at_once(10, |_| t.app.http.post(t.app.url("/v1/sso/token")).form(&form)).await;
+    let reuse = t.redeem(&code, &verifier).await;
+    assert_eq!((reuse.0, reuse.1["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{reuse:?}");
+    common::one_winner(answers, &reuse);
+
+    let device_code = approved_device_login(&t, "alice").await;
+    let form = [("grant_type", DEVICE_GRANT), ("device_code", &device_code)];
+    let answers = common::at_once(10, |_| t.app.http.post(t.app.url("/v1/sso/token")).form(&form)).await;
+    let reuse = t.poll(&device_code).await;
+    assert_eq!((reuse.0, reuse.1["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{reuse:?}");
+    common::one_winner(answers, &reuse);
+
+    let now = stint_core::Clock::now(&t.app.clock);
+    assert_eq!(t.app.store.active_sessions(now).await.unwrap(), 2);
+    let failed: Vec<_> = t.events().await.into_iter().filter(|r| r.event == "auth.login.failed").collect();
+    let seen: Vec<_> = failed.iter().map(|r| (r.reason.as_str(), r.details["flow"].as_str(), r.actor.as_str())).collect();
+    let want: Vec<_> = [("code_used", "browser", "127.0.0.1"); 10].into_iter().chain([("code_used", "device", "127.0.0.1"); 10]).collect();
+    assert_eq!(seen, want, "nine losers and the later reuse, of each");
+}
+
 async fn device_flow_signs_in_and_honours_the_polling_interval(t: Sso) {
     let d = t.device_authorize().await;
     let device_code = d["device_code"].as_str().unwrap();
@@ -712,6 +739,7 @@ sso_tests!(
     a_callback_without_iss_is_refused_when_the_provider_promises_it: "",
     concurrent_callbacks_redeem_the_code_once: "",
     a_disable_ends_sso_logins_not_yet_redeemed: "",
+    a_login_or_device_code_lost_in_a_race_is_answered_as_a_reuse: "",
     a_disable_ends_an_sso_login_whose_callback_is_in_flight: "",
 );
 
@@ -735,6 +763,10 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_callbacks_redeem_the_code_once() {
         super::concurrent_callbacks_redeem_the_code_once(super::sso(super::Backend::Postgres, "").await).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_login_or_device_code_lost_in_a_race_is_answered_as_a_reuse() {
+        super::a_login_or_device_code_lost_in_a_race_is_answered_as_a_reuse(super::sso(super::Backend::Postgres, "").await).await;
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_disable_ends_an_sso_login_whose_callback_is_in_flight() {

@@ -823,6 +823,19 @@ impl Broker {
 
     /// Browser flow, last step: the CLI redeems the login code with its PKCE verifier.
     pub async fn sso_redeem(&self, code: &str, code_verifier: &str, addr: &str) -> Result<NewSession> {
+        let a = self.redeemable_login(code, code_verifier, addr).await?;
+        match self.sso_session(a, addr).await {
+            // Another redemption took the attempt since our read: answer as to a later one.
+            Err(e) if e.code() == "sso_attempt_done" => {
+                self.redeemable_login(code, code_verifier, addr).await?;
+                Err(already_used())
+            }
+            other => other,
+        }
+    }
+
+    /// The approved browser attempt a login code and verifier redeem, or the refusal, audited.
+    async fn redeemable_login(&self, code: &str, code_verifier: &str, addr: &str) -> Result<SsoAttempt> {
         let now = self.now();
         let found = match bearer::parse(BearerKind::SsoLogin, code, "invalid_grant") {
             Ok(p) => self
@@ -851,33 +864,13 @@ impl Broker {
             self.sso_failed(Some(&a), addr, reason, a.user_id.as_ref(), now).await?;
             return Err(refuse("this login code does not match this sign-in, was already used or has expired"));
         }
-        self.sso_session(a, addr, now).await
+        Ok(a)
     }
 
     /// Device flow: one poll (RFC 8628 §3.4–3.5).
     pub async fn sso_poll(&self, device_code: &str, addr: &str) -> Result<NewSession> {
         let now = self.now();
-        let found = match bearer::parse(BearerKind::DeviceCode, device_code, "invalid_grant") {
-            Ok(p) => {
-                self.store.sso_attempt_by_code(&p.lookup).await?.filter(|a| a.mode == SsoMode::Device && a.code_hash.as_deref().is_some_and(|h| matches(&p, h)))
-            }
-            Err(_) => None,
-        };
-        let Some(mut a) = found else {
-            self.sso_failed(None, addr, "unknown_device_code", None, now).await?;
-            return Err(Error::invalid("invalid_grant", "this device code is unknown; run `stint login --device` again"));
-        };
-        match a.status {
-            SsoStatus::Consumed => return Err(Error::invalid("invalid_grant", "this device code was already used; run `stint login --device` again")),
-            SsoStatus::Denied => {
-                let why = a.reason.clone().unwrap_or_else(|| "denied".into());
-                return Err(Error::invalid("access_denied", format!("the sign-in was refused ({why}); run `stint login --device` again")));
-            }
-            _ if now >= a.expires_at => {
-                return Err(Error::invalid("expired_token", "the code expired before anyone signed in; run `stint login --device` again"))
-            }
-            _ => {}
-        }
+        let mut a = self.pollable_device(device_code, addr).await?;
         let expect = a.status;
         let too_soon = a.last_poll_at.is_some_and(|last| now.0 - last.0 < a.interval_secs);
         a.last_poll_at = Some(now);
@@ -892,11 +885,48 @@ impl Broker {
             let _ = self.commit(Change::default().with(Mutation::UpdateSsoAttempt { attempt: a, expect })).await;
             return Err(Error::invalid("authorization_pending", "waiting for you to sign in in the browser"));
         }
-        self.sso_session(a, addr, now).await
+        match self.sso_session(a, addr).await {
+            // Another poll took the attempt since our read: answer as to a later one.
+            Err(e) if e.code() == "sso_attempt_done" => {
+                self.pollable_device(device_code, addr).await?;
+                Err(already_used())
+            }
+            other => other,
+        }
+    }
+
+    /// The device attempt a device code names while it may still become a session, or the
+    /// final answer (RFC 8628 §3.5); a code already redeemed is refused and audited.
+    async fn pollable_device(&self, device_code: &str, addr: &str) -> Result<SsoAttempt> {
+        let now = self.now();
+        let found = match bearer::parse(BearerKind::DeviceCode, device_code, "invalid_grant") {
+            Ok(p) => {
+                self.store.sso_attempt_by_code(&p.lookup).await?.filter(|a| a.mode == SsoMode::Device && a.code_hash.as_deref().is_some_and(|h| matches(&p, h)))
+            }
+            Err(_) => None,
+        };
+        let Some(a) = found else {
+            self.sso_failed(None, addr, "unknown_device_code", None, now).await?;
+            return Err(Error::invalid("invalid_grant", "this device code is unknown; run `stint login --device` again"));
+        };
+        match a.status {
+            SsoStatus::Consumed => {
+                self.sso_failed(Some(&a), addr, "code_used", a.user_id.as_ref(), now).await?;
+                Err(Error::invalid("invalid_grant", "this device code was already used; run `stint login --device` again"))
+            }
+            SsoStatus::Denied => {
+                let why = a.reason.clone().unwrap_or_else(|| "denied".into());
+                Err(Error::invalid("access_denied", format!("the sign-in was refused ({why}); run `stint login --device` again")))
+            }
+            _ if now >= a.expires_at => Err(Error::invalid("expired_token", "the code expired before anyone signed in; run `stint login --device` again")),
+            _ => Ok(a),
+        }
     }
 
     /// Turns an approved attempt into a session, once.
-    async fn sso_session(&self, mut a: SsoAttempt, addr: &str, now: Timestamp) -> Result<NewSession> {
+    /// Fails with the store's `sso_attempt_done` when another redemption took it first.
+    async fn sso_session(&self, mut a: SsoAttempt, addr: &str) -> Result<NewSession> {
+        let now = self.now();
         let user_id = a.user_id.clone().ok_or_else(|| Error::Internal("approved attempt without user".into()))?;
         let user = self.store.user_by_id(&user_id).await?.ok_or_else(|| Error::Internal("approved attempt for a missing user".into()))?;
         let expires_at = a.session_expires_at.unwrap_or_else(|| now.plus(self.cfg.session_ttl));
@@ -928,10 +958,15 @@ impl Broker {
                 self.sso_failed(Some(&a), addr, "user_disabled", Some(&user.id), now).await?;
                 Err(Error::forbidden("user_disabled", "this user is disabled in stint; ask an administrator"))
             }
-            Err(e) if e.code() == "sso_attempt_done" => Err(Error::invalid("invalid_grant", "this sign-in was already used; start again with `stint login`")),
             Err(e) => Err(e),
         }
     }
+}
+
+/// The answer to a redemption that lost its race yet passed a second look (it cannot: the
+/// attempt that moved on is final).
+fn already_used() -> Error {
+    Error::invalid("invalid_grant", "this sign-in was already used; start again with `stint login`")
 }
 
 /// `application/x-www-form-urlencoded` for a query string.

@@ -436,6 +436,34 @@ impl TestApp {
     }
 }
 
+/// Sends `n` requests at once (request `i` is `request(i)`), each from its own task; their
+/// answers, in the order sent.
+pub async fn at_once(n: usize, request: impl Fn(usize) -> reqwest::RequestBuilder) -> Vec<(StatusCode, Value)> {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let req = request(i);
+            tokio::spawn(async move { body(req.send().await.unwrap()).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    answers
+}
+
+/// Asserts that exactly one of `answers` succeeded and that every other one is `reuse`, the
+/// answer to a later, sequential reuse of the same one-time thing; returns the success.
+pub fn one_winner(answers: Vec<(StatusCode, Value)>, reuse: &(StatusCode, Value)) -> Value {
+    let (won, lost): (Vec<_>, Vec<_>) = answers.into_iter().partition(|(s, _)| s.is_success());
+    assert_eq!(won.len(), 1, "exactly one wins: {won:?} {lost:?}");
+    assert!(!reuse.0.is_success(), "{reuse:?}");
+    for answer in &lost {
+        assert_eq!(answer, reuse, "a lost race is answered as a later reuse");
+    }
+    won.into_iter().next().unwrap().1
+}
+
 /// Runs `$f(app)` once on SQLite and once on PostgreSQL.
 #[macro_export]
 macro_rules! both {

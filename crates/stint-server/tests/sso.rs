@@ -106,10 +106,19 @@ impl Sso {
         body(self.app.http.post(self.app.url("/v1/sso/token")).form(&form).send().await.unwrap()).await
     }
 
-    /// Enters the user code on stint's verification page; returns where it sends the browser.
+    /// Confirms the user code on stint's verification page; returns where it sends the browser.
     async fn verify_user_code(&self, user_code: &str) -> reqwest::Response {
+        self.device_form(&[("user_code", user_code), ("confirm", "yes")], None).await
+    }
+
+    /// Posts the verification page's form, from a page at `origin` when given.
+    async fn device_form(&self, form: &[(&str, &str)], origin: Option<&str>) -> reqwest::Response {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        http.post(self.app.url("/v1/sso/device")).form(&[("user_code", user_code)]).send().await.unwrap()
+        let mut req = http.post(self.app.url("/v1/sso/device")).form(form);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        req.send().await.unwrap()
     }
 
     async fn events(&self) -> Vec<stint_core::audit::Record> {
@@ -467,6 +476,51 @@ async fn device_flow_signs_in_and_honours_the_polling_interval(t: Sso) {
     assert_eq!((ok.details["method"].as_str(), ok.details["mfa"].as_str()), ("sso", "amr:otp"));
 }
 
+async fn the_device_page_shows_what_is_approved_and_asks_first(t: Sso) {
+    let d = t.device_authorize().await;
+    let user_code = d["user_code"].as_str().unwrap();
+    t.app.clock.advance(90);
+    let shows_the_request = |html: &str| {
+        assert!(html.contains(&format!("code <b>{user_code}</b>")), "{html}");
+        assert!(html.contains("from <b>stint CLI</b> at <b>127.0.0.1</b>"), "the client and the requesting address: {html}");
+        assert!(html.contains("started <b>90 seconds ago</b>"), "{html}");
+        assert!(html.contains(&format!("<input type=\"hidden\" name=\"user_code\" value=\"{user_code}\">")), "{html}");
+        assert!(html.contains("<button name=\"confirm\" value=\"yes\">"), "a confirm button: {html}");
+    };
+    // The link with the code filled in (verification_uri_complete) shows the request; it
+    // does not go on to the provider.
+    let page = t.visit(d["verification_uri_complete"].as_str().unwrap()).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers().get("location").is_none());
+    shows_the_request(&page.text().await.unwrap());
+    // A code typed into the blank form: the same page first.
+    let typed = t.device_form(&[("user_code", &user_code.to_lowercase())], None).await;
+    assert_eq!(typed.status(), StatusCode::OK);
+    shows_the_request(&typed.text().await.unwrap());
+    // A confirming post made by another site's page only shows the request again.
+    let forged = t.device_form(&[("user_code", user_code), ("confirm", "yes")], Some("https://evil.example")).await;
+    assert_eq!(forged.status(), StatusCode::OK);
+    assert!(forged.headers().get("location").is_none());
+    shows_the_request(&forged.text().await.unwrap());
+    // Only the confirming post goes on to the provider.
+    let to = location(&t.verify_user_code(user_code).await);
+    assert!(to.starts_with(&format!("http://127.0.0.1:{}/", t.idp_port)), "{to}");
+
+    // An unknown code shows nothing of any other sign-in.
+    let other = t.visit(&t.app.url("/v1/sso/device?user_code=BBBB-BBBB")).await;
+    assert_eq!(other.status(), StatusCode::BAD_REQUEST);
+    let html = other.text().await.unwrap();
+    assert!(html.contains("invalid_user_code"), "{html}");
+    for leaked in [user_code, "stint CLI", "127.0.0.1", "seconds ago", "confirm"] {
+        assert!(!html.contains(leaked), "{leaked} in {html}");
+    }
+    // The blank form asks for a code and has nothing to confirm.
+    let blank = t.visit(&t.app.url("/v1/sso/device")).await.text().await.unwrap();
+    assert!(blank.contains("name=\"user_code\"") && !blank.contains("confirm"), "{blank}");
+    let failed: Vec<String> = t.events().await.into_iter().filter(|r| r.event == "auth.login.failed").map(|r| r.reason).collect();
+    assert_eq!(failed, ["unknown_user_code"]);
+}
+
 async fn device_codes_expire(t: Sso) {
     let d = t.device_authorize().await;
     t.app.clock.advance(600);
@@ -739,6 +793,7 @@ sso_tests!(
     a_callback_without_iss_is_refused_when_the_provider_promises_it: "",
     concurrent_callbacks_redeem_the_code_once: "",
     a_disable_ends_sso_logins_not_yet_redeemed: "",
+    the_device_page_shows_what_is_approved_and_asks_first: "",
     a_login_or_device_code_lost_in_a_race_is_answered_as_a_reuse: "",
     a_disable_ends_an_sso_login_whose_callback_is_in_flight: "",
 );

@@ -128,6 +128,20 @@ pub struct DeviceCodes {
     pub interval_secs: i64,
 }
 
+/// The only client that starts device logins; the verification page names it.
+pub const DEVICE_CLIENT: &str = "stint CLI";
+
+/// A device login waiting for its person, as the verification page shows it.
+pub struct DeviceRequest {
+    /// As the terminal shows it, `XXXX-XXXX`.
+    pub user_code: String,
+    pub provider: String,
+    pub client: &'static str,
+    /// The address the login began from.
+    pub addr: String,
+    pub created_at: Timestamp,
+}
+
 /// What the provider sent back to stint's callback.
 pub struct SsoCallback {
     pub state: String,
@@ -384,21 +398,38 @@ impl Broker {
         Ok(started)
     }
 
-    /// The device verification page: a user code → the provider's authorization URL.
-    pub async fn sso_device_authorize(&self, user_code: &str, addr: &str) -> Result<String> {
+    /// The device login a user code names, as the verification page shows it before the
+    /// person goes on to the provider (RFC 8628 §5.4): a link someone else sent must not take
+    /// a person with a live provider session through in one click, unseen.
+    pub async fn sso_device_request(&self, user_code: &str, addr: &str) -> Result<DeviceRequest> {
+        let a = self.device_attempt(user_code, addr).await?;
+        let code = normalize_user_code(user_code).map(|c| display_user_code(&c)).unwrap_or_default();
+        Ok(DeviceRequest { user_code: code, provider: a.provider, client: DEVICE_CLIENT, addr: a.addr, created_at: a.created_at })
+    }
+
+    /// The pending device attempt a user code names; an unknown code is audited and tells
+    /// nothing of any other attempt.
+    async fn device_attempt(&self, user_code: &str, addr: &str) -> Result<SsoAttempt> {
         let now = self.now();
         self.sso_throttle(addr, now).await?;
         let found = match normalize_user_code(user_code) {
             Some(code) => self.store.sso_attempt_by_user_code(&user_code_hash(&code), now).await?,
             None => None,
         };
-        let Some(mut a) = found else {
+        let Some(a) = found else {
             self.sso_failed(None, addr, "unknown_user_code", None, now).await?;
             return Err(Error::invalid(
                 "invalid_user_code",
                 "this code is unknown or has expired; check the code your terminal shows, or run `stint login --device` again",
             ));
         };
+        Ok(a)
+    }
+
+    /// The device verification page, confirmed: a user code → the provider's authorization URL.
+    pub async fn sso_device_authorize(&self, user_code: &str, addr: &str) -> Result<String> {
+        let now = self.now();
+        let mut a = self.device_attempt(user_code, addr).await?;
         let (_, idp) = self.provider(Some(&a.provider))?;
         // A fresh state for this trip: a second visit to this page supersedes the first.
         let (state, challenge) = self.outbound(&mut a);

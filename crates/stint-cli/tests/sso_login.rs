@@ -156,7 +156,11 @@ async fn sso_browser_and_device_login_then_creds_and_exec() {
         (t.len() == 9 && t.as_bytes()[4] == b'-').then(|| t.to_owned())
     });
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let resp = http.post(format!("{url}/v1/sso/device")).form(&[("user_code", user_code.as_str())]).send().await.unwrap();
+    // The page shows the login the code names first; its confirm button goes on.
+    let page = http.post(format!("{url}/v1/sso/device")).form(&[("user_code", user_code.as_str())]).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("name=\"confirm\""));
+    let resp = http.post(format!("{url}/v1/sso/device")).form(&[("user_code", user_code.as_str()), ("confirm", "yes")]).send().await.unwrap();
     assert_eq!(resp.status(), 303);
     let to_provider = resp.headers()["location"].to_str().unwrap().to_owned();
     let callback = browse(&to_provider, &format!("{url}/v1/sso/callback"), Some(("carol", "carol-password"))).await;

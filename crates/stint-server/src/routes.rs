@@ -440,20 +440,76 @@ async fn sso_callback(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Q
     }
 }
 
-async fn sso_device_page(State(s): State<AppState>, Query(q): Query<DeviceVerifyQuery>) -> Response {
-    let code = q.user_code.unwrap_or_default();
+/// The verification page: a form for the code, or, with the code in the link
+/// (`verification_uri_complete`), the login it names to confirm (RFC 8628 §5.4).
+async fn sso_device_page(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Query(q): Query<DeviceVerifyQuery>) -> Response {
+    if let Some(code) = q.user_code.filter(|c| !c.is_empty()) {
+        return device_confirm_page(&s, &code, &addr).await;
+    }
     let body = format!(
         "<p>Enter the code your terminal shows after <code>stint login --device</code>.</p>\
-         <p><small>Only enter a code you got from your own terminal. If someone sent you this link, close this page.</small></p>\
-         <form method=\"post\" action=\"{action}\"><input name=\"user_code\" value=\"{code}\" placeholder=\"XXXX-XXXX\" maxlength=\"9\" \
-         autocomplete=\"off\" autofocus required> <button>Continue to sign in</button></form>",
-        action = html::escape(&format!("{}/v1/sso/device", s.broker.config().issuer)),
-        code = html::escape(&code.chars().take(16).collect::<String>()),
+         <form method=\"post\" action=\"{action}\"><input name=\"user_code\" placeholder=\"XXXX-XXXX\" maxlength=\"9\" \
+         autocomplete=\"off\" autofocus required> <button>Continue</button></form>",
+        action = html::escape(&device_page_url(&s)),
     );
     html::page(StatusCode::OK, "Sign in to stint", &body)
 }
 
-async fn sso_device_verify(State(s): State<AppState>, ClientAddr(addr): ClientAddr, Form(f): Form<DeviceVerifyForm>) -> Response {
+fn device_page_url(s: &AppState) -> String {
+    format!("{}/v1/sso/device", s.broker.config().issuer)
+}
+
+/// What the person is about to approve, with a button that goes on to the provider.
+async fn device_confirm_page(s: &AppState, user_code: &str, addr: &str) -> Response {
+    let r = match s.broker.sso_device_request(user_code, addr).await {
+        Ok(r) => r,
+        Err(e) => return html::error_page(e),
+    };
+    let age = r.created_at.until(s.broker.now());
+    let ago = match age {
+        0..=119 => format!("{age} seconds ago"),
+        _ => format!("{} minutes ago", age / 60),
+    };
+    let body = format!(
+        "<p>A sign-in to stint is waiting for you to approve it:</p>\
+         <ul><li>code <b>{code}</b></li><li>from <b>{client}</b> at <b>{from}</b></li><li>started <b>{ago}</b></li>\
+         <li>through <b>{provider}</b></li></ul>\
+         <p>Go on only if you started this with <code>stint login --device</code> and your terminal shows this code. \
+         If someone sent you this link, close this page: going on would sign them in as you.</p>\
+         <form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"user_code\" value=\"{code}\">\
+         <button name=\"confirm\" value=\"yes\">Yes, it was me: sign in</button></form>",
+        code = html::escape(&r.user_code),
+        client = html::escape(r.client),
+        from = html::escape(&r.addr),
+        ago = html::escape(&ago),
+        provider = html::escape(&r.provider),
+        action = html::escape(&device_page_url(s)),
+    );
+    html::page(StatusCode::OK, "Approve this sign-in?", &body)
+}
+
+/// Whether a form post came from stint's own page: a browser names the origin of a
+/// cross-site post (`Origin`, `Sec-Fetch-Site`); a client sending neither is no browser
+/// being led by another site.
+fn from_own_page(h: &axum::http::HeaderMap, issuer: &str) -> bool {
+    let text = |name: &str| h.get(name).map(|v| v.to_str().unwrap_or("?"));
+    let own = issuer.split_once("://").map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)));
+    let origin_ok = text("origin").is_none_or(|o| own.as_deref() == Some(o));
+    origin_ok && text("sec-fetch-site") != Some("cross-site")
+}
+
+/// The code entered or confirmed: the confirming button of stint's own page goes on to the
+/// provider; anything else shows what would be approved first.
+async fn sso_device_verify(
+    State(s): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    headers: axum::http::HeaderMap,
+    Form(f): Form<DeviceVerifyForm>,
+) -> Response {
+    let confirmed = f.confirm.as_deref() == Some("yes") && from_own_page(&headers, &s.broker.config().issuer);
+    if !confirmed {
+        return device_confirm_page(&s, &f.user_code, &addr).await;
+    }
     match s.broker.sso_device_authorize(&f.user_code, &addr).await {
         Ok(url) => html::redirect(&url),
         Err(e) => html::error_page(e),

@@ -260,6 +260,8 @@ pub struct DeviceVerifyQuery {
 #[serde(deny_unknown_fields)]
 pub struct DeviceVerifyForm {
     pub user_code: String,
+    /// Set by the confirmation page's button: only then does the person go to the provider.
+    pub confirm: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -39,6 +39,10 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_on(Backend::Sqlite).await
+}
+
+async fn setup_on(backend: Backend) -> Setup {
     // stint's own identity at AWS comes from the standard chain: here, the environment.
     // (Each test is its own process under nextest.)
     std::env::set_var("AWS_ACCESS_KEY_ID", "AKIASTINTTESTSTINT01");
@@ -56,12 +60,51 @@ async fn setup() -> Setup {
         policy = trust_policy(&gh.url),
         moto = moto.url,
     );
-    let app = spawn_app_at(Backend::Sqlite, &toml, real_now()).await;
+    let app = spawn_app_at(backend, &toml, real_now()).await;
     Setup { app, moto, gh, deploy_arn, dev_arn }
 }
 
 fn token(gh: &GithubIssuer, run: &Run) -> String {
     gh.sign(&gh.claims(run, "sts.amazonaws.com", real_now().0))
+}
+
+/// Ten AssumeRoleWithWebIdentity calls with one token at once: one set of keys; every other
+/// answer is the one a later replay gets (but for its random RequestId), and each is on the
+/// record as that replay is.
+async fn a_token_replayed_at_sts_in_a_race_is_answered_as_a_reuse(backend: Backend) {
+    // moto must outlive the calls: the binding keeps it running.
+    let Setup { app, moto: _moto, gh, deploy_arn, .. } = setup_on(backend).await;
+    let tok = token(&gh, &Run::default());
+    let form = [
+        ("Action", "AssumeRoleWithWebIdentity"),
+        ("Version", "2011-06-15"),
+        ("RoleArn", deploy_arn.as_str()),
+        ("RoleSessionName", "gh-run-1"),
+        ("WebIdentityToken", tok.as_str()),
+    ];
+    let without_request_id = |(s, v): (reqwest::StatusCode, Value)| {
+        let xml = v.as_str().unwrap().to_owned();
+        let (head, rest) = xml.split_once("<RequestId>").unwrap();
+        (s, Value::String(format!("{head}{}", rest.split_once("</RequestId>").unwrap().1)))
+    };
+    let answers = common::at_once(10, |_| app.http.post(app.url("/v1/sts")).form(&form)).await;
+    let reuse = without_request_id(body(app.http.post(app.url("/v1/sts")).form(&form).send().await.unwrap()).await);
+    assert!(reuse.0.is_client_error() && reuse.1.as_str().unwrap().contains("<ErrorResponse"), "{reuse:?}");
+    common::one_winner(answers.into_iter().map(without_request_id).collect(), &reuse);
+    let records = app.store.audit_after(0, 1000).await.unwrap();
+    assert_eq!(records.iter().filter(|r| r.event == "credential.issued").count(), 1);
+    let denied: Vec<_> = records.iter().filter(|r| r.event == "ci.exchange.denied").map(|r| r.reason.as_str()).collect();
+    assert_eq!(denied, ["token_replayed"; 10], "nine losers and the later replay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_replayed_at_sts_in_a_race_is_answered_as_a_reuse_on_sqlite() {
+    a_token_replayed_at_sts_in_a_race_is_answered_as_a_reuse(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_replayed_at_sts_in_a_race_is_answered_as_a_reuse_on_postgres() {
+    a_token_replayed_at_sts_in_a_race_is_answered_as_a_reuse(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

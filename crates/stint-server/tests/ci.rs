@@ -100,6 +100,21 @@ async fn a_workflow_on_main_gets_a_credential_once(app: TestApp, gh: GithubIssue
     }
 }
 
+/// Ten exchanges of one token at once: one credential; every other answer is the one a
+/// later replay gets, and each is on the record as that replay is.
+async fn a_token_replayed_in_a_race_is_answered_as_a_reuse(app: TestApp, gh: GithubIssuer) {
+    let token = gh.sign(&gh.claims(&Run::default(), "stint", NOW));
+    let form = [("grant_type", GRANT), ("subject_token", &token), ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"), ("role", "deploy")];
+    let answers = common::at_once(10, |_| app.http.post(app.url("/v1/token")).form(&form)).await;
+    let reuse = exchange_token(&app, &token, "deploy").await;
+    assert_eq!((reuse.0, reuse.1["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("token_replayed")), "{reuse:?}");
+    common::one_winner(answers, &reuse);
+    let records = app.store.audit_after(0, 1000).await.unwrap();
+    assert_eq!(records.iter().filter(|r| r.event == "credential.issued").count(), 1);
+    let denied: Vec<_> = records.iter().filter(|r| r.event == "ci.exchange.denied").map(|r| (r.reason.as_str(), r.actor.as_str())).collect();
+    assert_eq!(denied, [("token_replayed", "ci:github"); 10], "nine losers and the later replay");
+}
+
 /// A token with a changed header or claims, signed by the stand-in's key.
 fn signed(gh: &GithubIssuer, header: Value, claims: Value) -> String {
     github::rs256(&gh.key(), &github::signing_input(&header, &claims))
@@ -314,6 +329,7 @@ macro_rules! ci_tests {
 
 ci_tests!(
     a_workflow_on_main_gets_a_credential_once,
+    a_token_replayed_in_a_race_is_answered_as_a_reuse,
     hostile_tokens_are_refused_with_the_right_code,
     other_grants_and_malformed_requests_are_refused,
     a_key_replaced_under_its_kid_is_fetched_again,

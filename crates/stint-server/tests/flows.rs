@@ -8,7 +8,95 @@ use reqwest::StatusCode;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 
-both!(engineer_day, disable_revokes_everything_at_once, session_revoke_and_logout, audit_chain_covers_every_step);
+both!(
+    engineer_day,
+    disable_revokes_everything_at_once,
+    session_revoke_and_logout,
+    audit_chain_covers_every_step,
+    a_newer_code_voids_the_older_ones,
+    a_bootstrap_lost_in_a_race_is_answered_as_a_reuse,
+    an_enrollment_lost_in_a_race_is_answered_as_a_reuse,
+);
+
+/// The failure records of `event` after `seq`, as (actor, reason).
+async fn failures(app: &TestApp, seq: u64, event: &str) -> Vec<(String, String)> {
+    let records = app.store.audit_after(seq, 1000).await.unwrap();
+    records.into_iter().filter(|r| r.event == event && r.outcome.as_str() == "failure").map(|r| (r.actor, r.reason)).collect()
+}
+
+/// A new reset code voids every older unused one; so does enrolling with the newest.
+async fn a_newer_code_voids_the_older_ones(app: TestApp) {
+    use stint_core::bearer::{self, BearerKind};
+    use stint_core::model::{CodePurpose, OneTimeCode};
+    use stint_core::store::{Change, Mutation};
+
+    let admin = app.admin().await;
+    let (s, v) = app.post("/v1/users", Some(&admin.session), json!({ "name": "ivy" })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let first = v["enrollment_code"].as_str().unwrap().to_owned();
+    let seq = app.audit_head().await;
+    let (s, v) = app.post("/v1/users/ivy/enrollment", Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let second = v["enrollment_code"].as_str().unwrap().to_owned();
+    let enroll = |code: String| app.post("/v1/enroll", None, json!({ "code": code, "password": PASSWORD }));
+    let refused = (StatusCode::UNAUTHORIZED, "invalid_enrollment_code");
+    let (s, v) = enroll(first.clone()).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), refused, "the older code is void once a newer one is out: {v}");
+
+    // A code still outstanding beside the newest (issued by an earlier version, which voided
+    // nothing): enrolling with the newest voids it.
+    let ivy = app.store.user_by_name(&stint_core::ids::Username::parse("ivy").unwrap()).await.unwrap().unwrap();
+    let left = bearer::mint(BearerKind::Enrollment, &mut rand_core::OsRng);
+    let expires_at = stint_core::Timestamp(stint_core::Clock::now(&app.clock).0 + 3600);
+    let row = OneTimeCode {
+        lookup: left.lookup,
+        secret_hash: left.hash.to_vec(),
+        purpose: CodePurpose::Enrollment,
+        user_id: Some(ivy.id),
+        expires_at,
+        used_at: None,
+    };
+    app.store.apply(Change::default().with(Mutation::InsertCode(row))).await.unwrap();
+    let secret = app.enroll(&second).await;
+    let (s, v) = enroll(left.value.expose().to_owned()).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), refused, "an older code after enrollment with a newer one: {v}");
+    let (s, v) = enroll(first).await;
+    assert_eq!((s, v["error"].as_str().unwrap()), refused, "{v}");
+    app.login("ivy", &secret).await;
+    let reasons: Vec<String> = failures(&app, seq, "user.enrolled").await.into_iter().map(|(_, r)| r).collect();
+    assert_eq!(reasons, ["code_expired"; 3]);
+}
+
+/// Twelve bootstraps with one token at once: one creates the administrator; every other
+/// gets the answer and the audit record a later reuse gets.
+async fn a_bootstrap_lost_in_a_race_is_answered_as_a_reuse(app: TestApp) {
+    let answers =
+        common::at_once(12, |i| app.http.post(app.url("/v1/bootstrap")).json(&json!({ "token": app.bootstrap_token, "username": format!("root{i}") }))).await;
+    let reuse = app.post("/v1/bootstrap", None, json!({ "token": app.bootstrap_token, "username": "late" })).await;
+    assert_eq!((reuse.0, reuse.1["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_bootstrap_token")));
+    let won = common::one_winner(answers, &reuse);
+    assert_eq!(app.store.users().await.unwrap().len(), 1, "one administrator: {won}");
+    let refused = failures(&app, 0, "bootstrap.used").await;
+    assert_eq!(refused, vec![("127.0.0.1".to_owned(), "code_used".to_owned()); 12], "eleven losers and the later reuse");
+}
+
+/// Eight enrollments with one code at once: one sets the credentials; every other gets the
+/// answer and the audit record a later reuse gets.
+async fn an_enrollment_lost_in_a_race_is_answered_as_a_reuse(app: TestApp) {
+    let admin = app.admin().await;
+    let (s, v) = app.post("/v1/users", Some(&admin.session), json!({ "name": "ivy" })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let code = v["enrollment_code"].as_str().unwrap().to_owned();
+    let seq = app.audit_head().await;
+    let answers = common::at_once(8, |_| app.http.post(app.url("/v1/enroll")).json(&json!({ "code": code, "password": PASSWORD }))).await;
+    let reuse = app.post("/v1/enroll", None, json!({ "code": code, "password": PASSWORD })).await;
+    assert_eq!((reuse.0, reuse.1["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_enrollment_code")));
+    let won = common::one_winner(answers, &reuse);
+    let secret = data_encoding::BASE32_NOPAD.decode(won["totp_secret"].as_str().unwrap().as_bytes()).unwrap();
+    app.login("ivy", &secret).await;
+    let refused = failures(&app, seq, "user.enrolled").await;
+    assert_eq!(refused, vec![("127.0.0.1".to_owned(), "code_used".to_owned()); 8], "seven losers and the later reuse");
+}
 
 /// Bootstrap → enroll → login → whoami → assume → verify → introspect.
 async fn engineer_day(app: TestApp) {

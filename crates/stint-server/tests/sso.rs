@@ -9,7 +9,9 @@
 
 mod common;
 
-use common::{body, real_now, spawn_app_at, Backend, TestApp};
+use std::sync::Arc;
+
+use common::{body, real_now, spawn_app_at, spawn_app_pausing, Backend, PausingStore, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use stint_core::oidc;
@@ -21,6 +23,8 @@ const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 struct Sso {
     app: TestApp,
+    /// The server's store, to hold a request between a read and its write.
+    store: Arc<PausingStore>,
     idp: Option<Idp>,
     idp_port: u16,
 }
@@ -40,9 +44,9 @@ async fn sso_with(backend: Backend, extra: &str, top: &str) -> Sso {
          {scopes}provider_session = \"1h\"\n{extra}\n\
          [identity.oidc.roles]\ndevelopers = [\"developer\"]\n{top}"
     );
-    let app = spawn_app_at(backend, &toml, real_now()).await;
+    let (app, store) = spawn_app_pausing(backend, &toml, real_now()).await;
     let idp = Idp::start(idp_port, &app.url("/v1/sso/callback"), "k1");
-    Sso { app, idp: Some(idp), idp_port }
+    Sso { app, store, idp: Some(idp), idp_port }
 }
 
 fn pkce() -> (String, String) {
@@ -102,10 +106,19 @@ impl Sso {
         body(self.app.http.post(self.app.url("/v1/sso/token")).form(&form).send().await.unwrap()).await
     }
 
-    /// Enters the user code on stint's verification page; returns where it sends the browser.
+    /// Confirms the user code on stint's verification page; returns where it sends the browser.
     async fn verify_user_code(&self, user_code: &str) -> reqwest::Response {
+        self.device_form(&[("user_code", user_code), ("confirm", "yes")], None).await
+    }
+
+    /// Posts the verification page's form, from a page at `origin` when given.
+    async fn device_form(&self, form: &[(&str, &str)], origin: Option<&str>) -> reqwest::Response {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        http.post(self.app.url("/v1/sso/device")).form(&[("user_code", user_code)]).send().await.unwrap()
+        let mut req = http.post(self.app.url("/v1/sso/device")).form(form);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        req.send().await.unwrap()
     }
 
     async fn events(&self) -> Vec<stint_core::audit::Record> {
@@ -325,6 +338,102 @@ async fn a_disabled_user_cannot_log_in_even_when_the_provider_says_yes(t: Sso) {
     assert_eq!(landing.query["error"], "user_disabled", "{:?}", landing.query);
 }
 
+/// A device login through the provider, approved and not polled yet; returns the device code.
+async fn approved_device_login(t: &Sso, user: &str) -> String {
+    let d = t.device_authorize().await;
+    let to_provider = location(&t.verify_user_code(d["user_code"].as_str().unwrap()).await);
+    let callback = t.to_callback(&to_provider, Some((user, &format!("{user}-password")))).await;
+    let done = t.visit(&callback).await;
+    assert_eq!(done.status(), StatusCode::OK, "{}", done.text().await.unwrap());
+    d["device_code"].as_str().unwrap().to_owned()
+}
+
+/// The approved browser login (`code`, `verifier`) and device login no longer redeem.
+async fn refused_after_disable(t: &Sso, code: &str, verifier: &str, device_code: &str) {
+    let (s, v) = t.redeem(code, verifier).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{v}");
+    t.app.clock.advance(10);
+    let (s, v) = t.poll(device_code).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("access_denied")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("user disabled"), "{v}");
+}
+
+async fn a_disable_ends_sso_logins_not_yet_redeemed(t: Sso) {
+    let admin = t.app.admin().await;
+    t.login("alice", "alice-password").await;
+    // A browser login approved (the CLI holds its login code) and a device login approved
+    // (the terminal has not polled yet).
+    let (landing, verifier) = t.browser("alice", "alice-password").await;
+    let code = landing.query.get("code").unwrap_or_else(|| panic!("{:?}", landing.query)).clone();
+    let device_code = approved_device_login(&t, "alice").await;
+
+    let (s, v) = t.app.post("/v1/users/alice/disable", Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    refused_after_disable(&t, &code, &verifier, &device_code).await;
+    // Enabling the person again restores neither login.
+    let (s, v) = t.app.post("/v1/users/alice/enable", Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    refused_after_disable(&t, &code, &verifier, &device_code).await;
+    let now = stint_core::Clock::now(&t.app.clock);
+    assert_eq!(t.app.store.active_sessions(now).await.unwrap(), 1, "the administrator's session only");
+}
+
+async fn a_disable_ends_an_sso_login_whose_callback_is_in_flight(t: Sso) {
+    let admin = t.app.admin().await;
+    t.login("alice", "alice-password").await;
+    let (url, _) = t.begin().await;
+    let callback = t.to_callback(&url, Some(("alice", "alice-password"))).await;
+    // The callback redeems the code and reads alice, still enabled; it is held there while
+    // the administrator disables her, before it writes the approval.
+    t.store.arm();
+    let in_flight = tokio::spawn({
+        let callback = callback.clone();
+        async move { reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap().get(&callback).send().await.unwrap() }
+    });
+    t.store.held().await;
+    let (s, v) = t.app.post("/v1/users/alice/disable", Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    t.store.resume();
+    let q = loopback_query(&location(&in_flight.await.unwrap()));
+    assert_eq!(q["error"], "user_disabled", "{q:?}");
+    assert!(!q.contains_key("code"), "{q:?}");
+    let (s, v) = t.app.post("/v1/users/alice/enable", Some(&admin.session), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // The login is over: the same callback again is a late one.
+    assert_eq!(t.visit(&callback).await.status(), StatusCode::CONFLICT);
+    let now = stint_core::Clock::now(&t.app.clock);
+    assert_eq!(t.app.store.active_sessions(now).await.unwrap(), 1, "the administrator's session only");
+    let failed: Vec<String> = t.events().await.into_iter().filter(|r| r.event == "auth.login.failed").map(|r| r.reason).collect();
+    assert_eq!(failed, ["user_disabled", "attempt_done"]);
+}
+
+/// Ten redemptions of one browser login code at once, then ten polls of one approved device
+/// code: one session each; every other answer is the one a later reuse gets, and each is on
+/// the record as that reuse is.
+async fn a_login_or_device_code_lost_in_a_race_is_answered_as_a_reuse(t: Sso) {
+    let (landing, verifier) = t.browser("alice", "alice-password").await;
+    let code = landing.query.get("code").unwrap_or_else(|| panic!("{:?}", landing.query)).clone();
+    let form = [("grant_type", "authorization_code"), ("code", &code), ("code_verifier", &verifier)];
+    let answers = common::at_once(10, |_| t.app.http.post(t.app.url("/v1/sso/token")).form(&form)).await;
+    let reuse = t.redeem(&code, &verifier).await;
+    assert_eq!((reuse.0, reuse.1["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{reuse:?}");
+    common::one_winner(answers, &reuse);
+
+    let device_code = approved_device_login(&t, "alice").await;
+    let form = [("grant_type", DEVICE_GRANT), ("device_code", &device_code)];
+    let answers = common::at_once(10, |_| t.app.http.post(t.app.url("/v1/sso/token")).form(&form)).await;
+    let reuse = t.poll(&device_code).await;
+    assert_eq!((reuse.0, reuse.1["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{reuse:?}");
+    common::one_winner(answers, &reuse);
+
+    let now = stint_core::Clock::now(&t.app.clock);
+    assert_eq!(t.app.store.active_sessions(now).await.unwrap(), 2);
+    let failed: Vec<_> = t.events().await.into_iter().filter(|r| r.event == "auth.login.failed").collect();
+    let seen: Vec<_> = failed.iter().map(|r| (r.reason.as_str(), r.details["flow"].as_str(), r.actor.as_str())).collect();
+    let want: Vec<_> = [("code_used", "browser", "127.0.0.1"); 10].into_iter().chain([("code_used", "device", "127.0.0.1"); 10]).collect();
+    assert_eq!(seen, want, "nine losers and the later reuse, of each");
+}
+
 async fn device_flow_signs_in_and_honours_the_polling_interval(t: Sso) {
     let d = t.device_authorize().await;
     let device_code = d["device_code"].as_str().unwrap();
@@ -365,6 +474,51 @@ async fn device_flow_signs_in_and_honours_the_polling_interval(t: Sso) {
     assert_eq!(v["error"], "invalid_grant", "a device code is used once: {v}");
     let ok = t.events().await.into_iter().find(|r| r.event == "auth.login.succeeded").unwrap();
     assert_eq!((ok.details["method"].as_str(), ok.details["mfa"].as_str()), ("sso", "amr:otp"));
+}
+
+async fn the_device_page_shows_what_is_approved_and_asks_first(t: Sso) {
+    let d = t.device_authorize().await;
+    let user_code = d["user_code"].as_str().unwrap();
+    t.app.clock.advance(90);
+    let shows_the_request = |html: &str| {
+        assert!(html.contains(&format!("code <b>{user_code}</b>")), "{html}");
+        assert!(html.contains("from <b>stint CLI</b> at <b>127.0.0.1</b>"), "the client and the requesting address: {html}");
+        assert!(html.contains("started <b>90 seconds ago</b>"), "{html}");
+        assert!(html.contains(&format!("<input type=\"hidden\" name=\"user_code\" value=\"{user_code}\">")), "{html}");
+        assert!(html.contains("<button name=\"confirm\" value=\"yes\">"), "a confirm button: {html}");
+    };
+    // The link with the code filled in (verification_uri_complete) shows the request; it
+    // does not go on to the provider.
+    let page = t.visit(d["verification_uri_complete"].as_str().unwrap()).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.headers().get("location").is_none());
+    shows_the_request(&page.text().await.unwrap());
+    // A code typed into the blank form: the same page first.
+    let typed = t.device_form(&[("user_code", &user_code.to_lowercase())], None).await;
+    assert_eq!(typed.status(), StatusCode::OK);
+    shows_the_request(&typed.text().await.unwrap());
+    // A confirming post made by another site's page only shows the request again.
+    let forged = t.device_form(&[("user_code", user_code), ("confirm", "yes")], Some("https://evil.example")).await;
+    assert_eq!(forged.status(), StatusCode::OK);
+    assert!(forged.headers().get("location").is_none());
+    shows_the_request(&forged.text().await.unwrap());
+    // Only the confirming post goes on to the provider.
+    let to = location(&t.verify_user_code(user_code).await);
+    assert!(to.starts_with(&format!("http://127.0.0.1:{}/", t.idp_port)), "{to}");
+
+    // An unknown code shows nothing of any other sign-in.
+    let other = t.visit(&t.app.url("/v1/sso/device?user_code=BBBB-BBBB")).await;
+    assert_eq!(other.status(), StatusCode::BAD_REQUEST);
+    let html = other.text().await.unwrap();
+    assert!(html.contains("invalid_user_code"), "{html}");
+    for leaked in [user_code, "stint CLI", "127.0.0.1", "seconds ago", "confirm"] {
+        assert!(!html.contains(leaked), "{leaked} in {html}");
+    }
+    // The blank form asks for a code and has nothing to confirm.
+    let blank = t.visit(&t.app.url("/v1/sso/device")).await.text().await.unwrap();
+    assert!(blank.contains("name=\"user_code\"") && !blank.contains("confirm"), "{blank}");
+    let failed: Vec<String> = t.events().await.into_iter().filter(|r| r.event == "auth.login.failed").map(|r| r.reason).collect();
+    assert_eq!(failed, ["unknown_user_code"]);
 }
 
 async fn device_codes_expire(t: Sso) {
@@ -638,6 +792,10 @@ sso_tests!(
     only_an_administrator_links_an_identity: "",
     a_callback_without_iss_is_refused_when_the_provider_promises_it: "",
     concurrent_callbacks_redeem_the_code_once: "",
+    a_disable_ends_sso_logins_not_yet_redeemed: "",
+    the_device_page_shows_what_is_approved_and_asks_first: "",
+    a_login_or_device_code_lost_in_a_race_is_answered_as_a_reuse: "",
+    a_disable_ends_an_sso_login_whose_callback_is_in_flight: "",
 );
 
 mod configured_names {
@@ -660,6 +818,14 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_callbacks_redeem_the_code_once() {
         super::concurrent_callbacks_redeem_the_code_once(super::sso(super::Backend::Postgres, "").await).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_login_or_device_code_lost_in_a_race_is_answered_as_a_reuse() {
+        super::a_login_or_device_code_lost_in_a_race_is_answered_as_a_reuse(super::sso(super::Backend::Postgres, "").await).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_disable_ends_an_sso_login_whose_callback_is_in_flight() {
+        super::a_disable_ends_an_sso_login_whose_callback_is_in_flight(super::sso(super::Backend::Postgres, "").await).await;
     }
 }
 

@@ -110,13 +110,16 @@ impl Broker {
 
     /// A new enrollment code for an existing user: one whose code expired before they used
     /// it, or who lost their authenticator. Their current credentials keep working until
-    /// they enroll again.
+    /// they enroll again. Every older unused code of theirs is void from now on, as the
+    /// newest password-reset link is the only one that works elsewhere.
     pub async fn reissue_enrollment(&self, admin: &Admin<'_>, name: &str) -> Result<NewCode> {
         let user = self.target_user(name).await?;
         let now = self.now();
         let (row, code) = self.mint_enrollment(&user, now);
         let d = Draft::new(now, Event::EnrollmentIssued, Outcome::Success).actor(&admin.0.user.id).subject(&user.id).detail("expires_at", code.expires_at);
-        self.commit(Change::default().with(Mutation::InsertCode(row)).record(d)).await?;
+        // Expired before the new code is inserted, which the expiry would void too.
+        let change = Change::default().with(Mutation::ExpireUserCodes { user: user.id.clone(), at: now }).with(Mutation::InsertCode(row)).record(d);
+        self.commit(change).await?;
         Ok(code)
     }
 

@@ -61,6 +61,15 @@ impl Caller {
     }
 }
 
+/// A one-time code as presented, with what its checks audit: `event`, from `addr`.
+struct CodeUse<'a> {
+    kind: BearerKind,
+    purpose: CodePurpose,
+    value: &'a str,
+    event: Event,
+    addr: &'a str,
+}
+
 pub(super) fn totp_context(user: &UserId) -> String {
     format!("totp:{user}")
 }
@@ -82,14 +91,14 @@ impl Broker {
     }
 
     /// Checks a presented one-time code; on failure audits `event` with the reason.
-    async fn check_code(&self, kind: BearerKind, purpose: CodePurpose, value: &str, event: Event, addr: &str) -> Result<OneTimeCode> {
+    async fn check_code(&self, u: &CodeUse<'_>) -> Result<OneTimeCode> {
         let now = self.now();
-        let code = match purpose {
+        let code = match u.purpose {
             CodePurpose::Bootstrap => "invalid_bootstrap_token",
             CodePurpose::Enrollment => "invalid_enrollment_code",
         };
-        let found = match bearer::parse(kind, value, code) {
-            Ok(p) => self.store.code(&p.lookup).await?.filter(|row| row.purpose == purpose && p.matches(&row.secret_hash)),
+        let found = match bearer::parse(u.kind, u.value, code) {
+            Ok(p) => self.store.code(&p.lookup).await?.filter(|row| row.purpose == u.purpose && p.matches(&row.secret_hash)),
             Err(_) => None,
         };
         let reason = match &found {
@@ -100,15 +109,33 @@ impl Broker {
         };
         if let Some(reason) = reason {
             self.observer.auth_failed(reason);
-            self.commit(Change::audit_only(Draft::new(now, event, Outcome::Failure).actor(addr).reason(reason))).await?;
-            return Err(Error::unauthenticated(code, format!("the {} code is unknown, used or expired; ask an administrator for a new one", purpose.as_str())));
+            self.commit(Change::audit_only(Draft::new(now, u.event, Outcome::Failure).actor(u.addr).reason(reason))).await?;
+            return Err(Error::unauthenticated(
+                code,
+                format!("the {} code is unknown, used or expired; ask an administrator for a new one", u.purpose.as_str()),
+            ));
         }
         found.ok_or_else(|| Error::Internal("checked code vanished".into()))
     }
 
+    /// Commits `change`, which consumes the code `u` presented. When a concurrent use (or a
+    /// newer code voiding this one) committed since the check, the store refuses the change
+    /// (`code_used`): the code is checked again, so the attempt that lost the race gets the
+    /// answer and the audit record of a later reuse.
+    async fn commit_code_use(&self, u: &CodeUse<'_>, change: Change) -> Result<()> {
+        match self.commit(change).await {
+            Err(e) if e.code() == "code_used" => {
+                self.check_code(u).await?;
+                Err(e)
+            }
+            other => other.map(drop),
+        }
+    }
+
     /// Uses the bootstrap token to create the first administrator; returns their enrollment code.
     pub async fn bootstrap(&self, token: &str, username: &str, addr: &str) -> Result<NewCode> {
-        let row = self.check_code(BearerKind::Bootstrap, CodePurpose::Bootstrap, token, Event::BootstrapUsed, addr).await?;
+        let u = CodeUse { kind: BearerKind::Bootstrap, purpose: CodePurpose::Bootstrap, value: token, event: Event::BootstrapUsed, addr };
+        let row = self.check_code(&u).await?;
         let name = Username::parse(username)?;
         let now = self.now();
         let user = User {
@@ -137,7 +164,7 @@ impl Broker {
             .with(Mutation::InsertCode(enroll))
             .record(used)
             .record(created);
-        self.commit(change).await?;
+        self.commit_code_use(&u, change).await?;
         Ok(code)
     }
 
@@ -157,7 +184,8 @@ impl Broker {
 
     /// Sets the password and a new TOTP secret of the user an enrollment code names.
     pub async fn enroll(&self, code: &str, password: SecretString, addr: &str) -> Result<Enrolled> {
-        let row = self.check_code(BearerKind::Enrollment, CodePurpose::Enrollment, code, Event::UserEnrolled, addr).await?;
+        let u = CodeUse { kind: BearerKind::Enrollment, purpose: CodePurpose::Enrollment, value: code, event: Event::UserEnrolled, addr };
+        let row = self.check_code(&u).await?;
         let password = NewPassword::parse(password)?;
         let user_id = row.user_id.clone().ok_or_else(|| Error::Internal("enrollment code without user".into()))?;
         let user = self.store.user_by_id(&user_id).await?.ok_or_else(|| Error::Internal("enrollment code for a missing user".into()))?;
@@ -173,9 +201,11 @@ impl Broker {
         let d = Draft::new(now, Event::UserEnrolled, Outcome::Success).actor(&user.id).subject(&user.id).detail("addr", addr);
         let change = Change::default()
             .with(Mutation::ConsumeCode { lookup: row.lookup, at: now })
+            // Any other code the person still holds (an older reset, say) is void once they enrolled.
+            .with(Mutation::ExpireUserCodes { user: user.id.clone(), at: now })
             .with(Mutation::SetCredentials { user: user.id.clone(), password_hash, totp_sealed })
             .record(d);
-        self.commit(change).await?;
+        self.commit_code_use(&u, change).await?;
         let issuer = self.totp_issuer();
         Ok(Enrolled {
             otpauth_uri: SecretString::new(totp::otpauth_uri(&secret, &issuer, user.name.as_str())),

@@ -128,6 +128,20 @@ pub struct DeviceCodes {
     pub interval_secs: i64,
 }
 
+/// The only client that starts device logins; the verification page names it.
+pub const DEVICE_CLIENT: &str = "stint CLI";
+
+/// A device login waiting for its person, as the verification page shows it.
+pub struct DeviceRequest {
+    /// As the terminal shows it, `XXXX-XXXX`.
+    pub user_code: String,
+    pub provider: String,
+    pub client: &'static str,
+    /// The address the login began from.
+    pub addr: String,
+    pub created_at: Timestamp,
+}
+
 /// What the provider sent back to stint's callback.
 pub struct SsoCallback {
     pub state: String,
@@ -384,21 +398,38 @@ impl Broker {
         Ok(started)
     }
 
-    /// The device verification page: a user code → the provider's authorization URL.
-    pub async fn sso_device_authorize(&self, user_code: &str, addr: &str) -> Result<String> {
+    /// The device login a user code names, as the verification page shows it before the
+    /// person goes on to the provider (RFC 8628 §5.4): a link someone else sent must not take
+    /// a person with a live provider session through in one click, unseen.
+    pub async fn sso_device_request(&self, user_code: &str, addr: &str) -> Result<DeviceRequest> {
+        let a = self.device_attempt(user_code, addr).await?;
+        let code = normalize_user_code(user_code).map(|c| display_user_code(&c)).unwrap_or_default();
+        Ok(DeviceRequest { user_code: code, provider: a.provider, client: DEVICE_CLIENT, addr: a.addr, created_at: a.created_at })
+    }
+
+    /// The pending device attempt a user code names; an unknown code is audited and tells
+    /// nothing of any other attempt.
+    async fn device_attempt(&self, user_code: &str, addr: &str) -> Result<SsoAttempt> {
         let now = self.now();
         self.sso_throttle(addr, now).await?;
         let found = match normalize_user_code(user_code) {
             Some(code) => self.store.sso_attempt_by_user_code(&user_code_hash(&code), now).await?,
             None => None,
         };
-        let Some(mut a) = found else {
+        let Some(a) = found else {
             self.sso_failed(None, addr, "unknown_user_code", None, now).await?;
             return Err(Error::invalid(
                 "invalid_user_code",
                 "this code is unknown or has expired; check the code your terminal shows, or run `stint login --device` again",
             ));
         };
+        Ok(a)
+    }
+
+    /// The device verification page, confirmed: a user code → the provider's authorization URL.
+    pub async fn sso_device_authorize(&self, user_code: &str, addr: &str) -> Result<String> {
+        let now = self.now();
+        let mut a = self.device_attempt(user_code, addr).await?;
         let (_, idp) = self.provider(Some(&a.provider))?;
         // A fresh state for this trip: a second visit to this page supersedes the first.
         let (state, challenge) = self.outbound(&mut a);
@@ -583,16 +614,14 @@ impl Broker {
             groups.dedup();
             groups
         });
-        let (user, mut change) = match self.sso_user(p, &token, email, verified, groups, now).await {
+        let (user, change) = match self.sso_user(p, &token, email, verified, groups, now).await {
             Ok(found) => found,
             Err(e @ (Error::Store(_) | Error::Internal(_))) => return Err(e),
             Err(e) => return self.sso_deny(a, SsoStatus::Redeeming, Refusal::new(e), Change::default(), &cb.addr, now).await,
         };
         a.user_id = Some(user.id.clone());
         if user.disabled {
-            self.alert_login_failure(&user, "user_disabled", &cb.addr, &format!("sso:{}", p.name), now);
-            let e = Error::forbidden("user_disabled", "this user is disabled in stint; ask an administrator");
-            return self.sso_deny(a, SsoStatus::Redeeming, Refusal::new(e), change, &cb.addr, now).await;
+            return self.sso_deny_disabled(a, SsoStatus::Redeeming, &user, change, &cb.addr, now).await;
         }
         let mut end = now.plus(p.session_ttl);
         if let Some(ps) = p.provider_session {
@@ -607,7 +636,7 @@ impl Broker {
         match mfa {
             Some(m) => {
                 a.mfa = Some(m);
-                self.sso_approve(a, SsoStatus::Redeeming, change, &user.name).await
+                self.sso_approve(a, SsoStatus::Redeeming, change, &user, &cb.addr, now).await
             }
             None if user.totp_sealed.is_none() => {
                 let e = Error::forbidden(
@@ -621,10 +650,9 @@ impl Broker {
                 self.sso_deny(a, SsoStatus::Redeeming, Refusal::new(e), change, &cb.addr, now).await
             }
             None => {
-                a.status = SsoStatus::StepUp;
-                change = change.with(Mutation::UpdateSsoAttempt { attempt: a, expect: SsoStatus::Redeeming });
-                self.commit(change).await?;
-                Ok(SsoOutcome::StepUp { state: cb.state.clone(), username: user.name })
+                let next = SsoAttempt { status: SsoStatus::StepUp, ..a.clone() };
+                let denied = self.sso_advance(a, next, SsoStatus::Redeeming, change, &user, &cb.addr, now).await?;
+                Ok(denied.unwrap_or(SsoOutcome::StepUp { state: cb.state.clone(), username: user.name }))
             }
         }
     }
@@ -745,17 +773,47 @@ impl Broker {
     }
 
     /// Approves the attempt. A browser login gets a one-time login code for the CLI.
-    async fn sso_approve(&self, mut a: SsoAttempt, expect: SsoStatus, change: Change, username: &Username) -> Result<SsoOutcome> {
-        a.status = SsoStatus::Approved;
-        let mut outcome = SsoOutcome::Done { username: username.clone() };
-        if let Some(uri) = &a.redirect_uri {
+    async fn sso_approve(&self, a: SsoAttempt, expect: SsoStatus, change: Change, user: &User, addr: &str, now: Timestamp) -> Result<SsoOutcome> {
+        let mut next = SsoAttempt { status: SsoStatus::Approved, ..a.clone() };
+        let mut outcome = SsoOutcome::Done { username: user.name.clone() };
+        if let Some(uri) = &next.redirect_uri {
             let login = bearer::mint(BearerKind::SsoLogin, &mut *self.rng());
-            a.code_lookup = Some(login.lookup);
-            a.code_hash = Some(hex(&login.hash));
+            next.code_lookup = Some(login.lookup);
+            next.code_hash = Some(hex(&login.hash));
             outcome = SsoOutcome::Redirect(format!("{uri}?{}", form_urlencoded(&[("code", login.value.expose())])));
         }
-        self.commit(change.with(Mutation::UpdateSsoAttempt { attempt: a, expect })).await?;
-        Ok(outcome)
+        self.sso_advance(a, next, expect, change, user, addr, now).await.map(|denied| denied.unwrap_or(outcome))
+    }
+
+    /// Moves attempt `a` from `expect` to `next` with `change`, while its person is enabled.
+    /// The disable that committed while the provider was redeeming the code could not deny
+    /// this attempt (it named nobody yet, see [`SsoAttempt::denied_for`]), so the person is
+    /// re-checked in this transaction; a disabled one gets the attempt denied (`user_disabled`)
+    /// instead: `Some` of where the browser goes then.
+    #[allow(clippy::too_many_arguments)]
+    async fn sso_advance(
+        &self,
+        a: SsoAttempt,
+        next: SsoAttempt,
+        expect: SsoStatus,
+        change: Change,
+        user: &User,
+        addr: &str,
+        now: Timestamp,
+    ) -> Result<Option<SsoOutcome>> {
+        let change = change.with(Mutation::UpdateSsoAttempt { attempt: next, expect }).with(Mutation::RequireEnabledUser { user: user.id.clone() });
+        match self.commit(change).await {
+            Ok(_) => Ok(None),
+            Err(e) if e.code() == "user_disabled" => self.sso_deny_disabled(a, expect, user, Change::default(), addr, now).await.map(Some),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Denies the attempt of a disabled person (with `extra`), and alerts.
+    async fn sso_deny_disabled(&self, a: SsoAttempt, expect: SsoStatus, user: &User, extra: Change, addr: &str, now: Timestamp) -> Result<SsoOutcome> {
+        self.alert_login_failure(user, "user_disabled", addr, &format!("sso:{}", a.provider), now);
+        let e = Error::forbidden("user_disabled", "this user is disabled in stint; ask an administrator");
+        self.sso_deny(a, expect, Refusal::new(e), extra, addr, now).await
     }
 
     /// stint's own TOTP after a provider login without MFA.
@@ -791,11 +849,24 @@ impl Broker {
         }
         a.mfa = Some("stint_totp".into());
         let change = Change::default().with(Mutation::AdvanceTotp { user: user.id.clone(), step });
-        self.sso_approve(a, SsoStatus::StepUp, change, &user.name).await
+        self.sso_approve(a, SsoStatus::StepUp, change, &user, addr, now).await
     }
 
     /// Browser flow, last step: the CLI redeems the login code with its PKCE verifier.
     pub async fn sso_redeem(&self, code: &str, code_verifier: &str, addr: &str) -> Result<NewSession> {
+        let a = self.redeemable_login(code, code_verifier, addr).await?;
+        match self.sso_session(a, addr).await {
+            // Another redemption took the attempt since our read: answer as to a later one.
+            Err(e) if e.code() == "sso_attempt_done" => {
+                self.redeemable_login(code, code_verifier, addr).await?;
+                Err(already_used())
+            }
+            other => other,
+        }
+    }
+
+    /// The approved browser attempt a login code and verifier redeem, or the refusal, audited.
+    async fn redeemable_login(&self, code: &str, code_verifier: &str, addr: &str) -> Result<SsoAttempt> {
         let now = self.now();
         let found = match bearer::parse(BearerKind::SsoLogin, code, "invalid_grant") {
             Ok(p) => self
@@ -824,33 +895,13 @@ impl Broker {
             self.sso_failed(Some(&a), addr, reason, a.user_id.as_ref(), now).await?;
             return Err(refuse("this login code does not match this sign-in, was already used or has expired"));
         }
-        self.sso_session(a, addr, now).await
+        Ok(a)
     }
 
     /// Device flow: one poll (RFC 8628 §3.4–3.5).
     pub async fn sso_poll(&self, device_code: &str, addr: &str) -> Result<NewSession> {
         let now = self.now();
-        let found = match bearer::parse(BearerKind::DeviceCode, device_code, "invalid_grant") {
-            Ok(p) => {
-                self.store.sso_attempt_by_code(&p.lookup).await?.filter(|a| a.mode == SsoMode::Device && a.code_hash.as_deref().is_some_and(|h| matches(&p, h)))
-            }
-            Err(_) => None,
-        };
-        let Some(mut a) = found else {
-            self.sso_failed(None, addr, "unknown_device_code", None, now).await?;
-            return Err(Error::invalid("invalid_grant", "this device code is unknown; run `stint login --device` again"));
-        };
-        match a.status {
-            SsoStatus::Consumed => return Err(Error::invalid("invalid_grant", "this device code was already used; run `stint login --device` again")),
-            SsoStatus::Denied => {
-                let why = a.reason.clone().unwrap_or_else(|| "denied".into());
-                return Err(Error::invalid("access_denied", format!("the sign-in was refused ({why}); run `stint login --device` again")));
-            }
-            _ if now >= a.expires_at => {
-                return Err(Error::invalid("expired_token", "the code expired before anyone signed in; run `stint login --device` again"))
-            }
-            _ => {}
-        }
+        let mut a = self.pollable_device(device_code, addr).await?;
         let expect = a.status;
         let too_soon = a.last_poll_at.is_some_and(|last| now.0 - last.0 < a.interval_secs);
         a.last_poll_at = Some(now);
@@ -865,11 +916,48 @@ impl Broker {
             let _ = self.commit(Change::default().with(Mutation::UpdateSsoAttempt { attempt: a, expect })).await;
             return Err(Error::invalid("authorization_pending", "waiting for you to sign in in the browser"));
         }
-        self.sso_session(a, addr, now).await
+        match self.sso_session(a, addr).await {
+            // Another poll took the attempt since our read: answer as to a later one.
+            Err(e) if e.code() == "sso_attempt_done" => {
+                self.pollable_device(device_code, addr).await?;
+                Err(already_used())
+            }
+            other => other,
+        }
+    }
+
+    /// The device attempt a device code names while it may still become a session, or the
+    /// final answer (RFC 8628 §3.5); a code already redeemed is refused and audited.
+    async fn pollable_device(&self, device_code: &str, addr: &str) -> Result<SsoAttempt> {
+        let now = self.now();
+        let found = match bearer::parse(BearerKind::DeviceCode, device_code, "invalid_grant") {
+            Ok(p) => {
+                self.store.sso_attempt_by_code(&p.lookup).await?.filter(|a| a.mode == SsoMode::Device && a.code_hash.as_deref().is_some_and(|h| matches(&p, h)))
+            }
+            Err(_) => None,
+        };
+        let Some(a) = found else {
+            self.sso_failed(None, addr, "unknown_device_code", None, now).await?;
+            return Err(Error::invalid("invalid_grant", "this device code is unknown; run `stint login --device` again"));
+        };
+        match a.status {
+            SsoStatus::Consumed => {
+                self.sso_failed(Some(&a), addr, "code_used", a.user_id.as_ref(), now).await?;
+                Err(Error::invalid("invalid_grant", "this device code was already used; run `stint login --device` again"))
+            }
+            SsoStatus::Denied => {
+                let why = a.reason.clone().unwrap_or_else(|| "denied".into());
+                Err(Error::invalid("access_denied", format!("the sign-in was refused ({why}); run `stint login --device` again")))
+            }
+            _ if now >= a.expires_at => Err(Error::invalid("expired_token", "the code expired before anyone signed in; run `stint login --device` again")),
+            _ => Ok(a),
+        }
     }
 
     /// Turns an approved attempt into a session, once.
-    async fn sso_session(&self, mut a: SsoAttempt, addr: &str, now: Timestamp) -> Result<NewSession> {
+    /// Fails with the store's `sso_attempt_done` when another redemption took it first.
+    async fn sso_session(&self, mut a: SsoAttempt, addr: &str) -> Result<NewSession> {
+        let now = self.now();
         let user_id = a.user_id.clone().ok_or_else(|| Error::Internal("approved attempt without user".into()))?;
         let user = self.store.user_by_id(&user_id).await?.ok_or_else(|| Error::Internal("approved attempt for a missing user".into()))?;
         let expires_at = a.session_expires_at.unwrap_or_else(|| now.plus(self.cfg.session_ttl));
@@ -901,10 +989,15 @@ impl Broker {
                 self.sso_failed(Some(&a), addr, "user_disabled", Some(&user.id), now).await?;
                 Err(Error::forbidden("user_disabled", "this user is disabled in stint; ask an administrator"))
             }
-            Err(e) if e.code() == "sso_attempt_done" => Err(Error::invalid("invalid_grant", "this sign-in was already used; start again with `stint login`")),
             Err(e) => Err(e),
         }
     }
+}
+
+/// The answer to a redemption that lost its race yet passed a second look (it cannot: the
+/// attempt that moved on is final).
+fn already_used() -> Error {
+    Error::invalid("invalid_grant", "this sign-in was already used; start again with `stint login`")
 }
 
 /// `application/x-www-form-urlencoded` for a query string.

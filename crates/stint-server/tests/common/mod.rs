@@ -8,11 +8,16 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use stint_core::audit::Record;
 use stint_core::broker::{InlinePasswordWork, PasswordWork};
 use stint_core::crypto::MasterKey;
+use stint_core::crypto::StoredKey;
+use stint_core::error::Result;
+use stint_core::ids::{LeaseId, RoleName, SessionId, UserId, Username};
+use stint_core::model::{BackendKind, Identity, Lease, LeaseScope, OneTimeCode, RoleRequest, Session, SsoAttempt, User};
 use stint_core::password::NewPassword;
 use stint_core::secret::SecretString;
-use stint_core::store::Store;
+use stint_core::store::{Change, Store};
 use stint_core::{ManualClock, Timestamp};
 use stint_server::config::{Config, Overrides};
 use stint_server::{App, AppState};
@@ -88,6 +93,127 @@ pub fn config_refused(toml: &str, needle: &str) {
     assert!(e.contains(needle), "{needle:?} not in {e}");
 }
 
+/// The store with a pause after its next identity read ([`Store::identity`], armed once by
+/// [`PausingStore::arm`]): a test acts between that read and the write that follows it, as a
+/// concurrent request would.
+pub struct PausingStore {
+    inner: Arc<dyn Store>,
+    armed: std::sync::atomic::AtomicBool,
+    reached: tokio::sync::Semaphore,
+    resume: tokio::sync::Semaphore,
+}
+
+impl PausingStore {
+    pub fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+    }
+    /// Waits (at most 10 s) until a request is held after its read.
+    pub async fn held(&self) {
+        let held = tokio::time::timeout(std::time::Duration::from_secs(10), self.reached.acquire()).await;
+        held.expect("no request read an identity").unwrap().forget();
+    }
+    pub fn resume(&self) {
+        self.resume.add_permits(1);
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PausingStore {
+    async fn identity(&self, issuer: &str, subject: &str) -> Result<Option<(Identity, User)>> {
+        let found = self.inner.identity(issuer, subject).await;
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.reached.add_permits(1);
+            self.resume.acquire().await.unwrap().forget();
+        }
+        found
+    }
+    async fn apply(&self, change: Change) -> Result<u64> {
+        self.inner.apply(change).await
+    }
+    async fn user_by_name(&self, name: &Username) -> Result<Option<User>> {
+        self.inner.user_by_name(name).await
+    }
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<User>> {
+        self.inner.user_by_id(id).await
+    }
+    async fn users(&self) -> Result<Vec<User>> {
+        self.inner.users().await
+    }
+    async fn any_enrolled_user(&self) -> Result<bool> {
+        self.inner.any_enrolled_user().await
+    }
+    async fn session_by_lookup(&self, lookup: &str) -> Result<Option<(Session, User)>> {
+        self.inner.session_by_lookup(lookup).await
+    }
+    async fn session(&self, id: &SessionId) -> Result<Option<(Session, User)>> {
+        self.inner.session(id).await
+    }
+    async fn active_sessions(&self, now: Timestamp) -> Result<u64> {
+        self.inner.active_sessions(now).await
+    }
+    async fn code(&self, lookup: &str) -> Result<Option<OneTimeCode>> {
+        self.inner.code(lookup).await
+    }
+    async fn sso_attempt_by_state(&self, lookup: &str) -> Result<Option<SsoAttempt>> {
+        self.inner.sso_attempt_by_state(lookup).await
+    }
+    async fn sso_attempt_by_code(&self, lookup: &str) -> Result<Option<SsoAttempt>> {
+        self.inner.sso_attempt_by_code(lookup).await
+    }
+    async fn request(&self, id: &str) -> Result<Option<RoleRequest>> {
+        self.inner.request(id).await
+    }
+    async fn requests(&self, since: Timestamp, limit: u32) -> Result<Vec<RoleRequest>> {
+        self.inner.requests(since, limit).await
+    }
+    async fn grants(&self, user: &UserId, role: &RoleName) -> Result<Vec<RoleRequest>> {
+        self.inner.grants(user, role).await
+    }
+    async fn sso_attempt_by_user_code(&self, hash: &str, now: Timestamp) -> Result<Option<SsoAttempt>> {
+        self.inner.sso_attempt_by_user_code(hash, now).await
+    }
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>> {
+        self.inner.signing_keys().await
+    }
+    async fn ssh_ca(&self) -> Result<Option<StoredKey>> {
+        self.inner.ssh_ca().await
+    }
+    async fn lease(&self, id: &LeaseId) -> Result<Option<Lease>> {
+        self.inner.lease(id).await
+    }
+    async fn leases(&self, user: Option<&UserId>, include_ended: bool, limit: u32) -> Result<Vec<Lease>> {
+        self.inner.leases(user, include_ended, limit).await
+    }
+    async fn live_leases(&self, scope: &LeaseScope) -> Result<Vec<Lease>> {
+        self.inner.live_leases(scope).await
+    }
+    async fn leases_to_end(&self, now: Timestamp, limit: u32) -> Result<Vec<Lease>> {
+        self.inner.leases_to_end(now, limit).await
+    }
+    async fn revoked_unexpired(&self, kind: BackendKind, now: Timestamp) -> Result<Vec<String>> {
+        self.inner.revoked_unexpired(kind, now).await
+    }
+    async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>> {
+        self.inner.audit_after(after, limit).await
+    }
+    async fn audit_head(&self) -> Result<Option<(u64, String)>> {
+        self.inner.audit_head().await
+    }
+}
+
+/// As [`spawn_app_at`], on a [`PausingStore`].
+pub async fn spawn_app_pausing(backend: Backend, extra_toml: &str, start: Timestamp) -> (TestApp, Arc<PausingStore>) {
+    let pausing = std::sync::Mutex::new(None);
+    let app = spawn_app_wrapped(backend, extra_toml, start, &|inner| {
+        let store = Arc::new(PausingStore { inner, armed: false.into(), reached: tokio::sync::Semaphore::new(0), resume: tokio::sync::Semaphore::new(0) });
+        *pausing.lock().unwrap() = Some(store.clone());
+        store
+    })
+    .await;
+    let store = pausing.lock().unwrap().take().unwrap();
+    (app, store)
+}
+
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, "").await
 }
@@ -104,13 +230,20 @@ pub fn real_now() -> Timestamp {
 
 /// As [`spawn_app_with`], with the test's clock starting at `start`.
 pub async fn spawn_app_at(backend: Backend, extra_toml: &str, start: Timestamp) -> TestApp {
+    spawn_app_wrapped(backend, extra_toml, start, &|store| store).await
+}
+
+/// The store a server uses, made from the real one.
+type Wrap<'a> = &'a (dyn Fn(Arc<dyn Store>) -> Arc<dyn Store> + Sync);
+
+async fn spawn_app_wrapped(backend: Backend, extra_toml: &str, start: Timestamp, wrap: Wrap<'_>) -> TestApp {
     let data_dir = std::env::temp_dir().join(unique("stint-test"));
     std::fs::create_dir_all(&data_dir).unwrap();
     let cfg_path = data_dir.join("stint.toml");
     std::fs::write(&cfg_path, extra_toml).unwrap();
     let schema = matches!(backend, Backend::Postgres).then(|| unique("stint_t"));
     let (_, kek_file) = MasterKey::generate(&mut rand_core::OsRng);
-    let mut app = start_server(data_dir, cfg_path, schema.as_deref(), kek_file, ManualClock::new(start), None).await;
+    let mut app = start_server(data_dir, cfg_path, schema.as_deref(), kek_file, ManualClock::new(start), None, wrap).await;
     assert!(!app.bootstrap_token.is_empty(), "a fresh store offers a bootstrap token");
     app.pg_schema = schema;
     app
@@ -119,7 +252,15 @@ pub async fn spawn_app_at(backend: Backend, extra_toml: &str, start: Timestamp) 
 /// Starts a server on `data_dir` with the configuration at `cfg_path`, on SQLite there or on
 /// PostgreSQL in `schema`. The returned app does not own the schema (it is not dropped with it).
 /// `public_url` defaults to the listening address.
-async fn start_server(data_dir: PathBuf, cfg_path: PathBuf, schema: Option<&str>, kek_file: String, clock: ManualClock, public_url: Option<String>) -> TestApp {
+async fn start_server(
+    data_dir: PathBuf,
+    cfg_path: PathBuf,
+    schema: Option<&str>,
+    kek_file: String,
+    clock: ManualClock,
+    public_url: Option<String>,
+    wrap: Wrap<'_>,
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let over = Overrides { listen: Some(addr.to_string()), data_dir: Some(data_dir.clone()), public_url, ..Default::default() };
@@ -130,6 +271,7 @@ async fn start_server(data_dir: PathBuf, cfg_path: PathBuf, schema: Option<&str>
             stint_store::PostgresStore::connect_with_schema(&pg_url(), Some(schema)).await.expect("PostgreSQL must be reachable at STINT_TEST_POSTGRES_URL"),
         ),
     };
+    let store = wrap(store);
     let kek = MasterKey::from_file_contents(&kek_file).unwrap();
     let work = Arc::new(CountingWork { inner: InlinePasswordWork::new(&mut rand_core::OsRng).unwrap(), verifies: AtomicUsize::new(0) });
     let app = App::with_password_work(&cfg, store.clone(), Arc::new(clock.clone()), kek, work.clone()).await.unwrap();
@@ -185,7 +327,7 @@ impl TestApp {
         let data_dir = std::env::temp_dir().join(unique("stint-replica"));
         std::fs::create_dir_all(&data_dir).unwrap();
         // Behind one load balancer, replicas share the public URL: the issuer of every token.
-        start_server(data_dir, self.cfg_path.clone(), Some(schema), self.kek_file.clone(), self.clock.clone(), Some(self.base.clone())).await
+        start_server(data_dir, self.cfg_path.clone(), Some(schema), self.kek_file.clone(), self.clock.clone(), Some(self.base.clone()), &|s| s).await
     }
 
     /// The PostgreSQL schema holding this server's tables.
@@ -292,6 +434,34 @@ impl TestApp {
     pub async fn audit_events_after(&self, seq: u64) -> Vec<(String, String, String)> {
         self.store.audit_after(seq, 1000).await.unwrap().into_iter().map(|r| (r.event, r.outcome.as_str().to_owned(), r.reason)).collect()
     }
+}
+
+/// Sends `n` requests at once (request `i` is `request(i)`), each from its own task; their
+/// answers, in the order sent.
+pub async fn at_once(n: usize, request: impl Fn(usize) -> reqwest::RequestBuilder) -> Vec<(StatusCode, Value)> {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let req = request(i);
+            tokio::spawn(async move { body(req.send().await.unwrap()).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    answers
+}
+
+/// Asserts that exactly one of `answers` succeeded and that every other one is `reuse`, the
+/// answer to a later, sequential reuse of the same one-time thing; returns the success.
+pub fn one_winner(answers: Vec<(StatusCode, Value)>, reuse: &(StatusCode, Value)) -> Value {
+    let (won, lost): (Vec<_>, Vec<_>) = answers.into_iter().partition(|(s, _)| s.is_success());
+    assert_eq!(won.len(), 1, "exactly one wins: {won:?} {lost:?}");
+    assert!(!reuse.0.is_success(), "{reuse:?}");
+    for answer in &lost {
+        assert_eq!(answer, reuse, "a lost race is answered as a later reuse");
+    }
+    won.into_iter().next().unwrap().1
 }
 
 /// Runs `$f(app)` once on SQLite and once on PostgreSQL.

@@ -107,18 +107,23 @@ impl RateLimiter {
     }
 
     /// Before tracking one more address: forgets the idle ones (full buckets, exactly as a new
-    /// address gets), and if every tracked address is busy, the one seen longest ago. An
-    /// address forgotten while busy gets a fresh burst; the global bucket still bounds what
-    /// many addresses together get through.
+    /// address gets), and if that is not enough, the eighth of the addresses seen longest ago,
+    /// so a flood of new addresses costs one scan per many requests, not one each. An address
+    /// forgotten while busy gets a fresh burst; the global bucket still bounds what many
+    /// addresses together get through.
     fn make_room(&mut self, now: Timestamp) {
         if self.addresses.len() < self.cfg.max_addresses {
             return;
         }
         let cfg = self.cfg.per_address;
         self.addresses.retain(|_, b| !b.idle(cfg, now));
-        if self.addresses.len() >= self.cfg.max_addresses {
-            if let Some(oldest) = self.addresses.iter().min_by_key(|(_, b)| b.at).map(|(k, _)| k.clone()) {
-                self.addresses.remove(&oldest);
+        let keep = self.cfg.max_addresses - self.cfg.max_addresses.div_ceil(8);
+        if self.addresses.len() > keep {
+            let excess = self.addresses.len() - keep;
+            let mut by_age: Vec<(Timestamp, String)> = self.addresses.iter().map(|(k, b)| (b.at, k.clone())).collect();
+            by_age.select_nth_unstable(excess - 1);
+            for (_, k) in &by_age[..excess] {
+                self.addresses.remove(k);
             }
         }
     }

@@ -44,10 +44,12 @@ pub enum Event {
     LeaseEnded,
     IdentityLinked,
     OnCallFeedFailed,
+    /// Identical refusals counted instead of written one by one ([`crate::fold`]).
+    RefusalsFolded,
 }
 
 impl Event {
-    pub const ALL: [Event; 30] = [
+    pub const ALL: [Event; 31] = [
         Event::ConfigLoaded,
         Event::KeyCreated,
         Event::KeyRotated,
@@ -78,6 +80,7 @@ impl Event {
         Event::LeaseEnded,
         Event::IdentityLinked,
         Event::OnCallFeedFailed,
+        Event::RefusalsFolded,
     ];
 
     pub fn code(self) -> &'static str {
@@ -112,6 +115,7 @@ impl Event {
             Event::LeaseEnded => "lease.ended",
             Event::IdentityLinked => "user.identity_linked",
             Event::OnCallFeedFailed => "oncall.feed_failed",
+            Event::RefusalsFolded => "refusals.folded",
         }
     }
 }
@@ -456,6 +460,7 @@ mod tests {
                 "lease.ended",
                 "user.identity_linked",
                 "oncall.feed_failed",
+                "refusals.folded",
             ]
         );
     }

@@ -117,6 +117,21 @@ pub enum Mutation {
         session: SessionId,
         at: Timestamp,
     },
+    /// Precondition: `user` has fewer than `max` live sessions at `at` (`too_many_sessions`
+    /// otherwise). Placed before the `InsertSession` it guards; PostgreSQL counts under a
+    /// per-person lock, so two concurrent logins cannot both take the last place.
+    RequireSessionRoom {
+        user: UserId,
+        at: Timestamp,
+        max: u32,
+    },
+    /// Precondition: `user` holds fewer than `max` live leases (neither revoked, ended nor
+    /// expired at `at`; `too_many_leases` otherwise). Placed before the `InsertLease` it guards.
+    RequireLeaseRoom {
+        user: UserId,
+        at: Timestamp,
+        max: u32,
+    },
     /// Precondition: the request is an approved grant (`grant_revoked` otherwise).
     RequireApprovedGrant {
         id: String,

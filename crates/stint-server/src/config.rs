@@ -14,6 +14,7 @@ use stint_core::Ttl;
 
 pub mod backends;
 pub mod ci;
+pub mod limits;
 pub mod oidc;
 pub mod oncall;
 pub use ci::CiIssuerClient;
@@ -66,6 +67,8 @@ pub struct FileConfig {
     pub postgres: PostgresSection,
     #[serde(default)]
     pub reasons: ReasonsSection,
+    #[serde(default)]
+    pub limits: limits::LimitsSection,
 }
 
 /// `[reasons]`: what a reason people write (requests, break-glass, denials) must have.
@@ -415,6 +418,8 @@ pub struct Config {
     pub webhooks: Vec<crate::webhooks::Webhook>,
     /// Credential backends (the SSH ones are also in `broker.ssh`).
     pub backends: backends::Backends,
+    /// Rate limits and client addressing (`[limits]`; the caps and folding are in `broker`).
+    pub limits: limits::Limits,
     /// Accepted but probably not meant (a trust policy's `StringEquals` with a `*`…); logged at start.
     pub warnings: Vec<String>,
 }
@@ -551,6 +556,7 @@ impl Config {
         if !(1..=stint_core::reason::MAX_CHARS).contains(&reason_min_chars) {
             return Err(err(origin, "reasons.min_chars", format!("must be 1-{}: a reason says something", stint_core::reason::MAX_CHARS)));
         }
+        let limits = limits::load(fc.limits, origin)?;
         let broker = BrokerConfig {
             issuer: public_url,
             audience,
@@ -567,6 +573,8 @@ impl Config {
             break_glass,
             ssh: backends.ssh.clone(),
             reason_min_chars,
+            caps: limits.caps,
+            folding: limits.folding,
             named_people: oncall_feeds.iter().flat_map(|f| f.people_map.iter().map(|(_, u)| u.clone())).collect(),
         };
         let bench_floor = fc.bench.floor.unwrap_or(false);
@@ -585,6 +593,7 @@ impl Config {
             oncall_feeds,
             webhooks,
             backends,
+            limits,
             warnings,
         })
     }
@@ -635,6 +644,7 @@ impl Config {
             "warnings": self.warnings,
             "bench": { "floor": self.bench_floor },
             "reasons": { "min_chars": self.broker.reason_min_chars },
+            "limits": self.limits.redacted(),
         })
     }
 

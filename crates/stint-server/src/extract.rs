@@ -15,7 +15,7 @@ use crate::AppState;
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The peer address as text, for throttling and audit records.
+/// The client address as text, for throttling and audit records.
 pub struct ClientAddr(pub String);
 
 impl FromRequestParts<AppState> for ClientAddr {
@@ -32,8 +32,12 @@ async fn refuse(state: &AppState, route: &str, addr: &str, err: ApiError) -> Api
     err
 }
 
-/// The peer's IP address from the connection info axum attaches to each request.
+/// The client's address: as the limit layer resolved it (through trusted proxies), else
+/// the peer's from the connection info axum attaches to each request.
 fn addr_in(extensions: &axum::http::Extensions) -> String {
+    if let Some(ip) = extensions.get::<crate::limits::ClientIp>() {
+        return ip.0.clone();
+    }
     extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
 }
 

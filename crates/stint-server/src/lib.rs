@@ -5,6 +5,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod html;
+pub mod limits;
 pub mod metrics;
 pub mod password;
 pub mod routes;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Present when `[bench] floor = true`: the throwaway key of the floor endpoint.
     pub bench_floor: Option<Arc<stint_core::crypto::SigningKey>>,
+    /// The rate limit of the routes without credential, and where client addresses come from.
+    pub limits: Arc<limits::Limiter>,
 }
 
 /// How often the reaper looks for leases to end (it also runs right after a revocation). An
@@ -239,14 +242,17 @@ impl App {
             .with_alerter(alerter)
             .with_backends(backends);
         let broker = Arc::new(broker);
+        let limits = Arc::new(limits::Limiter::new(cfg.limits.rate, cfg.limits.addressing.clone(), broker.now()));
         let startup = broker.start(&cfg.digest()).await?;
         // A throwaway key, never stored or published: floor tokens verify nowhere.
         let bench_floor = cfg.bench_floor.then(|| Arc::new(stint_core::crypto::SigningKey::generate(&mut rand_core::OsRng)));
-        Ok(App { state: AppState { broker, metrics, bench_floor }, startup, feeds: cfg.oncall_feeds.clone() })
+        Ok(App { state: AppState { broker, metrics, bench_floor, limits }, startup, feeds: cfg.oncall_feeds.clone() })
     }
 
     pub fn router(&self) -> axum::Router {
-        routes::router(self.state.clone()).layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        routes::router(self.state.clone())
+            .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+            .layer(axum::middleware::from_fn_with_state(self.state.clone(), limits::limit))
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight requests.
@@ -293,6 +299,10 @@ impl App {
         let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
         keys.abort();
         reaper.abort();
+        // Refusals counted but not yet summarised are written before the process ends.
+        if let Err(e) = self.state.broker.flush_refusals(true).await {
+            tracing::warn!(error = %e, "could not write the folded refusals' summaries");
+        }
         feeds.iter().for_each(|f| f.abort());
         result
     }

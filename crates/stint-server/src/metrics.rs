@@ -23,6 +23,8 @@ pub struct Metrics {
     /// Alerts delivered and dropped (queue full, or every retry failed).
     pub alerts: std::sync::Arc<crate::webhooks::AlertCounts>,
     break_glass: AtomicU64,
+    /// Requests refused by the rate limit (429), never audited.
+    rate_limited: AtomicU64,
 }
 
 fn bump(m: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -48,6 +50,10 @@ impl Observer for Metrics {
 }
 
 impl Metrics {
+    pub fn rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn observe_issue_latency(&self, d: Duration) {
         let secs = d.as_secs_f64();
         for (i, b) in BUCKETS.iter().enumerate() {
@@ -75,6 +81,8 @@ impl Metrics {
         let _ = writeln!(out, "stint_audit_appends_total {}", self.audit_appends.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP stint_break_glass_total Break-glass grants taken.\n# TYPE stint_break_glass_total counter");
         let _ = writeln!(out, "stint_break_glass_total {}", self.break_glass.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP stint_rate_limited_total Requests refused by the rate limit.\n# TYPE stint_rate_limited_total counter");
+        let _ = writeln!(out, "stint_rate_limited_total {}", self.rate_limited.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP stint_alerts_sent_total Alerts delivered to a webhook.\n# TYPE stint_alerts_sent_total counter");
         let _ = writeln!(out, "stint_alerts_sent_total {}", self.alerts.sent.load(Ordering::Relaxed));
         let _ = writeln!(

@@ -34,7 +34,7 @@ fn xml(status: StatusCode, body: String) -> Response {
 }
 
 /// STS's `ErrorResponse`.
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     let kind = if status.is_server_error() { "Receiver" } else { "Sender" };
     xml(
         status,

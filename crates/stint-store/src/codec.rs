@@ -307,6 +307,28 @@ pub(crate) fn session_revoked() -> Error {
     Error::unauthenticated("session_revoked", "your session ended; run `stint login`")
 }
 
+pub(crate) fn too_many_sessions(max: u32) -> Error {
+    Error::conflict(
+        "too_many_sessions",
+        format!("you already have {max} live sessions, the most allowed: run `stint logout` where you no longer need one (or ask an administrator to revoke one), then log in again"),
+    )
+}
+
+pub(crate) fn too_many_leases(max: u32) -> Error {
+    Error::conflict(
+        "too_many_leases",
+        format!("you already hold {max} live leases, the most allowed: end those you no longer need with `stint leases revoke <id>` (see `stint leases`), or wait for them to expire"),
+    )
+}
+
+/// Whether `live` leaves room for one more under `max`.
+pub(crate) fn room(live: i64, max: u32, refused: impl FnOnce(u32) -> Error) -> Result<()> {
+    if live >= i64::from(max) {
+        return Err(refused(max));
+    }
+    Ok(())
+}
+
 pub(crate) fn grant_revoked() -> Error {
     Error::forbidden("grant_revoked", "the grant this credential was asked under is no longer approved")
 }

@@ -612,6 +612,69 @@ async fn revocations_record_what_they_changed(store: Arc<dyn Store>) {
     assert_eq!(store.sso_attempt_by_state("state-b").await.unwrap().unwrap().status, SsoStatus::Approved, "bob's login is his");
 }
 
+/// The caps on live sessions and leases: counted inside the change, so the N+1th is refused
+/// and changes nothing; expired, revoked and ended ones do not count; another person's do
+/// not count; and concurrent changes cannot overshoot.
+async fn caps_per_person(store: Arc<dyn Store>) {
+    let (alice, bob) = (user("alice"), user("bob"));
+    store.apply(insert(alice.clone())).await.unwrap();
+    store.apply(insert(bob.clone())).await.unwrap();
+    let at = Timestamp(T0);
+    let session_room = |u: &User| Mutation::RequireSessionRoom { user: u.id.clone(), at, max: 3 };
+    store.apply(Change::default().with(Mutation::InsertSession(session("old", &alice.id, T0 - 1)))).await.unwrap();
+    store.apply(Change::default().with(Mutation::InsertSession(session("gone", &alice.id, T0 + 3600)))).await.unwrap();
+    store.apply(Change::default().with(Mutation::RevokeSession { session: sid("gone"), at })).await.unwrap();
+    for i in 0..3 {
+        store.apply(Change::default().with(session_room(&alice)).with(Mutation::InsertSession(session(&format!("a{i}"), &alice.id, T0 + 3600)))).await.unwrap();
+    }
+    let head = store.audit_head().await.unwrap();
+    let refused = Change::default().with(session_room(&alice)).with(Mutation::InsertSession(session("a3", &alice.id, T0 + 3600))).record(draft(1));
+    assert_eq!(conflict(store.apply(refused).await), "too_many_sessions");
+    assert!(store.session(&sid("a3")).await.unwrap().is_none(), "the refused change inserted nothing");
+    assert_eq!(store.audit_head().await.unwrap(), head, "nor audited anything");
+    store.apply(Change::default().with(session_room(&bob)).with(Mutation::InsertSession(session("b0", &bob.id, T0 + 3600)))).await.unwrap();
+    store.apply(Change::default().with(Mutation::RevokeSession { session: sid("a0"), at })).await.unwrap();
+    store.apply(Change::default().with(session_room(&alice)).with(Mutation::InsertSession(session("a3", &alice.id, T0 + 3600)))).await.unwrap();
+
+    let lease_room = |u: &User| Mutation::RequireLeaseRoom { user: u.id.clone(), at, max: 2 };
+    let mut expired = lease("expired", &alice);
+    expired.expires_at = at;
+    let mut ended = lease("ended", &alice);
+    ended.ended_at = Some(at);
+    store.apply(Change::default().with(Mutation::InsertLease(expired)).with(Mutation::InsertLease(ended))).await.unwrap();
+    for i in 0..2 {
+        store.apply(Change::default().with(lease_room(&alice)).with(Mutation::InsertLease(lease(&format!("la{i}"), &alice)))).await.unwrap();
+    }
+    let refused = Change::default().with(lease_room(&alice)).with(Mutation::InsertLease(lease("la2", &alice)));
+    assert_eq!(conflict(store.apply(refused).await), "too_many_leases");
+    assert!(store.lease(&lease("la2", &alice).id).await.unwrap().is_none());
+    store.apply(Change::default().with(lease_room(&bob)).with(Mutation::InsertLease(lease("lb0", &bob)))).await.unwrap();
+    let scope = stint_core::model::LeaseScope::Lease(lease("la0", &alice).id);
+    store.apply(Change::default().with(Mutation::RevokeLeases { scope, at, reason: "test".into(), recorded_by: None })).await.unwrap();
+    store.apply(Change::default().with(lease_room(&alice)).with(Mutation::InsertLease(lease("la2", &alice)))).await.unwrap();
+
+    // Twenty concurrent logins of a person with room for five: exactly five get in.
+    let carol = user("carol");
+    store.apply(insert(carol.clone())).await.unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (store, owner) = (store.clone(), carol.id.clone());
+            tokio::spawn(async move {
+                let room = Mutation::RequireSessionRoom { user: owner.clone(), at, max: 5 };
+                store.apply(Change::default().with(room).with(Mutation::InsertSession(session(&format!("c{i}"), &owner, T0 + 3600)))).await
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => admitted += 1,
+            Err(e) => assert_eq!(e.code(), "too_many_sessions", "{e}"),
+        }
+    }
+    assert_eq!(admitted, 5);
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -647,7 +710,8 @@ conformance!(
     sso_attempts,
     token_uses,
     role_requests,
-    revocations_record_what_they_changed
+    revocations_record_what_they_changed,
+    caps_per_person
 );
 
 // ---------------------------------------------------------------- harness

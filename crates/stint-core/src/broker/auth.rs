@@ -359,6 +359,7 @@ impl Broker {
         let change = Change::default()
             .with(Mutation::RequireEnabledUser { user: user.id.clone() })
             .with(Mutation::AdvanceTotp { user: user.id.clone(), step })
+            .with(Mutation::RequireSessionRoom { user: user.id.clone(), at: now, max: self.cfg.caps.sessions_per_person })
             .with(Mutation::InsertSession(session))
             .record(ok)
             .record(started);

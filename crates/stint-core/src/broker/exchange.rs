@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::{Draft, Event, Outcome};
 use crate::error::{Error, Result};
+use crate::fold::FoldKey;
 use crate::ids::{truncate, RoleName, TokenId};
 use crate::jwt::{self, Claims};
 use crate::oidc::{self, ExpectedJwt, IdToken};
@@ -114,8 +115,10 @@ fn ci_error(e: Error) -> Error {
 
 impl Broker {
     /// Deletes what no longer matters: used CI tokens past their expiry, SSO attempts past a
-    /// day. Runs periodically; any replica may run it.
+    /// day; and writes the summaries of folded refusals whose window closed. Runs
+    /// periodically; any replica may run it.
     pub async fn housekeeping(&self) -> Result<()> {
+        self.flush_refusals(false).await?;
         let now = self.now();
         let change = Change::default()
             .with(Mutation::PurgeTokenUses { before: now })
@@ -150,7 +153,8 @@ impl Broker {
                 }
             }
         }
-        self.commit(Change::audit_only(d)).await.map(|_| ())
+        let scope = format!("{}/{}", issuer.map_or("", |i| i.name.as_str()), truncate(&req.role));
+        self.audit_refusal(FoldKey::of(&d, &scope, &req.addr), d).await
     }
 
     /// Finds the token's issuer among the configured ones and verifies the token with its

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use crate::audit::{Draft, Event, Outcome};
 use crate::crypto::{MasterKey, PublicKey, SigningKey, StoredKey};
 use crate::error::{Error, Result};
+use crate::fold::{Admit, FoldConfig, FoldKey, Folder};
 use crate::ids::GroupName;
 use crate::password::NewPassword;
 use crate::policy::Roles;
@@ -65,6 +66,26 @@ pub struct BrokerConfig {
     pub named_people: Vec<crate::ids::Username>,
     /// The least visible characters of a reason people write ([`crate::reason::Reason`]).
     pub reason_min_chars: usize,
+    /// What one person may hold at once.
+    pub caps: Caps,
+    /// How identical refusals are folded in the audit log.
+    pub folding: FoldConfig,
+}
+
+/// What one person may hold at once, so a stolen session cannot mint without bound.
+/// Enforced in the transaction that adds the session or lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caps {
+    pub sessions_per_person: u32,
+    pub leases_per_person: u32,
+}
+
+impl Default for Caps {
+    /// Generous: a person with a laptop, a desktop and a few shells holds a handful of
+    /// sessions, and credentials expire within hours.
+    fn default() -> Self {
+        Caps { sessions_per_person: 20, leases_per_person: 200 }
+    }
 }
 
 /// Who may break the glass, for which role and how long.
@@ -168,6 +189,8 @@ pub struct Broker {
     throttle: Mutex<Throttle>,
     /// Per address, across user names.
     addr_throttle: Mutex<Throttle>,
+    /// Identical refusals counted in a window instead of written one by one.
+    folds: Mutex<Folder>,
     /// SHA-256 of a token → its verified claims (see `Broker::verified`).
     verified_cache: RwLock<std::collections::HashMap<[u8; 32], Arc<crate::jwt::Claims>>>,
     /// The providers of `cfg.sso`, by name.
@@ -209,6 +232,7 @@ impl Broker {
         let throttle = Mutex::new(Throttle::new(cfg.throttle));
         let addr_throttle = Mutex::new(Throttle::new(ThrottleConfig { free: cfg.throttle.free_per_address, ..cfg.throttle }));
         let oncall = RwLock::new(cfg.oncall.clone());
+        let folds = Mutex::new(Folder::new(cfg.folding));
         let replica = replica_id(&mut *entropy());
         Broker {
             oncall,
@@ -222,6 +246,7 @@ impl Broker {
             keyring: RwLock::new(None),
             throttle,
             addr_throttle,
+            folds,
             verified_cache: RwLock::default(),
             idps: Default::default(),
             ci_issuers: Default::default(),
@@ -302,10 +327,50 @@ impl Broker {
         Ok(seq)
     }
 
-    /// Records a refusal the HTTP layer made before any use case ran (bad JSON, oversized body…).
+    /// Records a refusal the HTTP layer made before any use case ran (bad JSON, oversized
+    /// body…); repeats from one address are folded ([`Self::audit_refusal`]).
     pub async fn record_refusal(&self, route: &str, code: &str, addr: &str) -> Result<()> {
-        let d = Draft::new(self.now(), Event::RequestRefused, Outcome::Failure).actor(addr).reason(code).detail("route", crate::ids::truncate(route));
-        self.commit(Change::audit_only(d)).await.map(|_| ())
+        let route = crate::ids::truncate(route);
+        let d = Draft::new(self.now(), Event::RequestRefused, Outcome::Failure).actor(addr).reason(code).detail("route", &route);
+        let key = FoldKey::of(&d, &route, addr);
+        self.audit_refusal(key, d).await
+    }
+
+    /// Writes a refusal's record, unless an identical one (`key`: the same record but for its
+    /// time) was written within the folding window: then it is only counted, and a
+    /// `refusals.folded` record carries the count when the window closes
+    /// ([`Self::flush_refusals`]).
+    async fn audit_refusal(&self, key: FoldKey, d: Draft) -> Result<()> {
+        let now = d.at;
+        let (admit, closed) = self.folds.lock().map_err(|_| Error::Internal("fold lock poisoned".into()))?.admit(key, now);
+        let mut change = Change::default();
+        change.audit.extend(closed.iter().map(|s| s.draft(now)));
+        if admit == Admit::Write {
+            change.audit.push(d);
+        }
+        if change.audit.is_empty() {
+            return Ok(());
+        }
+        self.commit(change).await.map(|_| ())
+    }
+
+    /// Writes the summaries of folding windows that closed (all of them with `all`, at
+    /// shutdown). The server calls it with its housekeeping.
+    pub async fn flush_refusals(&self, all: bool) -> Result<()> {
+        let now = self.now();
+        let closed = {
+            let mut folds = self.folds.lock().map_err(|_| Error::Internal("fold lock poisoned".into()))?;
+            if all {
+                folds.drain()
+            } else {
+                folds.due(now)
+            }
+        };
+        if closed.is_empty() {
+            return Ok(());
+        }
+        let change = Change { mutations: vec![], audit: closed.iter().map(|s| s.draft(now)).collect() };
+        self.commit(change).await.map(|_| ())
     }
 
     /// Prepares a store for service: a signing key, a configuration record, and while no user

@@ -976,6 +976,7 @@ impl Broker {
         let change = Change::default()
             .with(Mutation::RequireEnabledUser { user: user.id.clone() })
             .with(Mutation::UpdateSsoAttempt { attempt: a.clone(), expect })
+            .with(Mutation::RequireSessionRoom { user: user.id.clone(), at: now, max: self.cfg.caps.sessions_per_person })
             .with(Mutation::InsertSession(session))
             .record(ok)
             .record(started);

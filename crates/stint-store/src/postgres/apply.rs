@@ -175,6 +175,25 @@ async fn mutate(db: &mut Db<'_>, m: Mutation, audit: &mut Vec<Draft>) -> Result<
                 db.query("SELECT 1 FROM sessions WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 FOR SHARE", &[&session.as_str(), &at.0]).await?;
             require(rows.len() as u64, codec::session_revoked)
         }
+        // A per-person lock held to the end of the transaction: two concurrent logins of one
+        // person count one after the other, so they cannot both take the last place. Advisory,
+        // so it cannot deadlock with the row locks taken around it.
+        Mutation::RequireSessionRoom { user, at, max } => {
+            db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&format!("stint.sessions.{}", user.as_str())]).await?;
+            let row =
+                db.query_one("SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2", &[&user.as_str(), &at.0]).await?;
+            codec::room(row.get(0), max, codec::too_many_sessions)
+        }
+        Mutation::RequireLeaseRoom { user, at, max } => {
+            db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&format!("stint.leases.{}", user.as_str())]).await?;
+            let row = db
+                .query_one(
+                    "SELECT COUNT(*) FROM leases WHERE user_id = $1 AND revoked_at IS NULL AND ended_at IS NULL AND expires_at > $2",
+                    &[&user.as_str(), &at.0],
+                )
+                .await?;
+            codec::room(row.get(0), max, codec::too_many_leases)
+        }
         Mutation::RequireApprovedGrant { id } => {
             let rows = db.query("SELECT 1 FROM role_requests WHERE id = $1 AND status = 'approved' FOR SHARE", &[&id]).await?;
             require(rows.len() as u64, codec::grant_revoked)

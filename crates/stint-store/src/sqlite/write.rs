@@ -27,6 +27,10 @@ fn exec(c: &Connection, sql: &str, p: impl Params) -> Result<u64> {
     Ok(n as u64)
 }
 
+fn count(c: &Connection, sql: &str, p: impl Params) -> Result<i64> {
+    c.prepare_cached(sql).and_then(|mut s| s.query_row(p, |r| r.get(0))).map_err(store)
+}
+
 fn mutate(c: &Connection, m: Mutation, audit: &mut Vec<Draft>) -> Result<()> {
     match m {
         Mutation::InsertUser(u) => insert_user(c, &u),
@@ -164,6 +168,18 @@ fn mutate(c: &Connection, m: Mutation, audit: &mut Vec<Draft>) -> Result<()> {
                 .and_then(|mut s| s.query_row(params![session.as_str(), at.0], |r| r.get(0)))
                 .map_err(store)?;
             codec::require(n as u64, codec::session_revoked)
+        }
+        Mutation::RequireSessionRoom { user, at, max } => {
+            let live = count(c, "SELECT COUNT(*) FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2", params![user.as_str(), at.0])?;
+            codec::room(live, max, codec::too_many_sessions)
+        }
+        Mutation::RequireLeaseRoom { user, at, max } => {
+            let live = count(
+                c,
+                "SELECT COUNT(*) FROM leases WHERE user_id = ?1 AND revoked_at IS NULL AND ended_at IS NULL AND expires_at > ?2",
+                params![user.as_str(), at.0],
+            )?;
+            codec::room(live, max, codec::too_many_leases)
         }
         Mutation::RequireApprovedGrant { id } => {
             let n: i64 = c

@@ -205,11 +205,15 @@ impl Drop for Spawned {
     }
 }
 
+/// The benchmark drives the server at full speed from a few loopback addresses, as one
+/// person: the rate limits and caps for the Internet would measure themselves instead.
+const BENCH_LIMITS: &str = "[limits]\nper_address_rate = 1000000\nper_address_burst = 1000000\nglobal_rate = 1000000\nglobal_burst = 1000000\nsessions_per_person = 1000000\nleases_per_person = 1000000\n";
+
 fn spawn_server(data: &Path, store: &str, extra_config: &str) -> Result<(Spawned, String)> {
     use std::io::BufRead;
     std::fs::create_dir_all(data)?;
     let config = data.join("bench.toml");
-    std::fs::write(&config, format!("[bench]\nfloor = true\n{extra_config}"))?;
+    std::fs::write(&config, format!("[bench]\nfloor = true\n{extra_config}\n{BENCH_LIMITS}"))?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .arg("server")

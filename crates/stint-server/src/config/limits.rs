@@ -1,0 +1,158 @@
+//! `[limits]`: rate limits of the routes that take no credential, where the client address
+//! comes from, how refusals fold in the audit log, and what one person may hold at once.
+
+use axum::http::HeaderName;
+use serde::Deserialize;
+use stint_core::broker::Caps;
+use stint_core::fold::FoldConfig;
+use stint_core::ratelimit::{BucketConfig, RateLimitConfig};
+use stint_core::Ttl;
+
+use super::{err, ConfigError};
+use crate::limits::Cidr;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Requests per second one client address may send to the routes without a credential.
+    pub per_address_rate: Option<u32>,
+    /// The most such requests one address may send at once.
+    pub per_address_burst: Option<u32>,
+    /// Requests per second from all addresses together.
+    pub global_rate: Option<u32>,
+    pub global_burst: Option<u32>,
+    /// Bound on the client addresses tracked at once.
+    pub max_tracked_addresses: Option<usize>,
+    /// A header (`X-Forwarded-For`) naming the client, believed only from `trusted_proxies`.
+    pub trusted_proxy_header: Option<String>,
+    /// CIDRs of the proxies in front of stint (`10.0.0.0/8`, `::1/128`).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Identical refusals within this are written once and then counted (default 60s).
+    pub refusal_window: Option<String>,
+    pub sessions_per_person: Option<u32>,
+    pub leases_per_person: Option<u32>,
+}
+
+/// Where the client address of a request comes from.
+#[derive(Clone, Debug, Default)]
+pub struct ClientAddressing {
+    /// With `trusted_proxies`, the header naming the client.
+    pub header: Option<HeaderName>,
+    pub trusted: Vec<Cidr>,
+}
+
+/// The validated `[limits]`.
+#[derive(Clone, Debug, Default)]
+pub struct Limits {
+    pub rate: RateLimitConfig,
+    pub addressing: ClientAddressing,
+    pub caps: Caps,
+    pub folding: FoldConfig,
+}
+
+fn positive(v: Option<u32>, default: u32, key: &str, origin: &str) -> Result<u32, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(0) => Err(err(origin, key, "must be at least 1")),
+        Some(n) => Ok(n),
+    }
+}
+
+pub fn load(s: LimitsSection, origin: &str) -> Result<Limits, ConfigError> {
+    let d = Limits::default();
+    let bucket = |rate: Option<u32>, burst: Option<u32>, name: &str, d: BucketConfig| -> Result<BucketConfig, ConfigError> {
+        Ok(BucketConfig {
+            rate: positive(rate, d.rate, &format!("limits.{name}_rate"), origin)?,
+            burst: positive(burst, d.burst, &format!("limits.{name}_burst"), origin)?,
+        })
+    };
+    let rate = RateLimitConfig {
+        per_address: bucket(s.per_address_rate, s.per_address_burst, "per_address", d.rate.per_address)?,
+        global: bucket(s.global_rate, s.global_burst, "global", d.rate.global)?,
+        max_addresses: s.max_tracked_addresses.unwrap_or(d.rate.max_addresses).max(1),
+    };
+    let trusted = s.trusted_proxies.iter().map(|c| c.parse::<Cidr>().map_err(|e| err(origin, "limits.trusted_proxies", e))).collect::<Result<Vec<_>, _>>()?;
+    let header = match &s.trusted_proxy_header {
+        None => None,
+        Some(h) => Some(HeaderName::try_from(h.as_str()).map_err(|_| err(origin, "limits.trusted_proxy_header", format!("{h:?} is not a header name")))?),
+    };
+    if header.is_some() == trusted.is_empty() {
+        return Err(err(
+            origin,
+            "limits.trusted_proxies",
+            "set both trusted_proxy_header and trusted_proxies, or neither: the header is believed only from those proxies",
+        ));
+    }
+    let window = match &s.refusal_window {
+        None => d.folding.window_secs,
+        Some(w) => w.parse::<Ttl>().map_err(|e| err(origin, "limits.refusal_window", e))?.as_secs() as i64,
+    };
+    if !(1..=3600).contains(&window) {
+        return Err(err(origin, "limits.refusal_window", "between 1s and 1h"));
+    }
+    let caps = Caps {
+        sessions_per_person: positive(s.sessions_per_person, d.caps.sessions_per_person, "limits.sessions_per_person", origin)?,
+        leases_per_person: positive(s.leases_per_person, d.caps.leases_per_person, "limits.leases_per_person", origin)?,
+    };
+    Ok(Limits { rate, addressing: ClientAddressing { header, trusted }, caps, folding: FoldConfig { window_secs: window, ..d.folding } })
+}
+
+impl Limits {
+    pub fn redacted(&self) -> serde_json::Value {
+        serde_json::json!({
+            "per_address_rate": self.rate.per_address.rate,
+            "per_address_burst": self.rate.per_address.burst,
+            "global_rate": self.rate.global.rate,
+            "global_burst": self.rate.global.burst,
+            "max_tracked_addresses": self.rate.max_addresses,
+            "trusted_proxy_header": self.addressing.header.as_ref().map(|h| h.as_str()),
+            "trusted_proxies": self.addressing.trusted.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "refusal_window": format!("{}s", self.folding.window_secs),
+            "sessions_per_person": self.caps.sessions_per_person,
+            "leases_per_person": self.caps.leases_per_person,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml: &str) -> Result<Limits, ConfigError> {
+        let s: LimitsSection = toml::from_str(toml).map_err(|e| ConfigError { origin: "t".into(), message: e.to_string() })?;
+        load(s, "t")
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let d = load_str("").unwrap();
+        assert_eq!((d.rate.per_address.rate, d.rate.per_address.burst, d.rate.global.rate), (20, 600, 500));
+        assert_eq!((d.caps.sessions_per_person, d.caps.leases_per_person, d.folding.window_secs), (20, 200, 60));
+        assert!(d.addressing.header.is_none() && d.addressing.trusted.is_empty());
+        let l =
+            load_str("per_address_rate = 5\nrefusal_window = \"2m\"\ntrusted_proxy_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]")
+                .unwrap();
+        assert_eq!((l.rate.per_address.rate, l.folding.window_secs), (5, 120));
+        assert_eq!(l.addressing.header.unwrap().as_str(), "x-forwarded-for");
+        assert_eq!(l.addressing.trusted.iter().map(ToString::to_string).collect::<Vec<_>>(), ["10.0.0.0/8", "::1/128"]);
+    }
+
+    #[test]
+    fn refused_values_name_their_key() {
+        for (toml, key) in [
+            ("per_address_rate = 0", "limits.per_address_rate"),
+            ("global_burst = 0", "limits.global_burst"),
+            ("sessions_per_person = 0", "limits.sessions_per_person"),
+            ("trusted_proxies = [\"10.0.0.0/40\"]\ntrusted_proxy_header = \"X-Forwarded-For\"", "limits.trusted_proxies"),
+            ("trusted_proxy_header = \"X-Forwarded-For\"", "limits.trusted_proxies"),
+            ("trusted_proxies = [\"10.0.0.1\"]", "limits.trusted_proxies"),
+            ("trusted_proxy_header = \"bad header\"\ntrusted_proxies = [\"10.0.0.1\"]", "limits.trusted_proxy_header"),
+            ("refusal_window = \"2h\"", "limits.refusal_window"),
+        ] {
+            let e = load_str(toml).unwrap_err().to_string();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
+        assert!(load_str("colour = 1").is_err(), "unknown keys are refused");
+    }
+}

@@ -1,0 +1,188 @@
+//! `[limits]` end to end: the rate limit of the routes without credential, the folding of
+//! identical refusals in the audit log, and the caps on what one person holds.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{body, spawn_app_with, Backend, TestApp};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+/// One address may send 5 at once and 1 a second; the test's clients stand behind a trusted
+/// proxy (the test itself, on 127.0.0.1) that names them in `X-Forwarded-For`.
+const LIMITED: &str = "[limits]\nper_address_rate = 1\nper_address_burst = 5\n\
+                       trusted_proxy_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n";
+
+async fn post_from(app: &TestApp, client: &str, path: &str, payload: Value) -> (StatusCode, Option<String>, Value) {
+    let resp = app.http.post(app.url(path)).header("X-Forwarded-For", client).json(&payload).send().await.unwrap();
+    let retry_after = resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    let (s, v) = body(resp).await;
+    (s, retry_after, v)
+}
+
+fn bad_login() -> Value {
+    json!({ "username": "nobody", "password": "wrong", "totp": "000000", "extra": 1 })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_from_one_address_gets_429_while_another_is_served() {
+    let app = spawn_app_with(Backend::Sqlite, LIMITED).await;
+    for i in 0..5 {
+        let (s, _, v) = post_from(&app, "203.0.113.1", "/v1/auth/login", bad_login()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "request {i} is within the burst: {v}");
+    }
+    let head = app.audit_head().await;
+    for path in ["/v1/auth/login", "/v1/token", "/v1/introspect", "/v1/bootstrap", "/v1/enroll", "/v1/sso/begin"] {
+        let (s, retry_after, v) = post_from(&app, "203.0.113.1", path, bad_login()).await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{path}: {v}");
+        assert_eq!(v["error"], "rate_limited", "{path}");
+        assert_eq!(retry_after.as_deref(), Some("1"), "{path}");
+    }
+    assert_eq!(app.audit_head().await, head, "a limited request writes nothing");
+
+    // Another address is served; so is an authenticated route from the flooded one.
+    let (s, _, v) = post_from(&app, "203.0.113.2", "/v1/auth/login", bad_login()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, _, v) = post_from(&app, "203.0.113.1", "/v1/assume", json!({ "role": "readonly" })).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("missing_credentials")), "{v}");
+
+    // STS clients get STS's error; browsers a page.
+    let resp = app.http.post(app.url("/v1/sts")).header("X-Forwarded-For", "203.0.113.1").body("Action=AssumeRoleWithWebIdentity").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().contains_key("retry-after"));
+    assert!(resp.text().await.unwrap().contains("<Code>Throttling</Code>"));
+    let resp = app.http.get(app.url("/v1/sso/callback?state=x&code=y")).header("X-Forwarded-For", "203.0.113.1").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+
+    // A second later, one more request gets through.
+    app.clock.advance(1);
+    let (s, _, _) = post_from(&app, "203.0.113.1", "/v1/auth/login", bad_login()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _, _) = post_from(&app, "203.0.113.1", "/v1/auth/login", bad_login()).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_header_is_believed_only_when_configured() {
+    // Without trusted proxies, the header is the client's to write: every request is the peer's.
+    let app = spawn_app_with(Backend::Sqlite, "[limits]\nper_address_rate = 1\nper_address_burst = 2\n").await;
+    for (i, client) in ["203.0.113.1", "203.0.113.2"].iter().enumerate() {
+        let (s, _, _) = post_from(&app, client, "/v1/auth/login", bad_login()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{i}");
+    }
+    let (s, _, _) = post_from(&app, "203.0.113.3", "/v1/auth/login", bad_login()).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "a forged header does not buy a fresh bucket");
+    let refused = app.store.audit_after(0, 100).await.unwrap().into_iter().filter(|r| r.event == "request.refused").collect::<Vec<_>>();
+    assert!(refused.iter().all(|r| r.actor == "127.0.0.1"), "audited as the peer: {refused:?}");
+
+    let app = spawn_app_with(Backend::Sqlite, LIMITED).await;
+    post_from(&app, "203.0.113.9", "/v1/auth/login", bad_login()).await;
+    let refused = app.store.audit_after(0, 100).await.unwrap().into_iter().filter(|r| r.event == "request.refused").collect::<Vec<_>>();
+    assert_eq!(refused.last().unwrap().actor, "203.0.113.9", "behind a trusted proxy, audited as the client it names");
+}
+
+/// Records appended since `seq`, by event.
+async fn appended(app: &TestApp, seq: u64) -> Vec<stint_core::audit::Record> {
+    app.store.audit_after(seq, 10_000).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_identical_refusals_grows_the_audit_log_by_a_bounded_number_of_records() {
+    // Within the default burst (600 at once from one address, over all the limited routes).
+    let app = spawn_app_with(Backend::Sqlite, "").await;
+    let n = 250u64;
+    let head = app.audit_head().await;
+    let form = [("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"), ("subject_token", "garbage"), ("role", "deploy")];
+    for _ in 0..n {
+        let resp = app.http.post(app.url("/v1/token")).form(&form).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+        let resp = app.http.post(app.url("/v1/auth/login")).header("content-type", "text/plain").body("x").send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+    let written = appended(&app, head).await;
+    let events: Vec<(&str, &str)> = written.iter().map(|r| (r.event.as_str(), r.reason.as_str())).collect();
+    assert_eq!(events, [("ci.exchange.denied", "invalid_token"), ("request.refused", "unsupported_media_type")], "the first of each, written at once");
+
+    // The window closes: the housekeeping writes one summary per kind with the count.
+    app.clock.advance(60);
+    app.state.broker.housekeeping().await.unwrap();
+    let written = appended(&app, head).await;
+    assert_eq!(written.len(), 4, "{written:?}");
+    let summaries: Vec<_> = written.iter().filter(|r| r.event == "refusals.folded").collect();
+    let counted = |event: &str| summaries.iter().find(|r| r.details["event"] == event).map(|r| r.details["count"].parse::<u64>().unwrap());
+    assert_eq!(counted("ci.exchange.denied"), Some(n - 1), "every refusal is written or counted");
+    assert_eq!(counted("request.refused"), Some(n - 1));
+    assert!(summaries.iter().all(|r| r.actor == "127.0.0.1"));
+    let all = app.store.audit_after(0, 10_000).await.unwrap();
+    assert!(stint_core::audit::verify_chain(&all, app.store.audit_head().await.unwrap()).is_ok());
+
+    // Refusals that differ in what they tell are each written.
+    let head = app.audit_head().await;
+    for role in ["a", "b"] {
+        app.http.post(app.url("/v1/token")).form(&[("grant_type", form[0].1), ("subject_token", "garbage"), ("role", role)]).send().await.unwrap();
+    }
+    assert_eq!(appended(&app, head).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counted_refusals_are_summarised_at_shutdown() {
+    let app = spawn_app_with(Backend::Sqlite, "").await;
+    for _ in 0..3 {
+        app.http.post(app.url("/v1/auth/login")).header("content-type", "text/plain").body("x").send().await.unwrap();
+    }
+    // No window closed yet: what `serve` does after its listener stops.
+    app.state.broker.flush_refusals(true).await.unwrap();
+    let summary = appended(&app, 0).await.into_iter().find(|r| r.event == "refusals.folded").expect("a summary at shutdown");
+    assert_eq!(summary.details["count"], "2");
+}
+
+async fn caps_refuse_the_next_session_and_lease(app: TestApp) {
+    let admin = app.admin().await;
+    let (s, v) = app.post("/v1/users", Some(&admin.session), json!({ "name": "alice", "groups": ["developers"] })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let secret = app.enroll(v["enrollment_code"].as_str().unwrap()).await;
+    let first = app.login("alice", &secret).await;
+    app.login("alice", &secret).await;
+    app.clock.advance(30);
+    let (s, v) = app.login_raw("alice", common::PASSWORD, &app.totp(&secret)).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::CONFLICT, Some("too_many_sessions")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("stint logout"), "{v}");
+    // Ending one makes room.
+    let (s, _) = app.post("/v1/auth/logout", Some(&first.session), json!({})).await;
+    assert!(s.is_success());
+    let alice = app.login("alice", &secret).await;
+
+    let dir = app.data_dir.join("keys");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(dir.join("id")).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let key = std::fs::read_to_string(dir.join("id.pub")).unwrap();
+    let creds = json!({ "role": "developer", "backend": "servers", "public_key": key.trim() });
+    let mut leases = Vec::new();
+    for _ in 0..2 {
+        let (s, v) = app.post("/v1/creds", Some(&alice.session), creds.clone()).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        leases.push(v["lease_id"].as_str().unwrap().to_owned());
+    }
+    let (s, v) = app.post("/v1/creds", Some(&alice.session), creds.clone()).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::CONFLICT, Some("too_many_leases")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("stint leases revoke"), "{v}");
+    let (s, v) = app.post(&format!("/v1/leases/{}/revoke", leases[0]), Some(&alice.session), json!({})).await;
+    assert!(s.is_success(), "{v}");
+    let (s, v) = app.post("/v1/creds", Some(&alice.session), creds).await;
+    assert_eq!(s, StatusCode::OK, "a revoked lease makes room: {v}");
+}
+
+const CAPPED: &str = "[limits]\nsessions_per_person = 2\nleases_per_person = 2\n\
+                      [[backends.ssh]]\nname = \"servers\"\n[backends.ssh.roles]\ndeveloper = [\"deploy\"]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caps_on_sqlite() {
+    caps_refuse_the_next_session_and_lease(spawn_app_with(Backend::Sqlite, CAPPED).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caps_on_postgres() {
+    caps_refuse_the_next_session_and_lease(spawn_app_with(Backend::Postgres, CAPPED).await).await;
+}

@@ -21,6 +21,11 @@ pub const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 /// How long any request to the provider may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The largest discovery document or token-endpoint answer stint reads (real ones are a few
+/// KiB; an ID token is at most [`oidc::MAX_ID_TOKEN_BYTES`]). The key set has its own cap,
+/// [`oidc::MAX_JWKS_BYTES`].
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
 /// The parts of the discovery document stint uses.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Discovery {
@@ -53,6 +58,32 @@ fn unreachable(what: &str, url: &str, e: impl std::fmt::Display) -> Error {
     Error::upstream("idp_unreachable", format!("cannot reach the identity provider ({what}); try again shortly"))
 }
 
+/// Reads at most `max` bytes of the body: a longer one is refused while it is read, so an
+/// endless answer without `Content-Length` costs `max` bytes of memory, not all of it.
+async fn read_bounded(mut resp: reqwest::Response, max: usize, what: &str, url: &str) -> Result<Vec<u8>> {
+    let too_large = || {
+        tracing::warn!(url, max, "identity provider answer too large");
+        Error::upstream("idp_answer_too_large", format!("the identity provider's answer ({what}) is larger than {} KiB", max / 1024))
+    };
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| unreachable(what, url, e))? {
+        if body.len() + chunk.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A JSON answer of at most [`MAX_ANSWER_BYTES`].
+async fn read_json<T: serde::de::DeserializeOwned>(resp: reqwest::Response, what: &str, url: &str) -> Result<T> {
+    let body = read_bounded(resp, MAX_ANSWER_BYTES, what, url).await?;
+    serde_json::from_slice(&body).map_err(|e| unreachable(what, url, e))
+}
+
 fn no_login_endpoints() -> Error {
     Error::upstream("idp_bad_discovery", "the identity provider's discovery document has no authorization or token endpoint")
 }
@@ -81,7 +112,7 @@ impl Provider {
         if !resp.status().is_success() {
             return Err(unreachable("discovery", &url, resp.status()));
         }
-        let discovery: Discovery = resp.json().await.map_err(|e| unreachable("discovery", &url, e))?;
+        let discovery: Discovery = read_json(resp, "discovery", &url).await?;
         if discovery.issuer != issuer {
             return Err(Error::invalid(
                 "issuer_mismatch",
@@ -176,7 +207,7 @@ impl Provider {
         let status = resp.status();
         if status.is_client_error() {
             // RFC 6749 §5.2: the provider refused the code (used, expired, wrong verifier).
-            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            let body: serde_json::Value = read_json(resp, "token endpoint", url).await.unwrap_or_default();
             let code = body["error"].as_str().unwrap_or("invalid_grant").chars().take(64).collect::<String>();
             return Err(Error::unauthenticated(
                 "sso_code_refused",
@@ -186,7 +217,7 @@ impl Provider {
         if !status.is_success() {
             return Err(unreachable("token endpoint", url, status));
         }
-        resp.json().await.map_err(|e| unreachable("token endpoint", url, e))
+        read_json(resp, "token endpoint", url).await
     }
 }
 
@@ -309,7 +340,7 @@ async fn fetch_keys(http: &reqwest::Client, url: &str) -> Result<Vec<Jwk>> {
     if !resp.status().is_success() {
         return Err(unreachable("key set", url, resp.status()));
     }
-    let body = resp.bytes().await.map_err(|e| unreachable("key set", url, e))?;
+    let body = read_bounded(resp, oidc::MAX_JWKS_BYTES, "key set", url).await?;
     let keys = oidc::parse_jwks(&body)?;
     if keys.is_empty() {
         return Err(Error::upstream("idp_no_keys", "the identity provider publishes no signing key stint can use (RS256, ES256 or EdDSA)"));

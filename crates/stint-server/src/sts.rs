@@ -16,7 +16,7 @@ use stint_core::secret::SecretString;
 use stint_core::Ttl;
 
 use crate::extract::ClientAddr;
-// The HTML escaping covers XML's five characters and replaces the controls XML forbids.
+// The HTML escaping covers XML's five characters and replaces the code points XML 1.0 forbids.
 use crate::html::escape as esc;
 use crate::AppState;
 

@@ -17,14 +17,21 @@ use stint_testkit::aws::{aws_cli, Moto};
 use stint_testkit::github::{GithubIssuer, Run};
 
 fn trust_policy(issuer: &str) -> String {
+    trust_policy_for(issuer, "StringEquals", "repo:acme/infra:ref:refs/heads/main")
+}
+
+/// One statement admitting tokens for `sts.amazonaws.com` whose `sub` passes `op` with `sub`.
+fn trust_policy_for(issuer: &str, op: &str, sub: &str) -> String {
     let host = issuer.trim_start_matches("http://");
+    let mut condition = json!({ "StringEquals": { format!("{host}:aud"): "sts.amazonaws.com" } });
+    condition[op][format!("{host}:sub")] = json!(sub);
     json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
             "Principal": { "Federated": issuer },
             "Action": "sts:AssumeRoleWithWebIdentity",
-            "Condition": { "StringEquals": { format!("{host}:aud"): "sts.amazonaws.com", format!("{host}:sub"): "repo:acme/infra:ref:refs/heads/main" } }
+            "Condition": condition
         }]
     })
     .to_string()
@@ -39,10 +46,11 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    setup_on(Backend::Sqlite).await
+    setup_on(Backend::Sqlite, trust_policy).await
 }
 
-async fn setup_on(backend: Backend) -> Setup {
+/// On `backend`; `policy` makes the deploy role's trust policy from the issuer's URL.
+async fn setup_on(backend: Backend, policy: impl Fn(&str) -> String) -> Setup {
     // stint's own identity at AWS comes from the standard chain: here, the environment.
     // (Each test is its own process under nextest.)
     std::env::set_var("AWS_ACCESS_KEY_ID", "AKIASTINTTESTSTINT01");
@@ -57,7 +65,7 @@ async fn setup_on(backend: Backend) -> Setup {
          [[backends.aws]]\nname = \"aws\"\nregion = \"us-east-1\"\nsts_endpoint = \"{moto}\"\niam_endpoint = \"{moto}\"\ndanger_allow_http_loopback = true\n\
          [backends.aws.roles]\ndeploy = \"{deploy_arn}\"\ndeveloper = \"{dev_arn}\"\n",
         gh = gh.url,
-        policy = trust_policy(&gh.url),
+        policy = policy(&gh.url),
         moto = moto.url,
     );
     let app = spawn_app_at(backend, &toml, real_now()).await;
@@ -73,7 +81,7 @@ fn token(gh: &GithubIssuer, run: &Run) -> String {
 /// record as that replay is.
 async fn a_token_replayed_at_sts_in_a_race_is_answered_as_a_reuse(backend: Backend) {
     // moto must outlive the calls: the binding keeps it running.
-    let Setup { app, moto: _moto, gh, deploy_arn, .. } = setup_on(backend).await;
+    let Setup { app, moto: _moto, gh, deploy_arn, .. } = setup_on(backend, trust_policy).await;
     let tok = token(&gh, &Run::default());
     let form = [
         ("Action", "AssumeRoleWithWebIdentity"),
@@ -211,6 +219,37 @@ async fn boto3_and_the_aws_cli_assume_a_role_with_a_ci_token_through_stint() {
     assert!(records.iter().filter(|r| r.event == "ci.exchange.denied").count() >= 4);
     let dump = format!("{records:?}");
     assert!(!dump.contains("SecretAccessKey") && !dump.contains("stint-test-secret"));
+}
+
+/// Anyone can mint a CI token whose `sub` holds code points XML 1.0 forbids (U+FFFF, U+FFFE,
+/// NUL, ESC) or discourages (C1 controls): the STS answer embeds the subject, and in a
+/// refusal the claim values, yet botocore's XML parser (expat) reads both answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sts_answers_stay_well_formed_xml_whatever_the_token_claims() {
+    let Setup { app, moto, gh, deploy_arn, .. } = setup_on(Backend::Sqlite, |url| trust_policy_for(url, "StringLike", "repo:acme/*")).await;
+    let with_sub = |sub: &str| {
+        let mut c = gh.claims(&Run::default(), "sts.amazonaws.com", real_now().0);
+        c["sub"] = json!(sub);
+        gh.sign(&c)
+    };
+    let code = format!(
+        "from botocore.exceptions import ClientError\n\
+         sts = boto3.client('sts', endpoint_url={sts:?}, region_name='us-east-1')\n\
+         r = sts.assume_role_with_web_identity(RoleArn={deploy_arn:?}, RoleSessionName='gh-run-1', WebIdentityToken={admitted:?})\n\
+         out = {{'sub': r['SubjectFromWebIdentityToken'], 'key': r['Credentials']['AccessKeyId']}}\n\
+         try:\n    sts.assume_role_with_web_identity(RoleArn={deploy_arn:?}, RoleSessionName='gh-run-1', WebIdentityToken={refused:?})\n\
+         except ClientError as e:\n    out['refused'] = e.response['Error']['Code']\n    out['message'] = e.response['Error']['Message']\n\
+         print(json.dumps(out))",
+        sts = app.url("/v1/sts"),
+        admitted = with_sub("repo:acme/x\u{ffff}\u{fffe}\u{0}\u{1b}\u{85}\u{1fffe}y:ref:refs/heads/main"),
+        refused = with_sub("repo:evil/\u{ffff}\u{fffe}:ref:refs/heads/main"),
+    );
+    let out: Value = serde_json::from_str(&moto.python(&code)).unwrap();
+    assert_eq!(out["sub"], "repo:acme/x\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{fffd}\u{1fffe}y:ref:refs/heads/main", "{out}");
+    assert!(out["key"].as_str().unwrap().starts_with("ASIA"), "{out}");
+    assert_eq!(out["refused"], "AccessDenied", "{out}");
+    assert!(out["message"].as_str().unwrap().contains("got repo:evil/\u{fffd}\u{fffd}:ref:refs/heads/main"), "the claim is shown, made fit for XML: {out}");
+    assert_eq!(app.store.leases(None, true, 100).await.unwrap().len(), 1, "the refused token got nothing");
 }
 
 /// With the default TTL a lease would outlive the role's `MaxSessionDuration` (1 h here, the

@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod github;
+pub mod hostile;
 pub mod logs;
 
 use std::collections::BTreeMap;

@@ -106,7 +106,7 @@ fn ci_error(e: Error) -> Error {
         "id_token_unknown_key" => Error::unauthenticated("invalid_token", "the CI token was signed by a key its issuer does not publish"),
         "invalid_id_token" => Error::unauthenticated("invalid_token", message),
         // The issuer's discovery or keys are wrong: stint's configuration or the issuer, not the caller.
-        "issuer_mismatch" | "insecure_issuer" | "invalid_jwks" | "idp_no_keys" => {
+        "issuer_mismatch" | "insecure_issuer" | "invalid_jwks" | "idp_no_keys" | "idp_answer_too_large" => {
             Error::upstream("ci_issuer_misconfigured", format!("the CI issuer cannot be used: {message}; an administrator checks [[ci.issuer]]"))
         }
         _ => e,

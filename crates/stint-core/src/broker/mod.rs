@@ -32,7 +32,7 @@ pub use exchange::{CiConfig, CiIssuer, CiIssuerConfig, CiLeased, ExchangeRequest
 pub use leases::{BackendChoice, LeaseAsk, Leased, ReapFailure, Reaped, SshBackendConfig};
 pub use requests::{ApprovalConfig, RequestView};
 
-pub use sso::{DeviceCodes, DeviceRequest, IdentityProvider, SsoBegin, SsoCallback, SsoFlow, SsoOutcome, SsoProvider, SsoStarted};
+pub use sso::{ClaimedPerson, DeviceCodes, DeviceRequest, IdentityProvider, SsoBegin, SsoCallback, SsoFlow, SsoOutcome, SsoProvider, SsoStarted};
 pub use tokens::{Introspection, Issued, RoleChoice, WhoAmI, CI_SUBJECT_PREFIX};
 
 /// Settings the broker needs, already validated.

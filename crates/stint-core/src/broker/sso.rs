@@ -80,6 +80,50 @@ pub struct SsoProvider {
     pub skew_secs: i64,
 }
 
+/// What a verified ID token says about the person under a provider's rules, before stint
+/// looks anyone up.
+#[derive(Debug)]
+pub struct ClaimedPerson {
+    /// The email claim (at most 254 characters), verified or not.
+    pub email: Option<String>,
+    pub email_verified: bool,
+    /// How the provider asserted MFA (`amr:…` or `acr:…`), if it did.
+    pub mfa: Option<String>,
+    /// The stint groups the provider's groups map to; `None` keeps those set in stint.
+    pub groups: Option<Vec<GroupName>>,
+}
+
+impl SsoProvider {
+    /// The login rules that need only the token: an allowed email domain (verified), and MFA
+    /// unless TOTP step-up may stand in for it. Pure, so the claims anyone at the provider
+    /// shapes can be fuzzed (fuzz/fuzz_targets/id_token_claims.rs).
+    pub fn claimed_person(&self, token: &IdToken) -> Result<ClaimedPerson> {
+        let email = string_claim(token, &self.email_claim).map(|e| e.chars().take(254).collect::<String>());
+        let verified = email_verified(token, self);
+        if !self.allowed_domains.is_empty() {
+            let domain = email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase());
+            if !verified || !domain.is_some_and(|d| self.allowed_domains.contains(&d)) {
+                return Err(Error::forbidden("email_domain_not_allowed", "your account's email domain may not sign in to this stint server"));
+            }
+        }
+        let mfa = oidc::asserted_mfa(token, &self.mfa_amr, &self.mfa_acr);
+        if mfa.is_none() && !self.step_up_totp {
+            return Err(Error::forbidden(
+                "mfa_required",
+                "the identity provider did not report multi-factor authentication for this sign-in (amr/acr); \
+                 sign in with MFA at the provider, or ask an administrator to enable TOTP step-up",
+            ));
+        }
+        let groups = claimed_groups(token, &self.groups_claim).map(|claimed| {
+            let mut groups: Vec<GroupName> = claimed.iter().filter_map(|g| self.groups.get(*g)).flatten().cloned().collect();
+            groups.sort();
+            groups.dedup();
+            groups
+        });
+        Ok(ClaimedPerson { email, email_verified: verified, mfa, groups })
+    }
+}
+
 /// An OpenID Provider as the broker sees it; `stint-oidc` implements it over HTTP.
 #[async_trait::async_trait]
 pub trait IdentityProvider: Send + Sync {
@@ -590,30 +634,10 @@ impl Broker {
     /// Applies the login rules to a verified ID token.
     async fn admit(&self, mut a: SsoAttempt, p: &SsoProvider, token: IdToken, cb: &SsoCallback, now: Timestamp) -> Result<SsoOutcome> {
         a.subject = Some(token.subject.clone());
-        let email = string_claim(&token, &p.email_claim).map(|e| e.chars().take(254).collect::<String>());
-        let verified = email_verified(&token, p);
-        if !p.allowed_domains.is_empty() {
-            let domain = email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d.to_ascii_lowercase());
-            if !verified || !domain.is_some_and(|d| p.allowed_domains.contains(&d)) {
-                let e = Error::forbidden("email_domain_not_allowed", "your account's email domain may not sign in to this stint server");
-                return self.sso_deny(a, SsoStatus::Redeeming, Refusal::new(e), Change::default(), &cb.addr, now).await;
-            }
-        }
-        let mfa = oidc::asserted_mfa(&token, &p.mfa_amr, &p.mfa_acr);
-        if mfa.is_none() && !p.step_up_totp {
-            let e = Error::forbidden(
-                "mfa_required",
-                "the identity provider did not report multi-factor authentication for this sign-in (amr/acr); \
-                 sign in with MFA at the provider, or ask an administrator to enable TOTP step-up",
-            );
-            return self.sso_deny(a, SsoStatus::Redeeming, Refusal::new(e), Change::default(), &cb.addr, now).await;
-        }
-        let groups = claimed_groups(&token, &p.groups_claim).map(|claimed| {
-            let mut groups: Vec<GroupName> = claimed.iter().filter_map(|g| p.groups.get(*g)).flatten().cloned().collect();
-            groups.sort();
-            groups.dedup();
-            groups
-        });
+        let ClaimedPerson { email, email_verified: verified, mfa, groups } = match p.claimed_person(&token) {
+            Ok(person) => person,
+            Err(e) => return self.sso_deny(a, SsoStatus::Redeeming, Refusal::new(e), Change::default(), &cb.addr, now).await,
+        };
         let (user, change) = match self.sso_user(p, &token, email, verified, groups, now).await {
             Ok(found) => found,
             Err(e @ (Error::Store(_) | Error::Internal(_))) => return Err(e),

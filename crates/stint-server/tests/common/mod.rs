@@ -427,6 +427,23 @@ impl TestApp {
         v.as_array().unwrap().iter().find(|l| l["id"] == id).cloned().unwrap_or_else(|| panic!("lease {id} is listed: {v}"))
     }
 
+    /// How many refusals recorded as `event` are on the record, per reason: those written as
+    /// their own record and those counted in a `refusals.folded` summary (the open folding
+    /// windows are closed first).
+    pub async fn refusals_on_record(&self, event: &str) -> std::collections::BTreeMap<String, u64> {
+        self.state.broker.flush_refusals(true).await.unwrap();
+        let mut counts = std::collections::BTreeMap::new();
+        for r in self.store.audit_after(0, 100_000).await.unwrap() {
+            let n = match r.event.as_str() {
+                e if e == event => 1,
+                "refusals.folded" if r.details.get("event").map(String::as_str) == Some(event) => r.details["count"].parse::<u64>().unwrap(),
+                _ => continue,
+            };
+            *counts.entry(r.reason).or_insert(0) += n;
+        }
+        counts
+    }
+
     pub async fn audit_head(&self) -> u64 {
         self.store.audit_head().await.unwrap().map_or(0, |h| h.0)
     }

@@ -235,3 +235,14 @@ fn a_feed_cut_short_or_malformed_is_refused_whole() {
     assert_eq!(refused(&deep), "invalid_calendar", "deep nesting, refused before the recursive parser");
     assert_eq!(refused(&full.replace("DTSTART:20261128T080000Z", "DTSTART:2026-11-28")), "invalid_calendar");
 }
+
+/// Found by the `ical` fuzz target (the input is committed as its regression): a VTIMEZONE
+/// rule whose BYDAY ends inside a multi-byte character panicked where the day is split off.
+/// The feed is refused instead.
+#[test]
+fn a_time_zone_rule_cut_inside_a_character_is_refused() {
+    let feed = include_str!("../../../../fuzz/regressions/ical/crash-7f4fa7d2a9ce923a2bc232e9bc18cca87e0a221d");
+    assert!(feed.contains("BYDAY=-\u{5ec}U"), "the input the fuzzer found");
+    let berlin = TimeZone::get("Europe/Berlin").unwrap();
+    assert_eq!(parse_ical(feed, &DOMAIN, &berlin, utc(2027, 1, 5, 9, 0)).unwrap_err().code(), "invalid_calendar");
+}

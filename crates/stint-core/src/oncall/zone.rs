@@ -193,7 +193,11 @@ fn posix_rule(o: &Component<'_>) -> Result<String> {
     }
     let month: u8 = part("BYMONTH").and_then(|m| m.parse().ok()).filter(|m| (1..=12).contains(m)).ok_or_else(unsupported)?;
     let byday = part("BYDAY").ok_or_else(unsupported)?;
-    let (nth, day) = byday.split_at(byday.len().saturating_sub(2));
+    // `nDD`: the day is the last two bytes, which a hostile feed may cut inside a character.
+    let cut = byday.len().saturating_sub(2);
+    let (Some(nth), Some(day)) = (byday.get(..cut), byday.get(cut..)) else {
+        return Err(unsupported());
+    };
     let week = match nth.trim_start_matches('+').parse::<i8>().map_err(|_| unsupported())? {
         n @ 1..=4 => n,
         -1 => 5,

@@ -178,6 +178,11 @@ fn length(c: &Component<'_>, start: &Moment, zones: &Zones) -> Result<Length> {
 /// The rule of a recurring event (§3.3.10), in wall-clock time.
 fn rule(value: &str, start: &Moment) -> Result<RRuleSet> {
     let unreadable = || bad(format!("unreadable RRULE {:?}", truncate(value)));
+    // The recur grammar (§3.3.10) is ASCII; the rrule crate's parser slices its text by byte
+    // and panics inside a multi-byte character, so nothing else reaches it.
+    if !value.is_ascii() {
+        return Err(unreadable());
+    }
     let mut until = None;
     let mut rest = Vec::new();
     for part in value.split(';') {

@@ -246,3 +246,13 @@ fn a_time_zone_rule_cut_inside_a_character_is_refused() {
     let berlin = TimeZone::get("Europe/Berlin").unwrap();
     assert_eq!(parse_ical(feed, &DOMAIN, &berlin, utc(2027, 1, 5, 9, 0)).unwrap_err().code(), "invalid_calendar");
 }
+
+/// Found by the `ical` fuzz target in a campaign (committed as its regression): a recurrence
+/// rule with a multi-byte character made the rrule crate's parser panic. It is refused first.
+#[test]
+fn a_recurrence_rule_with_a_non_ascii_character_is_refused() {
+    let feed = include_str!("../../../../fuzz/regressions/ical/crash-b557e8b4603e754c0cb044b431ce5aefff453e6b");
+    assert!(feed.contains("BYDAY=MO\u{6a8}E"), "the input the fuzzer found");
+    let berlin = TimeZone::get("Europe/Berlin").unwrap();
+    assert_eq!(parse_ical(feed, &DOMAIN, &berlin, utc(2027, 1, 5, 9, 0)).unwrap_err().code(), "invalid_calendar");
+}

@@ -236,23 +236,19 @@ fn a_feed_cut_short_or_malformed_is_refused_whole() {
     assert_eq!(refused(&full.replace("DTSTART:20261128T080000Z", "DTSTART:2026-11-28")), "invalid_calendar");
 }
 
-/// Found by the `ical` fuzz target (the input is committed as its regression): a VTIMEZONE
-/// rule whose BYDAY ends inside a multi-byte character panicked where the day is split off.
-/// The feed is refused instead.
+/// Crashes the `ical` fuzz target found, each committed as its regression: a VTIMEZONE rule
+/// whose BYDAY ends inside a multi-byte character panicked where the day is split off, and a
+/// recurrence rule with a non-ASCII character panicked in the rrule crate's parser. Both feeds
+/// are refused.
 #[test]
-fn a_time_zone_rule_cut_inside_a_character_is_refused() {
-    let feed = include_str!("../../../../fuzz/regressions/ical/crash-7f4fa7d2a9ce923a2bc232e9bc18cca87e0a221d");
-    assert!(feed.contains("BYDAY=-\u{5ec}U"), "the input the fuzzer found");
+fn feeds_the_fuzzer_crashed_on_are_refused() {
+    let found = [
+        (include_str!("../../../../fuzz/regressions/ical/crash-7f4fa7d2a9ce923a2bc232e9bc18cca87e0a221d"), "BYDAY=-\u{5ec}U"),
+        (include_str!("../../../../fuzz/regressions/ical/crash-b557e8b4603e754c0cb044b431ce5aefff453e6b"), "BYDAY=MO\u{6a8}E"),
+    ];
     let berlin = TimeZone::get("Europe/Berlin").unwrap();
-    assert_eq!(parse_ical(feed, &DOMAIN, &berlin, utc(2027, 1, 5, 9, 0)).unwrap_err().code(), "invalid_calendar");
-}
-
-/// Found by the `ical` fuzz target in a campaign (committed as its regression): a recurrence
-/// rule with a multi-byte character made the rrule crate's parser panic. It is refused first.
-#[test]
-fn a_recurrence_rule_with_a_non_ascii_character_is_refused() {
-    let feed = include_str!("../../../../fuzz/regressions/ical/crash-b557e8b4603e754c0cb044b431ce5aefff453e6b");
-    assert!(feed.contains("BYDAY=MO\u{6a8}E"), "the input the fuzzer found");
-    let berlin = TimeZone::get("Europe/Berlin").unwrap();
-    assert_eq!(parse_ical(feed, &DOMAIN, &berlin, utc(2027, 1, 5, 9, 0)).unwrap_err().code(), "invalid_calendar");
+    for (feed, rule) in found {
+        assert!(feed.contains(rule), "the input the fuzzer found: {rule}");
+        assert_eq!(parse_ical(feed, &DOMAIN, &berlin, utc(2027, 1, 5, 9, 0)).unwrap_err().code(), "invalid_calendar", "{rule}");
+    }
 }

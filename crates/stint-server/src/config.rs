@@ -92,16 +92,27 @@ pub struct PostgresSection {
     pub statement_timeout: Option<String>,
 }
 
+/// An optional duration setting in whole seconds: `default` when absent, refused outside
+/// `range`, which `bounds` spells for the message (`"between 1s and 5m"`).
+pub(crate) fn secs_within(
+    origin: &str,
+    key: &str,
+    v: Option<&str>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+    bounds: &str,
+) -> Result<u64, ConfigError> {
+    let Some(v) = v else { return Ok(default) };
+    let secs = v.parse::<Ttl>().map_err(|e| err(origin, key, e))?.as_secs();
+    if !range.contains(&secs) {
+        return Err(err(origin, key, bounds));
+    }
+    Ok(secs)
+}
+
 fn store_timeouts(s: &PostgresSection, origin: &str) -> Result<stint_core::store::Timeouts, ConfigError> {
     let d = stint_core::store::Timeouts::default();
-    let secs = |key: &str, v: &Option<String>, default: u64| -> Result<u64, ConfigError> {
-        let Some(v) = v else { return Ok(default) };
-        let t = v.parse::<Ttl>().map_err(|e| err(origin, key, e))?;
-        if !(1..=300).contains(&t.as_secs()) {
-            return Err(err(origin, key, "between 1s and 5m"));
-        }
-        Ok(t.as_secs())
-    };
+    let secs = |key: &str, v: &Option<String>, default: u64| secs_within(origin, key, v.as_deref(), default, 1..=300, "between 1s and 5m");
     let t = stint_core::store::Timeouts {
         idle_in_transaction_secs: secs("postgres.idle_in_transaction_timeout", &s.idle_in_transaction_timeout, d.idle_in_transaction_secs)?,
         lock_secs: secs("postgres.lock_timeout", &s.lock_timeout, d.lock_secs)?,
@@ -790,6 +801,23 @@ mod tests {
         assert!(e.contains("roles.admin.groups") && e.contains("[approvals]"), "{e}");
         assert!(load_str("[roles.admin]\ngroups = []\n[approvals]\nroles = [\"admin\"]\n").is_ok());
         assert!(load_str("[roles.admin]\ngroups = []\n[break_glass]\n").is_ok());
+    }
+
+    #[test]
+    fn postgres_timeouts_are_bounded_and_a_lock_outwaits_an_idle_transaction() {
+        let d = load_str("").unwrap().store_timeouts;
+        assert_eq!((d.idle_in_transaction_secs, d.lock_secs, d.statement_secs), (1, 3, 5));
+        let t = load_str("[postgres]\nidle_in_transaction_timeout = \"2s\"\nlock_timeout = \"10s\"\nstatement_timeout = \"1m\"").unwrap().store_timeouts;
+        assert_eq!((t.idle_in_transaction_secs, t.lock_secs, t.statement_secs), (2, 10, 60));
+        for (toml, key) in [
+            ("[postgres]\nstatement_timeout = \"10m\"", "postgres.statement_timeout"),
+            ("[postgres]\nidle_in_transaction_timeout = \"0s\"", "postgres.idle_in_transaction_timeout"),
+            ("[postgres]\nlock_timeout = \"soon\"", "postgres.lock_timeout"),
+            ("[postgres]\nidle_in_transaction_timeout = \"3s\"\nlock_timeout = \"3s\"", "postgres.lock_timeout"),
+        ] {
+            let e = load_str(toml).unwrap_err().to_string();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
     }
 
     #[test]

@@ -6,7 +6,6 @@ use serde::Deserialize;
 use stint_core::broker::Caps;
 use stint_core::fold::FoldConfig;
 use stint_core::ratelimit::{BucketConfig, RateLimitConfig};
-use stint_core::Ttl;
 
 use super::{err, ConfigError};
 use crate::limits::Cidr;
@@ -84,13 +83,8 @@ pub fn load(s: LimitsSection, origin: &str) -> Result<Limits, ConfigError> {
             "set both trusted_proxy_header and trusted_proxies, or neither: the header is believed only from those proxies",
         ));
     }
-    let window = match &s.refusal_window {
-        None => d.folding.window_secs,
-        Some(w) => w.parse::<Ttl>().map_err(|e| err(origin, "limits.refusal_window", e))?.as_secs() as i64,
-    };
-    if !(1..=3600).contains(&window) {
-        return Err(err(origin, "limits.refusal_window", "between 1s and 1h"));
-    }
+    let default_window = d.folding.window_secs.unsigned_abs();
+    let window = super::secs_within(origin, "limits.refusal_window", s.refusal_window.as_deref(), default_window, 1..=3600, "between 1s and 1h")? as i64;
     let caps = Caps {
         sessions_per_person: positive(s.sessions_per_person, d.caps.sessions_per_person, "limits.sessions_per_person", origin)?,
         leases_per_person: positive(s.leases_per_person, d.caps.leases_per_person, "limits.leases_per_person", origin)?,

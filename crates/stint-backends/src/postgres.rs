@@ -26,15 +26,16 @@ use stint_core::model::{BackendKind, Lease};
 use stint_core::secret::SecretString;
 use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::Client;
 use zeroize::{Zeroize, Zeroizing};
 
 /// A PostgreSQL backend as configured.
 #[derive(Clone, Debug)]
 pub struct PostgresConfig {
     pub name: String,
-    /// How stint connects as its administrator (a role with `CREATEROLE`), password included.
-    pub admin: Config,
+    /// How stint connects as its administrator (a role with `CREATEROLE`), password included,
+    /// and with what TLS (the URL's `sslmode` and `sslrootcert`).
+    pub admin: stint_pgtls::Target,
     /// Host, port and database the issued credentials are for (what `psql` is given).
     pub host: String,
     pub port: u16,
@@ -89,7 +90,7 @@ impl PostgresBackend {
         if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
-        let (client, conn) = self.cfg.admin.connect(NoTls).await.map_err(|e| self.failed(&e))?;
+        let (client, conn) = self.cfg.admin.connect().await.map_err(|e| self.failed(&e))?;
         let name = self.cfg.name.clone();
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -223,7 +224,11 @@ const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
+        // The driver's message leaves out the cause ("error performing TLS handshake").
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
     }
 }
 

@@ -59,10 +59,16 @@ impl Fixture {
     }
 
     fn toml(&self) -> String {
+        self.toml_with("")
+    }
+
+    /// As [`Fixture::toml`], with libpq parameters (`sslmode=…`) in the administrator's URL.
+    fn toml_with(&self, params: &str) -> String {
         let url = pg_url();
         let base = url.rsplit_once('/').unwrap().0;
+        let query = if params.is_empty() { String::new() } else { format!("?{params}") };
         format!(
-            "[[backends.postgres]]\nname = \"appdb\"\nurl = \"{base}/{db}\"\nrole_prefix = \"{prefix}\"\nconnection_limit = 3\n[backends.postgres.roles]\nreadonly = \"{ro}\"\ndeveloper = \"{rw}\"\n",
+            "[[backends.postgres]]\nname = \"appdb\"\nurl = \"{base}/{db}{query}\"\nrole_prefix = \"{prefix}\"\nconnection_limit = 3\n[backends.postgres.roles]\nreadonly = \"{ro}\"\ndeveloper = \"{rw}\"\n",
             db = self.db,
             prefix = self.prefix,
             ro = self.ro,
@@ -231,6 +237,41 @@ async fn postgres_leases_log_in_with_their_groups_privileges_and_end_completely(
         assert!(records.iter().any(|x| x.event == event && x.subject == subject), "{event} {subject}");
     }
     drop(app);
+}
+
+/// With `sslmode=verify-full` in its URL, stint's administrator sessions are encrypted and the
+/// server's certificate checked; a certificate from another CA fails the request closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_administrator_connects_with_verified_tls() {
+    let ca = stint_testkit::tls::postgres_serving_test_certificate(&pg_url());
+    let fx = Fixture::new().await;
+    let app = spawn_app_with(Backend::Sqlite, &fx.toml_with(&format!("sslmode=verify-full&sslrootcert={}", ca.display()))).await;
+    let admin = app.admin().await;
+    let viewer = app.person(&admin, "vic", &[]).await;
+    let r = creds(&app, &viewer, "readonly", "30m").await;
+    assert_eq!(psql(&r, "SELECT count(*) FROM widgets").unwrap(), "2");
+    let c = admin_client("postgres").await;
+    let row = c
+        .query_one(
+            "SELECT COUNT(*), COALESCE(bool_and(s.ssl), false) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = $1 AND a.application_name = 'stint'",
+            &[&fx.db],
+        )
+        .await
+        .unwrap();
+    let (sessions, encrypted): (i64, bool) = (row.get(0), row.get(1));
+    assert!(sessions >= 1 && encrypted, "stint's administrator sessions: {sessions}, all encrypted: {encrypted}");
+    drop(app);
+
+    let roles_before = fx.leftover_roles().await;
+    let wrong = std::env::temp_dir().join(format!("stint-wrong-ca-{}.pem", fx.prefix));
+    std::fs::write(&wrong, stint_testkit::tls::TestCa::new("not the database's CA").pem()).unwrap();
+    let app = spawn_app_with(Backend::Sqlite, &fx.toml_with(&format!("sslmode=verify-full&sslrootcert={}", wrong.display()))).await;
+    let admin = app.admin().await;
+    let viewer = app.person(&admin, "vic", &[]).await;
+    let (s, v) = app.post("/v1/creds", Some(&viewer.session), json!({ "role": "readonly" })).await;
+    std::fs::remove_file(&wrong).unwrap();
+    assert_eq!((s.as_u16(), v["error"].as_str()), (502, Some("backend_unavailable")), "{v}");
+    assert_eq!(fx.leftover_roles().await, roles_before, "no role was created through an unverified connection");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

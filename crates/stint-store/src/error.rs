@@ -22,10 +22,21 @@ pub enum StoreError {
     SchemaTooNew(i64),
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("postgres: {0}")]
+    /// With its cause (the driver's own message omits it): "error performing TLS handshake:
+    /// invalid peer certificate: UnknownIssuer" tells the operator what to fix.
+    #[error("postgres: {}{}", .0, cause(.0))]
     Postgres(#[from] tokio_postgres::Error),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The cause of a connection failure (TLS, I/O). A database error's detail can quote row
+/// values, so it is left out.
+fn cause(e: &tokio_postgres::Error) -> String {
+    match (e.as_db_error(), std::error::Error::source(e)) {
+        (None, Some(c)) => format!(": {c}"),
+        _ => String::new(),
+    }
 }
 
 /// Lifts any adapter failure into the core's opaque store error. A transaction that ran out

@@ -14,7 +14,7 @@ use stint_core::error::{Error, Result};
 use stint_core::store::Store;
 
 pub use error::StoreError;
-pub use postgres::{session_config, PostgresStore};
+pub use postgres::{session_config, session_target, PostgresStore};
 pub use sqlite::SqliteStore;
 pub use stint_core::spec::describe;
 pub use stint_core::store::Timeouts;

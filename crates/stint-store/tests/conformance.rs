@@ -838,3 +838,45 @@ async fn postgres_open_honours_search_path_in_url() {
     }
     assert!(tables >= 7, "the tables went into {schema}, found {tables}");
 }
+
+/// A `verify-full` URL: every pooled session is encrypted, with the server's certificate
+/// checked against the CA the URL names; a certificate from another CA is refused at open.
+#[tokio::test]
+async fn postgres_store_connects_with_verified_tls() {
+    let url = postgres_url();
+    let ca = stint_testkit::tls::postgres_serving_test_certificate(&url);
+    let (schema, app) = (format!("stint_test_{}", unique("tls")), format!("stint_tls_{}", unique("app")));
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let spec = format!("{url}{sep}sslmode=verify-full&sslrootcert={}&application_name={app}&options=-csearch_path%3D{schema}", ca.display());
+    admin(&url).await.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+    let outcome = isolate({
+        let (spec, app, url) = (spec.clone(), app.clone(), url.clone());
+        async move {
+            let store = stint_store::open(&spec, std::path::Path::new("/nonexistent")).await.unwrap();
+            assert_eq!(store.apply(insert(user("alice")).record(draft(1))).await.unwrap(), 1);
+            let row = admin(&url)
+                .await
+                .query_one(
+                    "SELECT COUNT(*), COALESCE(bool_and(s.ssl), false) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = $1",
+                    &[&app],
+                )
+                .await
+                .unwrap();
+            let (sessions, all_encrypted): (i64, bool) = (row.get(0), row.get(1));
+            assert!(sessions >= 1 && all_encrypted, "{sessions} sessions, all encrypted: {all_encrypted}");
+        }
+    })
+    .await;
+    let wrong_dir = std::env::temp_dir().join(format!("stint-store-wrong-ca-{}", unique("ca")));
+    std::fs::create_dir_all(&wrong_dir).unwrap();
+    let wrong = wrong_dir.join("ca.pem");
+    std::fs::write(&wrong, stint_testkit::tls::TestCa::new("another CA").pem()).unwrap();
+    let refused = stint_store::open(&format!("{url}{sep}sslmode=verify-full&sslrootcert={}", wrong.display()), std::path::Path::new("/nonexistent")).await;
+    std::fs::remove_dir_all(&wrong_dir).unwrap();
+    drop_schema(&url, &schema).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    let e = refused.err().expect("a certificate from another CA is refused");
+    assert!(format!("{e:?}").contains("UnknownIssuer"), "{e:?}");
+}

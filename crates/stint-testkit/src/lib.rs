@@ -7,6 +7,7 @@ pub mod aws;
 pub mod github;
 pub mod hostile;
 pub mod logs;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -107,8 +107,8 @@ impl Backends {
                 "danger_allow_http_loopback": a.allow_http_loopback,
             })).collect::<Vec<_>>(),
             "postgres": self.postgres.iter().map(|p| serde_json::json!({
-                "name": p.name, "host": p.host, "port": p.port, "database": p.database, "admin": p.admin.get_user(),
-                "password": p.admin.get_password().map(|_| "<redacted>"), "roles": roles(&p.roles), "role_prefix": p.role_prefix,
+                "name": p.name, "host": p.host, "port": p.port, "database": p.database, "admin": p.admin.config.get_user(), "sslmode": p.admin.sslmode().as_str(),
+                "password": p.admin.config.get_password().map(|_| "<redacted>"), "roles": roles(&p.roles), "role_prefix": p.role_prefix,
                 "connection_limit": p.connection_limit, "pool_size": p.pool_size, "scram_iterations": p.scram_iterations,
             })).collect::<Vec<_>>(),
             "ssh": self.ssh.iter().map(|s| serde_json::json!({
@@ -185,7 +185,8 @@ pub fn load(s: BackendsSection, roles: &Roles, base: &Path, origin: &str) -> Res
     for (i, p) in s.postgres.into_iter().enumerate() {
         let key = |k: &str| format!("backends.postgres[{i}].{k}");
         unique(&p.name, &key("name"))?;
-        let mut admin: tokio_postgres::Config = p.url.parse().map_err(|e| err(origin, &key("url"), format!("not a PostgreSQL URL: {e}")))?;
+        let mut target = stint_pgtls::Target::parse(&p.url).map_err(|e| err(origin, &key("url"), e))?;
+        let admin = &mut target.config;
         if admin.get_password().is_some() {
             return Err(err(origin, &key("url"), "keep the password out of the URL: use password_file or password_env"));
         }
@@ -230,7 +231,18 @@ pub fn load(s: BackendsSection, roles: &Roles, base: &Path, origin: &str) -> Res
         admin.application_name("stint");
         admin.connect_timeout(std::time::Duration::from_secs(5));
         admin.keepalives(true);
-        out.postgres.push(PostgresConfig { name: p.name, admin, host, port, database, roles: map, role_prefix, connection_limit, pool_size, scram_iterations });
+        out.postgres.push(PostgresConfig {
+            name: p.name,
+            admin: target,
+            host,
+            port,
+            database,
+            roles: map,
+            role_prefix,
+            connection_limit,
+            pool_size,
+            scram_iterations,
+        });
     }
     for (i, s) in s.ssh.into_iter().enumerate() {
         let key = |k: &str| format!("backends.ssh[{i}].{k}");

@@ -10,6 +10,7 @@ use stint_core::ids::{LeaseId, SessionId, UserId, Username};
 use stint_core::model::{BackendKind, Identity, Lease, LeaseScope, OneTimeCode, RoleRequest, Session, SsoAttempt, User};
 use stint_core::store::{Change, Store, Timeouts};
 use stint_core::Timestamp;
+use stint_pgtls::Target;
 use tokio_postgres::Config;
 
 use crate::codec::{self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, KEY_COLS, LEASE_COLS, SESSION_COLS, USER_COLS};
@@ -51,8 +52,8 @@ impl PostgresStore {
 
     /// Like [`connect_with_schema`](Self::connect_with_schema), with these timeouts.
     pub async fn connect_with(url: &str, schema: Option<&str>, timeouts: Timeouts) -> Result<Self> {
-        let config = session_config(url, schema, timeouts)?;
-        let pool = Pool::connect(config, POOL_SIZE).await?;
+        let target = session_target(url, schema, timeouts)?;
+        let pool = Pool::connect(target, POOL_SIZE).await?;
         migrate(&pool, schema).await?;
         Ok(PostgresStore { pool })
     }
@@ -73,10 +74,17 @@ impl PostgresStore {
     }
 }
 
-/// The connection settings of every session the store opens: its name, its schema and its
-/// timeouts, set at connection startup so they hold on every pooled and reconnected session.
+/// The driver settings of [`session_target`], for a connection made without its TLS.
 pub fn session_config(url: &str, schema: Option<&str>, t: Timeouts) -> Result<Config> {
-    let mut config: Config = url.parse().map_err(store)?;
+    session_target(url, schema, t).map(|t| t.config)
+}
+
+/// Where and how every session the store opens connects: TLS as the URL's `sslmode` and
+/// `sslrootcert` say ([`stint_pgtls`]), and its name, schema and timeouts, set at connection
+/// startup so they hold on every pooled and reconnected session.
+pub fn session_target(url: &str, schema: Option<&str>, t: Timeouts) -> Result<Target> {
+    let mut target = Target::parse(url).map_err(|e| Error::invalid("invalid_store_url", format!("store: {e}")))?;
+    let config = &mut target.config;
     if config.get_application_name().is_none() {
         config.application_name("stint");
     }
@@ -91,7 +99,7 @@ pub fn session_config(url: &str, schema: Option<&str>, t: Timeouts) -> Result<Co
         options.push_str(&format!(" -c {name}={}", secs.saturating_mul(1000)));
     }
     config.options(options.trim_start());
-    Ok(config)
+    Ok(target)
 }
 
 /// The name goes into SQL and a startup option unquoted, so only plain identifiers pass.

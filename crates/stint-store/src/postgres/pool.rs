@@ -7,9 +7,10 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use stint_pgtls::Target;
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+use tokio_postgres::{Client, Row, Statement};
 
 use stint_core::error::Result;
 
@@ -22,19 +23,19 @@ pub(super) struct Slot {
 }
 
 pub(super) struct Pool {
-    config: Config,
+    target: Target,
     slots: Vec<Mutex<Slot>>,
     next: AtomicUsize,
 }
 
 impl Pool {
     /// Opens all `size` connections now, so a bad URL or a down server fails at startup.
-    pub(super) async fn connect(config: Config, size: usize) -> Result<Pool> {
+    pub(super) async fn connect(target: Target, size: usize) -> Result<Pool> {
         let mut slots = Vec::with_capacity(size);
         for _ in 0..size {
-            slots.push(Mutex::new(open(&config).await?));
+            slots.push(Mutex::new(open(&target).await?));
         }
-        Ok(Pool { config, slots, next: AtomicUsize::new(0) })
+        Ok(Pool { target, slots, next: AtomicUsize::new(0) })
     }
 
     /// A free connection if there is one, else the next in turn once it is released. A
@@ -49,14 +50,14 @@ impl Pool {
         };
         if slot.client.is_closed() {
             tracing::warn!("postgres connection lost; reconnecting");
-            *slot = open(&self.config).await?;
+            *slot = open(&self.target).await?;
         }
         Ok(slot)
     }
 }
 
-async fn open(config: &Config) -> Result<Slot> {
-    let (client, connection) = config.connect(NoTls).await.map_err(store)?;
+async fn open(target: &Target) -> Result<Slot> {
+    let (client, connection) = target.connect().await.map_err(store)?;
     // The connection future performs the I/O; it ends when the client is dropped.
     tokio::spawn(async move {
         if let Err(e) = connection.await {

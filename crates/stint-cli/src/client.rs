@@ -17,6 +17,43 @@ pub struct SavedSession {
     pub session_id: String,
     pub username: String,
     pub expires_at: String,
+    /// The CA file the server's certificate was verified with at login (`--ca-file`), used
+    /// again by later commands that name none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The CA file of this run (`--ca-file` / `STINT_CA_FILE`), set once at start.
+static CA_FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Trust only the CA certificates in `path` (PEM) for the server's certificate, instead of the
+/// system's roots. The first call wins.
+pub fn trust_ca_file(path: PathBuf) {
+    let path = std::path::absolute(&path).unwrap_or(path);
+    let _ = CA_FILE.set(path);
+}
+
+/// The CA file in use, if any, to save with the session.
+pub fn ca_file() -> Option<PathBuf> {
+    CA_FILE.get().cloned()
+}
+
+/// An HTTP client that verifies servers with the system's roots, or only with the CA file.
+pub fn http_client(timeout: std::time::Duration) -> Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder().timeout(timeout);
+    if let Some(path) = CA_FILE.get() {
+        let what = || format!("the CA file {} (--ca-file / STINT_CA_FILE)", path.display());
+        let pem = std::fs::read(path).with_context(|| format!("cannot read {}", what()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| format!("{} is not PEM", what()))?;
+        if certs.is_empty() {
+            bail!("{} holds no certificate", what());
+        }
+        b = b.tls_built_in_root_certs(false);
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    Ok(b.build()?)
 }
 
 /// `$STINT_CONFIG_DIR`, else `$XDG_CONFIG_HOME/stint`, else `~/.config/stint`.
@@ -100,8 +137,32 @@ impl std::error::Error for Unreachable {
 
 impl std::fmt::Display for Unreachable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if untrusted_certificate(&self.source) {
+            return write!(
+                f,
+                "the stint server at {} presented a TLS certificate this machine does not trust; \
+                 pass the CA that signed it with --ca-file or STINT_CA_FILE",
+                self.server
+            );
+        }
         write!(f, "cannot reach the stint server at {}; is it running? (--server / STINT_SERVER)", self.server)
     }
+}
+
+/// Whether the request failed because the server's certificate was not trusted.
+fn untrusted_certificate(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let invalid = |e: &(dyn std::error::Error + 'static)| e.downcast_ref::<rustls::Error>().is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+    while let Some(s) = source {
+        // An io::Error's `source` skips the error it wraps, so look inside it too.
+        let wrapped = s.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|w| w as &(dyn std::error::Error + 'static));
+        // Connectors box rustls' error in ways that change between versions; its message is stable.
+        if invalid(s) || wrapped.is_some_and(invalid) || s.to_string().starts_with("invalid peer certificate") {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Whether `e` is the server being out of reach (rather than its answer).
@@ -111,7 +172,7 @@ pub fn is_unreachable(e: &anyhow::Error) -> bool {
 
 impl Client {
     pub fn new(server: &str) -> Result<Client> {
-        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?;
+        let http = http_client(std::time::Duration::from_secs(60))?;
         Ok(Client { http, server: server.trim_end_matches('/').to_owned(), token: None })
     }
 
@@ -123,6 +184,9 @@ impl Client {
     /// As [`Client::authenticated`], also returning the saved session.
     pub fn with_session(server: Option<&str>) -> Result<(Client, SavedSession)> {
         let Some(saved) = load_session()? else { bail!("not logged in; run `stint login`") };
+        if let Some(ca) = &saved.ca_file {
+            trust_ca_file(ca.clone());
+        }
         let mut c = Client::new(server.unwrap_or(&saved.server))?;
         c.token = Some(saved.session_token.clone());
         Ok((c, saved))

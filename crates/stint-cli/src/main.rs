@@ -21,6 +21,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Trust only these CA certificates (PEM) for the server's TLS certificate, instead of the
+    /// system's; remembered with the session at login
+    #[arg(long, env = "STINT_CA_FILE", global = true)]
+    ca_file: Option<PathBuf>,
 }
 
 /// Where the client finds the server, and how it prints.
@@ -58,6 +62,12 @@ pub struct ServerOpts {
     /// Log format
     #[arg(long, env = "STINT_LOG_FORMAT", value_parser = ["text", "json"])]
     pub log_format: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); reloaded when it changes or on SIGHUP
+    #[arg(long, env = "STINT_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert-file
+    #[arg(long, env = "STINT_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -124,6 +134,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(ca) = cli.ca_file {
+        client::trust_ca_file(ca);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

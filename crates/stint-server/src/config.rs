@@ -37,6 +37,11 @@ pub struct FileConfig {
     /// The public base URL: the `iss` of every token. Defaults to `http://<listen>`.
     pub public_url: Option<String>,
     pub log_format: Option<String>,
+    /// HTTPS: the certificate chain and private key (PEM), reloaded when they change.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// `"proxy"`: TLS ends at a proxy in front, which names the client in a header.
+    pub tls: Option<String>,
     #[serde(default)]
     pub session: SessionSection,
     #[serde(default)]
@@ -396,6 +401,60 @@ pub struct Overrides {
     pub master_key_file: Option<PathBuf>,
     pub public_url: Option<String>,
     pub log_format: Option<String>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+}
+
+/// Where TLS ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tls {
+    /// stint serves HTTPS itself with these files.
+    Serve(crate::tls::TlsFiles),
+    /// A proxy in front ends TLS (`tls = "proxy"`); stint speaks HTTP to it.
+    Proxy,
+    /// Plain HTTP, allowed on a loopback address only.
+    Off,
+}
+
+impl Tls {
+    fn describe(&self) -> serde_json::Value {
+        match self {
+            Tls::Serve(f) => serde_json::json!({ "cert_file": f.cert.display().to_string(), "key_file": f.key.display().to_string() }),
+            Tls::Proxy => serde_json::json!("proxy"),
+            Tls::Off => serde_json::json!("off (loopback only)"),
+        }
+    }
+}
+
+/// Where TLS ends, from the file and the flags. Plain HTTP off loopback is refused: a
+/// credential broker must not send credentials in clear text.
+fn tls(mode: Option<&str>, cert: Option<PathBuf>, key: Option<PathBuf>, listen: SocketAddr, origin: &str) -> Result<Tls, ConfigError> {
+    let mode = match (mode, cert, key) {
+        (Some("proxy"), None, None) => Tls::Proxy,
+        (Some("proxy"), _, _) => {
+            return Err(err(origin, "tls", "tls = \"proxy\" means TLS ends at the proxy: remove tls_cert_file and tls_key_file, or remove tls"))
+        }
+        (Some(other), _, _) => return Err(err(origin, "tls", format!("{other:?} is not \"proxy\" (to serve HTTPS, set tls_cert_file and tls_key_file)"))),
+        (None, Some(cert), Some(key)) => {
+            let files = crate::tls::TlsFiles { cert, key };
+            crate::tls::load(&files).map_err(|e| err(origin, "tls_cert_file", e))?;
+            Tls::Serve(files)
+        }
+        (None, Some(_), None) => return Err(err(origin, "tls_key_file", "set it too: the private key of tls_cert_file")),
+        (None, None, Some(_)) => return Err(err(origin, "tls_cert_file", "set it too: the certificate chain of tls_key_file")),
+        (None, None, None) => Tls::Off,
+    };
+    if mode == Tls::Off && !listen.ip().is_loopback() {
+        return Err(err(
+            origin,
+            "listen",
+            format!(
+                "{listen} is reachable from other machines, and without TLS credentials would cross the network in clear text: \
+                 set tls_cert_file and tls_key_file (STINT_TLS_CERT_FILE, STINT_TLS_KEY_FILE), or tls = \"proxy\" when a proxy in front ends TLS"
+            ),
+        ));
+    }
+    Ok(mode)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -416,6 +475,8 @@ pub struct Config {
     pub store_timeouts: stint_core::store::Timeouts,
     pub master_key_file: Option<PathBuf>,
     pub log_format: LogFormat,
+    /// Where TLS ends (`tls_cert_file`/`tls_key_file`, or `tls = "proxy"`).
+    pub tls: Tls,
     pub broker: BrokerConfig,
     /// Serve the benchmark floor endpoint (see [`BenchSection`]).
     pub bench_floor: bool,
@@ -462,7 +523,11 @@ impl Config {
         Self::validate(fc, over, file.map(Path::to_path_buf), &origin)
     }
 
-    fn validate(fc: FileConfig, over: Overrides, source: Option<PathBuf>, origin: &str) -> Result<Config, ConfigError> {
+    fn validate(mut fc: FileConfig, mut over: Overrides, source: Option<PathBuf>, origin: &str) -> Result<Config, ConfigError> {
+        let base = source.as_deref().and_then(Path::parent).map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        // Flags name files from the working directory; the file names them from where it is.
+        let tls_cert = over.tls_cert_file.take().or_else(|| fc.tls_cert_file.take().map(|f| base.join(f)));
+        let tls_key = over.tls_key_file.take().or_else(|| fc.tls_key_file.take().map(|f| base.join(f)));
         let listen_s = over.listen.or(fc.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen: SocketAddr = listen_s.parse().map_err(|_| err(origin, "listen", format!("{listen_s:?} is not an address like 127.0.0.1:7807")))?;
         let data_dir = over.data_dir.or(fc.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
@@ -482,9 +547,20 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(other) => return Err(err(origin, "log_format", format!("{other:?} is not \"text\" or \"json\""))),
         };
-        let public_url = over.public_url.or(fc.public_url).unwrap_or_else(|| format!("http://{listen}"));
+        let tls = tls(fc.tls.as_deref(), tls_cert, tls_key, listen, origin)?;
+        let public_url = match (over.public_url.or(fc.public_url.clone()), &tls) {
+            (Some(u), _) => u,
+            (None, Tls::Serve(_)) => format!("https://{listen}"),
+            (None, Tls::Off) => format!("http://{listen}"),
+            (None, Tls::Proxy) => {
+                return Err(err(origin, "public_url", "with tls = \"proxy\", set the https:// address clients reach stint at through the proxy"))
+            }
+        };
         if !(public_url.starts_with("https://") || public_url.starts_with("http://")) || public_url.ends_with('/') {
             return Err(err(origin, "public_url", "must be an http(s) URL without a trailing slash"));
+        }
+        if tls != Tls::Off && !public_url.starts_with("https://") {
+            return Err(err(origin, "public_url", "must be an https:// URL: clients reach stint over TLS"));
         }
         let ttl = |key: &str, v: Option<String>, default: &str| -> Result<Ttl, ConfigError> {
             v.as_deref().unwrap_or(default).parse::<Ttl>().map_err(|e| err(origin, key, e))
@@ -505,7 +581,6 @@ impl Config {
                 (name.clone(), ci::RoleTrustSource { inline: r.trust_policy.clone(), file: r.trust_policy_file.clone(), ci_ttl: r.ci_ttl.clone() })
             })
             .collect();
-        let base = source.as_deref().and_then(Path::parent).map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         // Roles that approvals, break-glass or on-call schedules grant need no group of their own.
         let mut granted_elsewhere: Vec<String> = fc.approvals.as_ref().map(|a| a.roles.clone()).unwrap_or_default();
         if let Some(b) = &fc.break_glass {
@@ -567,7 +642,7 @@ impl Config {
         if !(1..=stint_core::reason::MAX_CHARS).contains(&reason_min_chars) {
             return Err(err(origin, "reasons.min_chars", format!("must be 1-{}: a reason says something", stint_core::reason::MAX_CHARS)));
         }
-        let limits = limits::load(fc.limits, origin)?;
+        let limits = limits::load(fc.limits, tls == Tls::Proxy, origin)?;
         let broker = BrokerConfig {
             issuer: public_url,
             audience,
@@ -597,6 +672,7 @@ impl Config {
             store_timeouts,
             master_key_file: over.master_key_file.or(fc.master_key_file),
             log_format,
+            tls,
             broker,
             bench_floor,
             oidc,
@@ -625,6 +701,7 @@ impl Config {
             "master_key_file": self.master_key_file.as_ref().map_or_else(|| format!("{} (generated; one machine only)", self.data_dir.join("master.key").display()), |p| p.display().to_string()),
             "public_url": self.broker.issuer,
             "log_format": self.log_format,
+            "tls": self.tls.describe(),
             "session": { "ttl": self.broker.session_ttl },
             "tokens": { "audience": self.broker.audience },
             "admin": { "group": self.broker.admin_group },
@@ -728,6 +805,36 @@ mod tests {
         assert!(e.contains("roles.deploy.groups"), "{e}");
         let e = load_str("[roles.deploy]\ngroups = [\"ci\"]\nmax_ttl = \"15m\"\ncolour = 1").unwrap_err().to_string();
         assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn tls_settings_are_checked_at_load() {
+        let dir = std::env::temp_dir().join(format!("stint-config-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (ca, other) = (stint_testkit::tls::TestCa::new("ca"), stint_testkit::tls::TestCa::new("other"));
+        let (a, b) = (ca.issue(&["127.0.0.1"]), other.issue(&["127.0.0.1"]));
+        for (name, text) in [("cert.pem", &a.cert_pem), ("key.pem", &a.key_pem), ("other-key.pem", &b.key_pem)] {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        let files = |cert: &str, key: &str| format!("tls_cert_file = {:?}\ntls_key_file = {:?}\n", dir.join(cert), dir.join(key));
+        let served = load_str(&format!("listen = \"0.0.0.0:7807\"\n{}", files("cert.pem", "key.pem"))).unwrap();
+        assert!(matches!(served.tls, Tls::Serve(_)));
+        assert_eq!(served.broker.issuer, "https://0.0.0.0:7807", "the default public URL is https");
+        for (toml, says) in [
+            (files("cert.pem", "other-key.pem"), "is not the key of the certificate"),
+            (files("key.pem", "key.pem"), "no certificate in it"),
+            (format!("tls_cert_file = {:?}", dir.join("cert.pem")), "tls_key_file"),
+            ("tls = \"on\"".to_owned(), "is not \"proxy\""),
+            (format!("tls = \"proxy\"\n{}", files("cert.pem", "key.pem")), "remove tls_cert_file"),
+            ("listen = \"0.0.0.0:7807\"\ntls = \"proxy\"\n[limits]\ntrusted_proxies = [\"10.0.0.5\"]".to_owned(), "public_url"),
+            ("tls = \"proxy\"\npublic_url = \"https://stint.example.com\"".to_owned(), "limits.trusted_proxies"),
+            ("tls = \"proxy\"\npublic_url = \"http://stint.example.com\"\n[limits]\ntrusted_proxies = [\"10.0.0.5\"]".to_owned(), "must be an https://"),
+            ("listen = \"[::]:7807\"".to_owned(), "clear text"),
+        ] {
+            let e = load_str(&toml).unwrap_err().to_string();
+            assert!(e.contains(says), "{toml}: {e}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod password;
 pub mod routes;
 pub mod sts;
+pub mod tls;
 pub mod webhooks;
 pub mod wire;
 
@@ -255,8 +256,18 @@ impl App {
             .layer(axum::middleware::from_fn_with_state(self.state.clone(), limits::limit))
     }
 
-    /// Serves until `shutdown` resolves, then drains in-flight requests.
+    /// Serves plain HTTP until `shutdown` resolves, then drains in-flight requests.
     pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        self.serve_with(listener, None, shutdown).await
+    }
+
+    /// As [`App::serve`]; with `tls`, HTTPS with that certificate, followed as its files change.
+    pub async fn serve_with(
+        self,
+        listener: tokio::net::TcpListener,
+        tls: Option<Arc<tls::Certificate>>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let broker = self.state.broker.clone();
         let keys = tokio::spawn(async move {
             // Follows rotations on other replicas, and drops retired keys once their tokens expired.
@@ -296,7 +307,18 @@ impl App {
             feeds.push(tokio::spawn(follow_feed(self.state.broker.clone(), feed)));
         }
         let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        let result = match tls {
+            None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+            Some(cert) => {
+                let config = cert.server_config().map_err(std::io::Error::other)?;
+                let follow = tokio::spawn(cert.follow());
+                // `tap_io` gives the listener's connections their client address (ConnectInfo).
+                let listener = axum::serve::ListenerExt::tap_io(tls::TlsListener::new(listener, config)?, |_| {});
+                let r = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+                follow.abort();
+                r
+            }
+        };
         keys.abort();
         reaper.abort();
         // Refusals counted but not yet summarised are written before the process ends.

@@ -182,8 +182,14 @@ pub async fn login(a: LoginArgs) -> Result<ExitCode> {
             c.post("/v1/auth/login", &LoginRequest { username, password, totp }).await?
         }
     };
-    let saved =
-        SavedSession { server: c.server.clone(), session_token: r.session_token, session_id: r.session_id, username: r.username, expires_at: r.expires_at };
+    let saved = SavedSession {
+        server: c.server.clone(),
+        session_token: r.session_token,
+        session_id: r.session_id,
+        username: r.username,
+        expires_at: r.expires_at,
+        ca_file: crate::client::ca_file(),
+    };
     // Credentials cached under an earlier session stay: each use asks the server whether they
     // are still live, and dropping live ones would only leave their leases behind unused.
     let path = client::save_session(&saved)?;

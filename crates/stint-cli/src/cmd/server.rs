@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use stint_server::config::{Config, LogFormat, Overrides};
+use stint_server::config::{Config, LogFormat, Overrides, Tls};
 use stint_server::{App, SystemClock};
 
 use super::operator_error;
@@ -32,6 +32,8 @@ fn load(o: &ServerOpts) -> Result<Config> {
         master_key_file: o.master_key_file.clone(),
         public_url: o.public_url.clone(),
         log_format: o.log_format.clone(),
+        tls_cert_file: o.tls_cert_file.clone(),
+        tls_key_file: o.tls_key_file.clone(),
     };
     Ok(Config::load(o.config.as_deref(), over)?)
 }
@@ -93,9 +95,13 @@ pub async fn serve(o: ServerOpts) -> Result<ExitCode> {
         println!("\nNo users yet. Create the first administrator within the hour (until {expires}) with:\n");
         println!("    stint bootstrap --server {} --username <your-name> --token {}\n", cfg.broker.issuer, token.expose());
     }
+    let tls = match &cfg.tls {
+        Tls::Serve(files) => Some(stint_server::tls::Certificate::open(files.clone()).map_err(anyhow::Error::msg)?),
+        Tls::Proxy | Tls::Off => None,
+    };
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {}", cfg.listen))?;
     tracing::info!(listen = %cfg.listen, store = %stint_store::describe(&cfg.store), issuer = %cfg.broker.issuer, "stint server ready");
-    app.serve(listener, shutdown_signal()).await.context("server failed")?;
+    app.serve_with(listener, tls, shutdown_signal()).await.context("server failed")?;
     tracing::info!("stint server stopped");
     Ok(ExitCode::SUCCESS)
 }

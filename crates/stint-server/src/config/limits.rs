@@ -58,7 +58,9 @@ fn positive(v: Option<u32>, default: u32, key: &str, origin: &str) -> Result<u32
     }
 }
 
-pub fn load(s: LimitsSection, origin: &str) -> Result<Limits, ConfigError> {
+/// `behind_proxy` (`tls = "proxy"`): the client address comes from the proxy's header
+/// (`X-Forwarded-For` unless `trusted_proxy_header` says otherwise), so the proxies must be named.
+pub fn load(s: LimitsSection, behind_proxy: bool, origin: &str) -> Result<Limits, ConfigError> {
     let d = Limits::default();
     let bucket = |rate: Option<u32>, burst: Option<u32>, name: &str, d: BucketConfig| -> Result<BucketConfig, ConfigError> {
         Ok(BucketConfig {
@@ -72,7 +74,15 @@ pub fn load(s: LimitsSection, origin: &str) -> Result<Limits, ConfigError> {
         max_addresses: s.max_tracked_addresses.unwrap_or(d.rate.max_addresses).max(1),
     };
     let trusted = s.trusted_proxies.iter().map(|c| c.parse::<Cidr>().map_err(|e| err(origin, "limits.trusted_proxies", e))).collect::<Result<Vec<_>, _>>()?;
+    if behind_proxy && trusted.is_empty() {
+        return Err(err(
+            origin,
+            "limits.trusted_proxies",
+            "with tls = \"proxy\", list the proxies' addresses (e.g. [\"10.0.0.5\"]): the client address is read from their X-Forwarded-For header, and only from them",
+        ));
+    }
     let header = match &s.trusted_proxy_header {
+        None if behind_proxy => Some(HeaderName::from_static("x-forwarded-for")),
         None => None,
         Some(h) => Some(HeaderName::try_from(h.as_str()).map_err(|_| err(origin, "limits.trusted_proxy_header", format!("{h:?} is not a header name")))?),
     };
@@ -115,7 +125,7 @@ mod tests {
 
     fn load_str(toml: &str) -> Result<Limits, ConfigError> {
         let s: LimitsSection = toml::from_str(toml).map_err(|e| ConfigError { origin: "t".into(), message: e.to_string() })?;
-        load(s, "t")
+        load(s, false, "t")
     }
 
     #[test]

@@ -40,6 +40,32 @@ pub struct Discovery {
     pub authorization_response_iss_parameter_supported: bool,
 }
 
+/// Why a discovery document was not taken.
+pub enum DiscoveryError {
+    /// Not the JSON of a discovery document.
+    NotJson(serde_json::Error),
+    /// A document for another issuer, or with an endpoint that breaks the URL rule.
+    Refused(Error),
+}
+
+impl Discovery {
+    /// Reads the discovery document of `issuer`: its `issuer` must be exactly that
+    /// (Discovery §4.3), and every endpoint must pass the URL rule ([`check_url`]).
+    pub fn parse(body: &[u8], issuer: &str, insecure_http_loopback: bool) -> std::result::Result<Discovery, DiscoveryError> {
+        let d: Discovery = serde_json::from_slice(body).map_err(DiscoveryError::NotJson)?;
+        if d.issuer != issuer {
+            return Err(DiscoveryError::Refused(Error::invalid(
+                "issuer_mismatch",
+                format!("the provider at {issuer} calls itself {:?}; configure the issuer exactly", d.issuer),
+            )));
+        }
+        for u in [d.authorization_endpoint.as_ref(), d.token_endpoint.as_ref(), Some(&d.jwks_uri)].into_iter().flatten() {
+            check_url(u, insecure_http_loopback).map_err(DiscoveryError::Refused)?;
+        }
+        Ok(d)
+    }
+}
+
 struct Keys {
     keys: Vec<Jwk>,
     fetched_at: Instant,
@@ -112,16 +138,11 @@ impl Provider {
         if !resp.status().is_success() {
             return Err(unreachable("discovery", &url, resp.status()));
         }
-        let discovery: Discovery = read_json(resp, "discovery", &url).await?;
-        if discovery.issuer != issuer {
-            return Err(Error::invalid(
-                "issuer_mismatch",
-                format!("the provider at {issuer} calls itself {:?}; configure the issuer exactly", discovery.issuer),
-            ));
-        }
-        for u in [discovery.authorization_endpoint.as_ref(), discovery.token_endpoint.as_ref(), Some(&discovery.jwks_uri)].into_iter().flatten() {
-            check_url(u, insecure_http_loopback)?;
-        }
+        let body = read_bounded(resp, MAX_ANSWER_BYTES, "discovery", &url).await?;
+        let discovery = Discovery::parse(&body, issuer, insecure_http_loopback).map_err(|e| match e {
+            DiscoveryError::NotJson(e) => unreachable("discovery", &url, e),
+            DiscoveryError::Refused(e) => e,
+        })?;
         let keys = fetch_keys(&http, &discovery.jwks_uri).await?;
         Ok(Provider { http, discovery, keys: RwLock::new(Keys { keys, fetched_at: Instant::now() }), refetch_interval: REFETCH_INTERVAL })
     }

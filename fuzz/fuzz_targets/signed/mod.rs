@@ -39,6 +39,11 @@ pub fn signer() -> &'static Signer {
 }
 
 impl Signer {
+    /// The trusted key's public half as a JWK's `x` (base64url, unpadded).
+    pub fn public_x(&self) -> String {
+        B64.encode(self.key.public_key().as_ref())
+    }
+
     /// A compact JWS of `header` and `claims` (any bytes) signed with the trusted key.
     pub fn sign(&self, header: &str, claims: &str) -> String {
         let input = format!("{}.{}", B64.encode(header), B64.encode(claims));

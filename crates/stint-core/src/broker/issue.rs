@@ -192,8 +192,11 @@ impl Broker {
 }
 
 /// The reasons of a decision as the audit record spells them: `policy "a"; policy "b"`.
+/// Written into one buffer sized up front (each reason adds `; policy "…"`): this runs on
+/// every issuance to a person.
 fn reasons(all: &[GrantReason]) -> String {
-    let mut out = String::new();
+    let len: usize = all.iter().map(|GrantReason::Policy(id)| id.len() + 11).sum();
+    let mut out = String::with_capacity(len);
     for (i, r) in all.iter().enumerate() {
         let sep = if i == 0 { "" } else { "; " };
         let _ = write!(out, "{sep}{r}");

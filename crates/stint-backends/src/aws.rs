@@ -64,7 +64,7 @@ use stint_aws::iam::ROLE_INLINE_POLICY_LIMIT;
 use stint_aws::revoke::{self, Revocation};
 use stint_aws::sts::{MAX_DURATION_SECS, MIN_DURATION_SECS};
 use stint_aws::{AmbientEnv, AssumedRole, CredentialsProvider, Endpoint, Iam, Sts};
-use stint_core::backend::{Backend, Credential};
+use stint_core::backend::{AuthorizedLease, Backend, Credential};
 use stint_core::error::{Error, Result};
 use stint_core::ids::RoleName;
 use stint_core::model::{BackendKind, Lease};
@@ -321,7 +321,7 @@ impl Backend for AwsBackend {
     }
 
     #[tracing::instrument(skip_all, fields(backend = %self.cfg.name, lease = %lease.id, role = %lease.role))]
-    async fn issue(&self, lease: &Lease) -> Result<Credential> {
+    async fn issue(&self, lease: &AuthorizedLease) -> Result<Credential> {
         let now = self.clock.now();
         if now >= lease.expires_at {
             return Err(Error::Internal(format!("lease {} ended before its AWS session was asked for", lease.id)));

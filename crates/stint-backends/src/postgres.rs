@@ -19,7 +19,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
-use stint_core::backend::{Backend, Credential};
+use stint_core::backend::{AuthorizedLease, Backend, Credential};
 use stint_core::error::{Error, Result};
 use stint_core::ids::RoleName;
 use stint_core::model::{BackendKind, Lease};
@@ -125,7 +125,7 @@ impl Backend for PostgresBackend {
         role_name(&self.cfg.role_prefix, lease)
     }
 
-    async fn issue(&self, lease: &Lease) -> Result<Credential> {
+    async fn issue(&self, lease: &AuthorizedLease) -> Result<Credential> {
         self.timed(self.create(lease)).await
     }
 

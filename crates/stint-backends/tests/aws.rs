@@ -17,7 +17,7 @@ use stint_aws::revoke::{self, POLICY_NAME};
 use stint_aws::{Credentials, CredentialsProvider, Endpoint, Iam, SecretString, Sts};
 use stint_backends::aws::{session_duration, session_policy, source_identity, DEFAULT_MAX_SESSION_SECS};
 use stint_backends::{AwsBackend, AwsConfig};
-use stint_core::backend::{Backend, Credential};
+use stint_core::backend::{AuthorizedLease, Backend, Credential};
 use stint_core::error::Error;
 use stint_core::ids::{LeaseId, RoleName, SessionId, UserId};
 use stint_core::model::{BackendKind, Lease};
@@ -123,6 +123,12 @@ fn lease(subject: &str, role: &str, issued_at: Timestamp, ttl_secs: i64) -> Leas
     }
 }
 
+/// The lease as the broker hands it to the backend once the decision authorised it; here
+/// the test stands in for the decision.
+fn authorized(lease: &Lease) -> AuthorizedLease {
+    AuthorizedLease::danger_unchecked(lease.clone())
+}
+
 fn revoked(mut lease: Lease, at: Timestamp) -> Lease {
     lease.revoked_at = Some(at);
     lease.revoke_reason = Some("revoked by request".into());
@@ -166,7 +172,7 @@ async fn a_five_minute_lease_gets_a_fifteen_minute_session_fenced_at_the_lease_e
     let logs = stint_testkit::logs::LogBuffer::default();
     let capture = logs.capture();
 
-    let c = aws.issue(&l).await.expect("AssumeRole");
+    let c = aws.issue(&authorized(&l)).await.expect("AssumeRole");
     drop(capture);
 
     let key = value(&c, "access_key_id");
@@ -239,7 +245,7 @@ async fn session_length_follows_the_lease_up_to_the_configured_maximum() {
 
     // Two hours: AWS's expiry is the lease end (STS starts counting when it receives the call).
     let l = lease("alice", "deployer", clock.now(), 7_200);
-    let c = aws.issue(&l).await.expect("AssumeRole");
+    let c = aws.issue(&authorized(&l)).await.expect("AssumeRole");
     let aws_end = Timestamp::parse_rfc3339(value(&c, "aws_expiration")).expect("RFC 3339");
     assert!((0..=5).contains(&(aws_end.0 - l.expires_at.0)), "DurationSeconds 7200: AWS expiry {aws_end}, lease end {}", l.expires_at);
     assert_eq!(c.expires_at, l.expires_at);
@@ -250,7 +256,7 @@ async fn session_length_follows_the_lease_up_to_the_configured_maximum() {
     let capped = backend(cfg, &clock);
     let l = lease("alice", "deployer", clock.now(), 7_200);
     assert_eq!(capped.session_request(&l, clock.now()).expect("request").duration_secs, 3_600);
-    let c = capped.issue(&l).await.expect("AssumeRole");
+    let c = capped.issue(&authorized(&l)).await.expect("AssumeRole");
     let aws_end = Timestamp::parse_rfc3339(value(&c, "aws_expiration")).expect("RFC 3339");
     assert!((3_600..=3_605).contains(&(aws_end.0 - clock.now().0)), "capped at 3600: AWS expiry {aws_end}");
     assert_eq!(c.expires_at, aws_end, "the earlier of the two");
@@ -258,7 +264,7 @@ async fn session_length_follows_the_lease_up_to_the_configured_maximum() {
 
     // A pipeline's subject becomes a valid SourceIdentity that STS accepts.
     let ci = lease(PIPELINE, "deployer", clock.now(), 600);
-    let c = aws.issue(&ci).await.expect("AssumeRole for a pipeline");
+    let c = aws.issue(&authorized(&ci)).await.expect("AssumeRole for a pipeline");
     assert_eq!(value(&c, "source_identity"), "ci-github-repo-org-x-ref-refs-heads-main");
     assert_eq!(c.expires_at, ci.expires_at);
 }
@@ -274,8 +280,8 @@ async fn revocations_deny_each_identitys_older_sessions_and_merge_on_the_role() 
 
     let alice = lease("alice", "deployer", clock.now(), 3_600);
     let pipeline = lease(PIPELINE, "deployer", clock.now(), 3_600);
-    aws.issue(&alice).await.expect("AssumeRole");
-    aws.issue(&pipeline).await.expect("AssumeRole");
+    aws.issue(&authorized(&alice)).await.expect("AssumeRole");
+    aws.issue(&authorized(&pipeline)).await.expect("AssumeRole");
 
     // Not revoked: nothing is written.
     aws.end(&alice, false).await.expect("ended");
@@ -334,7 +340,7 @@ async fn without_revoke_sessions_a_revocation_writes_nothing() {
     cfg.revoke_sessions = false;
     let aws = backend(cfg, &clock);
     let l = lease("alice", "deployer", clock.now(), 600);
-    aws.issue(&l).await.expect("AssumeRole");
+    aws.issue(&authorized(&l)).await.expect("AssumeRole");
     let l = revoked(l, clock.now());
     aws.end(&l, true).await.expect("nothing to do");
     assert_eq!(moto.iam().get_role_policy("deploy", POLICY_NAME).await.expect("GetRolePolicy"), None);
@@ -372,7 +378,7 @@ async fn the_aws_cli_signs_with_the_issued_environment_and_refusals_are_reported
     assert_eq!(aws.check().await.expect("GetCallerIdentity"), format!("arn:aws:iam::{ACCOUNT}:user/stint"));
 
     let l = lease("alice", "deployer", clock.now(), 600);
-    let c = aws.issue(&l).await.expect("AssumeRole, signature checked");
+    let c = aws.issue(&authorized(&l)).await.expect("AssumeRole, signature checked");
 
     // The real AWS CLI with nothing but the issued variables: moto now checks the signature
     // and the session token, so a wrong secret or token would fail.
@@ -410,7 +416,7 @@ async fn the_aws_cli_signs_with_the_issued_environment_and_refusals_are_reported
     std::fs::remove_dir_all(&dir).expect("cleanup");
 
     // A role whose trust policy does not name stint: AWS refuses, and the caller is told so.
-    let e = aws.issue(&lease("alice", "locked", clock.now(), 600)).await.expect_err("trust policy refuses");
+    let e = aws.issue(&authorized(&lease("alice", "locked", clock.now(), 600))).await.expect_err("trust policy refuses");
     assert!(matches!(e, Error::Forbidden { code: "backend_refused", .. }), "{e:?}");
     assert!(e.to_string().contains("AccessDenied") && e.to_string().contains("aws-test"), "{e}");
     assert!(!e.to_string().contains(value(&c, "secret_access_key")));
@@ -428,7 +434,7 @@ async fn an_unreachable_aws_is_unavailable_and_bad_configurations_are_refused() 
     let clock = ManualClock::new(now());
     let aws = backend(cfg.clone(), &clock);
     let l = lease("alice", "deployer", clock.now(), 600);
-    let e = aws.issue(&l).await.expect_err("nothing listens");
+    let e = aws.issue(&authorized(&l)).await.expect_err("nothing listens");
     assert!(matches!(e, Error::Upstream { code: "backend_unavailable", .. }), "{e:?}");
     let e = aws.end(&revoked(l, clock.now()), true).await.expect_err("nothing listens");
     assert!(matches!(e, Error::Upstream { code: "backend_unavailable", .. }), "{e:?}");

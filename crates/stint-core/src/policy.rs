@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::authz::{AuthzContext, Engine, PolicySource, Principal};
 use crate::error::{Error, Result};
-use crate::ids::{GroupName, RoleName, SessionId, UserId};
+use crate::ids::{GroupName, RoleName, SessionId, UserId, Username};
 use crate::model::{Session, User};
 use crate::time::{Timestamp, Ttl};
 
@@ -197,16 +197,68 @@ impl Roles {
             Some(t) => t,
             None => Ttl::from_secs(def.max_ttl.as_secs().min(session_left))?,
         };
-        Ok(Permit { user: user.id.clone(), session: session.id.clone(), role: role.clone(), ttl, expires_at: now.plus(ttl), reasons })
+        let subject = Subject::Person { user: user.id.clone(), name: user.name.clone(), session: session.id.clone(), grant: None };
+        Ok(Permit { subject, role: role.clone(), ttl, expires_at: now.plus(ttl), reasons })
     }
 }
 
-/// Permission to issue one credential. Only [`Roles::decide`] constructs it, so a backend
-/// that takes a `&Permit` cannot be reached without a decision.
+/// Who a [`Permit`] is for. Each kind brings its own re-checks to the transaction that
+/// records the issuance (`Broker::entitled`), so a revocation that committed first wins.
+#[derive(Debug)]
+pub enum Subject {
+    /// A person, in a session. `grant` is the approved request (or break-glass grant) the
+    /// decision relied on, if one: issuance re-checks the person, the session and the grant.
+    Person { user: UserId, name: Username, session: SessionId, grant: Option<String> },
+    /// A CI pipeline whose platform token a role's trust policy admitted.
+    Pipeline(Pipeline),
+    // Next (issue 14 §1): `Workload`, a named principal, re-checked enabled as a person is.
+}
+
+/// A pipeline as its verified token and the trust policy that admitted it describe it.
+/// Building one authorises nothing: only a [`Permit`] does.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// The issuer's short name, as in `ci:NAME:SUB` subjects.
+    pub issuer: String,
+    /// The issuer's URL, as its tokens' `iss` spells it.
+    pub issuer_url: String,
+    /// The token's `sub`.
+    pub subject: String,
+    /// What a role token calls it (`preferred_username`): the `repository` claim, else `sub`.
+    pub display_name: String,
+    /// The label of the trust-policy statement that admitted the token.
+    pub statement: String,
+    /// The claims the audit record keeps, bounded and printable.
+    pub claims: Vec<(&'static str, String)>,
+    /// Where the token was presented from.
+    pub addr: String,
+    /// The replay guard: the token is accepted once, remembered under this key until then
+    /// (committed with the issuance, so a second use of the token fails to commit).
+    pub replay_key: String,
+    pub replay_until: Timestamp,
+}
+
+impl Pipeline {
+    /// What leases and role tokens name it by: `ci:ISSUER:SUB`.
+    pub fn holder(&self) -> String {
+        format!("{}{}:{}", crate::broker::CI_SUBJECT_PREFIX, self.issuer, self.subject)
+    }
+}
+
+/// Permission to issue one credential, to a person or a pipeline. Only the decisions
+/// construct it ([`Roles::decide`] for people, the trust policy for pipelines), and a lease
+/// can only be built from one (`backend::AuthorizedLease`), so no credential is issued
+/// without a decision:
+///
+/// ```compile_fail,E0451
+/// use stint_core::policy::Permit;
+/// fn forge(p: Permit) -> Permit {
+///     Permit { ttl: stint_core::time::Ttl::MAX, ..p }
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Permit {
-    user: UserId,
-    session: SessionId,
+    subject: Subject,
     role: RoleName,
     ttl: Ttl,
     expires_at: Timestamp,
@@ -214,11 +266,28 @@ pub struct Permit {
 }
 
 impl Permit {
-    pub fn user(&self) -> &UserId {
-        &self.user
+    /// The decision for a pipeline: its trust policy admitted the token for `role`, and the
+    /// Cedar policies in `reasons` permitted it.
+    pub(crate) fn for_pipeline(pipeline: Pipeline, role: RoleName, ttl: Ttl, now: Timestamp, reasons: Vec<GrantReason>) -> Permit {
+        Permit { subject: Subject::Pipeline(pipeline), role, ttl, expires_at: now.plus(ttl), reasons }
     }
-    pub fn session(&self) -> &SessionId {
-        &self.session
+    /// The same decision, taken because the approved request (or break-glass grant) `id`
+    /// covers the role: issuance re-checks that it still does. People only have grants.
+    pub(crate) fn under_grant(mut self, id: String) -> Permit {
+        if let Subject::Person { grant, .. } = &mut self.subject {
+            *grant = Some(id);
+        }
+        self
+    }
+    pub fn subject(&self) -> &Subject {
+        &self.subject
+    }
+    /// The grant the permit was decided under, if any.
+    pub fn grant(&self) -> Option<&str> {
+        match &self.subject {
+            Subject::Person { grant, .. } => grant.as_deref(),
+            Subject::Pipeline(_) => None,
+        }
     }
     pub fn role(&self) -> &RoleName {
         &self.role

@@ -297,7 +297,7 @@ impl stint_core::backend::Backend for RevokedMidway {
     fn external_id(&self, lease: &stint_core::model::Lease) -> String {
         format!("role_{}", lease.id)
     }
-    async fn issue(&self, lease: &stint_core::model::Lease) -> stint_core::error::Result<stint_core::backend::Credential> {
+    async fn issue(&self, lease: &stint_core::backend::AuthorizedLease) -> stint_core::error::Result<stint_core::backend::Credential> {
         use stint_core::store::{Change, Mutation};
         let revoke = Mutation::RevokeLeases {
             scope: stint_core::model::LeaseScope::Lease(lease.id.clone()),
@@ -386,7 +386,7 @@ impl stint_core::backend::Backend for Named {
     fn external_id(&self, lease: &stint_core::model::Lease) -> String {
         lease.id.to_string()
     }
-    async fn issue(&self, _: &stint_core::model::Lease) -> stint_core::error::Result<stint_core::backend::Credential> {
+    async fn issue(&self, _: &stint_core::backend::AuthorizedLease) -> stint_core::error::Result<stint_core::backend::Credential> {
         unreachable!("the test never chooses this backend")
     }
     async fn end(&self, _: &stint_core::model::Lease, _: bool) -> stint_core::error::Result<()> {

@@ -14,16 +14,17 @@ use sha2::{Digest, Sha256};
 use crate::audit::{Draft, Event, Outcome};
 use crate::error::{Error, Result};
 use crate::fold::FoldKey;
-use crate::ids::{truncate, RoleName, TokenId};
-use crate::jwt::{self, Claims};
+use crate::ids::{truncate, RoleName};
+use crate::jwt::Claims;
 use crate::oidc::{self, ExpectedJwt, IdToken};
+use crate::policy::{GrantReason, Permit, Pipeline};
 use crate::secret::SecretString;
 use crate::store::{Change, Mutation};
 use crate::time::{Timestamp, Ttl};
 use crate::trust::TrustPolicy;
 
-use super::tokens::CI_SUBJECT_PREFIX;
-use super::Broker;
+use super::issue::What;
+use super::{Broker, Issued};
 
 /// CI credentials live between these (seconds); 15 minutes unless the role says less.
 pub const CI_TTL_MIN_SECS: u64 = 300;
@@ -92,6 +93,12 @@ pub struct CiLeased {
 /// The claims an audit record of an exchange keeps: what policies usually check.
 const AUDITED_CLAIMS: [&str; 8] = ["sub", "aud", "repository", "ref", "environment", "event_name", "job_workflow_ref", "run_id"];
 
+/// The claims of `token` an audit record keeps, bounded.
+fn audited_claims(token: &IdToken) -> Vec<(&'static str, String)> {
+    let value = |v: &serde_json::Value| bounded(&v.as_str().map_or_else(|| v.to_string(), str::to_owned), 200);
+    AUDITED_CLAIMS.iter().filter_map(|&name| token.claims.get(name).map(|v| (name, value(v)))).collect()
+}
+
 /// Peer-supplied text for an audit detail: bounded, without control characters.
 fn bounded(s: &str, max: usize) -> String {
     s.chars().take(max).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect()
@@ -146,11 +153,8 @@ impl Broker {
             d = d.detail("issuer", &i.url);
         }
         if let Some(t) = token {
-            for name in AUDITED_CLAIMS {
-                if let Some(v) = t.claims.get(name) {
-                    let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                    d = d.detail(&format!("claim.{name}"), bounded(&v, 200));
-                }
+            for (name, value) in audited_claims(t) {
+                d = d.detail(&format!("claim.{name}"), value);
             }
         }
         let scope = format!("{}/{}", issuer.map_or("", |i| i.name.as_str()), truncate(&req.role));
@@ -191,18 +195,34 @@ impl Broker {
                 return Err(e);
             }
         };
-        match self.admit_ci(&req, issuer_cfg, &token, now) {
-            Ok((role, ttl, statement)) => self.issue_ci(&req, issuer_cfg, token, role, ttl, statement, now).await,
+        let permit = match self.admit_ci(&req, issuer_cfg, &token, now) {
+            Ok(permit) => permit,
             Err(e) => {
                 self.exchange_denied(&req, Some(issuer_cfg), Some(&token), &e, now).await?;
+                return Err(e);
+            }
+        };
+        let issued = self.issue(permit, What::Token, now).await;
+        let Issued { token: signed, claims } = self.unless_replayed(&req, issuer_cfg, &token, issued, now).await?.token()?;
+        Ok(Exchanged { token: signed, claims })
+    }
+
+    /// A token accepted before fails the replay re-check of its issuance: that refusal is
+    /// the caller's (audited as one), any other error is returned as it is.
+    async fn unless_replayed<T>(&self, req: &ExchangeRequest, issuer: &CiIssuerConfig, token: &IdToken, issued: Result<T>, now: Timestamp) -> Result<T> {
+        match issued {
+            Err(e) if e.code() == "token_replayed" => {
+                let e = Error::unauthenticated("token_replayed", "this CI token was already exchanged; each token is accepted once: request a new one");
+                self.exchange_denied(req, Some(issuer), Some(token), &e, now).await?;
                 Err(e)
             }
+            other => other,
         }
     }
 
-    /// The role's trust policy and lifetime rules; returns the role, the lifetime and the
-    /// statement that allowed it.
-    fn admit_ci(&self, req: &ExchangeRequest, issuer: &CiIssuerConfig, token: &IdToken, now: Timestamp) -> Result<(RoleName, Ttl, String)> {
+    /// The decision for a pipeline: the role's trust policy, the Cedar policies and the
+    /// lifetime rules. The permit carries what its issuance records and re-checks.
+    fn admit_ci(&self, req: &ExchangeRequest, issuer: &CiIssuerConfig, token: &IdToken, now: Timestamp) -> Result<Permit> {
         let role = RoleName::parse(&req.role)?;
         if self.cfg.roles.get(&role).is_none() {
             return Err(Error::not_found("unknown_role", format!("no role named {role}")));
@@ -239,39 +259,38 @@ impl Broker {
         if ttl.as_secs() < CI_TTL_MIN_SECS {
             return Err(Error::invalid("ttl_too_short", format!("CI credentials live at least 5m; asked for {ttl}")));
         }
-        Ok((role, ttl, statement))
+        let reasons = d.policies.into_iter().map(GrantReason::Policy).collect();
+        Ok(Permit::for_pipeline(self.pipeline(req, issuer, token, &statement), role, ttl, now, reasons))
+    }
+
+    /// The pipeline an admitted token stands for, with what its audit record keeps.
+    fn pipeline(&self, req: &ExchangeRequest, issuer: &CiIssuerConfig, token: &IdToken, statement: &str) -> Pipeline {
+        let (replay_key, replay_until) = Self::token_use(req, issuer, token, self.cfg.ci.skew_secs);
+        let display_name = token.claims.get("repository").and_then(|v| v.as_str()).map_or_else(|| token.subject.clone(), str::to_owned);
+        Pipeline {
+            issuer: issuer.name.clone(),
+            issuer_url: issuer.url.clone(),
+            subject: token.subject.clone(),
+            display_name,
+            statement: bounded(statement, 200),
+            claims: audited_claims(token),
+            addr: req.addr.clone(),
+            replay_key,
+            replay_until,
+        }
     }
 
     /// The replay guard: accepted once, by `jti` when the token has one, else by its signed
     /// content (header and claims, not the signature: an ECDSA signature can be rewritten and
     /// still verify). Remembered until the token expires.
-    fn token_use(req: &ExchangeRequest, issuer: &CiIssuerConfig, token: &IdToken, skew_secs: i64) -> Mutation {
+    fn token_use(req: &ExchangeRequest, issuer: &CiIssuerConfig, token: &IdToken, skew_secs: i64) -> (String, Timestamp) {
         let jti = token.claims.get("jti").and_then(|v| v.as_str());
         let signed_part = req.token.expose().rsplit_once('.').map_or(req.token.expose(), |(signed, _)| signed);
         let seen = match jti {
             Some(j) => Sha256::new().chain_update(issuer.url.as_bytes()).chain_update(b"\n").chain_update(j.as_bytes()).finalize(),
             None => Sha256::new().chain_update(issuer.url.as_bytes()).chain_update(b"\n\n").chain_update(signed_part.as_bytes()).finalize(),
         };
-        Mutation::RecordTokenUse { key: data_encoding::HEXLOWER.encode(&seen), expires_at: Timestamp(token.expires_at.0.saturating_add(skew_secs)) }
-    }
-
-    /// The `credential.issued` record of an admitted CI token, without its subject.
-    fn ci_issued(req: &ExchangeRequest, issuer: &CiIssuerConfig, token: &IdToken, role: &RoleName, ttl: Ttl, statement: &str, now: Timestamp) -> Draft {
-        let mut d = Draft::new(now, Event::CredentialIssued, Outcome::Success)
-            .actor(format!("ci:{}", issuer.name))
-            .detail("source", "ci")
-            .detail("role", role)
-            .detail("ttl", ttl.as_secs())
-            .detail("issuer", &issuer.url)
-            .detail("statement", bounded(statement, 200))
-            .detail("addr", &req.addr);
-        for name in AUDITED_CLAIMS {
-            if let Some(v) = token.claims.get(name) {
-                let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                d = d.detail(&format!("claim.{name}"), bounded(&v, 200));
-            }
-        }
-        d
+        (data_encoding::HEXLOWER.encode(&seen), Timestamp(token.expires_at.0.saturating_add(skew_secs)))
     }
 
     /// Exchanges a CI token for a credential on a backend (AWS through the STS-compatible
@@ -295,104 +314,21 @@ impl Broker {
             return Err(e);
         };
         let req = ExchangeRequest { role: role.to_string(), ..req };
-        let (role, ttl, statement) = match self.admit_ci(&req, issuer, &token, now) {
-            Ok(admitted) => admitted,
+        let permit = match self.admit_ci(&req, issuer, &token, now) {
+            Ok(permit) => permit,
             Err(e) => {
                 self.exchange_denied(&req, Some(issuer), Some(&token), &e, now).await?;
                 return Err(e);
             }
         };
-        let mut lease = crate::model::Lease {
-            id: crate::ids::LeaseId::random(&mut *self.rng()),
-            backend: name.clone(),
-            kind: backend.kind(),
-            user_id: None,
-            subject: format!("{CI_SUBJECT_PREFIX}{}:{}", issuer.name, token.subject),
-            role: role.clone(),
-            session_id: None,
-            grant_id: None,
-            external_id: String::new(),
-            issued_at: now,
-            expires_at: now.plus(ttl),
-            revoked_at: None,
-            revoke_reason: None,
-            ended_at: None,
-            retry_at: None,
-        };
-        lease.external_id = backend.external_id(&lease);
-        let d = Self::ci_issued(&req, issuer, &token, &role, ttl, &statement, now)
-            .subject(&lease.id)
-            .detail("backend", name)
-            .detail("kind", lease.kind.as_str())
-            .detail("external_id", &lease.external_id)
-            .detail("expires_at", lease.expires_at);
-        let change = Change::default()
-            .with(Self::token_use(&req, issuer, &token, self.cfg.ci.skew_secs))
-            .with(crate::store::Mutation::InsertLease(lease.clone()))
-            .record(d);
-        match self.commit(change).await {
-            Ok(_) => {}
-            Err(e) if e.code() == "token_replayed" => {
-                let e = Error::unauthenticated("token_replayed", "this CI token was already exchanged; each token is accepted once: request a new one");
-                self.exchange_denied(&req, Some(issuer), Some(&token), &e, now).await?;
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        }
-        let issued = backend.issue(&lease).await;
-        let credential = self.settle_issuance(&lease, Some(backend), issued).await?;
-        self.observer.issued(role.as_str());
+        let issued = self.issue(permit, What::Backend(name, backend), now).await;
+        let leased = self.unless_replayed(&req, issuer, &token, issued, now).await?.lease()?;
         // STS answers one audience: the first when the token has several.
         let audience = match token.claims.get("aud") {
             Some(serde_json::Value::String(a)) => a.clone(),
             Some(serde_json::Value::Array(all)) => all.first().and_then(|a| a.as_str()).unwrap_or_default().to_owned(),
             _ => String::new(),
         };
-        Ok(CiLeased { leased: super::Leased { lease, credential }, token_subject: token.subject.clone(), audience, provider: issuer.url.clone() })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn issue_ci(
-        &self,
-        req: &ExchangeRequest,
-        issuer: &CiIssuerConfig,
-        token: IdToken,
-        role: RoleName,
-        ttl: Ttl,
-        statement: String,
-        now: Timestamp,
-    ) -> Result<Exchanged> {
-        let ring = self.keyring()?;
-        let use_ = Self::token_use(req, issuer, &token, self.cfg.ci.skew_secs);
-        let string_claim = |n: &str| token.claims.get(n).and_then(|v| v.as_str()).map(str::to_owned);
-        let claims = Claims {
-            iss: self.cfg.issuer.clone(),
-            sub: format!("{CI_SUBJECT_PREFIX}{}:{}", issuer.name, token.subject),
-            aud: self.cfg.audience.clone(),
-            role: role.to_string(),
-            sid: None,
-            jti: TokenId::random(&mut *self.rng()),
-            iat: now,
-            exp: now.plus(ttl),
-            preferred_username: string_claim("repository").unwrap_or_else(|| token.subject.clone()),
-            grant: None,
-        };
-        let d = Self::ci_issued(req, issuer, &token, &role, ttl, &statement, now)
-            .subject(&claims.jti)
-            .detail("backend", "token")
-            .detail("expires_at", claims.exp)
-            .detail("kid", ring.signer.kid());
-        match self.commit(Change::default().with(use_).record(d)).await {
-            Ok(_) => {}
-            Err(e) if e.code() == "token_replayed" => {
-                let e = Error::unauthenticated("token_replayed", "this CI token was already exchanged; each token is accepted once: request a new one");
-                self.exchange_denied(req, Some(issuer), Some(&token), &e, now).await?;
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        }
-        let signed = jwt::sign(&claims, &ring.signer);
-        self.observer.issued(role.as_str());
-        Ok(Exchanged { token: signed.into(), claims })
+        Ok(CiLeased { leased, token_subject: token.subject.clone(), audience, provider: issuer.url.clone() })
     }
 }

@@ -1,8 +1,9 @@
 //! Credentials on backends (AWS, PostgreSQL, SSH certificates), held as leases.
 //!
-//! Issuing: decide (the same policies as role tokens), record the lease and its audit
-//! record, then ask the backend. Revoking: mark the leases revoked in the same change as
-//! what caused it (a disable, a logout, a revoked grant), then end them on their backends.
+//! Issuing: decide (the same policies as role tokens); the one issuance pipeline
+//! (`Broker::issue`) records the lease and its audit record, then asks the backend.
+//! Revoking: mark the leases revoked in the same change as what caused it (a disable, a
+//! logout, a revoked grant), then end them on their backends.
 //! Ending is the reaper's work: it also ends leases that expired, retries what failed, and
 //! runs on one replica at a time (a lock in the store).
 
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::audit::{Draft, Event, Outcome};
-use crate::backend::{Backend, Credential};
+use crate::backend::{AuthorizedLease, Backend, Credential};
 use crate::crypto::{SigningKey, StoredKey};
 use crate::error::{Error, Result};
 use crate::ids::{truncate, LeaseId, RoleName, UserId};
@@ -20,6 +21,7 @@ use crate::sshcert;
 use crate::store::{Change, Mutation};
 use crate::time::{Timestamp, Ttl};
 
+use super::issue::What;
 use super::{Broker, Caller};
 
 /// An SSH certificate backend: stint's own CA signs, so it needs no adapter.
@@ -97,12 +99,6 @@ impl<'a> Target<'a> {
         match self {
             Target::Ssh(s) => &s.name,
             Target::External(n, _) => n,
-        }
-    }
-    fn kind(&self) -> BackendKind {
-        match self {
-            Target::Ssh(_) => BackendKind::Ssh,
-            Target::External(_, b) => b.kind(),
         }
     }
     /// The adapter, for backends other than stint's own SSH CA.
@@ -185,65 +181,17 @@ impl Broker {
             }
         }
         let now = self.now();
-        let (permit, grant) = self.decide(caller, &ask.role, ask.ttl, now).await?;
+        let permit = self.decide(caller, &ask.role, ask.ttl, now).await?;
         let permit = match cap {
             Some(cap) => permit.shortened_to(cap),
             None => permit,
         };
-        let kind = target.kind();
-        let mut lease = Lease {
-            id: LeaseId::random(&mut *self.rng()),
-            backend: target.name().to_owned(),
-            kind,
-            user_id: Some(caller.user.id.clone()),
-            subject: caller.user.name.to_string(),
-            role: role.clone(),
-            session_id: Some(caller.session.id.clone()),
-            grant_id: grant.clone(),
-            external_id: String::new(),
-            issued_at: now,
-            expires_at: permit.expires_at(),
-            revoked_at: None,
-            revoke_reason: None,
-            ended_at: None,
-            retry_at: None,
+        let what = match (target, key) {
+            (Target::Ssh(cfg), Some(key)) => What::SshCert(cfg, key),
+            (Target::External(name, b), _) => What::Backend(name, b),
+            (Target::Ssh(_), None) => return Err(Error::Internal("SSH lease without a key".into())),
         };
-        let serial = nonzero_serial(&mut *self.rng());
-        lease.external_id = match target.external() {
-            None => serial.to_string(),
-            Some(b) => b.external_id(&lease),
-        };
-        let reasons: Vec<String> = permit.reasons().iter().map(ToString::to_string).collect();
-        let mut d = Draft::new(now, Event::CredentialIssued, Outcome::Success)
-            .actor(&caller.user.id)
-            .subject(&lease.id)
-            .detail("backend", &lease.backend)
-            .detail("kind", kind.as_str())
-            .detail("external_id", &lease.external_id)
-            .detail("role", &role)
-            .detail("ttl", permit.ttl().as_secs())
-            .detail("expires_at", lease.expires_at)
-            .detail("session", &caller.session.id)
-            .detail("reasons", reasons.join("; "));
-        if let Some(g) = &grant {
-            d = d.detail("grant", g);
-        }
-        if let Some(k) = &key {
-            d = d.detail("public_key", k.fingerprint());
-        }
-        // Recorded first: whatever happens next, the reaper knows this lease. The person, the
-        // session and the grant are re-checked in the same transaction, so a lease cannot be
-        // recorded after a revocation of any of them committed (and so escape it).
-        let room = Mutation::RequireLeaseRoom { user: permit.user().clone(), at: now, max: self.cfg.caps.leases_per_person };
-        self.commit(Self::entitled(&permit, grant.as_deref(), now).with(room).with(Mutation::InsertLease(lease.clone())).record(d)).await?;
-        let issued = match (&target, &key) {
-            (Target::Ssh(cfg), Some(key)) => self.sign_ssh(cfg, &lease, key, serial, now),
-            (Target::External(_, b), _) => b.issue(&lease).await,
-            (Target::Ssh(_), None) => Err(Error::Internal("SSH lease without a key".into())),
-        };
-        let credential = self.settle_issuance(&lease, target.external(), issued).await?;
-        self.observer.issued(role.as_str());
-        Ok(Some(Leased { lease, credential }))
+        self.issue(permit, what, now).await?.lease().map(Some)
     }
 
     /// What became of an issuance: a failure is recorded (and the caller told without the
@@ -309,7 +257,14 @@ impl Broker {
         self.commit(change).await.map(drop)
     }
 
-    fn sign_ssh(&self, cfg: &SshBackendConfig, lease: &Lease, key: &sshcert::PublicKey, serial: u64, now: Timestamp) -> Result<Credential> {
+    pub(super) fn sign_ssh(
+        &self,
+        cfg: &SshBackendConfig,
+        lease: &AuthorizedLease,
+        key: &sshcert::PublicKey,
+        serial: u64,
+        now: Timestamp,
+    ) -> Result<Credential> {
         let ca = self.ssh_ca()?;
         let principals = cfg.roles.get(&lease.role).cloned().unwrap_or_default();
         let spec = sshcert::CertSpec {
@@ -549,7 +504,7 @@ fn not_on_backend(role: &RoleName, backend: &str) -> Error {
 }
 
 /// Serial 0 is reserved by some tools; anything else is fine.
-fn nonzero_serial(rng: &mut dyn rand_core::CryptoRngCore) -> u64 {
+pub(super) fn nonzero_serial(rng: &mut dyn rand_core::CryptoRngCore) -> u64 {
     loop {
         let s = rng.next_u64();
         if s != 0 {

@@ -7,6 +7,7 @@
 mod admin;
 mod auth;
 mod exchange;
+mod issue;
 mod leases;
 mod requests;
 mod sso;

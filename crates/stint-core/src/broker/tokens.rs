@@ -2,7 +2,7 @@
 
 use crate::audit::{Draft, Event, Outcome};
 use crate::error::{Error, Result};
-use crate::ids::{RoleName, TokenId, Username};
+use crate::ids::{RoleName, Username};
 use crate::jwt::{self, Claims};
 use crate::policy::{GrantReason, Permit};
 use crate::store::{Change, Mutation};
@@ -10,6 +10,7 @@ use crate::time::{Timestamp, Ttl};
 
 use std::sync::Arc;
 
+use super::issue::What;
 use super::{Broker, Caller};
 
 /// A role the caller may assume, and why.
@@ -114,89 +115,34 @@ impl Broker {
     /// Decides, records, then signs. The token leaves only after its audit record committed.
     pub async fn assume(&self, caller: &Caller, role: &str, ttl: Option<Ttl>) -> Result<Issued> {
         let now = self.now();
-        let (permit, grant) = self.decide(caller, role, ttl, now).await?;
-        self.issue(caller, permit, grant, now).await
+        let permit = self.decide(caller, role, ttl, now).await?;
+        self.issue(permit, What::Token, now).await?.token()
     }
 
-    /// Whether the caller may have `role` for `ttl` now, and the grant it is issued under if
-    /// an approved request (or break-glass) is what allows it. A refusal is audited.
-    pub(super) async fn decide(&self, caller: &Caller, role: &str, ttl: Option<Ttl>, now: Timestamp) -> Result<(Permit, Option<String>)> {
+    /// Whether the caller may have `role` for `ttl` now; the permit names the grant it is
+    /// issued under if an approved request (or break-glass) is what allows it. A refusal is
+    /// audited.
+    pub(super) async fn decide(&self, caller: &Caller, role: &str, ttl: Option<Ttl>, now: Timestamp) -> Result<Permit> {
         let ctx = self.authz_context(caller, now);
-        let mut grant = None;
         let mut decided = RoleName::parse(role).and_then(|r| self.cfg.roles.decide(&caller.user, &caller.session, &r, ttl, &ctx));
         // Refused on its own: an approved request may cover the role, until its grant ends.
         if let (Err(e), Ok(r)) = (&decided, RoleName::parse(role)) {
             if e.code() == "role_not_granted" {
                 if let Some(g) = self.current_grant(&caller.user.id, &r, now).await? {
-                    decided = self.cfg.roles.decide(&caller.user, &caller.session, &r, ttl, &Self::with_grant(&ctx, &g));
-                    grant = Some(g.id);
+                    decided = self.cfg.roles.decide(&caller.user, &caller.session, &r, ttl, &Self::with_grant(&ctx, &g)).map(|p| p.under_grant(g.id));
                 }
             }
         }
-        match decided {
-            Ok(permit) => Ok((permit, grant)),
-            Err(e) => {
-                let d = Draft::new(now, Event::AssumeDenied, Outcome::Failure)
-                    .actor(&caller.user.id)
-                    .subject(crate::ids::truncate(role))
-                    .reason(e.code())
-                    .detail("session", &caller.session.id)
-                    .detail("why", e.to_string().chars().take(500).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect::<String>());
-                self.commit(Change::audit_only(d)).await?;
-                Err(e)
-            }
+        if let Err(e) = &decided {
+            let d = Draft::new(now, Event::AssumeDenied, Outcome::Failure)
+                .actor(&caller.user.id)
+                .subject(crate::ids::truncate(role))
+                .reason(e.code())
+                .detail("session", &caller.session.id)
+                .detail("why", e.to_string().chars().take(500).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect::<String>());
+            self.commit(Change::audit_only(d)).await?;
         }
-    }
-
-    /// The token backend: a JWT for exactly what the permit allows.
-    async fn issue(&self, caller: &Caller, permit: Permit, grant: Option<String>, now: Timestamp) -> Result<Issued> {
-        let ring = self.keyring()?;
-        let claims = Claims {
-            iss: self.cfg.issuer.clone(),
-            sub: permit.user().to_string(),
-            aud: self.cfg.audience.clone(),
-            role: permit.role().to_string(),
-            sid: Some(permit.session().clone()),
-            jti: TokenId::random(&mut *self.rng()),
-            iat: now,
-            exp: permit.expires_at(),
-            preferred_username: caller.user.name.to_string(),
-            grant: grant.clone(),
-        };
-        let reasons: Vec<String> = permit.reasons().iter().map(ToString::to_string).collect();
-        let mut d = Draft::new(now, Event::CredentialIssued, Outcome::Success)
-            .actor(&caller.user.id)
-            .subject(&claims.jti)
-            .detail("backend", "token")
-            .detail("role", permit.role())
-            .detail("ttl", permit.ttl().as_secs())
-            .detail("expires_at", permit.expires_at())
-            .detail("session", permit.session())
-            .detail("kid", ring.signer.kid())
-            .detail("reasons", reasons.join("; "));
-        if let Some(g) = &grant {
-            d = d.detail("grant", g);
-            if g.starts_with("bg_") {
-                d = d.detail("break_glass", "true");
-            }
-        }
-        self.commit(Self::entitled(&permit, grant.as_deref(), now).record(d)).await?;
-        let token = jwt::sign(&claims, &ring.signer);
-        self.observer.issued(permit.role().as_str());
-        Ok(Issued { token: token.into(), claims })
-    }
-
-    /// The re-checks every issuance to a person commits together with its record: the person
-    /// is enabled, the session live, the grant (if one allowed it) still approved. A
-    /// revocation of any of them that committed first aborts the issuance; one that commits
-    /// later follows its record in the chain. So no credential's record follows a
-    /// revocation that covers it, on any replica.
-    pub(super) fn entitled(permit: &Permit, grant: Option<&str>, now: Timestamp) -> Change {
-        let change = Self::still_live(permit.user(), permit.session(), now);
-        match grant {
-            Some(g) => change.with(Mutation::RequireApprovedGrant { id: g.to_owned() }),
-            None => change,
-        }
+        decided
     }
 
     /// The person is enabled and the session live when the change commits (see [`Self::entitled`]).

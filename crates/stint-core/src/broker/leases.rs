@@ -235,7 +235,9 @@ impl Broker {
         // session and the grant are re-checked in the same transaction, so a lease cannot be
         // recorded after a revocation of any of them committed (and so escape it).
         let room = Mutation::RequireLeaseRoom { user: permit.user().clone(), at: now, max: self.cfg.caps.leases_per_person };
-        self.commit(Self::entitled(&permit, grant.as_deref(), now).with(room).with(Mutation::InsertLease(lease.clone())).record(d)).await?;
+        if let Err(e) = self.commit(Self::entitled(&permit, grant.as_deref(), now).with(room).with(Mutation::InsertLease(lease.clone())).record(d)).await {
+            return Err(self.lease_refused(caller, &lease, e, now).await);
+        }
         let issued = match (&target, &key) {
             (Target::Ssh(cfg), Some(key)) => self.sign_ssh(cfg, &lease, key, serial, now),
             (Target::External(_, b), _) => b.issue(&lease).await,

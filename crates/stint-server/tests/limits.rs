@@ -9,8 +9,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 /// One address may send 5 at once and 1 a second; the test's clients stand behind a trusted
-/// proxy (the test itself, on 127.0.0.1) that names them in `X-Forwarded-For`.
-const LIMITED: &str = "[limits]\nper_address_rate = 1\nper_address_burst = 5\n\
+/// proxy (the test itself, on 127.0.0.1) that names them in `X-Forwarded-For`. A 429 is sent
+/// at once (the delay has its own test).
+const LIMITED: &str = "[limits]\nper_address_rate = 1\nper_address_burst = 5\nrate_limited_delay_ms = 0\n\
                        trusted_proxy_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n";
 
 async fn post_from(app: &TestApp, client: &str, path: &str, payload: Value) -> (StatusCode, Option<String>, Value) {
@@ -64,9 +65,22 @@ async fn a_flood_from_one_address_gets_429_while_another_is_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_limit_waits_for_its_429() {
+    let app = spawn_app_with(Backend::Sqlite, "[limits]\nper_address_rate = 1\nper_address_burst = 1\nrate_limited_delay_ms = 400\n").await;
+    let (s, _) = app.login_raw("nobody", "wrong", "000000").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "within the burst");
+    let started = std::time::Instant::now();
+    let resp = app.http.post(app.url("/v1/token")).form(&[("subject_token", "x")]).send().await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    assert!(waited >= std::time::Duration::from_millis(400), "the 429 came after {waited:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_header_is_believed_only_when_configured() {
     // Without trusted proxies, the header is the client's to write: every request is the peer's.
-    let app = spawn_app_with(Backend::Sqlite, "[limits]\nper_address_rate = 1\nper_address_burst = 2\n").await;
+    let app = spawn_app_with(Backend::Sqlite, "[limits]\nper_address_rate = 1\nper_address_burst = 2\nrate_limited_delay_ms = 0\n").await;
     for (i, client) in ["203.0.113.1", "203.0.113.2"].iter().enumerate() {
         let (s, _, _) = post_from(&app, client, "/v1/auth/login", bad_login()).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{i}");

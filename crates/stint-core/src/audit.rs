@@ -213,16 +213,17 @@ pub struct FailureCount {
 }
 
 /// Failed logins at or after `since`, counted by method, provider and reason, most frequent
-/// first. Reads the `auth.login.failed` records every login path writes.
+/// first. Reads the `auth.login.failed` records every login path writes, and the
+/// `refusals.folded` summaries of those folded (their scope is `method` or
+/// `method:provider`, their count the failures they stand for).
 pub fn failures_by_reason<'a>(records: impl IntoIterator<Item = &'a Record>, since: Timestamp) -> Vec<FailureCount> {
     /// Count, distinct actors, latest time.
     type Tally<'a> = (u64, std::collections::BTreeSet<&'a str>, Timestamp);
     let mut rows: BTreeMap<(String, String, String), Tally<'a>> = BTreeMap::new();
-    let failed = Event::LoginFailed.code();
-    for r in records.into_iter().filter(|r| r.event == failed && r.at >= since) {
-        let detail = |k: &str| r.details.get(k).cloned().unwrap_or_default();
-        let row = rows.entry((detail("method"), detail("provider"), r.reason.clone())).or_insert((0, Default::default(), r.at));
-        row.0 += 1;
+    for r in records.into_iter().filter(|r| r.at >= since) {
+        let Some((method, provider, count)) = login_failures(r) else { continue };
+        let row = rows.entry((method, provider, r.reason.clone())).or_insert((0, Default::default(), r.at));
+        row.0 += count;
         row.1.insert(&r.actor);
         row.2 = row.2.max(r.at);
     }
@@ -232,6 +233,20 @@ pub fn failures_by_reason<'a>(records: impl IntoIterator<Item = &'a Record>, sin
         .collect();
     out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
     out
+}
+
+/// The method, provider and number of failed logins `r` records, if it records any.
+fn login_failures(r: &Record) -> Option<(String, String, u64)> {
+    let detail = |k: &str| r.details.get(k).cloned().unwrap_or_default();
+    if r.event == Event::LoginFailed.code() {
+        return Some((detail("method"), detail("provider"), 1));
+    }
+    if r.event != Event::RefusalsFolded.code() || detail("event") != Event::LoginFailed.code() {
+        return None;
+    }
+    let scope = detail("scope");
+    let (method, provider) = scope.split_once(':').unwrap_or((&scope, ""));
+    Some((method.to_owned(), provider.to_owned(), detail("count").parse().unwrap_or(0)))
 }
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -422,6 +437,18 @@ mod tests {
         assert_eq!((report[0].reason.as_str(), report[0].provider.as_str(), report[0].count, report[0].sources), ("mfa_required", "okta", 2, 2));
         assert_eq!(report[0].last_at, Timestamp(300));
         assert_eq!((report[1].reason.as_str(), report[1].method.as_str(), report[1].count), ("bad_totp", "password+totp", 1));
+
+        // Folded failures count with the summaries that stand for them; other folds do not.
+        let folded = |scope: &str, event: &str, count: u64| {
+            let d = Draft::new(Timestamp(500), Event::RefusalsFolded, Outcome::Failure).actor("10.0.0.9").reason("bad_totp");
+            chain(3, GENESIS, d.detail("event", event).detail("scope", scope).detail("count", count))
+        };
+        let more = [folded("password+totp", "auth.login.failed", 40), folded("sso:okta", "auth.login.failed", 5), folded("/v1/token", "request.refused", 9)];
+        let report = failures_by_reason(records.iter().chain(&more), Timestamp(100));
+        assert_eq!((report[0].reason.as_str(), report[0].method.as_str(), report[0].count, report[0].sources), ("bad_totp", "password+totp", 41, 2));
+        let sso: Vec<_> = report.iter().filter(|r| r.method == "sso" && r.reason == "bad_totp").collect();
+        assert_eq!((sso.len(), sso[0].provider.as_str(), sso[0].count), (1, "okta", 5));
+        assert_eq!(report.iter().map(|r| r.count).sum::<u64>(), 41 + 5 + 2);
     }
 
     #[test]

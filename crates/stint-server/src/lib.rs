@@ -243,7 +243,7 @@ impl App {
             .with_alerter(alerter)
             .with_backends(backends);
         let broker = Arc::new(broker);
-        let limits = Arc::new(limits::Limiter::new(cfg.limits.rate, cfg.limits.addressing.clone(), broker.now()));
+        let limits = Arc::new(limits::Limiter::new(cfg.limits.rate, cfg.limits.addressing.clone(), broker.now()).with_delay(cfg.limits.rate_limited_delay));
         let startup = broker.start(&cfg.digest()).await?;
         // A throwaway key, never stored or published: floor tokens verify nowhere.
         let bench_floor = cfg.bench_floor.then(|| Arc::new(stint_core::crypto::SigningKey::generate(&mut rand_core::OsRng)));

@@ -4,11 +4,18 @@
 //! The check runs before the request is parsed, the store touched or anything audited, so a
 //! flood costs a hash-map lookup per request; a refused request is answered 429 with
 //! `Retry-After` and writes nothing.
+//!
+//! The 429 is sent after `[limits] rate_limited_delay_ms` (1 s): a flooding client that sends
+//! its next request when the last is answered, as scripts do, then costs a request a second
+//! per connection instead of as many as the server can answer (tens of thousands a second,
+//! taken from everyone else's CPU; see BENCHMARKS.md). At most [`MAX_SLOWED`] answers wait at
+//! once, so waiting costs bounded memory; beyond that they are sent at once.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -16,6 +23,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use stint_core::ratelimit::{RateLimitConfig, RateLimiter};
 use stint_core::Timestamp;
+use tokio::sync::Semaphore;
 
 use crate::config::limits::ClientAddressing;
 use crate::error::ApiError;
@@ -95,15 +103,37 @@ pub fn client_addr(peer: Option<IpAddr>, headers: &HeaderMap, addressing: &Clien
     client.to_string()
 }
 
+/// The most 429s held back at once.
+pub const MAX_SLOWED: usize = 1024;
+
 /// The buckets, and how the client address is found.
 pub struct Limiter {
     buckets: Mutex<RateLimiter>,
     addressing: ClientAddressing,
+    /// How long a refused request waits for its answer.
+    delay: Duration,
+    slowed: Semaphore,
 }
 
 impl Limiter {
     pub fn new(cfg: RateLimitConfig, addressing: ClientAddressing, now: Timestamp) -> Limiter {
-        Limiter { buckets: Mutex::new(RateLimiter::new(cfg, now)), addressing }
+        Limiter { buckets: Mutex::new(RateLimiter::new(cfg, now)), addressing, delay: Duration::ZERO, slowed: Semaphore::new(MAX_SLOWED) }
+    }
+
+    /// Refused requests wait `delay` for their 429 (while fewer than [`MAX_SLOWED`] wait).
+    pub fn with_delay(mut self, delay: Duration) -> Limiter {
+        self.delay = delay;
+        self
+    }
+
+    /// Holds a refused request's answer back for the delay, if a slot is free.
+    async fn slow_down(&self) {
+        if self.delay.is_zero() {
+            return;
+        }
+        if let Ok(_slot) = self.slowed.try_acquire() {
+            tokio::time::sleep(self.delay).await;
+        }
     }
 
     /// `Err(seconds to wait)` when `addr` or everyone is over the limit.
@@ -126,6 +156,7 @@ pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) 
     if limited(req.uri().path()) {
         if let Err(secs) = state.limits.check(&addr, state.broker.now()) {
             state.metrics.rate_limited();
+            state.limits.slow_down().await;
             return refused(req.uri().path(), secs);
         }
     }

@@ -9,8 +9,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 /// One address may send 5 at once and 1 a second; the test's clients stand behind a trusted
-/// proxy (the test itself, on 127.0.0.1) that names them in `X-Forwarded-For`.
-const LIMITED: &str = "[limits]\nper_address_rate = 1\nper_address_burst = 5\n\
+/// proxy (the test itself, on 127.0.0.1) that names them in `X-Forwarded-For`. A 429 is sent
+/// at once (the delay has its own test).
+const LIMITED: &str = "[limits]\nper_address_rate = 1\nper_address_burst = 5\nrate_limited_delay_ms = 0\n\
                        trusted_proxy_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n";
 
 async fn post_from(app: &TestApp, client: &str, path: &str, payload: Value) -> (StatusCode, Option<String>, Value) {
@@ -64,9 +65,22 @@ async fn a_flood_from_one_address_gets_429_while_another_is_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_limit_waits_for_its_429() {
+    let app = spawn_app_with(Backend::Sqlite, "[limits]\nper_address_rate = 1\nper_address_burst = 1\nrate_limited_delay_ms = 400\n").await;
+    let (s, _) = app.login_raw("nobody", "wrong", "000000").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "within the burst");
+    let started = std::time::Instant::now();
+    let resp = app.http.post(app.url("/v1/token")).form(&[("subject_token", "x")]).send().await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    assert!(waited >= std::time::Duration::from_millis(400), "the 429 came after {waited:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_header_is_believed_only_when_configured() {
     // Without trusted proxies, the header is the client's to write: every request is the peer's.
-    let app = spawn_app_with(Backend::Sqlite, "[limits]\nper_address_rate = 1\nper_address_burst = 2\n").await;
+    let app = spawn_app_with(Backend::Sqlite, "[limits]\nper_address_rate = 1\nper_address_burst = 2\nrate_limited_delay_ms = 0\n").await;
     for (i, client) in ["203.0.113.1", "203.0.113.2"].iter().enumerate() {
         let (s, _, _) = post_from(&app, client, "/v1/auth/login", bad_login()).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{i}");
@@ -142,12 +156,25 @@ async fn caps_refuse_the_next_session_and_lease(app: TestApp) {
     let (s, v) = app.post("/v1/users", Some(&admin.session), json!({ "name": "alice", "groups": ["developers"] })).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let secret = app.enroll(v["enrollment_code"].as_str().unwrap()).await;
+    let alice_id = app.store.user_by_name(&stint_core::ids::Username::parse("alice").unwrap()).await.unwrap().unwrap().id.to_string();
     let first = app.login("alice", &secret).await;
     app.login("alice", &secret).await;
-    app.clock.advance(30);
-    let (s, v) = app.login_raw("alice", common::PASSWORD, &app.totp(&secret)).await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::CONFLICT, Some("too_many_sessions")), "{v}");
-    assert!(v["message"].as_str().unwrap().contains("stint logout"), "{v}");
+    let head = app.audit_head().await;
+    // Two attempts at fresh TOTP steps, 30 s apart: within one folding window (60 s).
+    for _ in 0..2 {
+        app.clock.advance(30);
+        let (s, v) = app.login_raw("alice", common::PASSWORD, &app.totp(&secret)).await;
+        assert_eq!((s, v["error"].as_str()), (StatusCode::CONFLICT, Some("too_many_sessions")), "{v}");
+        assert!(v["message"].as_str().unwrap().contains("stint logout"), "{v}");
+    }
+    // The refusal is on the record, once; the repeats are counted in its folding window.
+    let written = appended(&app, head).await;
+    assert_eq!(written.len(), 1, "{written:?}");
+    let r = &written[0];
+    assert_eq!(
+        (r.event.as_str(), r.reason.as_str(), r.subject.as_str(), r.actor.as_str()),
+        ("auth.login.failed", "too_many_sessions", alice_id.as_str(), "127.0.0.1")
+    );
     // Ending one makes room.
     let (s, _) = app.post("/v1/auth/logout", Some(&first.session), json!({})).await;
     assert!(s.is_success());
@@ -165,9 +192,23 @@ async fn caps_refuse_the_next_session_and_lease(app: TestApp) {
         assert_eq!(s, StatusCode::OK, "{v}");
         leases.push(v["lease_id"].as_str().unwrap().to_owned());
     }
-    let (s, v) = app.post("/v1/creds", Some(&alice.session), creds.clone()).await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::CONFLICT, Some("too_many_leases")), "{v}");
-    assert!(v["message"].as_str().unwrap().contains("stint leases revoke"), "{v}");
+    let head = app.audit_head().await;
+    for _ in 0..3 {
+        let (s, v) = app.post("/v1/creds", Some(&alice.session), creds.clone()).await;
+        assert_eq!((s, v["error"].as_str()), (StatusCode::CONFLICT, Some("too_many_leases")), "{v}");
+        assert!(v["message"].as_str().unwrap().contains("stint leases revoke"), "{v}");
+    }
+    let written = appended(&app, head).await;
+    assert_eq!(written.len(), 1, "one record, the repeats folded: {written:?}");
+    let r = &written[0];
+    assert_eq!(
+        (r.event.as_str(), r.reason.as_str(), r.subject.as_str(), r.actor.as_str()),
+        ("role.assume.denied", "too_many_leases", "developer", alice_id.as_str())
+    );
+    assert_eq!((r.details["backend"].as_str(), r.details["session"].as_str()), ("servers", alice.session_id.as_str()));
+    let on_record = app.refusals_on_record("auth.login.failed").await;
+    assert_eq!(on_record.get("too_many_sessions"), Some(&2), "every cap refusal is written or counted: {on_record:?}");
+    assert_eq!(app.refusals_on_record("role.assume.denied").await.get("too_many_leases"), Some(&3));
     let (s, v) = app.post(&format!("/v1/leases/{}/revoke", leases[0]), Some(&alice.session), json!({})).await;
     assert!(s.is_success(), "{v}");
     let (s, v) = app.post("/v1/creds", Some(&alice.session), creds).await;
@@ -185,4 +226,49 @@ async fn caps_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caps_on_postgres() {
     caps_refuse_the_next_session_and_lease(spawn_app_with(Backend::Postgres, CAPPED).await).await;
+}
+
+/// A flood of identical failed logins from one address: the first of each kind is written,
+/// the rest counted; the throttle still answers 429 after the free failures, and
+/// `stint audit failures` still counts every one.
+async fn failed_logins_are_folded(app: TestApp) {
+    let n = 60u64;
+    let head = app.audit_head().await;
+    let mut statuses = std::collections::BTreeMap::new();
+    for _ in 0..n {
+        let (s, v) = app.login_raw("nobody", "wrong password", "000000").await;
+        *statuses.entry((s.as_u16(), v["error"].as_str().unwrap().to_owned())).or_insert(0u64) += 1;
+    }
+    // The throttle lets five failures from one address for one name through, and locks with
+    // the sixth: the rest are refused before any password work.
+    let expected = [((401, "invalid_credentials".to_owned()), 6), ((429, "too_many_attempts".to_owned()), n - 6)];
+    assert_eq!(statuses, expected.into_iter().collect(), "the login throttle still works");
+    let written = appended(&app, head).await;
+    let reasons: Vec<&str> = written.iter().map(|r| r.reason.as_str()).collect();
+    assert_eq!(reasons, ["unknown_user", "throttled"], "one record per kind of failure: {written:?}");
+
+    // The window closes: one summary each, with the count.
+    app.clock.advance(60);
+    app.state.broker.housekeeping().await.unwrap();
+    let written = appended(&app, head).await;
+    assert_eq!(written.len(), 4, "{written:?}");
+    let summaries: Vec<_> = written.iter().filter(|r| r.event == "refusals.folded").collect();
+    let counted = |reason: &str| summaries.iter().find(|r| r.reason == reason).map(|r| r.details["count"].parse::<u64>().unwrap());
+    assert_eq!((counted("unknown_user"), counted("throttled")), (Some(5), Some(n - 7)), "every failure is written or counted");
+    assert!(summaries.iter().all(|r| r.actor == "127.0.0.1" && r.details["scope"] == "password+totp"), "{summaries:?}");
+    let all = app.store.audit_after(0, 10_000).await.unwrap();
+    let failures = stint_core::audit::failures_by_reason(&all, stint_core::Timestamp(0));
+    assert_eq!(failures.iter().map(|f| f.count).sum::<u64>(), n, "the failures report counts folded ones: {failures:?}");
+    assert!(failures.iter().all(|f| f.method == "password+totp"), "{failures:?}");
+    assert!(stint_core::audit::verify_chain(&all, app.store.audit_head().await.unwrap()).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_folded_on_sqlite() {
+    failed_logins_are_folded(spawn_app_with(Backend::Sqlite, "").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_folded_on_postgres() {
+    failed_logins_are_folded(spawn_app_with(Backend::Postgres, "").await).await;
 }

@@ -266,8 +266,11 @@ async fn state_and_nonce_mismatches_are_refused(t: Sso) {
     let callback = t.to_callback(swapped.as_str(), Some(("alice", "alice-password"))).await;
     let q = loopback_query(&location(&t.visit(&callback).await));
     assert_eq!(q["error"], "id_token_nonce_mismatch", "{q:?}");
+    // The second state mismatch, identical to the first, is counted in its folding window.
     let reasons: Vec<String> = t.events().await.into_iter().filter(|r| r.event == "auth.login.failed").map(|r| r.reason).collect();
-    assert_eq!(reasons, ["state_mismatch", "state_mismatch", "id_token_nonce_mismatch"]);
+    assert_eq!(reasons, ["state_mismatch", "id_token_nonce_mismatch"]);
+    let on_record = t.app.refusals_on_record("auth.login.failed").await;
+    assert_eq!(on_record, [("id_token_nonce_mismatch".to_owned(), 1), ("state_mismatch".to_owned(), 2)].into_iter().collect());
 }
 
 async fn an_expired_id_token_is_refused(t: Sso) {
@@ -428,10 +431,12 @@ async fn a_login_or_device_code_lost_in_a_race_is_answered_as_a_reuse(t: Sso) {
 
     let now = stint_core::Clock::now(&t.app.clock);
     assert_eq!(t.app.store.active_sessions(now).await.unwrap(), 2);
+    // The first of each is written; the identical others are counted in its folding window.
     let failed: Vec<_> = t.events().await.into_iter().filter(|r| r.event == "auth.login.failed").collect();
     let seen: Vec<_> = failed.iter().map(|r| (r.reason.as_str(), r.details["flow"].as_str(), r.actor.as_str())).collect();
-    let want: Vec<_> = [("code_used", "browser", "127.0.0.1"); 10].into_iter().chain([("code_used", "device", "127.0.0.1"); 10]).collect();
-    assert_eq!(seen, want, "nine losers and the later reuse, of each");
+    assert_eq!(seen, [("code_used", "browser", "127.0.0.1"), ("code_used", "device", "127.0.0.1")]);
+    let on_record = t.app.refusals_on_record("auth.login.failed").await;
+    assert_eq!(on_record, [("code_used".to_owned(), 20)].into_iter().collect(), "nine losers and the later reuse, of each");
 }
 
 async fn device_flow_signs_in_and_honours_the_polling_interval(t: Sso) {
@@ -756,8 +761,8 @@ async fn concurrent_callbacks_redeem_the_code_once(t: Sso) {
     assert!(!q.contains_key("error"), "{q:?}");
     let (s, v) = t.redeem(&q["code"], &verifier).await;
     assert_eq!((s, v["username"].as_str()), (StatusCode::OK, Some("alice")), "{v}");
-    let failed: Vec<String> = t.events().await.into_iter().filter(|r| r.event == "auth.login.failed").map(|r| r.reason).collect();
-    assert_eq!(failed, ["attempt_done"; 7], "every loser is on the record, as a late callback is");
+    let on_record = t.app.refusals_on_record("auth.login.failed").await;
+    assert_eq!(on_record, [("attempt_done".to_owned(), 7)].into_iter().collect(), "every loser is on the record (written or folded), as a late callback is");
 }
 
 macro_rules! sso_tests {
@@ -797,6 +802,40 @@ sso_tests!(
     a_login_or_device_code_lost_in_a_race_is_answered_as_a_reuse: "",
     a_disable_ends_an_sso_login_whose_callback_is_in_flight: "",
 );
+
+/// A redemption past the person's cap on live sessions is refused, and on the record as a
+/// failed SSO login (the identical second one counted in the first one's folding window).
+async fn an_sso_login_past_the_session_cap_is_refused_and_audited(t: Sso) {
+    t.login("alice", "alice-password").await;
+    let alice = t.app.store.user_by_name(&stint_core::ids::Username::parse("alice").unwrap()).await.unwrap().unwrap();
+    let (landing, verifier) = t.browser("alice", "alice-password").await;
+    let code = landing.query.get("code").unwrap_or_else(|| panic!("{:?}", landing.query)).clone();
+    for _ in 0..2 {
+        let (s, v) = t.redeem(&code, &verifier).await;
+        assert_eq!((s, v["error"].as_str()), (StatusCode::CONFLICT, Some("too_many_sessions")), "{v}");
+    }
+    let failed: Vec<_> = t.events().await.into_iter().filter(|r| r.event == "auth.login.failed").collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let r = &failed[0];
+    assert_eq!((r.reason.as_str(), r.subject.as_str(), r.details["method"].as_str()), ("too_many_sessions", alice.id.as_str(), "sso"));
+    assert_eq!(t.app.refusals_on_record("auth.login.failed").await, [("too_many_sessions".to_owned(), 2)].into_iter().collect());
+}
+
+mod session_cap {
+    const ONE_SESSION: &str = "[limits]\nsessions_per_person = 1\n";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_sso_login_past_the_session_cap_is_refused_and_audited_on_sqlite() {
+        let t = super::sso_with(super::Backend::Sqlite, "", ONE_SESSION).await;
+        super::an_sso_login_past_the_session_cap_is_refused_and_audited(t).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_sso_login_past_the_session_cap_is_refused_and_audited_on_postgres() {
+        let t = super::sso_with(super::Backend::Postgres, "", ONE_SESSION).await;
+        super::an_sso_login_past_the_session_cap_is_refused_and_audited(t).await;
+    }
+}
 
 mod configured_names {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 use crate::audit::{Draft, Event, Outcome};
 use crate::bearer::{self, BearerKind};
 use crate::error::{Error, Result};
+use crate::fold::FoldKey;
 use crate::ids::{SessionId, UserId, Username};
 use crate::model::{CodePurpose, OneTimeCode, Session, User};
 use crate::password::NewPassword;
@@ -12,6 +13,9 @@ use crate::time::Timestamp;
 use crate::totp;
 
 use super::Broker;
+
+/// The `method` of password logins' records, and the scope their refusals fold in.
+const PASSWORD_METHOD: &str = "password+totp";
 
 /// A login attempt as received.
 pub struct LoginRequest {
@@ -235,8 +239,12 @@ impl Broker {
         };
         let Err(secs) = locked else { return Ok(()) };
         self.observer.auth_failed(reason);
-        let d = Draft::new(now, Event::LoginFailed, Outcome::Failure).actor(&req.addr).reason(reason).detail("username", crate::ids::truncate(&req.username));
-        self.commit(Change::audit_only(d)).await?;
+        let d = Draft::new(now, Event::LoginFailed, Outcome::Failure)
+            .actor(&req.addr)
+            .reason(reason)
+            .detail("method", PASSWORD_METHOD)
+            .detail("username", crate::ids::truncate(&req.username));
+        self.audit_refusal(FoldKey::of(&d, PASSWORD_METHOD, &req.addr), d).await?;
         Err(Error::Throttled { retry_after_secs: secs.max(1) })
     }
 
@@ -249,17 +257,19 @@ impl Broker {
         }
     }
 
+    /// Audits a failed login, folded like other refusals ([`Broker::audit_refusal`]): a flood
+    /// of wrong passwords for one name from one address is one record and a count per window.
     async fn login_failed(&self, req: &LoginRequest, user: Option<&User>, reason: &str, now: Timestamp) -> Result<()> {
         self.observer.auth_failed(reason);
         if let Some(u) = user {
-            self.alert_login_failure(u, reason, &req.addr, "password+totp", now);
+            self.alert_login_failure(u, reason, &req.addr, PASSWORD_METHOD, now);
         }
-        let mut d = Draft::new(now, Event::LoginFailed, Outcome::Failure).actor(&req.addr).reason(reason).detail("method", "password+totp");
+        let mut d = Draft::new(now, Event::LoginFailed, Outcome::Failure).actor(&req.addr).reason(reason).detail("method", PASSWORD_METHOD);
         d = match user {
             Some(u) => d.subject(&u.id),
             None => d.detail("username", crate::ids::truncate(&req.username)),
         };
-        self.commit(Change::audit_only(d)).await.map(|_| ())
+        self.audit_refusal(FoldKey::of(&d, PASSWORD_METHOD, &req.addr), d).await
     }
 
     /// Alerts on a disabled user's login, and once per window when a user's failures reach
@@ -376,6 +386,12 @@ impl Broker {
             Err(e) if e.code() == "user_disabled" => {
                 self.login_failed(&req, Some(&user), "user_disabled", now).await?;
                 Err(Error::forbidden("user_disabled", "this user is disabled; ask an administrator"))
+            }
+            // The person holds as many sessions as allowed: refused, and audited (folded, as
+            // whoever has the password could spin on it).
+            Err(e) if e.code() == "too_many_sessions" => {
+                self.login_failed(&req, Some(&user), "too_many_sessions", now).await?;
+                Err(e)
             }
             Err(e) => Err(e),
         }

@@ -186,12 +186,16 @@ impl Broker {
             Some(cap) => permit.shortened_to(cap),
             None => permit,
         };
+        let backend = target.name().to_owned();
         let what = match (target, key) {
             (Target::Ssh(cfg), Some(key)) => What::SshCert(cfg, key),
             (Target::External(name, b), _) => What::Backend(name, b),
             (Target::Ssh(_), None) => return Err(Error::Internal("SSH lease without a key".into())),
         };
-        self.issue(permit, what, now).await?.lease().map(Some)
+        match self.issue(permit, what, now).await {
+            Ok(issued) => issued.lease().map(Some),
+            Err(e) => Err(self.lease_refused(caller, &role, &backend, e, now).await),
+        }
     }
 
     /// What became of an issuance: a failure is recorded (and the caller told without the

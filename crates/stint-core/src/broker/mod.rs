@@ -355,6 +355,27 @@ impl Broker {
         self.commit(change).await.map(|_| ())
     }
 
+    /// The error of a lease the store refused; a refusal for the person's cap
+    /// (`too_many_leases`) is audited first, folded: a stolen session spinning on the cap
+    /// grows the log by a bounded number of records.
+    async fn lease_refused(&self, caller: &Caller, role: &crate::ids::RoleName, backend: &str, e: Error, now: Timestamp) -> Error {
+        if e.code() != "too_many_leases" {
+            return e;
+        }
+        let d = Draft::new(now, Event::AssumeDenied, Outcome::Failure)
+            .actor(&caller.user.id)
+            .subject(role)
+            .reason(e.code())
+            .detail("session", &caller.session.id)
+            .detail("backend", backend)
+            .detail("why", e.to_string());
+        let key = FoldKey::of(&d, &format!("lease:{backend}"), caller.user.id.as_str());
+        match self.audit_refusal(key, d).await {
+            Ok(()) => e,
+            Err(unaudited) => unaudited,
+        }
+    }
+
     /// Writes the summaries of folding windows that closed (all of them with `all`, at
     /// shutdown). The server calls it with its housekeeping.
     pub async fn flush_refusals(&self, all: bool) -> Result<()> {

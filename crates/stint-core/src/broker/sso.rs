@@ -28,6 +28,7 @@ use subtle::ConstantTimeEq;
 use crate::audit::{Draft, Event, Outcome};
 use crate::bearer::{self, BearerKind};
 use crate::error::{Error, Result};
+use crate::fold::FoldKey;
 use crate::ids::{truncate, GroupName, UserId, Username};
 use crate::model::{Identity, SsoAttempt, SsoMode, SsoStatus, User};
 use crate::oidc::{self, Expected, IdToken};
@@ -501,7 +502,9 @@ impl Broker {
         if let Some(u) = user {
             d = d.subject(u);
         }
-        self.commit(Change::audit_only(d)).await.map(|_| ())
+        // Folded like other refusals: the scope keeps the provider for `stint audit failures`.
+        let scope = a.map_or_else(|| "sso".to_owned(), |a| format!("sso:{}", a.provider));
+        self.audit_refusal(FoldKey::of(&d, &scope, addr), d).await
     }
 
     /// Finds the attempt a presented `state` belongs to, in status `want`.
@@ -1013,6 +1016,12 @@ impl Broker {
             Err(e) if e.code() == "user_disabled" => {
                 self.sso_failed(Some(&a), addr, "user_disabled", Some(&user.id), now).await?;
                 Err(Error::forbidden("user_disabled", "this user is disabled in stint; ask an administrator"))
+            }
+            // The person holds as many sessions as allowed (the transaction changed nothing):
+            // refused, and audited, folded.
+            Err(e) if e.code() == "too_many_sessions" => {
+                self.sso_failed(Some(&a), addr, "too_many_sessions", Some(&user.id), now).await?;
+                Err(e)
             }
             Err(e) => Err(e),
         }

@@ -29,6 +29,9 @@ pub struct LimitsSection {
     pub trusted_proxies: Vec<String>,
     /// Identical refusals within this are written once and then counted (default 60s).
     pub refusal_window: Option<String>,
+    /// How long a request over the limit waits for its 429, in milliseconds (default 1000,
+    /// 0 answers at once).
+    pub rate_limited_delay_ms: Option<u64>,
     pub sessions_per_person: Option<u32>,
     pub leases_per_person: Option<u32>,
 }
@@ -42,12 +45,29 @@ pub struct ClientAddressing {
 }
 
 /// The validated `[limits]`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Limits {
     pub rate: RateLimitConfig,
     pub addressing: ClientAddressing,
     pub caps: Caps,
     pub folding: FoldConfig,
+    /// How long a request over the limit waits for its 429 (see `crate::limits::Limiter`).
+    pub rate_limited_delay: std::time::Duration,
+}
+
+/// The longest `rate_limited_delay_ms`: a client should hear back within seconds.
+const MAX_DELAY_MS: u64 = 5_000;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            rate: RateLimitConfig::default(),
+            addressing: ClientAddressing::default(),
+            caps: Caps::default(),
+            folding: FoldConfig::default(),
+            rate_limited_delay: std::time::Duration::from_secs(1),
+        }
+    }
 }
 
 fn positive(v: Option<u32>, default: u32, key: &str, origin: &str) -> Result<u32, ConfigError> {
@@ -99,7 +119,18 @@ pub fn load(s: LimitsSection, behind_proxy: bool, origin: &str) -> Result<Limits
         sessions_per_person: positive(s.sessions_per_person, d.caps.sessions_per_person, "limits.sessions_per_person", origin)?,
         leases_per_person: positive(s.leases_per_person, d.caps.leases_per_person, "limits.leases_per_person", origin)?,
     };
-    Ok(Limits { rate, addressing: ClientAddressing { header, trusted }, caps, folding: FoldConfig { window_secs: window, ..d.folding } })
+    let delay = match s.rate_limited_delay_ms {
+        None => d.rate_limited_delay,
+        Some(ms) if ms <= MAX_DELAY_MS => std::time::Duration::from_millis(ms),
+        Some(_) => return Err(err(origin, "limits.rate_limited_delay_ms", format!("must be between 0 and {MAX_DELAY_MS}"))),
+    };
+    Ok(Limits {
+        rate,
+        addressing: ClientAddressing { header, trusted },
+        caps,
+        folding: FoldConfig { window_secs: window, ..d.folding },
+        rate_limited_delay: delay,
+    })
 }
 
 impl Limits {
@@ -113,6 +144,7 @@ impl Limits {
             "trusted_proxy_header": self.addressing.header.as_ref().map(|h| h.as_str()),
             "trusted_proxies": self.addressing.trusted.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "refusal_window": format!("{}s", self.folding.window_secs),
+            "rate_limited_delay_ms": self.rate_limited_delay.as_millis() as u64,
             "sessions_per_person": self.caps.sessions_per_person,
             "leases_per_person": self.caps.leases_per_person,
         })
@@ -133,6 +165,8 @@ mod tests {
         let d = load_str("").unwrap();
         assert_eq!((d.rate.per_address.rate, d.rate.per_address.burst, d.rate.global.rate), (20, 600, 500));
         assert_eq!((d.caps.sessions_per_person, d.caps.leases_per_person, d.folding.window_secs), (20, 200, 60));
+        assert_eq!(d.rate_limited_delay.as_millis(), 1000);
+        assert_eq!(load_str("rate_limited_delay_ms = 0").unwrap().rate_limited_delay.as_millis(), 0, "0 answers at once");
         assert!(d.addressing.header.is_none() && d.addressing.trusted.is_empty());
         let l =
             load_str("per_address_rate = 5\nrefusal_window = \"2m\"\ntrusted_proxy_header = \"X-Forwarded-For\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]")
@@ -153,6 +187,7 @@ mod tests {
             ("trusted_proxies = [\"10.0.0.1\"]", "limits.trusted_proxies"),
             ("trusted_proxy_header = \"bad header\"\ntrusted_proxies = [\"10.0.0.1\"]", "limits.trusted_proxy_header"),
             ("refusal_window = \"2h\"", "limits.refusal_window"),
+            ("rate_limited_delay_ms = 5001", "limits.rate_limited_delay_ms"),
         ] {
             let e = load_str(toml).unwrap_err().to_string();
             assert!(e.contains(key), "{toml}: {e}");

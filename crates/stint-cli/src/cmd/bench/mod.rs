@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use crate::output::Output;
 
 mod ci;
+mod flood;
 mod pg;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
@@ -40,6 +41,12 @@ pub enum Scenario {
     /// `POST /v1/creds` on a PostgreSQL backend: decide, record the lease durably, create the
     /// login role (needs --postgres)
     Postgres,
+    /// Garbage CI tokens flooded to `POST /v1/token` from 127.0.0.1 (--flood-connections),
+    /// while the `assume` load runs from 127.0.2.1: three phases of --duration (assume alone,
+    /// the flood alone, both); reports the store's growth, the flood's 429s and refusals, and
+    /// issuance under flood against alone. Runs with the server's default rate limits, so on
+    /// its own
+    Flood,
 }
 
 #[derive(Args)]
@@ -47,7 +54,7 @@ pub struct BenchArgs {
     /// Scenarios to run, in order
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scenario::Floor, Scenario::Assume, Scenario::Introspect, Scenario::Login, Scenario::ExchangeFloor, Scenario::Exchange])]
     scenarios: Vec<Scenario>,
-    /// How long each closed-loop scenario runs
+    /// How long each closed-loop scenario runs (and each of the flood scenario's three phases)
     #[arg(long, default_value = "10s")]
     duration: String,
     /// Concurrent clients (closed loop: each sends its next request when the last returns)
@@ -69,6 +76,9 @@ pub struct BenchArgs {
     /// Where the temporary server keeps its data (default: a new directory under /tmp)
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Connections the flood scenario sends from, each as fast as answers come back
+    #[arg(long, default_value_t = 8)]
+    flood_connections: usize,
     /// Store for the temporary server: `sqlite` (durable, WAL) or a postgres:// URL
     #[arg(long, default_value = "sqlite")]
     store: String,
@@ -209,11 +219,15 @@ impl Drop for Spawned {
 /// person: the rate limits and caps for the Internet would measure themselves instead.
 const BENCH_LIMITS: &str = "[limits]\nper_address_rate = 1000000\nper_address_burst = 1000000\nglobal_rate = 1000000\nglobal_burst = 1000000\nsessions_per_person = 1000000\nleases_per_person = 1000000\n";
 
-fn spawn_server(data: &Path, store: &str, extra_config: &str) -> Result<(Spawned, String)> {
+/// The flood scenario measures the rate limits as shipped (the defaults); only the caps on
+/// what one person holds are lifted, since the benchmark's few users issue without end.
+const FLOOD_LIMITS: &str = "[limits]\nsessions_per_person = 1000000\nleases_per_person = 1000000\n";
+
+fn spawn_server(data: &Path, store: &str, extra_config: &str, limits: &str) -> Result<(Spawned, String)> {
     use std::io::BufRead;
     std::fs::create_dir_all(data)?;
     let config = data.join("bench.toml");
-    std::fs::write(&config, format!("[bench]\nfloor = true\n{extra_config}\n{BENCH_LIMITS}"))?;
+    std::fs::write(&config, format!("[bench]\nfloor = true\n{extra_config}\n{limits}"))?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .arg("server")
@@ -303,7 +317,11 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
         pg::prepare(pg).await?;
         extra.push_str(&pg::config(pg));
     }
-    let (server, bootstrap) = spawn_server(&data, &a.store, &extra)?;
+    let flooding = a.scenarios.contains(&Scenario::Flood);
+    if flooding && a.scenarios.len() > 1 {
+        bail!("run the flood scenario on its own (--scenarios flood): it keeps the default rate limits, which would limit the others");
+    }
+    let (server, bootstrap) = spawn_server(&data, &a.store, &extra, if flooding { FLOOD_LIMITS } else { BENCH_LIMITS })?;
     let url = server.url.clone();
     let http = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency.max(64)).build()?;
     eprintln!("bench: server {url}, store {}, data {}", stint_store::describe(&a.store), data.display());
@@ -327,9 +345,23 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
     let tokens = Arc::new(tokens);
 
     let mut reports = Vec::new();
+    let mut flooded = None;
     for scenario in &a.scenarios {
         eprintln!("bench: {scenario:?}…");
         let (lat, errors, elapsed) = match scenario {
+            Scenario::Flood => {
+                let setup = flood::Setup {
+                    url: &url,
+                    store: &a.store,
+                    data: &data,
+                    connections: a.flood_connections,
+                    concurrency: a.concurrency,
+                    rate: a.rate,
+                    duration,
+                };
+                flooded = Some(flood::run(&setup, request_for(Scenario::Assume, &url, sessions.clone(), tokens.clone())).await?);
+                continue;
+            }
             Scenario::Login => {
                 let people = users(&http, &url, &admin, "login", a.login_users).await?;
                 let people = Arc::new(people);
@@ -388,7 +420,7 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
         Some(n) => Some(memory(&http, &url, &a.store, &data, server.child.id(), n, a.concurrency).await?),
         None => None,
     };
-    print(&a, &reports, memory.as_ref())?;
+    print(&a, &reports, memory.as_ref(), flooded.as_ref())?;
     drop(server);
     if let (true, Some(pg)) = (wants_pg, a.postgres.as_deref()) {
         let n = pg::clean_up(pg).await?;
@@ -410,7 +442,7 @@ fn request_for(scenario: Scenario, url: &str, sessions: Arc<Vec<String>>, tokens
         Scenario::Postgres => Arc::new(move |h, i| {
             h.post(format!("{url}/v1/creds")).bearer_auth(&sessions[i % sessions.len()]).json(&json!({ "role": "readonly", "ttl": "5m", "backend": "benchdb" }))
         }),
-        Scenario::Introspect | Scenario::Login | Scenario::Exchange | Scenario::ExchangeFloor | Scenario::PostgresFloor => {
+        Scenario::Introspect | Scenario::Login | Scenario::Exchange | Scenario::ExchangeFloor | Scenario::PostgresFloor | Scenario::Flood => {
             Arc::new(move |h, i| h.post(format!("{url}/v1/introspect")).form(&[("token", tokens[i % tokens.len()].as_str())]))
         }
     }
@@ -526,7 +558,7 @@ async fn memory(http: &reqwest::Client, url: &str, store: &str, data: &Path, pid
     Ok(Memory { sessions: n, touched: lat.len() as u64, errors, rss_mib: kib("VmRSS:") / 1024.0, peak_rss_mib: kib("VmHWM:") / 1024.0 })
 }
 
-fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>) -> Result<()> {
+fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>, flooded: Option<&flood::FloodReport>) -> Result<()> {
     let floor = reports.iter().find(|r| r.scenario.starts_with("floor")).map(|r| r.rate);
     let assume = reports.iter().find(|r| r.scenario.starts_with("assume")).map(|r| r.rate);
     let ratio = floor.zip(assume).map(|(f, i)| i / f);
@@ -545,12 +577,15 @@ fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>) -> Result<(
         "exchange_over_floor": xratio,
         "postgres_over_floor": pgratio,
         "memory": memory,
+        "flood": flooded,
     });
     a.output.print(&value, |_| {
-        println!(
-            "{:<18} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            "scenario", "requests", "errors", "rate/s", "mean ms", "p50 ms", "p95 ms", "p99 ms", "max ms"
-        );
+        if !reports.is_empty() {
+            println!(
+                "{:<18} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "scenario", "requests", "errors", "rate/s", "mean ms", "p50 ms", "p95 ms", "p99 ms", "max ms"
+            );
+        }
         for r in reports {
             println!(
                 "{:<18} {:>9} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
@@ -571,6 +606,9 @@ fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>) -> Result<(
                 "memory: {} live sessions ({} touched, {} errors): RSS {:.1} MiB, peak {:.1} MiB",
                 m.sessions, m.touched, m.errors, m.rss_mib, m.peak_rss_mib
             );
+        }
+        if let Some(f) = flooded {
+            flood::print(f);
         }
     })
 }

@@ -272,3 +272,35 @@ async fn failed_logins_are_folded_on_sqlite() {
 async fn failed_logins_are_folded_on_postgres() {
     failed_logins_are_folded(spawn_app_with(Backend::Postgres, "").await).await;
 }
+
+/// A session spinning on a role its person may not have: the first refusal is written, the
+/// rest counted in one summary when the window closes.
+async fn denied_assumes_are_folded(app: TestApp) {
+    let admin = app.admin().await;
+    let viewer = app.person(&admin, "vic", &[]).await;
+    let head = app.audit_head().await;
+    let n = 40u64;
+    for _ in 0..n {
+        let (s, v) = app.post("/v1/assume", Some(&viewer.session), serde_json::json!({ "role": "admin" })).await;
+        assert_eq!((s.as_u16(), v["error"].as_str()), (403, Some("role_not_granted")), "{v}");
+    }
+    let written = appended(&app, head).await;
+    assert_eq!(written.iter().map(|r| (r.event.as_str(), r.reason.as_str())).collect::<Vec<_>>(), [("role.assume.denied", "role_not_granted")], "{written:?}");
+    app.clock.advance(60);
+    app.state.broker.housekeeping().await.unwrap();
+    let written = appended(&app, head).await;
+    let summary = written.iter().find(|r| r.event == "refusals.folded").expect("a summary when the window closes");
+    assert_eq!((summary.reason.as_str(), summary.details["count"].parse::<u64>().unwrap()), ("role_not_granted", n - 1), "{summary:?}");
+    let all = app.store.audit_after(0, 10_000).await.unwrap();
+    assert!(stint_core::audit::verify_chain(&all, app.store.audit_head().await.unwrap()).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_assumes_are_folded_on_sqlite() {
+    denied_assumes_are_folded(spawn_app_with(Backend::Sqlite, "").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_assumes_are_folded_on_postgres() {
+    denied_assumes_are_folded(spawn_app_with(Backend::Postgres, "").await).await;
+}

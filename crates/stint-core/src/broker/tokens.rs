@@ -140,7 +140,9 @@ impl Broker {
                 .reason(e.code())
                 .detail("session", &caller.session.id)
                 .detail("why", e.to_string().chars().take(500).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect::<String>());
-            self.commit(Change::audit_only(d)).await?;
+            // Folded per person: a stolen session spinning on a role it may not have grows the
+            // log by a bounded number of records, every refusal written or counted.
+            self.audit_refusal(crate::fold::FoldKey::of(&d, "assume", caller.user.id.as_str()), d).await?;
         }
         decided
     }

@@ -3,7 +3,7 @@
 //! straight to PostgreSQL, without stint), and the clean-up of every role the run created.
 
 use anyhow::{Context, Result};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::Client;
 
 /// The group role bench credentials join.
 pub const GROUP: &str = "stint_bench_reader";
@@ -13,8 +13,9 @@ pub const PREFIX: &str = "stintbench_";
 pub const POOL: usize = 4;
 
 pub async fn connect(url: &str) -> Result<Client> {
-    let cfg: Config = url.parse().context("--postgres is not a PostgreSQL URL")?;
-    let (c, conn) = cfg.connect(NoTls).await.with_context(|| format!("cannot connect to {}", stint_store::describe(url)))?;
+    // TLS as the URL says (`sslmode`, `sslrootcert`), as the server's own connections do.
+    let target = stint_pgtls::Target::parse(url).map_err(|e| anyhow::anyhow!("--postgres: {e}"))?;
+    let (c, conn) = target.connect().await.with_context(|| format!("cannot connect to {}", stint_store::describe(url)))?;
     tokio::spawn(conn);
     Ok(c)
 }

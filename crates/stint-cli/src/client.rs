@@ -151,13 +151,12 @@ impl std::fmt::Display for Unreachable {
 
 /// Whether the request failed because the server's certificate was not trusted.
 fn untrusted_certificate(e: &reqwest::Error) -> bool {
+    // The connector (hyper-rustls through hyper-util) boxes rustls' error so that no
+    // `rustls::Error` can be downcast from the chain; its message is stable
+    // (`rustls::Error::InvalidCertificate` displays as "invalid peer certificate: …").
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    let invalid = |e: &(dyn std::error::Error + 'static)| e.downcast_ref::<rustls::Error>().is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
     while let Some(s) = source {
-        // An io::Error's `source` skips the error it wraps, so look inside it too.
-        let wrapped = s.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).map(|w| w as &(dyn std::error::Error + 'static));
-        // Connectors box rustls' error in ways that change between versions; its message is stable.
-        if invalid(s) || wrapped.is_some_and(invalid) || s.to_string().starts_with("invalid peer certificate") {
+        if s.to_string().starts_with("invalid peer certificate") {
             return true;
         }
         source = s.source();

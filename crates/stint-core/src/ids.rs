@@ -73,6 +73,10 @@ name_type!(
     /// A group name, e.g. `developers`.
     GroupName, "group name", "invalid_group", 64
 );
+name_type!(
+    /// A workload's name, e.g. `api`.
+    WorkloadName, "workload name", "invalid_workload_name", 64
+);
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $code:literal) => {
@@ -128,6 +132,10 @@ id_type!(
 id_type!(
     /// A lease: one credential a backend issued, until it ends.
     LeaseId, "l_", "invalid_lease_id"
+);
+id_type!(
+    /// A workload's stable id, never reused.
+    WorkloadId, "w_", "invalid_workload_id"
 );
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ pub mod throttle;
 pub mod time;
 pub mod totp;
 pub mod trust;
+pub mod workload;
 
 pub use error::{Error, Fault};
 pub use time::{Clock, ManualClock, Timestamp, Ttl};

@@ -24,6 +24,8 @@ pub enum BearerKind {
     DeviceCode,
     /// Handed to the CLI's loopback listener when a browser SSO login succeeds.
     SsoLogin,
+    /// Enrolls one agent key for a workload, once.
+    Join,
 }
 
 impl BearerKind {
@@ -35,6 +37,7 @@ impl BearerKind {
             BearerKind::SsoState => "state",
             BearerKind::DeviceCode => "dev",
             BearerKind::SsoLogin => "sso",
+            BearerKind::Join => "join",
         }
     }
 }

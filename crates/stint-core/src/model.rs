@@ -381,4 +381,6 @@ pub enum LeaseScope {
     Session(SessionId),
     Grant(String),
     User(UserId),
+    /// Every lease held by this holder (`workload:NAME`, say): leases name their holder.
+    Holder(String),
 }

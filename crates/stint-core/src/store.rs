@@ -11,9 +11,10 @@ use crate::crypto::StoredKey;
 use crate::error::Result;
 use crate::ids::GroupName;
 use crate::ids::LeaseId;
-use crate::ids::{SessionId, UserId, Username};
+use crate::ids::{SessionId, UserId, Username, WorkloadId, WorkloadName};
 use crate::model::{Identity, Lease, LeaseScope, OneTimeCode, RequestStatus, RoleRequest, Session, SsoAttempt, SsoStatus, User};
 use crate::time::Timestamp;
+use crate::workload::{JoinToken, Workload, WorkloadKey};
 
 #[derive(Debug)]
 pub enum Mutation {
@@ -191,6 +192,54 @@ pub enum Mutation {
     },
     /// Stores the SSH CA key unless one exists (two replicas starting at once keep one).
     InsertSshCa(StoredKey),
+    /// Adds a workload; `workload_exists` if the name is taken.
+    InsertWorkload(Workload),
+    SetWorkloadDisabled {
+        workload: WorkloadId,
+        disabled: bool,
+    },
+    /// Replaces a workload's roles and platform binding.
+    UpdateWorkload(Workload),
+    /// Precondition: the workload exists and is enabled (`workload_disabled` otherwise), so
+    /// nothing is issued or enrolled after a disable committed.
+    RequireEnabledWorkload {
+        workload: WorkloadId,
+    },
+    InsertJoinToken(JoinToken),
+    /// Marks a join token used if it is unused and unexpired at `at` (`join_token_used` otherwise).
+    ConsumeJoinToken {
+        lookup: String,
+        at: Timestamp,
+    },
+    /// Expires every unused join token of the workload.
+    ExpireJoinTokens {
+        workload: WorkloadId,
+        at: Timestamp,
+    },
+    /// Enrolls an agent key; `key_exists` if this key is enrolled already.
+    InsertWorkloadKey(WorkloadKey),
+    /// Revokes every live key of the workload: its agents must enroll again.
+    RevokeWorkloadKeys {
+        workload: WorkloadId,
+        at: Timestamp,
+    },
+    /// Precondition: the key is enrolled and not revoked (`key_revoked` otherwise).
+    RequireLiveWorkloadKey {
+        kid: String,
+    },
+    /// Precondition: the workload has fewer than `max` live keys (`too_many_keys` otherwise).
+    /// Placed before the `InsertWorkloadKey` it guards.
+    RequireWorkloadKeyRoom {
+        workload: WorkloadId,
+        max: u32,
+    },
+    /// Precondition: `holder` (a lease's subject) holds fewer than `max` live leases at `at`
+    /// (`too_many_leases` otherwise). Placed before the `InsertLease` it guards.
+    RequireHolderLeaseRoom {
+        holder: String,
+        at: Timestamp,
+        max: u32,
+    },
 }
 
 /// How long one replica's stalled or slow work may hold up the others (PostgreSQL; SQLite
@@ -285,6 +334,16 @@ pub trait Store: Send + Sync + 'static {
     async fn leases_to_end(&self, now: Timestamp, limit: u32) -> Result<Vec<Lease>>;
     /// The external ids of revoked leases of `kind` that expire after `now` (for the SSH KRL).
     async fn revoked_unexpired(&self, kind: crate::model::BackendKind, now: Timestamp) -> Result<Vec<String>>;
+
+    async fn workload(&self, name: &WorkloadName) -> Result<Option<Workload>>;
+    async fn workload_by_id(&self, id: &WorkloadId) -> Result<Option<Workload>>;
+    /// Every workload, by name.
+    async fn workloads(&self) -> Result<Vec<Workload>>;
+    /// An enrolled key with its workload.
+    async fn workload_key(&self, kid: &str) -> Result<Option<(WorkloadKey, Workload)>>;
+    /// The keys of a workload, live or revoked, oldest first.
+    async fn workload_keys(&self, workload: &WorkloadId) -> Result<Vec<WorkloadKey>>;
+    async fn join_token(&self, lookup: &str) -> Result<Option<JoinToken>>;
 
     /// Records with `seq > after`, in order, at most `limit`.
     async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>>;

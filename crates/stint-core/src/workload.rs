@@ -82,6 +82,17 @@ impl WorkloadKey {
     }
 }
 
+/// A one-time token that enrolls one agent key for a workload (`stint workload join-token`).
+/// Stored as lookup + SHA-256 like every bearer secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinToken {
+    pub lookup: String,
+    pub secret_hash: Vec<u8>,
+    pub workload_id: WorkloadId,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+}
+
 /// What an agent signs to ask for credentials: who it is, for which server, for how long.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -300,7 +300,103 @@ pub(crate) fn lease_scope(scope: &stint_core::model::LeaseScope) -> (&'static st
         LeaseScope::Session(id) => ("session_id", id.as_str()),
         LeaseScope::Grant(id) => ("grant_id", id.as_str()),
         LeaseScope::User(id) => ("user_id", id.as_str()),
+        LeaseScope::Holder(h) => ("subject", h.as_str()),
     }
+}
+
+pub(crate) const WORKLOAD_COLS: &str = "w.id, w.name, w.disabled, w.created_at, w.body";
+/// Where the workload columns start in a `WORKLOAD_KEY_COLS, WORKLOAD_COLS` row.
+pub(crate) const WORKLOAD_KEY_WIDTH: usize = 6;
+pub(crate) const WORKLOAD_KEY_COLS: &str = "k.kid, k.workload_id, k.public, k.enrolled_by, k.created_at, k.revoked_at";
+pub(crate) const JOIN_TOKEN_COLS: &str = "lookup, secret_hash, workload_id, expires_at, used_at";
+
+/// What a workload row keeps as JSON: the parts that are lists or optional.
+pub(crate) fn workload_body(w: &stint_core::workload::Workload) -> Result<String> {
+    Ok(serde_json::json!({ "roles": w.roles, "platform": w.platform }).to_string())
+}
+
+/// Decodes `WORKLOAD_COLS` starting at column `at`.
+pub(crate) fn workload(r: &impl Cells, at: usize) -> Result<stint_core::workload::Workload> {
+    use stint_core::ids::{WorkloadId, WorkloadName};
+    let body: serde_json::Value = serde_json::from_str(&r.text(at + 4)?).map_err(|_| corrupt("workloads.body"))?;
+    let roles = serde_json::from_value(body["roles"].clone()).map_err(|_| corrupt("workloads.body"))?;
+    let platform = serde_json::from_value(body["platform"].clone()).map_err(|_| corrupt("workloads.body"))?;
+    Ok(stint_core::workload::Workload {
+        id: WorkloadId::from_trusted(r.text(at)?),
+        name: WorkloadName::parse(&r.text(at + 1)?).map_err(|_| corrupt("workloads.name"))?,
+        roles,
+        platform,
+        disabled: r.flag(at + 2)?,
+        created_at: r.time(at + 3)?,
+    })
+}
+
+pub(crate) fn workload_key(r: &impl Cells) -> Result<stint_core::workload::WorkloadKey> {
+    Ok(stint_core::workload::WorkloadKey {
+        kid: r.text(0)?,
+        workload_id: stint_core::ids::WorkloadId::from_trusted(r.text(1)?),
+        public: r.blob(2)?.try_into().map_err(|_| corrupt("workload_keys.public"))?,
+        enrolled_by: r.text(3)?,
+        created_at: r.time(4)?,
+        revoked_at: r.opt_time(5)?,
+    })
+}
+
+/// Decodes a `WORKLOAD_KEY_COLS, WORKLOAD_COLS` row.
+pub(crate) fn workload_key_with_workload(r: &impl Cells) -> Result<(stint_core::workload::WorkloadKey, stint_core::workload::Workload)> {
+    Ok((workload_key(r)?, workload(r, WORKLOAD_KEY_WIDTH)?))
+}
+
+pub(crate) fn join_token(r: &impl Cells) -> Result<stint_core::workload::JoinToken> {
+    Ok(stint_core::workload::JoinToken {
+        lookup: r.text(0)?,
+        secret_hash: r.blob(1)?,
+        workload_id: stint_core::ids::WorkloadId::from_trusted(r.text(2)?),
+        expires_at: r.time(3)?,
+        used_at: r.opt_time(4)?,
+    })
+}
+
+pub(crate) fn workload_exists(name: &stint_core::ids::WorkloadName) -> Error {
+    Error::conflict("workload_exists", format!("a workload named {name} exists already; `stint workload list` shows them"))
+}
+
+pub(crate) fn workload_disabled() -> Error {
+    Error::forbidden("workload_disabled", "this workload is disabled; an administrator enables it with `stint workload enable`")
+}
+
+pub(crate) fn join_token_used() -> Error {
+    Error::unauthenticated(
+        "join_token_used",
+        "this join token was used already or has expired; an administrator makes a new one with `stint workload join-token`",
+    )
+}
+
+pub(crate) fn key_exists() -> Error {
+    Error::conflict("key_exists", "this agent key is enrolled already; the agent generates a new key to enroll again")
+}
+
+pub(crate) fn key_revoked() -> Error {
+    Error::unauthenticated(
+        "key_revoked",
+        "this agent's key was revoked (the workload was disabled); enroll the agent again with a new join token or platform token",
+    )
+}
+
+pub(crate) fn too_many_keys(max: u32) -> Error {
+    Error::conflict(
+        "too_many_keys",
+        format!("this workload has {max} live agent keys, the most allowed; disable and enable it to revoke them all, or raise [limits] keys_per_workload"),
+    )
+}
+
+pub(crate) fn too_many_holder_leases(max: u32) -> Error {
+    Error::conflict(
+        "too_many_leases",
+        format!(
+            "this workload already holds {max} live leases, the most allowed: raise [limits] leases_per_workload, or revoke some with `stint leases revoke`"
+        ),
+    )
 }
 
 pub(crate) fn session_revoked() -> Error {

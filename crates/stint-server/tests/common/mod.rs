@@ -117,6 +117,9 @@ impl PausingStore {
     }
 }
 
+use stint_core::ids::{WorkloadId, WorkloadName};
+use stint_core::workload::{JoinToken, Workload, WorkloadKey};
+
 #[async_trait::async_trait]
 impl Store for PausingStore {
     async fn identity(&self, issuer: &str, subject: &str) -> Result<Option<(Identity, User)>> {
@@ -198,6 +201,24 @@ impl Store for PausingStore {
     }
     async fn audit_head(&self) -> Result<Option<(u64, String)>> {
         self.inner.audit_head().await
+    }
+    async fn workload(&self, name: &WorkloadName) -> Result<Option<Workload>> {
+        self.inner.workload(name).await
+    }
+    async fn workload_by_id(&self, id: &WorkloadId) -> Result<Option<Workload>> {
+        self.inner.workload_by_id(id).await
+    }
+    async fn workloads(&self) -> Result<Vec<Workload>> {
+        self.inner.workloads().await
+    }
+    async fn workload_key(&self, kid: &str) -> Result<Option<(WorkloadKey, Workload)>> {
+        self.inner.workload_key(kid).await
+    }
+    async fn workload_keys(&self, workload: &WorkloadId) -> Result<Vec<WorkloadKey>> {
+        self.inner.workload_keys(workload).await
+    }
+    async fn join_token(&self, lookup: &str) -> Result<Option<JoinToken>> {
+        self.inner.join_token(lookup).await
     }
 }
 

@@ -194,6 +194,71 @@ async fn mutate(db: &mut Db<'_>, m: Mutation, audit: &mut Vec<Draft>) -> Result<
                 .await?;
             codec::room(row.get(0), max, codec::too_many_leases)
         }
+        Mutation::InsertWorkload(w) => {
+            let n = db
+                .execute(
+                    "INSERT INTO workloads (id, name, disabled, created_at, body) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
+                    &[&w.id.as_str(), &w.name.as_str(), &w.disabled, &w.created_at.0, &codec::workload_body(&w)?],
+                )
+                .await?;
+            require(n, || codec::workload_exists(&w.name))
+        }
+        Mutation::SetWorkloadDisabled { workload, disabled } => {
+            db.execute("UPDATE workloads SET disabled = $2 WHERE id = $1", &[&workload.as_str(), &disabled]).await.map(drop)
+        }
+        Mutation::UpdateWorkload(w) => {
+            db.execute("UPDATE workloads SET body = $2 WHERE id = $1", &[&w.id.as_str(), &codec::workload_body(&w)?]).await.map(drop)
+        }
+        // FOR SHARE: a concurrent disable waits for this transaction, or this one sees it.
+        Mutation::RequireEnabledWorkload { workload } => {
+            let rows = db.query("SELECT 1 FROM workloads WHERE id = $1 AND NOT disabled FOR SHARE", &[&workload.as_str()]).await?;
+            require(rows.len() as u64, codec::workload_disabled)
+        }
+        Mutation::InsertJoinToken(t) => db
+            .execute(
+                &format!("INSERT INTO join_tokens ({}) VALUES ($1, $2, $3, $4, $5)", codec::JOIN_TOKEN_COLS),
+                &[&t.lookup, &t.secret_hash, &t.workload_id.as_str(), &t.expires_at.0, &t.used_at.map(|t| t.0)],
+            )
+            .await
+            .map(drop),
+        Mutation::ConsumeJoinToken { lookup, at } => {
+            let n = db.execute("UPDATE join_tokens SET used_at = $2 WHERE lookup = $1 AND used_at IS NULL AND expires_at > $2", &[&lookup, &at.0]).await?;
+            require(n, codec::join_token_used)
+        }
+        Mutation::ExpireJoinTokens { workload, at } => db
+            .execute("UPDATE join_tokens SET expires_at = $2 WHERE workload_id = $1 AND used_at IS NULL AND expires_at > $2", &[&workload.as_str(), &at.0])
+            .await
+            .map(drop),
+        Mutation::InsertWorkloadKey(k) => {
+            let n = db
+                .execute(
+                    "INSERT INTO workload_keys (kid, workload_id, public, enrolled_by, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (kid) DO NOTHING",
+                    &[&k.kid, &k.workload_id.as_str(), &k.public.to_vec(), &k.enrolled_by, &k.created_at.0, &k.revoked_at.map(|t| t.0)],
+                )
+                .await?;
+            require(n, codec::key_exists)
+        }
+        Mutation::RevokeWorkloadKeys { workload, at } => {
+            db.execute("UPDATE workload_keys SET revoked_at = $2 WHERE workload_id = $1 AND revoked_at IS NULL", &[&workload.as_str(), &at.0]).await.map(drop)
+        }
+        Mutation::RequireLiveWorkloadKey { kid } => {
+            let rows = db.query("SELECT 1 FROM workload_keys WHERE kid = $1 AND revoked_at IS NULL FOR SHARE", &[&kid]).await?;
+            require(rows.len() as u64, codec::key_revoked)
+        }
+        // Counted under a per-workload lock, as a person's sessions are.
+        Mutation::RequireWorkloadKeyRoom { workload, max } => {
+            db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&format!("stint.keys.{}", workload.as_str())]).await?;
+            let row = db.query_one("SELECT COUNT(*) FROM workload_keys WHERE workload_id = $1 AND revoked_at IS NULL", &[&workload.as_str()]).await?;
+            codec::room(row.get(0), max, codec::too_many_keys)
+        }
+        Mutation::RequireHolderLeaseRoom { holder, at, max } => {
+            db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&format!("stint.leases.{holder}")]).await?;
+            let row = db
+                .query_one("SELECT COUNT(*) FROM leases WHERE subject = $1 AND revoked_at IS NULL AND ended_at IS NULL AND expires_at > $2", &[&holder, &at.0])
+                .await?;
+            codec::room(row.get(0), max, codec::too_many_holder_leases)
+        }
         Mutation::RequireApprovedGrant { id } => {
             let rows = db.query("SELECT 1 FROM role_requests WHERE id = $1 AND status = 'approved' FOR SHARE", &[&id]).await?;
             require(rows.len() as u64, codec::grant_revoked)

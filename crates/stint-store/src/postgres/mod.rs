@@ -6,14 +6,17 @@ mod pool;
 use stint_core::audit::Record;
 use stint_core::crypto::StoredKey;
 use stint_core::error::{Error, Result};
-use stint_core::ids::{LeaseId, SessionId, UserId, Username};
+use stint_core::ids::{LeaseId, SessionId, UserId, Username, WorkloadId, WorkloadName};
 use stint_core::model::{BackendKind, Identity, Lease, LeaseScope, OneTimeCode, RoleRequest, Session, SsoAttempt, User};
 use stint_core::store::{Change, Store, Timeouts};
+use stint_core::workload::{JoinToken, Workload, WorkloadKey};
 use stint_core::Timestamp;
 use stint_pgtls::Target;
 use tokio_postgres::Config;
 
-use crate::codec::{self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, KEY_COLS, LEASE_COLS, SESSION_COLS, USER_COLS};
+use crate::codec::{
+    self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, JOIN_TOKEN_COLS, KEY_COLS, LEASE_COLS, SESSION_COLS, USER_COLS, WORKLOAD_COLS, WORKLOAD_KEY_COLS,
+};
 use crate::error::store;
 use pool::{Db, Params, Pool};
 
@@ -24,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../migrations/postgres/0004_session_mfa.sql")),
     (5, include_str!("../../migrations/postgres/0005_requests.sql")),
     (6, include_str!("../../migrations/postgres/0006_leases.sql")),
+    (7, include_str!("../../migrations/postgres/0007_workloads.sql")),
 ];
 
 /// Connections per replica: apply transactions are short, and the database is shared with
@@ -244,6 +248,32 @@ impl Store for PostgresStore {
     async fn revoked_unexpired(&self, kind: BackendKind, now: Timestamp) -> Result<Vec<String>> {
         let sql = "SELECT external_id FROM leases WHERE kind = $1 AND revoked_at IS NOT NULL AND expires_at > $2 ORDER BY external_id";
         self.all(sql, &[&kind.as_str(), &now.0], |r| r.text(0)).await
+    }
+
+    async fn workload(&self, name: &WorkloadName) -> Result<Option<Workload>> {
+        self.one(&format!("SELECT {WORKLOAD_COLS} FROM workloads w WHERE w.name = $1"), &[&name.as_str()], |r| codec::workload(r, 0)).await
+    }
+
+    async fn workload_by_id(&self, id: &WorkloadId) -> Result<Option<Workload>> {
+        self.one(&format!("SELECT {WORKLOAD_COLS} FROM workloads w WHERE w.id = $1"), &[&id.as_str()], |r| codec::workload(r, 0)).await
+    }
+
+    async fn workloads(&self) -> Result<Vec<Workload>> {
+        self.all(&format!("SELECT {WORKLOAD_COLS} FROM workloads w ORDER BY w.name"), &[], |r| codec::workload(r, 0)).await
+    }
+
+    async fn workload_key(&self, kid: &str) -> Result<Option<(WorkloadKey, Workload)>> {
+        let sql = format!("SELECT {WORKLOAD_KEY_COLS}, {WORKLOAD_COLS} FROM workload_keys k JOIN workloads w ON w.id = k.workload_id WHERE k.kid = $1");
+        self.one(&sql, &[&kid], codec::workload_key_with_workload).await
+    }
+
+    async fn workload_keys(&self, workload: &WorkloadId) -> Result<Vec<WorkloadKey>> {
+        let sql = format!("SELECT {WORKLOAD_KEY_COLS} FROM workload_keys k WHERE k.workload_id = $1 ORDER BY k.created_at, k.kid");
+        self.all(&sql, &[&workload.as_str()], codec::workload_key).await
+    }
+
+    async fn join_token(&self, lookup: &str) -> Result<Option<JoinToken>> {
+        self.one(&format!("SELECT {JOIN_TOKEN_COLS} FROM join_tokens WHERE lookup = $1"), &[&lookup], codec::join_token).await
     }
 
     async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>> {

@@ -12,12 +12,15 @@ use rusqlite::{params, Connection, OpenFlags, Params, Row, TransactionBehavior};
 use stint_core::audit::Record;
 use stint_core::crypto::StoredKey;
 use stint_core::error::Result;
-use stint_core::ids::{LeaseId, SessionId, UserId, Username};
+use stint_core::ids::{LeaseId, SessionId, UserId, Username, WorkloadId, WorkloadName};
 use stint_core::model::{BackendKind, Identity, Lease, LeaseScope, OneTimeCode, RoleRequest, Session, SsoAttempt, User};
 use stint_core::store::{Change, Store};
+use stint_core::workload::{JoinToken, Workload, WorkloadKey};
 use stint_core::Timestamp;
 
-use crate::codec::{self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, KEY_COLS, LEASE_COLS, SESSION_COLS, USER_COLS};
+use crate::codec::{
+    self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, JOIN_TOKEN_COLS, KEY_COLS, LEASE_COLS, SESSION_COLS, USER_COLS, WORKLOAD_COLS, WORKLOAD_KEY_COLS,
+};
 use crate::error::{store, StoreError};
 use writer::Writer;
 
@@ -28,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../migrations/sqlite/0004_session_mfa.sql")),
     (5, include_str!("../../migrations/sqlite/0005_requests.sql")),
     (6, include_str!("../../migrations/sqlite/0006_leases.sql")),
+    (7, include_str!("../../migrations/sqlite/0007_workloads.sql")),
 ];
 
 /// Enough readers for the HTTP workers of a small node; each is a cheap file handle.
@@ -265,6 +269,32 @@ impl Store for SqliteStore {
     async fn revoked_unexpired(&self, kind: BackendKind, now: Timestamp) -> Result<Vec<String>> {
         let sql = "SELECT external_id FROM leases WHERE kind = ?1 AND revoked_at IS NOT NULL AND expires_at > ?2 ORDER BY external_id";
         self.all(sql, params![kind.as_str(), now.0], |r| r.text(0))
+    }
+
+    async fn workload(&self, name: &WorkloadName) -> Result<Option<Workload>> {
+        self.one(&format!("SELECT {WORKLOAD_COLS} FROM workloads w WHERE w.name = ?1"), [name.as_str()], |r| codec::workload(r, 0))
+    }
+
+    async fn workload_by_id(&self, id: &WorkloadId) -> Result<Option<Workload>> {
+        self.one(&format!("SELECT {WORKLOAD_COLS} FROM workloads w WHERE w.id = ?1"), [id.as_str()], |r| codec::workload(r, 0))
+    }
+
+    async fn workloads(&self) -> Result<Vec<Workload>> {
+        self.all(&format!("SELECT {WORKLOAD_COLS} FROM workloads w ORDER BY w.name"), [], |r| codec::workload(r, 0))
+    }
+
+    async fn workload_key(&self, kid: &str) -> Result<Option<(WorkloadKey, Workload)>> {
+        let sql = format!("SELECT {WORKLOAD_KEY_COLS}, {WORKLOAD_COLS} FROM workload_keys k JOIN workloads w ON w.id = k.workload_id WHERE k.kid = ?1");
+        self.one(&sql, [kid], |r| codec::workload_key_with_workload(r))
+    }
+
+    async fn workload_keys(&self, workload: &WorkloadId) -> Result<Vec<WorkloadKey>> {
+        let sql = format!("SELECT {WORKLOAD_KEY_COLS} FROM workload_keys k WHERE k.workload_id = ?1 ORDER BY k.created_at, k.kid");
+        self.all(&sql, [workload.as_str()], |r| codec::workload_key(r))
+    }
+
+    async fn join_token(&self, lookup: &str) -> Result<Option<JoinToken>> {
+        self.one(&format!("SELECT {JOIN_TOKEN_COLS} FROM join_tokens WHERE lookup = ?1"), [lookup], |r| codec::join_token(r))
     }
 
     async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>> {

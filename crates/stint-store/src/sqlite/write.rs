@@ -254,6 +254,64 @@ fn mutate(c: &Connection, m: Mutation, audit: &mut Vec<Draft>) -> Result<()> {
             params![k.kid, k.public, k.sealed_private, k.created_at.0],
         )
         .map(drop),
+        Mutation::InsertWorkload(w) => {
+            let n = exec(
+                c,
+                "INSERT INTO workloads (id, name, disabled, created_at, body) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO NOTHING",
+                params![w.id.as_str(), w.name.as_str(), w.disabled, w.created_at.0, codec::workload_body(&w)?],
+            )?;
+            require(n, || codec::workload_exists(&w.name))
+        }
+        Mutation::SetWorkloadDisabled { workload, disabled } => {
+            exec(c, "UPDATE workloads SET disabled = ?2 WHERE id = ?1", params![workload.as_str(), disabled]).map(drop)
+        }
+        Mutation::UpdateWorkload(w) => exec(c, "UPDATE workloads SET body = ?2 WHERE id = ?1", params![w.id.as_str(), codec::workload_body(&w)?]).map(drop),
+        Mutation::RequireEnabledWorkload { workload } => {
+            let n = count(c, "SELECT COUNT(*) FROM workloads WHERE id = ?1 AND disabled = 0", [workload.as_str()])?;
+            require(n as u64, codec::workload_disabled)
+        }
+        Mutation::InsertJoinToken(t) => exec(
+            c,
+            &format!("INSERT INTO join_tokens ({}) VALUES (?1, ?2, ?3, ?4, ?5)", codec::JOIN_TOKEN_COLS),
+            params![t.lookup, t.secret_hash, t.workload_id.as_str(), t.expires_at.0, t.used_at.map(|t| t.0)],
+        )
+        .map(drop),
+        Mutation::ConsumeJoinToken { lookup, at } => {
+            let n = exec(c, "UPDATE join_tokens SET used_at = ?2 WHERE lookup = ?1 AND used_at IS NULL AND expires_at > ?2", params![lookup, at.0])?;
+            require(n, codec::join_token_used)
+        }
+        Mutation::ExpireJoinTokens { workload, at } => {
+            exec(c, "UPDATE join_tokens SET expires_at = ?2 WHERE workload_id = ?1 AND used_at IS NULL AND expires_at > ?2", params![workload.as_str(), at.0])
+                .map(drop)
+        }
+        Mutation::InsertWorkloadKey(k) => {
+            let n = exec(
+                c,
+                "INSERT INTO workload_keys (kid, workload_id, public, enrolled_by, created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT (kid) DO NOTHING",
+                params![k.kid, k.workload_id.as_str(), k.public.to_vec(), k.enrolled_by, k.created_at.0, k.revoked_at.map(|t| t.0)],
+            )?;
+            require(n, codec::key_exists)
+        }
+        Mutation::RevokeWorkloadKeys { workload, at } => {
+            exec(c, "UPDATE workload_keys SET revoked_at = ?2 WHERE workload_id = ?1 AND revoked_at IS NULL", params![workload.as_str(), at.0]).map(drop)
+        }
+        Mutation::RequireLiveWorkloadKey { kid } => {
+            let n = count(c, "SELECT COUNT(*) FROM workload_keys WHERE kid = ?1 AND revoked_at IS NULL", [kid.as_str()])?;
+            require(n as u64, codec::key_revoked)
+        }
+        Mutation::RequireWorkloadKeyRoom { workload, max } => {
+            let live = count(c, "SELECT COUNT(*) FROM workload_keys WHERE workload_id = ?1 AND revoked_at IS NULL", [workload.as_str()])?;
+            codec::room(live, max, codec::too_many_keys)
+        }
+        Mutation::RequireHolderLeaseRoom { holder, at, max } => {
+            let live = count(
+                c,
+                "SELECT COUNT(*) FROM leases WHERE subject = ?1 AND revoked_at IS NULL AND ended_at IS NULL AND expires_at > ?2",
+                params![holder, at.0],
+            )?;
+            codec::room(live, max, codec::too_many_holder_leases)
+        }
     }
 }
 

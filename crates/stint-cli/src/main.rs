@@ -113,6 +113,9 @@ enum Command {
     /// Manage users (administrators)
     #[command(subcommand)]
     User(cmd::admin::UserCmd),
+    /// Manage workloads: services that get credentials through `stint agent` (administrators)
+    #[command(subcommand)]
+    Workload(cmd::workload::WorkloadCmd),
     /// Manage sessions
     #[command(subcommand)]
     Session(cmd::admin::SessionCmd),
@@ -174,6 +177,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Grant(c) => cmd::requests::grant(c).await,
         Command::BreakGlass(a) => cmd::requests::break_glass(a).await,
         Command::User(c) => cmd::admin::user(c).await,
+        Command::Workload(c) => cmd::workload::run(c).await,
         Command::Session(c) => cmd::admin::session(c).await,
         Command::Keys(c) => cmd::admin::keys(c).await,
         Command::Audit(c) => cmd::audit::run(c).await,

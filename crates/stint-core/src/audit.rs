@@ -46,10 +46,18 @@ pub enum Event {
     OnCallFeedFailed,
     /// Identical refusals counted instead of written one by one ([`crate::fold`]).
     RefusalsFolded,
+    WorkloadCreated,
+    WorkloadDisabled,
+    WorkloadEnabled,
+    JoinTokenIssued,
+    /// An agent enrolled a key for a workload (with a join token or a platform token).
+    WorkloadEnrolled,
+    /// A workload's enrollment or credential request was refused.
+    WorkloadDenied,
 }
 
 impl Event {
-    pub const ALL: [Event; 31] = [
+    pub const ALL: [Event; 37] = [
         Event::ConfigLoaded,
         Event::KeyCreated,
         Event::KeyRotated,
@@ -81,6 +89,12 @@ impl Event {
         Event::IdentityLinked,
         Event::OnCallFeedFailed,
         Event::RefusalsFolded,
+        Event::WorkloadCreated,
+        Event::WorkloadDisabled,
+        Event::WorkloadEnabled,
+        Event::JoinTokenIssued,
+        Event::WorkloadEnrolled,
+        Event::WorkloadDenied,
     ];
 
     pub fn code(self) -> &'static str {
@@ -116,6 +130,12 @@ impl Event {
             Event::IdentityLinked => "user.identity_linked",
             Event::OnCallFeedFailed => "oncall.feed_failed",
             Event::RefusalsFolded => "refusals.folded",
+            Event::WorkloadCreated => "workload.created",
+            Event::WorkloadDisabled => "workload.disabled",
+            Event::WorkloadEnabled => "workload.enabled",
+            Event::JoinTokenIssued => "workload.join_token_issued",
+            Event::WorkloadEnrolled => "workload.enrolled",
+            Event::WorkloadDenied => "workload.denied",
         }
     }
 }
@@ -488,6 +508,12 @@ mod tests {
                 "user.identity_linked",
                 "oncall.feed_failed",
                 "refusals.folded",
+                "workload.created",
+                "workload.disabled",
+                "workload.enabled",
+                "workload.join_token_issued",
+                "workload.enrolled",
+                "workload.denied",
             ]
         );
     }

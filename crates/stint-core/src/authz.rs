@@ -114,6 +114,8 @@ pub enum Principal<'a> {
         issuer: &'a str,
         subject: &'a str,
     },
+    /// A named workload (a service) with the roles it was given.
+    Service(&'a crate::workload::Workload),
 }
 
 /// A decision and the policies behind it.
@@ -230,6 +232,7 @@ impl Engine {
         let who = match principal {
             Principal::Person(u) => format!("p:{}:{}", u.name, u.groups.iter().map(GroupName::as_str).collect::<Vec<_>>().join(",")),
             Principal::Workload { issuer, subject } => format!("w:{issuer}:{subject}"),
+            Principal::Service(w) => format!("s:{}:{}", w.name, w.roles.iter().map(RoleName::as_str).collect::<Vec<_>>().join(",")),
         };
         let time = if self.uses_now { ctx.now.0 } else { ctx.now.0.div_euclid(3600) };
         // Every field of the context but `not_after` (which the policies do not see).
@@ -279,6 +282,19 @@ impl Engine {
                     ("issuer".to_owned(), RestrictedExpression::new_string((*issuer).to_owned())),
                     ("subject".to_owned(), RestrictedExpression::new_string((*subject).to_owned())),
                 ]);
+                entities.push(Entity::new(w.clone(), attrs, HashSet::new()).map_err(|e| Error::Internal(format!("workload entity: {e}")))?);
+                w
+            }
+            Principal::Service(workload) => {
+                let w = uid("Stint::Workload", workload.name.as_str());
+                let roles = workload.roles.iter().map(|r| RestrictedExpression::new_entity_uid(uid("Stint::Role", r.as_str())));
+                let attrs = HashMap::from([
+                    ("issuer".to_owned(), RestrictedExpression::new_string("stint".to_owned())),
+                    ("subject".to_owned(), RestrictedExpression::new_string(workload.name.to_string())),
+                    ("roles".to_owned(), RestrictedExpression::new_set(roles)),
+                ]);
+                // The roles it names exist as entities, as the requested one does.
+                entities.extend(workload.roles.iter().filter(|r| *r != role).map(|r| Entity::new_no_attrs(uid("Stint::Role", r.as_str()), HashSet::new())));
                 entities.push(Entity::new(w.clone(), attrs, HashSet::new()).map_err(|e| Error::Internal(format!("workload entity: {e}")))?);
                 w
             }

@@ -88,6 +88,7 @@ impl AuthorizedLease {
         let (user_id, subject, session_id, grant_id) = match permit.subject() {
             Subject::Person { user, name, session, grant } => (Some(user.clone()), name.to_string(), Some(session.clone()), grant.clone()),
             Subject::Pipeline(p) => (None, p.holder(), None, None),
+            Subject::Workload(w) => (None, w.holder(), None, None),
         };
         let lease = Lease {
             id,

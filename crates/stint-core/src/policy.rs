@@ -25,6 +25,10 @@ pub struct RoleDef {
     /// Members of any of these groups may assume it.
     pub groups: Vec<GroupName>,
     pub description: String,
+    /// How long a workload's credentials for this role live; by default an hour, or
+    /// `max_ttl` if shorter (`Broker::workload_creds`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_ttl: Option<Ttl>,
 }
 
 /// Why a user may assume a role: a Cedar policy that permitted it, by id.
@@ -42,9 +46,14 @@ impl fmt::Display for GrantReason {
     }
 }
 
-/// The policies the role settings imply: `everyone` and `groups` of each role.
+/// The policies the role settings imply: `everyone` and `groups` of each role; and that a
+/// workload (a service) may assume the roles it was given (`stint workload add --role`).
 pub fn default_policies<'a>(roles: impl IntoIterator<Item = &'a RoleDef>) -> String {
     let mut out = String::from("// Generated from the [roles] settings of the configuration.\n");
+    out.push_str(
+        "@id(\"workloads: their own roles\")\npermit(principal is Stint::Workload, action == Stint::Action::\"assume\", resource)\n\
+         when { context.source == \"service\" && principal has roles && principal.roles.contains(resource) };\n",
+    );
     for r in roles {
         let role = format!("{:?}", r.name.as_str());
         if r.everyone {
@@ -87,15 +96,30 @@ impl Roles {
     /// `readonly` for everyone (8 h), `developer` for group `developers` (4 h), `admin` for group `admins` (1 h).
     pub fn builtin() -> Roles {
         let defs = [
-            RoleDef { name: role("readonly"), max_ttl: ttl(8 * 3600), everyone: true, groups: vec![], description: "view resources, read logs".into() },
+            RoleDef {
+                name: role("readonly"),
+                max_ttl: ttl(8 * 3600),
+                everyone: true,
+                groups: vec![],
+                description: "view resources, read logs".into(),
+                service_ttl: None,
+            },
             RoleDef {
                 name: role("developer"),
                 max_ttl: ttl(4 * 3600),
                 everyone: false,
                 groups: vec![group("developers")],
                 description: "deploy services, change non-sensitive config".into(),
+                service_ttl: None,
             },
-            RoleDef { name: role("admin"), max_ttl: ttl(3600), everyone: false, groups: vec![group("admins")], description: "full access".into() },
+            RoleDef {
+                name: role("admin"),
+                max_ttl: ttl(3600),
+                everyone: false,
+                groups: vec![group("admins")],
+                description: "full access".into(),
+                service_ttl: None,
+            },
         ];
         let defs = defs.into_iter().map(|d| (d.name.clone(), d)).collect();
         let engine = Arc::new(Engine::new(&[Self::defaults_of(&defs)]).unwrap_or_else(|e| unreachable!("built-in policies validate: {e}")));
@@ -211,7 +235,32 @@ pub enum Subject {
     Person { user: UserId, name: Username, session: SessionId, grant: Option<String> },
     /// A CI pipeline whose platform token a role's trust policy admitted.
     Pipeline(Pipeline),
-    // Next (issue 14 §1): `Workload`, a named principal, re-checked enabled as a person is.
+    /// A named workload (a service), through an agent key it enrolled: issuance re-checks the
+    /// workload enabled and the key live, as a person's are, and accepts the agent's
+    /// assertion once.
+    Workload(Service),
+}
+
+/// A workload as its verified assertion describes it. Building one authorises nothing: only
+/// a [`Permit`] does.
+#[derive(Debug)]
+pub struct Service {
+    pub workload: crate::ids::WorkloadId,
+    pub name: crate::ids::WorkloadName,
+    /// The enrolled agent key that signed the assertion.
+    pub kid: String,
+    /// Where the agent asked from.
+    pub addr: String,
+    /// The replay guard of the assertion (as for CI tokens): committed with the issuance.
+    pub replay_key: String,
+    pub replay_until: Timestamp,
+}
+
+impl Service {
+    /// What leases and role tokens name it by: `workload:NAME`.
+    pub fn holder(&self) -> String {
+        format!("{}{}", crate::workload::WORKLOAD_SUBJECT_PREFIX, self.name)
+    }
 }
 
 /// A pipeline as its verified token and the trust policy that admitted it describe it.
@@ -271,6 +320,10 @@ impl Permit {
     pub(crate) fn for_pipeline(pipeline: Pipeline, role: RoleName, ttl: Ttl, now: Timestamp, reasons: Vec<GrantReason>) -> Permit {
         Permit { subject: Subject::Pipeline(pipeline), role, ttl, expires_at: now.plus(ttl), reasons }
     }
+    /// The decision for a workload: the Cedar policies in `reasons` permitted it `role`.
+    pub(crate) fn for_workload(service: Service, role: RoleName, ttl: Ttl, now: Timestamp, reasons: Vec<GrantReason>) -> Permit {
+        Permit { subject: Subject::Workload(service), role, ttl, expires_at: now.plus(ttl), reasons }
+    }
     /// The same decision, taken because the approved request (or break-glass grant) `id`
     /// covers the role: issuance re-checks that it still does. People only have grants.
     pub(crate) fn under_grant(mut self, id: String) -> Permit {
@@ -286,7 +339,7 @@ impl Permit {
     pub fn grant(&self) -> Option<&str> {
         match &self.subject {
             Subject::Person { grant, .. } => grant.as_deref(),
-            Subject::Pipeline(_) => None,
+            Subject::Pipeline(_) | Subject::Workload(_) => None,
         }
     }
     pub fn role(&self) -> &RoleName {

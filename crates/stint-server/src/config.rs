@@ -390,6 +390,10 @@ pub struct RoleSection {
     pub trust_policy_file: Option<PathBuf>,
     /// Lifetime of the role's CI credentials (5m-15m; default 15m or the role's max_ttl).
     pub ci_ttl: Option<String>,
+    /// Lifetime of the credentials workloads (services) get for this role, which their agents
+    /// renew at about two thirds of it (default 1h, or the role's max_ttl if shorter). Set on
+    /// a role meant for services only, it is what lets anyone assume it.
+    pub service_ttl: Option<String>,
 }
 
 /// Values from flags or `STINT_*` variables (clap merges the two); they win over the file.
@@ -766,12 +770,24 @@ fn roles(sections: BTreeMap<String, RoleSection>, granted_elsewhere: &[String], 
             (None, None) => vec![],
         };
         let everyone = s.everyone.or(base.as_ref().map(|b| b.everyone)).unwrap_or(false);
-        let trusted = s.trust_policy.is_some() || s.trust_policy_file.is_some() || granted_elsewhere.contains(&name);
+        let service_ttl = match (s.service_ttl, &base) {
+            (Some(v), _) => Some(v.parse::<Ttl>().map_err(|e| err(origin, &key("service_ttl"), e))?),
+            (None, Some(b)) => b.service_ttl,
+            (None, None) => None,
+        };
+        if service_ttl.is_some_and(|t| t > max_ttl) {
+            return Err(err(origin, &key("service_ttl"), format!("must not exceed the role's max_ttl ({max_ttl})")));
+        }
+        let trusted = s.trust_policy.is_some() || s.trust_policy_file.is_some() || service_ttl.is_some() || granted_elsewhere.contains(&name);
         if !everyone && groups.is_empty() && !trusted {
-            return Err(err(origin, &key("groups"), "nobody could assume this role: set groups, everyone = true or a trust_policy, or grant it through [approvals], [break_glass] or an on-call schedule"));
+            return Err(err(
+                origin,
+                &key("groups"),
+                "nobody could assume this role: set groups, everyone = true, a trust_policy or (for workloads) a service_ttl, or grant it through [approvals], [break_glass] or an on-call schedule",
+            ));
         }
         let description = s.description.or(base.map(|b| b.description)).unwrap_or_default();
-        roles.set(RoleDef { name: rname, max_ttl, everyone, groups, description }).map_err(|e| err(origin, &format!("roles.{name}"), e))?;
+        roles.set(RoleDef { name: rname, max_ttl, everyone, groups, description, service_ttl }).map_err(|e| err(origin, &format!("roles.{name}"), e))?;
     }
     Ok(roles)
 }

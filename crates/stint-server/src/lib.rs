@@ -13,6 +13,7 @@ pub mod sts;
 pub mod tls;
 pub mod webhooks;
 pub mod wire;
+pub mod workloads;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -146,7 +146,9 @@ impl Limiter {
 
 /// The routes that take no credential: each request is limited by address and globally.
 pub fn limited(path: &str) -> bool {
-    matches!(path, "/v1/token" | "/v1/sts" | "/v1/sts/" | "/v1/auth/login" | "/v1/bootstrap" | "/v1/enroll" | "/v1/introspect") || path.starts_with("/v1/sso/")
+    matches!(path, "/v1/token" | "/v1/sts" | "/v1/sts/" | "/v1/auth/login" | "/v1/bootstrap" | "/v1/enroll" | "/v1/introspect")
+        || path.starts_with("/v1/sso/")
+        || path.starts_with("/v1/workload/")
 }
 
 /// Resolves the client address of every request and limits the routes without credential.
@@ -223,10 +225,22 @@ mod tests {
 
     #[test]
     fn unauthenticated_routes_are_limited() {
-        for p in ["/v1/token", "/v1/sts", "/v1/sts/", "/v1/auth/login", "/v1/bootstrap", "/v1/enroll", "/v1/introspect", "/v1/sso/callback", "/v1/sso/token"] {
+        for p in [
+            "/v1/token",
+            "/v1/sts",
+            "/v1/sts/",
+            "/v1/auth/login",
+            "/v1/bootstrap",
+            "/v1/enroll",
+            "/v1/introspect",
+            "/v1/sso/callback",
+            "/v1/sso/token",
+            "/v1/workload/join",
+            "/v1/workload/creds",
+        ] {
             assert!(limited(p), "{p}");
         }
-        for p in ["/v1/assume", "/v1/leases", "/v1/whoami", "/healthz", "/v1/jwks"] {
+        for p in ["/v1/assume", "/v1/leases", "/v1/whoami", "/healthz", "/v1/jwks", "/v1/workloads"] {
             assert!(!limited(p), "{p}");
         }
     }

@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requests/{id}/deny", post(deny_request))
         .route("/v1/grants/{id}/revoke", post(revoke_grant))
         .route("/v1/break-glass", post(break_glass))
+        .merge(crate::workloads::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
@@ -71,9 +72,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-type JsonOut = axum::Json<serde_json::Value>;
+pub(crate) type JsonOut = axum::Json<serde_json::Value>;
 
-fn to_json(v: impl serde::Serialize) -> JsonOut {
+pub(crate) fn to_json(v: impl serde::Serialize) -> JsonOut {
     axum::Json(serde_json::to_value(v).unwrap_or(serde_json::Value::Null))
 }
 
@@ -196,9 +197,14 @@ async fn creds(State(s): State<AppState>, Session(c): Session, Json(req): Json<C
     }
     let issued = s.broker.assume(&c, &req.role, ttl).await?;
     s.metrics.observe_issue_latency(started.elapsed());
+    Ok(to_json(token_creds(&issued)))
+}
+
+/// A role token as a credential on the wire.
+pub(crate) fn token_creds(issued: &stint_core::broker::Issued) -> CredsResponse {
     let cl = &issued.claims;
     let values = [("token", issued.token.expose()), ("token_type", "Bearer"), ("jti", cl.jti.as_str())];
-    Ok(to_json(CredsResponse {
+    CredsResponse {
         backend: "token".into(),
         kind: "token".into(),
         role: cl.role.clone(),
@@ -208,11 +214,11 @@ async fn creds(State(s): State<AppState>, Session(c): Session, Json(req): Json<C
         expires_in: cl.iat.until(cl.exp),
         env: [("STINT_TOKEN", "token"), ("STINT_TOKEN_EXPIRES_AT", "expires_at")].iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
         values: values.iter().map(|(k, v)| ((*k).into(), serde_json::Value::String((*v).into()))).collect(),
-    }))
+    }
 }
 
 /// A backend credential on the wire; its secrets leave the server only here.
-fn leased_creds(l: &stint_core::broker::Leased) -> CredsResponse {
+pub(crate) fn leased_creds(l: &stint_core::broker::Leased) -> CredsResponse {
     let c = &l.credential;
     let mut values: std::collections::BTreeMap<String, serde_json::Value> = c.fields.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
     values.extend(c.secrets.iter().map(|(k, v)| (k.clone(), v.expose().into())));

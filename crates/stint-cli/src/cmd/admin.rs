@@ -175,6 +175,6 @@ fn disabled_text(u: &Value) -> String {
 }
 
 /// Percent-encodes a path segment.
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }

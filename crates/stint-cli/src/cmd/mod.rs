@@ -12,6 +12,7 @@ pub mod policy;
 pub mod requests;
 pub mod server;
 pub mod sso;
+pub mod workload;
 
 /// A role, named either way: `stint assume developer` or `stint assume --role developer`.
 #[derive(clap::Args, Clone, Debug, Default)]

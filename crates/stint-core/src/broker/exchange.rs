@@ -94,18 +94,18 @@ pub struct CiLeased {
 const AUDITED_CLAIMS: [&str; 8] = ["sub", "aud", "repository", "ref", "environment", "event_name", "job_workflow_ref", "run_id"];
 
 /// The claims of `token` an audit record keeps, bounded.
-fn audited_claims(token: &IdToken) -> Vec<(&'static str, String)> {
+pub(super) fn audited_claims(token: &IdToken) -> Vec<(&'static str, String)> {
     let value = |v: &serde_json::Value| bounded(&v.as_str().map_or_else(|| v.to_string(), str::to_owned), 200);
     AUDITED_CLAIMS.iter().filter_map(|&name| token.claims.get(name).map(|v| (name, value(v)))).collect()
 }
 
 /// Peer-supplied text for an audit detail: bounded, without control characters.
-fn bounded(s: &str, max: usize) -> String {
+pub(super) fn bounded(s: &str, max: usize) -> String {
     s.chars().take(max).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect()
 }
 
 /// ID-token codes from `oidc` renamed for CI tokens.
-fn ci_error(e: Error) -> Error {
+pub(super) fn ci_error(e: Error) -> Error {
     let message = e.to_string();
     match e.code() {
         "id_token_expired" => Error::unauthenticated("token_expired", "the CI token has expired; request a fresh one in the job (they live minutes)"),
@@ -163,7 +163,11 @@ impl Broker {
 
     /// Finds the token's issuer among the configured ones and verifies the token with its
     /// keys. On failure, the issuer when it was found, and the refusal.
-    async fn ci_verify(&self, token: &SecretString, now: Timestamp) -> std::result::Result<(&CiIssuerConfig, IdToken), (Option<&CiIssuerConfig>, Error)> {
+    pub(super) async fn ci_verify(
+        &self,
+        token: &SecretString,
+        now: Timestamp,
+    ) -> std::result::Result<(&CiIssuerConfig, IdToken), (Option<&CiIssuerConfig>, Error)> {
         let Some(claimed) = oidc::peek_issuer(token.expose()) else {
             return Err((None, Error::unauthenticated("invalid_token", "the token is not a JWT with an iss claim (at most 16 KiB)")));
         };
@@ -265,7 +269,7 @@ impl Broker {
 
     /// The pipeline an admitted token stands for, with what its audit record keeps.
     fn pipeline(&self, req: &ExchangeRequest, issuer: &CiIssuerConfig, token: &IdToken, statement: &str) -> Pipeline {
-        let (replay_key, replay_until) = Self::token_use(req, issuer, token, self.cfg.ci.skew_secs);
+        let (replay_key, replay_until) = Self::token_use(&req.token, issuer, token, self.cfg.ci.skew_secs);
         let display_name = token.claims.get("repository").and_then(|v| v.as_str()).map_or_else(|| token.subject.clone(), str::to_owned);
         Pipeline {
             issuer: issuer.name.clone(),
@@ -283,9 +287,9 @@ impl Broker {
     /// The replay guard: accepted once, by `jti` when the token has one, else by its signed
     /// content (header and claims, not the signature: an ECDSA signature can be rewritten and
     /// still verify). Remembered until the token expires.
-    fn token_use(req: &ExchangeRequest, issuer: &CiIssuerConfig, token: &IdToken, skew_secs: i64) -> (String, Timestamp) {
+    pub(super) fn token_use(raw: &SecretString, issuer: &CiIssuerConfig, token: &IdToken, skew_secs: i64) -> (String, Timestamp) {
         let jti = token.claims.get("jti").and_then(|v| v.as_str());
-        let signed_part = req.token.expose().rsplit_once('.').map_or(req.token.expose(), |(signed, _)| signed);
+        let signed_part = raw.expose().rsplit_once('.').map_or(raw.expose(), |(signed, _)| signed);
         let seen = match jti {
             Some(j) => Sha256::new().chain_update(issuer.url.as_bytes()).chain_update(b"\n").chain_update(j.as_bytes()).finalize(),
             None => Sha256::new().chain_update(issuer.url.as_bytes()).chain_update(b"\n\n").chain_update(signed_part.as_bytes()).finalize(),

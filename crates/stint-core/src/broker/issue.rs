@@ -85,6 +85,8 @@ impl Broker {
     ///   later follows its record in the chain. So no credential's record follows a
     ///   revocation that covers it, on any replica.
     /// - a pipeline: its token not used before (the replay guard), remembered from now on.
+    /// - a workload: enabled, the agent key live (a disable revokes both, and commits before
+    ///   or after as a person's does), and the assertion not used before.
     pub(super) fn entitled(permit: &Permit, now: Timestamp) -> Change {
         match permit.subject() {
             Subject::Person { user, session, grant, .. } => {
@@ -95,15 +97,21 @@ impl Broker {
                 }
             }
             Subject::Pipeline(p) => Change::default().with(Mutation::RecordTokenUse { key: p.replay_key.clone(), expires_at: p.replay_until }),
+            Subject::Workload(w) => Change::default()
+                .with(Mutation::RequireEnabledWorkload { workload: w.workload.clone() })
+                .with(Mutation::RequireLiveWorkloadKey { kid: w.kid.clone() })
+                .with(Mutation::RecordTokenUse { key: w.replay_key.clone(), expires_at: w.replay_until }),
         }
     }
 
     /// What a lease's transaction holds besides its record: the subject's re-checks, the
-    /// holder's room for one more lease (people have a cap), and the lease.
+    /// holder's room for one more lease (people and workloads have a cap; a pipeline's
+    /// token is accepted once and its credentials live minutes), and the lease.
     fn leasing(permit: &Permit, lease: &AuthorizedLease, caps: Caps, now: Timestamp) -> Change {
         let change = Self::entitled(permit, now);
         let change = match permit.subject() {
             Subject::Person { user, .. } => change.with(Mutation::RequireLeaseRoom { user: user.clone(), at: now, max: caps.leases_per_person }),
+            Subject::Workload(w) => change.with(Mutation::RequireHolderLeaseRoom { holder: w.holder(), at: now, max: caps.leases_per_workload }),
             Subject::Pipeline(_) => change,
         };
         change.with(Mutation::InsertLease(lease.lease().clone()))
@@ -133,6 +141,9 @@ impl Broker {
                 }
                 d
             }
+            Subject::Workload(w) => {
+                d.actor(w.holder()).detail("source", "service").detail("workload", &w.workload).detail("key", &w.kid).detail("addr", &w.addr)
+            }
         }
     }
 
@@ -155,6 +166,7 @@ impl Broker {
         let (sub, sid, preferred_username, grant) = match permit.subject() {
             Subject::Person { user, name, session, grant } => (user.to_string(), Some(session.clone()), name.to_string(), grant.clone()),
             Subject::Pipeline(p) => (p.holder(), None, p.display_name.clone(), None),
+            Subject::Workload(w) => (w.holder(), None, w.name.to_string(), None),
         };
         Claims {
             iss: self.cfg.issuer.clone(),
@@ -336,6 +348,52 @@ mod tests {
             (l.user_id.as_ref(), l.subject.as_str(), l.session_id.as_ref(), l.grant_id.as_deref()),
             (None, "ci:github:repo:org/app:ref:refs/heads/main", None, None)
         );
+    }
+
+    fn workload() -> Permit {
+        let w = crate::policy::Service {
+            workload: crate::ids::WorkloadId::random(&mut OsRng),
+            name: crate::ids::WorkloadName::parse("api").unwrap(),
+            kid: "kid-1".into(),
+            addr: "10.0.0.9".into(),
+            replay_key: "assertion-once".into(),
+            replay_until: Timestamp(1_120),
+        };
+        Permit::for_workload(w, RoleName::parse("api-service").unwrap(), Ttl::from_secs(3600).unwrap(), NOW, vec![])
+    }
+
+    #[test]
+    fn a_workloads_issuance_rechecks_the_workload_its_key_and_the_assertion() {
+        let permit = workload();
+        let Subject::Workload(w) = permit.subject() else { unreachable!() };
+        let change = Broker::entitled(&permit, NOW);
+        assert!(
+            matches!(change.mutations.as_slice(), [
+            Mutation::RequireEnabledWorkload { workload: id },
+            Mutation::RequireLiveWorkloadKey { kid },
+            Mutation::RecordTokenUse { key, expires_at: Timestamp(1_120) },
+        ] if *id == w.workload && kid == "kid-1" && key == "assertion-once"),
+            "{:?}",
+            change.mutations
+        );
+        // A lease adds the workload's cap, counted by holder, and the lease.
+        let l = lease(&permit);
+        let change = Broker::leasing(&permit, &l, Caps { leases_per_workload: 7, ..Caps::default() }, NOW);
+        assert!(
+            matches!(change.mutations.as_slice(), [
+            Mutation::RequireEnabledWorkload { .. },
+            Mutation::RequireLiveWorkloadKey { .. },
+            Mutation::RecordTokenUse { .. },
+            Mutation::RequireHolderLeaseRoom { holder, at: NOW, max: 7 },
+            Mutation::InsertLease(recorded),
+        ] if holder == "workload:api" && recorded == l.lease()),
+            "{:?}",
+            change.mutations
+        );
+        assert_eq!((l.user_id.as_ref(), l.subject.as_str(), l.session_id.as_ref()), (None, "workload:api", None));
+        let d = Broker::issued_record(&permit, NOW);
+        assert_eq!(d.actor, "workload:api");
+        assert!(d.details.iter().any(|(k, v)| k == "source" && v == "service"), "{:?}", d.details);
     }
 
     #[test]

@@ -89,6 +89,20 @@ const REAP_RETRY_SECS: i64 = 60;
 /// Certificates are valid from a little before issuance, for servers whose clocks lag.
 const SSH_BACKDATE_SECS: i64 = 60;
 
+/// A lease checked and ready to be decided on: where, with which key, capped how.
+pub(super) struct LeasePlan<'a> {
+    target: Target<'a>,
+    key: Option<sshcert::PublicKey>,
+    cap: Option<Ttl>,
+}
+
+impl LeasePlan<'_> {
+    /// The backend's name.
+    pub(super) fn backend(&self) -> &str {
+        self.target.name()
+    }
+}
+
 enum Target<'a> {
     Ssh(&'a SshBackendConfig),
     External(&'a str, &'a Arc<dyn Backend>),
@@ -157,11 +171,26 @@ impl Broker {
     /// Issues a backend credential for the caller. `Ok(None)` when the role has no backend
     /// (and none was named): its credential is the role token (`Broker::assume`).
     pub async fn lease(&self, caller: &Caller, ask: LeaseAsk) -> Result<Option<Leased>> {
+        let Some(plan) = self.plan_lease(&ask)? else {
+            return Ok(None);
+        };
+        let now = self.now();
+        let permit = self.decide(caller, &ask.role, ask.ttl, now).await?;
+        let (role, backend) = (permit.role().clone(), plan.backend().to_owned());
+        match self.spend_on_lease(permit, plan, now).await {
+            Ok(leased) => Ok(Some(leased)),
+            Err(e) => Err(self.lease_refused(caller, &role, &backend, e, now).await),
+        }
+    }
+
+    /// What a lease asked for will be issued on, checked before any decision (so a malformed
+    /// key or a TTL beyond the backend's is a plain 400 that records nothing). `Ok(None)` when
+    /// the role has no backend and none was named.
+    pub(super) fn plan_lease<'a>(&'a self, ask: &LeaseAsk) -> Result<Option<LeasePlan<'a>>> {
         let role = RoleName::parse(&ask.role)?;
         let Some(target) = self.target(&role, ask.backend.as_deref())? else {
             return Ok(None);
         };
-        // Checked before deciding, so a malformed key is a plain 400 that records nothing.
         let key = match (&target, &ask.public_key) {
             (Target::Ssh(_), Some(k)) => Some(sshcert::PublicKey::parse(k)?),
             (Target::Ssh(_), None) => {
@@ -180,22 +209,21 @@ impl Broker {
                 ));
             }
         }
-        let now = self.now();
-        let permit = self.decide(caller, &ask.role, ask.ttl, now).await?;
-        let permit = match cap {
+        Ok(Some(LeasePlan { target, key, cap }))
+    }
+
+    /// Spends a permit on the planned lease, through the one issuance pipeline.
+    pub(super) async fn spend_on_lease(&self, permit: crate::policy::Permit, plan: LeasePlan<'_>, now: crate::time::Timestamp) -> Result<Leased> {
+        let permit = match plan.cap {
             Some(cap) => permit.shortened_to(cap),
             None => permit,
         };
-        let backend = target.name().to_owned();
-        let what = match (target, key) {
+        let what = match (plan.target, plan.key) {
             (Target::Ssh(cfg), Some(key)) => What::SshCert(cfg, key),
             (Target::External(name, b), _) => What::Backend(name, b),
             (Target::Ssh(_), None) => return Err(Error::Internal("SSH lease without a key".into())),
         };
-        match self.issue(permit, what, now).await {
-            Ok(issued) => issued.lease().map(Some),
-            Err(e) => Err(self.lease_refused(caller, &role, &backend, e, now).await),
-        }
+        self.issue(permit, what, now).await?.lease()
     }
 
     /// What became of an issuance: a failure is recorded (and the caller told without the

@@ -12,6 +12,7 @@ mod leases;
 mod requests;
 mod sso;
 mod tokens;
+mod workloads;
 
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -35,6 +36,9 @@ pub use requests::{ApprovalConfig, RequestView};
 
 pub use sso::{ClaimedPerson, DeviceCodes, DeviceRequest, IdentityProvider, SsoBegin, SsoCallback, SsoFlow, SsoOutcome, SsoProvider, SsoStarted};
 pub use tokens::{Introspection, Issued, RoleChoice, WhoAmI, CI_SUBJECT_PREFIX};
+pub use workloads::{
+    AttestRequest, Enrolled as WorkloadEnrolled, JoinRequest, NewJoinToken, WorkloadAsk, WorkloadCaller, WorkloadCreds, WorkloadInfo, WorkloadStatus,
+};
 
 /// Settings the broker needs, already validated.
 #[derive(Clone, Debug)]
@@ -73,19 +77,23 @@ pub struct BrokerConfig {
     pub folding: FoldConfig,
 }
 
-/// What one person may hold at once, so a stolen session cannot mint without bound.
-/// Enforced in the transaction that adds the session or lease.
+/// What one person or workload may hold at once, so a stolen session or agent key cannot
+/// mint without bound. Enforced in the transaction that adds the session, key or lease.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Caps {
     pub sessions_per_person: u32,
     pub leases_per_person: u32,
+    /// Enrolled agent keys: one per running agent (a replica, a host).
+    pub keys_per_workload: u32,
+    pub leases_per_workload: u32,
 }
 
 impl Default for Caps {
     /// Generous: a person with a laptop, a desktop and a few shells holds a handful of
-    /// sessions, and credentials expire within hours.
+    /// sessions, and credentials expire within hours; a service runs some replicas, each
+    /// with an agent that holds a credential or two and renews it before it expires.
     fn default() -> Self {
-        Caps { sessions_per_person: 20, leases_per_person: 200 }
+        Caps { sessions_per_person: 20, leases_per_person: 200, keys_per_workload: 100, leases_per_workload: 500 }
     }
 }
 

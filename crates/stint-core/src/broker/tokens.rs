@@ -171,6 +171,15 @@ impl Broker {
         // A CI credential has no session: it lives its few minutes (and only CI subjects may
         // lack a session).
         let Some(sid) = &claims.sid else {
+            // A workload's token lives while the workload is enabled (a disable revokes what
+            // it holds); read on every call, as a session is.
+            if let Some(name) = claims.sub.strip_prefix(crate::workload::WORKLOAD_SUBJECT_PREFIX) {
+                let enabled = match crate::ids::WorkloadName::parse(name) {
+                    Ok(n) => self.store.workload(&n).await?.is_some_and(|w| !w.disabled),
+                    Err(_) => false,
+                };
+                return Ok(if enabled { Introspection { active: true, claims: Some((*claims).clone()) } } else { Introspection::inactive() });
+            }
             let ci = claims.sub.starts_with(CI_SUBJECT_PREFIX);
             return Ok(if ci { Introspection { active: true, claims: Some((*claims).clone()) } } else { Introspection::inactive() });
         };

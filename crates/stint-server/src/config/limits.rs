@@ -34,6 +34,8 @@ pub struct LimitsSection {
     pub rate_limited_delay_ms: Option<u64>,
     pub sessions_per_person: Option<u32>,
     pub leases_per_person: Option<u32>,
+    pub keys_per_workload: Option<u32>,
+    pub leases_per_workload: Option<u32>,
 }
 
 /// Where the client address of a request comes from.
@@ -118,6 +120,8 @@ pub fn load(s: LimitsSection, behind_proxy: bool, origin: &str) -> Result<Limits
     let caps = Caps {
         sessions_per_person: positive(s.sessions_per_person, d.caps.sessions_per_person, "limits.sessions_per_person", origin)?,
         leases_per_person: positive(s.leases_per_person, d.caps.leases_per_person, "limits.leases_per_person", origin)?,
+        keys_per_workload: positive(s.keys_per_workload, d.caps.keys_per_workload, "limits.keys_per_workload", origin)?,
+        leases_per_workload: positive(s.leases_per_workload, d.caps.leases_per_workload, "limits.leases_per_workload", origin)?,
     };
     let delay = match s.rate_limited_delay_ms {
         None => d.rate_limited_delay,
@@ -147,6 +151,8 @@ impl Limits {
             "rate_limited_delay_ms": self.rate_limited_delay.as_millis() as u64,
             "sessions_per_person": self.caps.sessions_per_person,
             "leases_per_person": self.caps.leases_per_person,
+            "keys_per_workload": self.caps.keys_per_workload,
+            "leases_per_workload": self.caps.leases_per_workload,
         })
     }
 }
@@ -182,6 +188,7 @@ mod tests {
             ("per_address_rate = 0", "limits.per_address_rate"),
             ("global_burst = 0", "limits.global_burst"),
             ("sessions_per_person = 0", "limits.sessions_per_person"),
+            ("leases_per_workload = 0", "limits.leases_per_workload"),
             ("trusted_proxies = [\"10.0.0.0/40\"]\ntrusted_proxy_header = \"X-Forwarded-For\"", "limits.trusted_proxies"),
             ("trusted_proxy_header = \"X-Forwarded-For\"", "limits.trusted_proxies"),
             ("trusted_proxies = [\"10.0.0.1\"]", "limits.trusted_proxies"),

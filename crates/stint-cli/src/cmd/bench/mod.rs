@@ -18,6 +18,7 @@ use crate::output::Output;
 mod ci;
 mod flood;
 mod pg;
+mod workload;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -41,6 +42,9 @@ pub enum Scenario {
     /// `POST /v1/creds` on a PostgreSQL backend: decide, record the lease durably, create the
     /// login role (needs --postgres)
     Postgres,
+    /// `POST /v1/workload/creds` for the role token: verify an agent's assertion (Ed25519,
+    /// signed per request), decide, replay check and audit durably, sign
+    Workload,
     /// Garbage CI tokens flooded to `POST /v1/token` from 127.0.0.1 (--flood-connections),
     /// while the `assume` load runs from 127.0.2.1: three phases of --duration (assume alone,
     /// the flood alone, both); reports the store's growth, the flood's 429s and refusals, and
@@ -397,6 +401,14 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
                     None => closed_loop(&http, make, a.concurrency, duration).await,
                 }
             }
+            Scenario::Workload => {
+                let keys = Arc::new(workload::agents(&http, &url, &admin, a.concurrency).await?);
+                let make = workload::request(&url, keys);
+                match a.rate {
+                    Some(rate) => open_loop(&http, make, rate, duration).await,
+                    None => closed_loop(&http, make, a.concurrency, duration).await,
+                }
+            }
             Scenario::PostgresFloor => {
                 let clients = Arc::new(pg::floor_clients(a.postgres.as_deref().unwrap_or_default()).await?);
                 let run = rand_core::RngCore::next_u32(&mut rand_core::OsRng);
@@ -442,9 +454,13 @@ fn request_for(scenario: Scenario, url: &str, sessions: Arc<Vec<String>>, tokens
         Scenario::Postgres => Arc::new(move |h, i| {
             h.post(format!("{url}/v1/creds")).bearer_auth(&sessions[i % sessions.len()]).json(&json!({ "role": "readonly", "ttl": "5m", "backend": "benchdb" }))
         }),
-        Scenario::Introspect | Scenario::Login | Scenario::Exchange | Scenario::ExchangeFloor | Scenario::PostgresFloor | Scenario::Flood => {
-            Arc::new(move |h, i| h.post(format!("{url}/v1/introspect")).form(&[("token", tokens[i % tokens.len()].as_str())]))
-        }
+        Scenario::Introspect
+        | Scenario::Login
+        | Scenario::Exchange
+        | Scenario::ExchangeFloor
+        | Scenario::PostgresFloor
+        | Scenario::Flood
+        | Scenario::Workload => Arc::new(move |h, i| h.post(format!("{url}/v1/introspect")).form(&[("token", tokens[i % tokens.len()].as_str())])),
     }
 }
 
@@ -568,6 +584,8 @@ fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>, flooded: Op
     let pgfloor = reports.iter().find(|r| r.scenario.starts_with("postgresfloor")).map(|r| r.rate);
     let pgrate = reports.iter().find(|r| r.scenario.starts_with("postgres") && !r.scenario.starts_with("postgresfloor")).map(|r| r.rate);
     let pgratio = pgfloor.zip(pgrate).map(|(f, x)| x / f);
+    let workload = reports.iter().find(|r| r.scenario.starts_with("workload")).map(|r| r.rate);
+    let wratio = assume.zip(workload).map(|(a, w)| w / a);
     let value = json!({
         "concurrency": a.concurrency,
         "rate": a.rate,
@@ -576,6 +594,7 @@ fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>, flooded: Op
         "issuance_over_floor": ratio,
         "exchange_over_floor": xratio,
         "postgres_over_floor": pgratio,
+        "workload_over_assume": wratio,
         "memory": memory,
         "flood": flooded,
     });
@@ -600,6 +619,9 @@ fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>, flooded: Op
         }
         if let Some(r) = pgratio {
             println!("postgres credentials / postgres floor (CREATE ROLE alone): {:.0} %", r * 100.0);
+        }
+        if let Some(r) = wratio {
+            println!("workload role tokens / assume: {:.0} %", r * 100.0);
         }
         if let Some(m) = memory {
             println!(

@@ -128,6 +128,9 @@ enum Command {
     /// Ask the policies: trust policies for CI tokens, Cedar policies for people
     #[command(subcommand)]
     Policy(cmd::policy::PolicyCmd),
+    /// Run the workload agent: serves AWS container credentials on loopback and keeps
+    /// credential files fresh for a service (`stint agent env`, `stint agent status`)
+    Agent(cmd::agent::AgentArgs),
     /// Measure a stint server under load (starts its own server on a fresh data directory)
     Bench(cmd::bench::BenchArgs),
 }
@@ -180,6 +183,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Ci(c) => cmd::ci::run(c).await,
         Command::Policy(c) => cmd::policy::policy(c),
         Command::Bench(a) => cmd::bench::run(a).await,
+        Command::Agent(a) => cmd::agent::run(a).await,
     }
 }
 

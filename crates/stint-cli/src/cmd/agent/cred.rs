@@ -121,8 +121,9 @@ fn env_value(v: &str) -> String {
 /// What the endpoint holds for the AWS SDKs.
 #[derive(Debug)]
 pub enum Served {
-    /// Nothing yet (or the last credential ended and no new one came): 503.
-    Pending { reason: String },
+    /// Nothing yet (`not_ready`), the last credential ended and no new one came
+    /// (`credential_expired`), or it is not an AWS one (`not_aws`): 503 with the code.
+    Pending { code: &'static str, reason: String },
     /// A credential, served until `deadline`.
     Cached { body: SecretString, deadline: Instant },
     /// Refused for good by the server (workload disabled, key or lease revoked): 403.
@@ -155,7 +156,7 @@ pub fn answer(served: &Served, authorized: bool, now: Instant) -> Answer {
         Served::Cached { .. } => {
             error(503, "credential_expired", "the agent's credential expired and it could not get a new one yet; see `stint agent status`")
         }
-        Served::Pending { reason } => error(503, "not_ready", reason),
+        Served::Pending { code, reason } => error(503, code, reason),
         Served::Refused { code, message } => error(403, code, message),
     }
 }
@@ -259,7 +260,7 @@ mod tests {
         };
         assert_eq!(code(answer(&cached, false, now)), (401, "unauthorized".into()));
         assert_eq!(code(answer(&cached, true, now + Duration::from_secs(10))), (503, "credential_expired".into()));
-        assert_eq!(code(answer(&Served::Pending { reason: "enrolling".into() }, true, now)), (503, "not_ready".into()));
+        assert_eq!(code(answer(&Served::Pending { code: "not_ready", reason: "enrolling".into() }, true, now)), (503, "not_ready".into()));
         let refused = Served::Refused { code: "workload_disabled".into(), message: "disabled".into() };
         assert_eq!(code(answer(&refused, true, now)), (403, "workload_disabled".into()));
         assert_eq!(code(answer(&refused, false, now)), (401, "unauthorized".into()), "no hint to the unauthorized");

@@ -25,7 +25,7 @@ impl Endpoint {
     pub fn new(auth: SecretString) -> Arc<Endpoint> {
         Arc::new(Endpoint {
             auth,
-            served: RwLock::new(Served::Pending { reason: "the agent has not received a credential yet; see `stint agent status`".into() }),
+            served: RwLock::new(Served::Pending { code: "not_ready", reason: "the agent has not received a credential yet; see `stint agent status`".into() }),
         })
     }
 

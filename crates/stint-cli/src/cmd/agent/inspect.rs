@@ -111,6 +111,9 @@ fn print_text(s: &Status, agent: Option<&AgentInfo>) {
         None => println!("agent     not running (last pid {}, status of {})", s.pid, s.updated_at),
     }
     println!("role      {}", s.role.as_deref().unwrap_or("-"));
+    if let Some(p) = &s.enroll_error {
+        println!("enrolling {} at {}: {}", p.code, p.at, p.message);
+    }
     if let Some(p) = &s.stopped {
         println!("stopped   {} at {}: {}", p.code, p.at, p.message);
     }

@@ -293,7 +293,7 @@ impl Agent {
                     let wait = super::schedule::backoff(failures);
                     failures += 1;
                     tracing::warn!(code = e.code(), "cannot enroll yet: {e}; trying again in {wait:?}");
-                    self.update_status(|s| s.stopped = Some(problem(e.code(), e.message())));
+                    self.update_status(|s| s.enroll_error = Some(problem(e.code(), e.message())));
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -327,7 +327,7 @@ impl Agent {
                 key.kid()
             )));
         }
-        self.update_status(|s| s.stopped = None);
+        self.update_status(|s| s.enroll_error = None);
         Ok(Identity {
             server: self.cfg.server.clone(),
             workload: reply.workload,
@@ -510,7 +510,7 @@ impl Agent {
                 Ok(body) => self.endpoint.set(Served::Cached { body, deadline }),
                 Err(reason) => {
                     let reason = format!("{reason}; the container endpoint serves AWS credentials only (pick an AWS backend with --backend)");
-                    self.endpoint.set(Served::Pending { reason: reason.clone() });
+                    self.endpoint.set(Served::Pending { code: "not_aws", reason: reason.clone() });
                     problems.push(problem("not_aws", &reason));
                 }
             }
@@ -560,8 +560,10 @@ impl Agent {
             "a credential expired before the agent could replace it; nothing is served from it until the server answers"
         );
         if job.endpoint {
-            self.endpoint
-                .set(Served::Pending { reason: "the agent's credential expired and the server has not given a new one yet; see `stint agent status`".into() });
+            self.endpoint.set(Served::Pending {
+                code: "credential_expired",
+                reason: "the agent's credential expired and the server has not given a new one yet; see `stint agent status`".into(),
+            });
         }
         self.remove_files(job);
         self.update_job(job, |c| c.state = "expired".into());

@@ -177,6 +177,8 @@ pub struct Status {
     pub role: Option<String>,
     /// Why the whole agent stopped getting credentials (workload disabled, key revoked).
     pub stopped: Option<Problem>,
+    /// The last failure to enroll (the server out of reach, say), until enrolling succeeds.
+    pub enroll_error: Option<Problem>,
     pub credentials: Vec<CredentialStatus>,
     pub updated_at: String,
 }

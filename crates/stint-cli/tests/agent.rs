@@ -55,6 +55,10 @@ fn now() -> Timestamp {
     stint_server::SystemClock.now()
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
 fn api() -> WorkloadName {
     WorkloadName::parse("api").unwrap()
 }
@@ -85,6 +89,26 @@ async fn join(State(s): State<Shared>, Json(body): Json<Value>) -> Response {
     Json(json!({ "workload": "api", "key_id": public.kid(), "roles": ["api-service"] })).into_response()
 }
 
+const PLATFORM_TOKEN: &str = "eyJ.platform-token.sig";
+
+async fn attest(State(s): State<Shared>, Json(body): Json<Value>) -> Response {
+    let mut f = s.lock().unwrap();
+    if body["workload"] != "api" || body["token"] != PLATFORM_TOKEN {
+        return refuse(StatusCode::UNAUTHORIZED, "invalid_platform_token");
+    }
+    let Ok(public) = parse_public_key(body["public_key"].as_str().unwrap_or("")) else { return refuse(StatusCode::BAD_REQUEST, "invalid_public_key") };
+    f.joins += 1;
+    f.key = Some(WorkloadKey {
+        kid: public.kid().to_owned(),
+        workload_id: WorkloadId::random(&mut OsRng),
+        public: public.bytes(),
+        enrolled_by: "platform:k8s".into(),
+        created_at: now(),
+        revoked_at: None,
+    });
+    Json(json!({ "workload": "api", "key_id": public.kid(), "roles": ["api-service"] })).into_response()
+}
+
 /// Checks the assertion as the server does; `Err` is the refusal's status and code.
 fn authenticate(f: &Fake, body: &Value) -> Result<(), (StatusCode, String)> {
     if f.down {
@@ -92,6 +116,9 @@ fn authenticate(f: &Fake, body: &Value) -> Result<(), (StatusCode, String)> {
     }
     let key = f.key.as_ref().ok_or((StatusCode::UNAUTHORIZED, "invalid_assertion".into()))?;
     verify_assertion(body["assertion"].as_str().unwrap_or(""), key, &api(), &f.issuer, now()).map_err(|e| (StatusCode::UNAUTHORIZED, e.code().to_string()))?;
+    if !key.live() {
+        return Err((StatusCode::UNAUTHORIZED, "key_revoked".into()));
+    }
     if f.disabled {
         return Err((StatusCode::FORBIDDEN, "workload_disabled".into()));
     }
@@ -158,6 +185,7 @@ async fn fake_server_on(port: u16, lifetime: u64) -> (Shared, String) {
     let app = Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/v1/workload/join", post(join))
+        .route("/v1/workload/attest", post(attest))
         .route("/v1/workload/creds", post(creds))
         .route("/v1/workload/status", post(status))
         .with_state(shared.clone());
@@ -229,15 +257,20 @@ impl Agent {
 
 /// Starts `stint agent` with its state in `root/state`, the join token in `root/join`.
 fn start_agent(root: &Path, server: &str, extra: &[&str]) -> Agent {
-    let port = free_port();
-    let state = root.join("state");
     let join = root.join("join");
     std::fs::write(&join, format!("{JOIN_TOKEN}\n")).unwrap();
+    start_agent_with(root, server, "--join-token-file", &join, extra)
+}
+
+/// Starts `stint agent` enrolling with `proof` (`--join-token-file` or `--platform-token-file`) `file`.
+fn start_agent_with(root: &Path, server: &str, proof: &str, file: &Path, extra: &[&str]) -> Agent {
+    let port = free_port();
+    let state = root.join("state");
     let log = root.join(format!("agent-{port}.log"));
     let child = stint()
         .args(["agent", "--server", server, "--workload", "api", "--check-interval", "1s", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--join-token-file")
-        .arg(&join)
+        .arg(proof)
+        .arg(file)
         .arg("--state-dir")
         .arg(&state)
         .args(extra)
@@ -405,22 +438,23 @@ async fn with_the_server_down_the_cached_credential_is_served_until_it_expires_a
     fake.lock().unwrap().down = true;
     let (s, cached) = agent.get(Some(&agent.auth())).await;
     assert_eq!((s, &cached["AccessKeyId"]), (200, &first["AccessKeyId"]), "served from the cache while the server is down");
-    let (status, v) = agent
-        .until(15, "the end of the cached credential", |s, v| {
-            if s != 200 {
-                return true;
-            }
-            // Every credential served is still live.
-            let exp = Timestamp::parse_rfc3339(v["Expiration"].as_str().unwrap()).unwrap();
-            assert!(now() < Timestamp(exp.0 + 1), "served {v} after its expiry");
-            false
-        })
-        .await;
-    assert_eq!(status, 503);
+    let auth = agent.auth();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let v = loop {
+        let asked_at = now_ms();
+        let (s, v) = agent.get(Some(&auth)).await;
+        if s != 200 {
+            assert_eq!(s, 503, "{v}");
+            break v;
+        }
+        // Whatever is served is live when it is asked for, to the millisecond.
+        let exp = Timestamp::parse_rfc3339(v["Expiration"].as_str().unwrap()).unwrap();
+        assert!(asked_at < exp.0 * 1000, "served {v} after its expiry");
+        assert!(Instant::now() < deadline, "the cached credential outlived its lifetime");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(v["code"], "credential_expired");
-    // What was served while the server was down has reached its end.
-    assert!(Timestamp::parse_rfc3339(first["Expiration"].as_str().unwrap()).unwrap() <= Timestamp(now().0 + 1));
-    assert_eq!(agent.get(Some(&agent.auth())).await.0, 503);
+    assert!(now_ms() >= Timestamp::parse_rfc3339(first["Expiration"].as_str().unwrap()).unwrap().0 * 1000 - 1000);
     // The server comes back: the agent, still retrying, serves again.
     fake.lock().unwrap().down = false;
     agent.until(70, "a credential once the server is back", |s, _| s == 200).await;
@@ -505,4 +539,42 @@ fn agent_env_says_when_no_agent_is_running() {
     let out = agent_cmd(&["agent", "env", "--state-dir", root.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not running"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_is_dropped_with_a_join_token_and_replaced_with_a_platform_token() {
+    // Join token: nothing to enroll again with, so 403 key_revoked, and the identity is
+    // forgotten so that a restart with a new join token enrolls.
+    let root = tempdir("keyrev-join");
+    let (fake, server) = fake_server(3600).await;
+    let agent = start_agent(&root, &server, &[]);
+    agent.until(20, "a first credential", |s, _| s == 200).await;
+    fake.lock().unwrap().key.as_mut().unwrap().revoked_at = Some(now());
+    let (_, v) = agent.until(10, "403 after the key was revoked", |s, _| s == 403).await;
+    assert_eq!(v["code"], "key_revoked");
+    assert!(v["message"].as_str().unwrap().contains("stint workload join-token api"), "{v}");
+    assert!(!agent.state.join("identity.json").exists());
+
+    // Platform token: a new key is enrolled and credentials flow again.
+    let root = tempdir("keyrev-platform");
+    let (fake, server) = fake_server(3600).await;
+    let token = root.join("sa-token");
+    std::fs::write(&token, PLATFORM_TOKEN).unwrap();
+    let agent = start_agent_with(&root, &server, "--platform-token-file", &token, &[]);
+    let (_, first) = agent.until(20, "a first credential", |s, _| s == 200).await;
+    let old_key = std::fs::read_to_string(agent.state.join("key")).unwrap();
+    let old_kid = fake.lock().unwrap().key.as_ref().unwrap().kid.clone();
+    fake.lock().unwrap().key.as_mut().unwrap().revoked_at = Some(now());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while fake.lock().unwrap().key.as_ref().unwrap().kid == old_kid {
+        assert!(Instant::now() < deadline, "no new key enrolled; log:\n{}", agent.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(fake.lock().unwrap().joins, 2);
+    let (s, v) = agent.until(15, "a credential with the new key", |s, v| s != 200 || v["AccessKeyId"] != first["AccessKeyId"]).await;
+    assert_eq!(s, 200, "{v}");
+    assert_ne!(std::fs::read_to_string(agent.state.join("key")).unwrap(), old_key);
+    let id: Value = serde_json::from_str(&std::fs::read_to_string(agent.state.join("identity.json")).unwrap()).unwrap();
+    assert_eq!(id["enrolled_by"], "platform_token");
+    assert_ne!(id["key_id"], old_kid.as_str());
 }

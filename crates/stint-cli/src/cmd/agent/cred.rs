@@ -30,11 +30,13 @@ pub struct Held {
 }
 
 impl Held {
-    /// Takes the server's answer, received at `now` (this machine's clock).
-    pub fn from_response(r: CredsResponse, now: Timestamp) -> Result<Held, String> {
+    /// Takes the server's answer, received at `now_ms` (milliseconds since the epoch by this
+    /// machine's clock: `expires_at` has whole seconds, and the credential must not be served
+    /// in the fraction of a second past it).
+    pub fn from_response(r: CredsResponse, now_ms: i64) -> Result<Held, String> {
         let expires_at = Timestamp::parse_rfc3339(&r.expires_at).ok_or("the server's credential has no valid expires_at")?;
-        let by_clock = now.until(expires_at);
-        let lifetime = Duration::from_secs(r.expires_in.min(by_clock));
+        let by_clock = expires_at.0.saturating_mul(1000).saturating_sub(now_ms).max(0) as u64;
+        let lifetime = Duration::from_millis(r.expires_in.saturating_mul(1000).min(by_clock));
         let values = r
             .values
             .into_iter()
@@ -166,6 +168,7 @@ mod tests {
     use super::*;
 
     const NOW: Timestamp = Timestamp(2_000_000_000);
+    const NOW_MS: i64 = NOW.0 * 1000;
 
     fn response(kind: &str, values: &[(&str, &str)], env: &[(&str, &str)]) -> CredsResponse {
         CredsResponse {
@@ -189,7 +192,7 @@ mod tests {
             ("role_arn", "arn:aws:iam::123456789012:role/api"),
             ("region", "eu-west-1"),
         ];
-        Held::from_response(response("aws", &values, &[("AWS_ACCESS_KEY_ID", "access_key_id")]), NOW).unwrap()
+        Held::from_response(response("aws", &values, &[("AWS_ACCESS_KEY_ID", "access_key_id")]), NOW_MS).unwrap()
     }
 
     #[test]
@@ -206,9 +209,9 @@ mod tests {
                 "AccountId": "123456789012",
             })
         );
-        let pg = Held::from_response(response("postgres", &[("password", "p")], &[]), NOW).unwrap();
+        let pg = Held::from_response(response("postgres", &[("password", "p")], &[]), NOW_MS).unwrap();
         assert!(pg.container_body().unwrap_err().contains("postgres credentials, not AWS keys"));
-        let partial = Held::from_response(response("aws", &[("access_key_id", "A")], &[]), NOW).unwrap();
+        let partial = Held::from_response(response("aws", &[("access_key_id", "A")], &[]), NOW_MS).unwrap();
         assert!(partial.container_body().unwrap_err().contains("secret_access_key"));
         assert!(!format!("{:?}", aws()).contains("s3cr3t"), "Debug redacts the values");
     }
@@ -225,26 +228,28 @@ mod tests {
     #[test]
     fn the_lifetime_is_the_sooner_of_expires_in_and_expires_at_by_this_clock() {
         assert_eq!(aws().lifetime, Duration::from_secs(3600));
-        let late_clock = Held::from_response(response("token", &[("token", "t")], &[]), Timestamp(NOW.0 + 600)).unwrap();
+        let late_clock = Held::from_response(response("token", &[("token", "t")], &[]), NOW_MS + 600_000).unwrap();
         assert_eq!(late_clock.lifetime, Duration::from_secs(3000));
-        let past = Held::from_response(response("token", &[("token", "t")], &[]), Timestamp(NOW.0 + 9999)).unwrap();
+        let late_in_the_second = Held::from_response(response("token", &[("token", "t")], &[]), NOW_MS + 900).unwrap();
+        assert_eq!(late_in_the_second.lifetime, Duration::from_millis(3_599_100), "never past expires_at, to the millisecond");
+        let past = Held::from_response(response("token", &[("token", "t")], &[]), NOW_MS + 9_999_000).unwrap();
         assert_eq!(past.lifetime, Duration::ZERO);
         let mut bad = response("token", &[], &[]);
         bad.expires_at = "soon".into();
-        assert!(Held::from_response(bad, NOW).is_err());
+        assert!(Held::from_response(bad, NOW_MS).is_err());
     }
 
     #[test]
     fn env_files_carry_the_credentials_variables_quoted_when_needed() {
         let values = [("username", "stint_api_x"), ("password", "p'w d"), ("host", "db.internal"), ("port", "5432")];
         let env = [("PGUSER", "username"), ("PGPASSWORD", "password"), ("PGHOST", "host"), ("PGPORT", "port"), ("MISSING", "nope")];
-        let pg = Held::from_response(response("postgres", &values, &env), NOW).unwrap();
+        let pg = Held::from_response(response("postgres", &values, &env), NOW_MS).unwrap();
         assert_eq!(
             pg.env_file().expose(),
             "STINT_ROLE=api-service\nSTINT_EXPIRES_AT=2033-05-18T04:33:20Z\nPGHOST=db.internal\nPGPASSWORD='p'\\''w d'\nPGPORT=5432\nPGUSER=stint_api_x\n"
         );
         assert!(pg.token().is_err());
-        let t = Held::from_response(response("token", &[("token", "eyJ.x.y")], &[]), NOW).unwrap();
+        let t = Held::from_response(response("token", &[("token", "eyJ.x.y")], &[]), NOW_MS).unwrap();
         assert_eq!(t.token().unwrap().expose(), "eyJ.x.y");
     }
 

@@ -179,6 +179,11 @@ fn now() -> Timestamp {
     stint_server::SystemClock.now()
 }
 
+/// This machine's clock in milliseconds since the epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 /// The enrolled key and who it stands for.
 pub struct Enrolled {
     pub key: SigningKey,
@@ -380,10 +385,8 @@ impl Agent {
     /// Keeps one credential fresh until the workload may hold it no longer.
     pub async fn keep(self: Arc<Self>, job: Job) {
         let mut stop = self.stop.subscribe();
-        let mut held: Option<Holding> = None;
-        let mut failures = 0u32;
-        let mut refresh_at = Instant::now();
-        let mut check_at = Instant::now() + self.cfg.check_interval;
+        let start = Instant::now();
+        let mut t = Turn { held: None, failures: 0, refresh_at: start, check_at: start + self.cfg.check_interval };
         loop {
             let stopped = stop.borrow_and_update().clone();
             if let Some(s) = stopped {
@@ -391,88 +394,102 @@ impl Agent {
                 return;
             }
             let now = Instant::now();
-            if held.as_ref().is_some_and(|h| now >= h.deadline) {
-                held = None;
+            if t.held.as_ref().is_some_and(|h| now >= h.deadline) {
+                t.held = None;
                 self.expire(&job);
             }
-            if now >= refresh_at {
-                let previous = held.as_ref().and_then(|h| h.lease_id.clone());
-                match self.fetch(&job, previous.as_deref()).await {
-                    Ok(h) => {
-                        let (holding, lifetime) = self.install(&job, h);
-                        held = Some(holding);
-                        failures = 0;
-                        refresh_at = Instant::now() + refresh_after(lifetime, jitter_from(OsRng.next_u32()));
-                        check_at = Instant::now() + self.cfg.check_interval;
-                        self.update_job(&job, |c| c.next_refresh_at = Some(at(refresh_at)));
-                    }
-                    Err(Failure { error, kid }) => {
-                        if !self.failed(&job, &error, kid.as_deref()).await {
-                            return;
-                        }
-                        let remaining = held.as_ref().map_or(Duration::ZERO, |h| h.deadline.saturating_duration_since(now));
-                        refresh_at = Instant::now() + retry_after(failures, remaining);
-                        failures = failures.saturating_add(1);
-                        self.update_job(&job, |c| c.next_refresh_at = Some(at(refresh_at)));
+            let next = if now >= t.refresh_at {
+                self.refresh(&job, &mut t, now).await
+            } else if t.held.is_some() && now >= t.check_at {
+                self.check_held(&job, &mut t, now).await
+            } else {
+                tokio::select! {
+                    () = tokio::time::sleep_until(t.wake().into()) => {}
+                    _ = stop.changed() => {}
+                }
+                Next::Continue
+            };
+            match next {
+                Next::Continue => {}
+                Next::Stop => return,
+                Next::RefreshNow => {
+                    t.refresh_at = Instant::now();
+                    // The lease belonged to what came before (an ended lease, a revoked key).
+                    if let Some(h) = &mut t.held {
+                        h.lease_id = None;
                     }
                 }
-                continue;
-            }
-            if let Some(h) = &held {
-                if now >= check_at {
-                    check_at = now + self.cfg.check_interval;
-                    match self.check(h).await {
-                        Ok(Standing::Live) => {}
-                        Ok(Standing::Ended) => refresh_at = now,
-                        Ok(Standing::Refused(code)) => {
-                            let e = ApiError::Refused { status: 403, code: code.into(), message: format!("the server's status check says {code}") };
-                            if !self.failed(&job, &e, None).await {
-                                return;
-                            }
-                        }
-                        Err(Failure { error, kid }) => {
-                            if !self.failed(&job, &error, kid.as_deref()).await {
-                                return;
-                            }
-                        }
-                    }
-                    continue;
-                }
-            }
-            let wake = held.as_ref().map_or(refresh_at, |h| refresh_at.min(check_at).min(h.deadline));
-            tokio::select! {
-                () = tokio::time::sleep_until(wake.into()) => {}
-                _ = stop.changed() => {}
             }
         }
     }
 
-    /// Handles a failed call; returns whether the loop goes on.
-    async fn failed(&self, job: &Job, e: &ApiError, kid: Option<&str>) -> bool {
+    /// Asks for a new credential; on failure, schedules the retry.
+    async fn refresh(&self, job: &Job, t: &mut Turn, now: Instant) -> Next {
+        let previous = t.held.as_ref().and_then(|h| h.lease_id.clone());
+        match self.fetch(job, previous.as_deref()).await {
+            Ok(h) => {
+                let (holding, lifetime) = self.install(job, h);
+                t.held = Some(holding);
+                t.failures = 0;
+                t.refresh_at = Instant::now() + refresh_after(lifetime, jitter_from(OsRng.next_u32()));
+                t.check_at = Instant::now() + self.cfg.check_interval;
+                self.update_job(job, |c| c.next_refresh_at = Some(at(t.refresh_at)));
+                Next::Continue
+            }
+            Err(Failure { error, kid }) => {
+                let next = self.failed(job, &error, kid.as_deref()).await;
+                if matches!(next, Next::Continue) {
+                    let remaining = t.held.as_ref().map_or(Duration::ZERO, |h| h.deadline.saturating_duration_since(now));
+                    t.refresh_at = Instant::now() + retry_after(t.failures, remaining);
+                    t.failures = t.failures.saturating_add(1);
+                    self.update_job(job, |c| c.next_refresh_at = Some(at(t.refresh_at)));
+                }
+                next
+            }
+        }
+    }
+
+    /// Asks the server whether the held credential may still be held.
+    async fn check_held(&self, job: &Job, t: &mut Turn, now: Instant) -> Next {
+        t.check_at = now + self.cfg.check_interval;
+        let Some(h) = &t.held else { return Next::Continue };
+        match self.check(h).await {
+            Ok(Standing::Live) => Next::Continue,
+            Ok(Standing::Ended) => Next::RefreshNow,
+            Ok(Standing::Refused(code)) => {
+                let e = ApiError::Refused { status: 403, code: code.into(), message: format!("the server's status check says {code}") };
+                self.failed(job, &e, None).await
+            }
+            Err(Failure { error, kid }) => self.failed(job, &error, kid.as_deref()).await,
+        }
+    }
+
+    /// Handles a failed call: what the loop does next.
+    async fn failed(&self, job: &Job, e: &ApiError, kid: Option<&str>) -> Next {
         match verdict(e) {
             Verdict::Retry => {
                 tracing::warn!(code = e.code(), backend = job.backend.as_deref().unwrap_or("(role's)"), "cannot refresh a credential: {e}");
                 self.update_job(job, |c| c.last_error = Some(problem(e.code(), e.message())));
-                true
+                Next::Continue
             }
             Verdict::StopOne => {
                 tracing::error!(code = e.code(), "{}", operator_hint(e.code(), &self.cfg));
                 self.drop_held(job, &Stop { code: e.code().into(), message: e.message().into() });
-                false
+                Next::Stop
             }
             Verdict::KeyRevoked => {
                 if let Some(kid) = kid {
                     if self.reenroll(kid).await {
-                        return true;
+                        return Next::RefreshNow;
                     }
                 }
-                self.stop_all(e.code(), e.message());
                 // The loop sees the stop on its next turn and drops what it holds.
-                true
+                self.stop_all(e.code(), e.message());
+                Next::Continue
             }
             Verdict::StopAll => {
                 self.stop_all(e.code(), e.message());
-                true
+                Next::Continue
             }
         }
     }
@@ -483,7 +500,7 @@ impl Agent {
         let ask =
             CredsAsk { assertion: assertion.expose(), role: &role, backend: job.backend.as_deref(), ttl: self.cfg.ttl.as_deref(), previous_lease: previous };
         let reply = self.api.creds(&ask).await.map_err(|e| Failure::new(e, Some(kid)))?;
-        let held = Held::from_response(reply, now()).map_err(|m| Failure::new(ApiError::Unavailable { code: "bad_response", message: m }, None))?;
+        let held = Held::from_response(reply, now_ms()).map_err(|m| Failure::new(ApiError::Unavailable { code: "bad_response", message: m }, None))?;
         if held.lifetime.is_zero() {
             let message = format!("the server sent a credential that expired at {} already; is this machine's clock right?", held.expires_at);
             return Err(Failure::new(ApiError::Unavailable { code: "credential_expired", message }, None));
@@ -610,6 +627,31 @@ impl Agent {
 struct Holding {
     lease_id: Option<String>,
     deadline: Instant,
+}
+
+/// A credential loop's state between turns.
+struct Turn {
+    held: Option<Holding>,
+    /// Consecutive failed refreshes, for the backoff.
+    failures: u32,
+    refresh_at: Instant,
+    check_at: Instant,
+}
+
+impl Turn {
+    /// When the loop next has something to do: refresh, check, or drop an expired credential.
+    fn wake(&self) -> Instant {
+        self.held.as_ref().map_or(self.refresh_at, |h| self.refresh_at.min(self.check_at).min(h.deadline))
+    }
+}
+
+/// What a credential loop does after a turn.
+enum Next {
+    Continue,
+    /// Ask for a new credential now.
+    RefreshNow,
+    /// This credential is done with.
+    Stop,
 }
 
 /// A failed call, with the key it was signed with (to know which key a `key_revoked` is about).

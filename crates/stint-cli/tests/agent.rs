@@ -578,3 +578,40 @@ async fn a_revoked_key_is_dropped_with_a_join_token_and_replaced_with_a_platform
     assert_eq!(id["enrolled_by"], "platform_token");
     assert_ne!(id["key_id"], old_kid.as_str());
 }
+
+/// botocore's own container provider, with only the two variables `stint agent env` prints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn botocore_reads_the_endpoint_with_only_the_agent_variables() {
+    let root = tempdir("botocore");
+    let (_fake, server) = fake_server(3600).await;
+    let agent = start_agent(&root, &server, &[]);
+    let (_, served) = agent.until(20, "a first credential", |s, _| s == 200).await;
+    let env = agent_cmd(&["agent", "env", "--state-dir", agent.state.to_str().unwrap()]);
+    assert!(env.status.success());
+    let vars: Vec<(String, String)> = String::from_utf8(env.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (k, v) = l.strip_prefix("export ").unwrap().split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    let script = "import botocore.session\n\
+                  c = botocore.session.get_session().get_credentials()\n\
+                  f = c.get_frozen_credentials()\n\
+                  print(c.method, f.access_key, f.secret_key == 'fake/SECRET+access+key', bool(f.token))";
+    let run = |vars: &[(String, String)]| {
+        let mut cmd = std::process::Command::new(common::python());
+        cmd.args(["-c", script]).env_clear().env("HOME", &root).env("AWS_CONFIG_FILE", "/dev/null").env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+        cmd.env("AWS_EC2_METADATA_DISABLED", "true").envs(vars.iter().map(|(k, v)| (k, v)));
+        cmd.output().unwrap()
+    };
+    let out = run(&vars);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), format!("container-role {} True True", served["AccessKeyId"].as_str().unwrap()));
+    // A wrong Authorization value: botocore gets the 401 and no credentials.
+    let wrong = root.join("wrong-token");
+    std::fs::write(&wrong, "nope").unwrap();
+    let out = run(&[vars[0].clone(), ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE".into(), wrong.to_string_lossy().into_owned())]);
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}

@@ -530,15 +530,17 @@ fn agent_env_says_when_no_agent_is_running() {
     let out = agent_cmd(&["agent", "env", "--state-dir", root.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no agent is running"));
-    // An agent.json left by an agent that died without cleaning up.
-    std::fs::write(
-        root.join("agent.json"),
-        json!({ "listen": format!("127.0.0.1:{}", free_port()), "pid": 1, "workload": "api", "server": "http://x", "started_at": "" }).to_string(),
-    )
-    .unwrap();
-    let out = agent_cmd(&["agent", "env", "--state-dir", root.to_str().unwrap()]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is not running"), "{}", String::from_utf8_lossy(&out.stderr));
+    // An agent.json left by an agent that died without cleaning up: its pid is gone, and
+    // whether or not something else took its port, it is not running.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std::fs::write(root.join("auth-token"), "x").unwrap();
+    for listen in [format!("127.0.0.1:{}", free_port()), squatter.local_addr().unwrap().to_string()] {
+        let info = json!({ "listen": listen, "pid": u32::MAX, "workload": "api", "server": "http://x", "started_at": "" });
+        std::fs::write(root.join("agent.json"), info.to_string()).unwrap();
+        let out = agent_cmd(&["agent", "env", "--state-dir", root.to_str().unwrap()]);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is not running"), "{}", String::from_utf8_lossy(&out.stderr));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -61,13 +61,19 @@ async fn answers(listen: &str) -> bool {
     matches!(tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(listen)).await, Ok(Ok(_)))
 }
 
+/// Whether process `pid` exists, where procfs says so; elsewhere the port check decides.
+fn alive(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
+}
+
 /// The running agent's `agent.json`, or why there is none.
 async fn running(dir: &Path, which: &str) -> Result<AgentInfo> {
     let start = format!("start one with `stint agent --server URL --workload NAME --join-token-file FILE{which}`");
     let Some(info) = state::read_agent(dir)? else {
         bail!("no agent is running with state in {} (no {}); {start}", dir.display(), state::AGENT);
     };
-    if !answers(&info.listen).await {
+    if !alive(info.pid) || !answers(&info.listen).await {
         bail!("the agent for workload {} (pid {}) is not running: nothing answers on {}; {start}", info.workload, info.pid, info.listen);
     }
     if !dir.join(state::AUTH_TOKEN).exists() {
@@ -95,7 +101,7 @@ pub async fn status(a: StatusArgs) -> Result<ExitCode> {
         bail!("no agent has run with state in {}; start one with `stint agent --server URL --workload NAME --join-token-file FILE{hint}`", dir.display());
     };
     let agent = match state::read_agent(&dir)? {
-        Some(info) if answers(&info.listen).await => Some(info),
+        Some(info) if alive(info.pid) && answers(&info.listen).await => Some(info),
         _ => None,
     };
     let shown = serde_json::json!({ "running": agent.is_some(), "listen": agent.as_ref().map(|a| &a.listen), "status": &status });

@@ -551,11 +551,14 @@ async fn a_revoked_key_is_dropped_with_a_join_token_and_replaced_with_a_platform
     let (fake, server) = fake_server(3600).await;
     let agent = start_agent(&root, &server, &[]);
     agent.until(20, "a first credential", |s, _| s == 200).await;
+    let revoked_key = std::fs::read_to_string(agent.state.join("key")).unwrap();
     fake.lock().unwrap().key.as_mut().unwrap().revoked_at = Some(now());
     let (_, v) = agent.until(10, "403 after the key was revoked", |s, _| s == 403).await;
     assert_eq!(v["code"], "key_revoked");
     assert!(v["message"].as_str().unwrap().contains("stint workload join-token api"), "{v}");
     assert!(!agent.state.join("identity.json").exists());
+    assert_ne!(std::fs::read_to_string(agent.state.join("key")).unwrap(), revoked_key, "the next enrollment uses a new key");
+    assert_eq!(mode(&agent.state.join("key")), 0o600);
 
     // Platform token: a new key is enrolled and credentials flow again.
     let root = tempdir("keyrev-platform");

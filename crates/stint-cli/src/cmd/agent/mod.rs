@@ -16,6 +16,7 @@
 mod api;
 mod cred;
 mod endpoint;
+mod enroll;
 mod inspect;
 mod runner;
 mod schedule;

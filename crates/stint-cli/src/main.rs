@@ -199,6 +199,20 @@ mod tests {
     }
 
     #[test]
+    fn the_agent_takes_one_proof_and_its_subcommands_stand_alone() {
+        let ok = |args: &[&str]| Cli::try_parse_from(args).is_ok();
+        assert!(ok(&["stint", "agent", "--server", "http://s", "--workload", "api", "--join-token-file", "/f"]));
+        assert!(ok(&["stint", "agent", "--server", "http://s", "--workload", "api", "--platform-token-file", "/f", "--check-interval", "10s"]));
+        assert!(ok(&["stint", "agent", "env", "--workload", "api"]));
+        assert!(ok(&["stint", "agent", "status", "--state-dir", "/d", "-o", "json"]));
+        assert!(!ok(&["stint", "agent", "--server", "http://s", "--workload", "api"]), "a proof is required");
+        assert!(!ok(&["stint", "agent", "--server", "http://s", "--workload", "api", "--join-token-file", "/f", "--platform-token-file", "/g"]));
+        assert!(!ok(&["stint", "agent", "--server", "http://s", "--workload", "api", "--join-token-file", "/f", "--check-interval", "soon"]));
+        assert!(!ok(&["stint", "agent", "--workload", "api", "env"]), "run flags do not mix with a subcommand");
+        assert!(!ok(&["stint", "agent", "env", "--workload", "api", "--state-dir", "/d"]), "one way to name the agent");
+    }
+
+    #[test]
     fn roles_parse_as_an_argument_or_a_flag() {
         for args in [
             &["stint", "exec", "developer", "--", "psql"][..],

@@ -131,6 +131,9 @@ enum Command {
     /// Ask the policies: trust policies for CI tokens, Cedar policies for people
     #[command(subcommand)]
     Policy(cmd::policy::PolicyCmd),
+    /// Run the workload agent: serves AWS container credentials on loopback and keeps
+    /// credential files fresh for a service (`stint agent env`, `stint agent status`)
+    Agent(cmd::agent::AgentArgs),
     /// Measure a stint server under load (starts its own server on a fresh data directory)
     Bench(cmd::bench::BenchArgs),
 }
@@ -184,6 +187,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Ci(c) => cmd::ci::run(c).await,
         Command::Policy(c) => cmd::policy::policy(c),
         Command::Bench(a) => cmd::bench::run(a).await,
+        Command::Agent(a) => cmd::agent::run(a).await,
     }
 }
 
@@ -196,6 +200,20 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_agent_takes_one_proof_and_its_subcommands_stand_alone() {
+        let ok = |args: &[&str]| Cli::try_parse_from(args).is_ok();
+        assert!(ok(&["stint", "agent", "--server", "http://s", "--workload", "api", "--join-token-file", "/f"]));
+        assert!(ok(&["stint", "agent", "--server", "http://s", "--workload", "api", "--platform-token-file", "/f", "--check-interval", "10s"]));
+        assert!(ok(&["stint", "agent", "env", "--workload", "api"]));
+        assert!(ok(&["stint", "agent", "status", "--state-dir", "/d", "-o", "json"]));
+        assert!(!ok(&["stint", "agent", "--server", "http://s", "--workload", "api"]), "a proof is required");
+        assert!(!ok(&["stint", "agent", "--server", "http://s", "--workload", "api", "--join-token-file", "/f", "--platform-token-file", "/g"]));
+        assert!(!ok(&["stint", "agent", "--server", "http://s", "--workload", "api", "--join-token-file", "/f", "--check-interval", "soon"]));
+        assert!(!ok(&["stint", "agent", "--workload", "api", "env"]), "run flags do not mix with a subcommand");
+        assert!(!ok(&["stint", "agent", "env", "--workload", "api", "--state-dir", "/d"]), "one way to name the agent");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One module per command family.
 
 pub mod admin;
+pub mod agent;
 pub mod audit;
 pub mod auth;
 pub mod bench;

@@ -49,6 +49,13 @@ pub struct AgentArgs {
     run: RunArgs,
 }
 
+impl AgentArgs {
+    /// Whether this runs the agent itself (not `env` or `status`).
+    pub fn runs_the_agent(&self) -> bool {
+        self.cmd.is_none()
+    }
+}
+
 #[derive(Subcommand)]
 enum AgentCmd {
     /// Print the two variables that point the AWS SDKs at a running agent, as `export` lines

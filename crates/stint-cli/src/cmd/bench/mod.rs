@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::output::Output;
 
+mod agent;
 mod ci;
 mod flood;
 mod pg;
@@ -45,6 +46,10 @@ pub enum Scenario {
     /// `POST /v1/workload/creds` for the role token: verify an agent's assertion (Ed25519,
     /// signed per request), decide, replay check and audit durably, sign
     Workload,
+    /// `stint agent`'s AWS container credentials endpoint serving its cached credential,
+    /// loaded with wrk over --concurrency connections; and the agent's memory (needs wrk, and
+    /// an AWS API at --aws-endpoint, e.g. moto)
+    Agent,
     /// Garbage CI tokens flooded to `POST /v1/token` from 127.0.0.1 (--flood-connections),
     /// while the `assume` load runs from 127.0.2.1: three phases of --duration (assume alone,
     /// the flood alone, both); reports the store's growth, the flood's 429s and refusals, and
@@ -90,6 +95,9 @@ pub struct BenchArgs {
     /// role with CREATEROLE); every role the run creates is dropped at the end
     #[arg(long)]
     postgres: Option<String>,
+    /// An AWS API (the moto emulator) the agent scenario's credentials come from
+    #[arg(long, value_name = "URL")]
+    aws_endpoint: Option<String>,
     /// Output format
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
     output: Output,
@@ -321,6 +329,11 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
         pg::prepare(pg).await?;
         extra.push_str(&pg::config(pg));
     }
+    if a.scenarios.contains(&Scenario::Agent) {
+        let endpoint =
+            a.aws_endpoint.as_deref().context("the agent scenario needs --aws-endpoint http://127.0.0.1:PORT (moto: .venv/bin/moto_server -p PORT)")?;
+        extra.push_str(&agent::config(endpoint));
+    }
     let flooding = a.scenarios.contains(&Scenario::Flood);
     if flooding && a.scenarios.len() > 1 {
         bail!("run the flood scenario on its own (--scenarios flood): it keeps the default rate limits, which would limit the others");
@@ -350,6 +363,7 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
 
     let mut reports = Vec::new();
     let mut flooded = None;
+    let mut agent_report = None;
     for scenario in &a.scenarios {
         eprintln!("bench: {scenario:?}…");
         let (lat, errors, elapsed) = match scenario {
@@ -401,6 +415,10 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
                     None => closed_loop(&http, make, a.concurrency, duration).await,
                 }
             }
+            Scenario::Agent => {
+                agent_report = Some(agent::run(&http, &url, &admin, &data, duration, a.concurrency).await?);
+                continue;
+            }
             Scenario::Workload => {
                 let keys = Arc::new(workload::agents(&http, &url, &admin, a.concurrency).await?);
                 let make = workload::request(&url, keys);
@@ -432,7 +450,7 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
         Some(n) => Some(memory(&http, &url, &a.store, &data, server.child.id(), n, a.concurrency).await?),
         None => None,
     };
-    print(&a, &reports, memory.as_ref(), flooded.as_ref())?;
+    print(&a, &reports, memory.as_ref(), flooded.as_ref(), agent_report.as_ref())?;
     drop(server);
     if let (true, Some(pg)) = (wants_pg, a.postgres.as_deref()) {
         let n = pg::clean_up(pg).await?;
@@ -460,7 +478,8 @@ fn request_for(scenario: Scenario, url: &str, sessions: Arc<Vec<String>>, tokens
         | Scenario::ExchangeFloor
         | Scenario::PostgresFloor
         | Scenario::Flood
-        | Scenario::Workload => Arc::new(move |h, i| h.post(format!("{url}/v1/introspect")).form(&[("token", tokens[i % tokens.len()].as_str())])),
+        | Scenario::Workload
+        | Scenario::Agent => Arc::new(move |h, i| h.post(format!("{url}/v1/introspect")).form(&[("token", tokens[i % tokens.len()].as_str())])),
     }
 }
 
@@ -574,7 +593,7 @@ async fn memory(http: &reqwest::Client, url: &str, store: &str, data: &Path, pid
     Ok(Memory { sessions: n, touched: lat.len() as u64, errors, rss_mib: kib("VmRSS:") / 1024.0, peak_rss_mib: kib("VmHWM:") / 1024.0 })
 }
 
-fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>, flooded: Option<&flood::FloodReport>) -> Result<()> {
+fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>, flooded: Option<&flood::FloodReport>, agent: Option<&agent::AgentReport>) -> Result<()> {
     let floor = reports.iter().find(|r| r.scenario.starts_with("floor")).map(|r| r.rate);
     let assume = reports.iter().find(|r| r.scenario.starts_with("assume")).map(|r| r.rate);
     let ratio = floor.zip(assume).map(|(f, i)| i / f);
@@ -597,6 +616,7 @@ fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>, flooded: Op
         "workload_over_assume": wratio,
         "memory": memory,
         "flood": flooded,
+        "agent": agent,
     });
     a.output.print(&value, |_| {
         if !reports.is_empty() {
@@ -631,6 +651,12 @@ fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>, flooded: Op
         }
         if let Some(f) = flooded {
             flood::print(f);
+        }
+        if let Some(g) = agent {
+            println!(
+                "agent endpoint: {} requests over {} connections, {:.0}/s, p50 {:.3} ms, p99 {:.3} ms, max {:.2} ms, {} non-2xx; agent RSS {:.1} MiB idle, {:.1} MiB after (peak {:.1})",
+                g.requests, g.connections, g.rate, g.p50_ms, g.p99_ms, g.max_ms, g.non_2xx, g.idle_rss_mib, g.rss_mib, g.peak_rss_mib
+            );
         }
     })
 }

@@ -312,3 +312,23 @@ async fn only_administrators_manage_workloads() {
     let (s, e) = app.post("/v1/workloads", Some(&admin.session), json!({ "name": "y", "roles": ["nope"] })).await;
     assert_eq!((s, e["error"].as_str()), (StatusCode::NOT_FOUND, Some("unknown_role")), "{e}");
 }
+
+/// What one workload may hold is capped (issue 13): enrolled agent keys, as a person's
+/// sessions are; its leases are capped in `a_revoked_lease_shows_in_the_status_and_is_not_renewed`.
+#[tokio::test]
+async fn a_workload_enrolls_at_most_its_cap_of_agent_keys() {
+    let app = spawn_app_at(Backend::Sqlite, &format!("{ROLES}[limits]\nkeys_per_workload = 1\n"), real_now()).await;
+    let admin = app.admin().await;
+    add_api(&app, &admin, None).await;
+    assert_eq!(Agent::new("api").join(&app, &join_token(&app, &admin, "api").await).await.0, StatusCode::OK);
+    let second = join_token(&app, &admin, "api").await;
+    let (s, e) = Agent::new("api").join(&app, &second).await;
+    assert_eq!((s, e["error"].as_str()), (StatusCode::CONFLICT, Some("too_many_keys")), "{e}");
+    let refused = app.refusals_on_record("workload.denied").await;
+    assert_eq!(refused.get("too_many_keys"), Some(&1), "the refusal is on the record: {refused:?}");
+    // The refused enrollment spent nothing: the token still works once there is room.
+    assert_eq!(app.post("/v1/workloads/api/disable", Some(&admin.session), json!({})).await.0, StatusCode::OK);
+    assert_eq!(app.post("/v1/workloads/api/enable", Some(&admin.session), json!({})).await.0, StatusCode::OK);
+    let (s, e) = Agent::new("api").join(&app, &second).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a disable expires unused join tokens: {e}");
+}

@@ -38,7 +38,8 @@ impl Setup {
             format!(
                 "[roles.api-service]\nmax_ttl = \"4h\"\nservice_ttl = \"1h\"\n\
                  [[backends.aws]]\nname = \"aws\"\nregion = \"us-east-1\"\nsts_endpoint = \"{m}\"\niam_endpoint = \"{m}\"\ndanger_allow_http_loopback = true\n\
-                 [backends.aws.roles]\napi-service = \"{arn}\"\n",
+                 [backends.aws.roles]\napi-service = \"{arn}\"\n\
+                 [[backends.ssh]]\nname = \"servers\"\n[backends.ssh.roles]\napi-service = [\"deploy\"]\n",
                 m = moto.url
             ),
         )
@@ -250,4 +251,43 @@ fn disabling_the_workload_stops_the_agent_serving_within_its_check_interval() {
     let status = stint().args(["agent", "status", "--state-dir", agent.state.to_str().unwrap(), "-o", "json"]).output().unwrap();
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
     assert!(String::from_utf8_lossy(&status.stdout).contains("workload_disabled"), "{}", String::from_utf8_lossy(&status.stdout));
+}
+
+/// The agent also keeps files for programs that read files: here an OpenSSH certificate for
+/// the service's own key pair (made with the real `ssh-keygen`), written beside the key as ssh
+/// looks for it, and read back by `ssh-keygen -L`: the principal of the role, the workload as
+/// its holder, valid now. A disable removes it.
+#[test]
+fn the_agent_keeps_an_ssh_certificate_for_the_services_key() {
+    let s = Setup::start("agent-sdk-ssh");
+    let join = s.workload_with_join_token();
+    let key = s.root.join("id_ed25519");
+    let made = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "api@svc", "-f"]).arg(&key).output().unwrap();
+    assert!(made.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&made.stderr));
+    let pubkey = s.root.join("id_ed25519.pub");
+    let agent = start_agent(&s, &join, &["--ssh-public-key", pubkey.to_str().unwrap(), "--ssh-backend", "servers"]);
+    let cert = s.root.join("id_ed25519-cert.pub");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cert.exists() {
+        assert!(Instant::now() < deadline, "no certificate; agent log:\n{}", agent.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let shown = Command::new("ssh-keygen").arg("-L").arg("-f").arg(&cert).output().unwrap();
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+    assert!(text.contains("ssh-ed25519-cert-v01@openssh.com user certificate"), "{text}");
+    assert!(text.contains("workload:api"), "the key id names the workload: {text}");
+    let principals: Vec<&str> =
+        text.lines().skip_while(|l| !l.contains("Principals:")).skip(1).take_while(|l| l.starts_with("                ")).map(str::trim).collect();
+    assert_eq!(principals, ["deploy"], "{text}");
+    // The certificate is for this key: its public half is in the certificate.
+    let fingerprint = |p: &Path| String::from_utf8(Command::new("ssh-keygen").arg("-l").arg("-f").arg(p).output().unwrap().stdout).unwrap();
+    assert_eq!(fingerprint(&cert).split_whitespace().nth(1), fingerprint(&pubkey).split_whitespace().nth(1));
+
+    ok_json(&s.admin, &["workload", "disable", "api", "-o", "json"], None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cert.exists() {
+        assert!(Instant::now() < deadline, "the certificate is still there after the disable; agent log:\n{}", agent.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

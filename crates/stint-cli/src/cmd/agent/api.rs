@@ -55,6 +55,9 @@ pub struct CredsAsk<'a> {
     pub backend: Option<&'a str>,
     pub ttl: Option<&'a str>,
     pub previous_lease: Option<&'a str>,
+    /// The OpenSSH public key to certify (an SSH backend).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<&'a str>,
 }
 
 /// `POST /v1/workload/status`.

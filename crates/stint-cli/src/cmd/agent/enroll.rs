@@ -211,6 +211,7 @@ mod tests {
             state_dir: "/tmp/x".into(),
             token_file: None,
             env_file: None,
+            ssh: None,
             on_change: None,
             check_interval: Duration::from_secs(30),
         };

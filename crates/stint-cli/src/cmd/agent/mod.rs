@@ -102,6 +102,13 @@ struct RunArgs {
     /// Keep the credential's variables (PGPASSWORD, AWS_ACCESS_KEY_ID…) in this env file (0600), rewritten before it expires
     #[arg(long, value_name = "PATH")]
     env_file: Option<PathBuf>,
+    /// Keep an SSH certificate for this public key (an OpenSSH .pub file the service's own key
+    /// pair), written beside it as ssh looks for it: KEY-cert.pub
+    #[arg(long, value_name = "PATH", requires = "ssh_backend")]
+    ssh_public_key: Option<PathBuf>,
+    /// The role's SSH backend that signs the certificate
+    #[arg(long, value_name = "NAME", requires = "ssh_public_key")]
+    ssh_backend: Option<String>,
     /// Run this with `sh -c` after the files change, e.g. 'systemctl reload app'
     #[arg(long, value_name = "CMD")]
     on_change: Option<String>,
@@ -143,6 +150,10 @@ fn config(a: RunArgs) -> Result<(Config, SocketAddr)> {
             a.listen
         );
     }
+    let ssh = match (a.ssh_public_key, a.ssh_backend) {
+        (Some(path), Some(backend)) => Some(ssh_out(&path, backend)?),
+        _ => None,
+    };
     let cfg = Config {
         state_dir: state_dir(a.state_dir, Some(workload.as_str()))?,
         server: server.trim_end_matches('/').to_owned(),
@@ -153,10 +164,23 @@ fn config(a: RunArgs) -> Result<(Config, SocketAddr)> {
         ttl: a.ttl.map(|t| t.to_string()),
         token_file: a.token_file.map(|p| std::path::absolute(&p).unwrap_or(p)),
         env_file: a.env_file.map(|p| std::path::absolute(&p).unwrap_or(p)),
+        ssh,
         on_change: a.on_change,
         check_interval: std::time::Duration::from_secs(a.check_interval.as_secs()),
     };
     Ok((cfg, a.listen))
+}
+
+/// The public key at `path` and where its certificate goes (`id_ed25519.pub` →
+/// `id_ed25519-cert.pub`, as `ssh` and `ssh-keygen -s` name it).
+fn ssh_out(path: &std::path::Path, backend: String) -> Result<runner::SshOut> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("--ssh-public-key {}: {e}", path.display()))?;
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or_default().trim().to_owned();
+    stint_core::sshcert::PublicKey::parse(&line).map_err(|e| anyhow::anyhow!("--ssh-public-key {}: {e}", path.display()))?;
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let stem = name.strip_suffix(".pub").unwrap_or(name);
+    Ok(runner::SshOut { backend, public_key: line, cert_file: path.with_file_name(format!("{stem}-cert.pub")) })
 }
 
 fn init_logging() {

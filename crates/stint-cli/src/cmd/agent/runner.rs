@@ -45,8 +45,21 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub token_file: Option<PathBuf>,
     pub env_file: Option<PathBuf>,
+    /// An SSH certificate to keep for a public key: `--ssh-public-key`, `--ssh-backend`.
+    pub ssh: Option<SshOut>,
     pub on_change: Option<String>,
     pub check_interval: Duration,
+}
+
+/// An OpenSSH certificate the agent keeps fresh for a key the service holds.
+#[derive(Clone, Debug)]
+pub struct SshOut {
+    /// The role's SSH backend that signs it.
+    pub backend: String,
+    /// The public key, as its `.pub` file says it.
+    pub public_key: String,
+    /// Where the certificate goes: beside the key, as `ssh` looks for it (`KEY-cert.pub`).
+    pub cert_file: PathBuf,
 }
 
 /// One credential the agent keeps, and where it goes.
@@ -59,6 +72,8 @@ pub struct Job {
     pub endpoint: bool,
     pub token_file: Option<PathBuf>,
     pub env_file: Option<PathBuf>,
+    /// The public key sent to be certified, and where its certificate goes.
+    pub ssh: Option<(String, PathBuf)>,
 }
 
 impl Job {
@@ -74,6 +89,9 @@ impl Job {
         if self.token_file.is_some() {
             p.push("token-file".to_owned());
         }
+        if self.ssh.is_some() {
+            p.push("ssh-cert".to_owned());
+        }
         p
     }
 }
@@ -88,9 +106,14 @@ pub fn jobs(cfg: &Config) -> Vec<Job> {
         endpoint: !primary_is_token,
         token_file: if primary_is_token { cfg.token_file.clone() } else { None },
         env_file: cfg.env_file.clone(),
+        ssh: None,
     }];
     if let (Some(file), false) = (&cfg.token_file, primary_is_token) {
-        jobs.push(Job { index: 1, backend: Some("token".into()), endpoint: false, token_file: Some(file.clone()), env_file: None });
+        jobs.push(Job { index: jobs.len(), backend: Some("token".into()), endpoint: false, token_file: Some(file.clone()), env_file: None, ssh: None });
+    }
+    if let Some(ssh) = &cfg.ssh {
+        let out = Some((ssh.public_key.clone(), ssh.cert_file.clone()));
+        jobs.push(Job { index: jobs.len(), backend: Some(ssh.backend.clone()), endpoint: false, token_file: None, env_file: None, ssh: out });
     }
     jobs
 }
@@ -369,8 +392,14 @@ impl Agent {
     async fn fetch(&self, job: &Job, previous: Option<&str>) -> Result<Held, Failure> {
         let (assertion, kid) = self.assertion().ok_or_else(|| Failure::new(not_enrolled(), None))?;
         let role = self.role.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let ask =
-            CredsAsk { assertion: assertion.expose(), role: &role, backend: job.backend.as_deref(), ttl: self.cfg.ttl.as_deref(), previous_lease: previous };
+        let ask = CredsAsk {
+            assertion: assertion.expose(),
+            role: &role,
+            backend: job.backend.as_deref(),
+            ttl: self.cfg.ttl.as_deref(),
+            previous_lease: previous,
+            public_key: job.ssh.as_ref().map(|(key, _)| key.as_str()),
+        };
         let reply = self.api.creds(&ask).await.map_err(|e| Failure::new(e, Some(kid)))?;
         let held = Held::from_response(reply, now_ms()).map_err(|m| Failure::new(ApiError::Unavailable { code: "bad_response", message: m }, None))?;
         if held.lifetime.is_zero() {
@@ -413,6 +442,13 @@ impl Agent {
         }
         if let Some(path) = &job.env_file {
             changed |= self.write_file(path, &h.env_file(), &mut problems);
+        }
+        if let Some((_, path)) = &job.ssh {
+            match h.value("certificate") {
+                Some(cert) => changed |= self.write_file(path, &SecretString::new(format!("{}\n", cert.expose())), &mut problems),
+                None => problems
+                    .push(problem("no_certificate", &format!("backend {} sent no SSH certificate; --ssh-backend names an SSH backend of the role", h.backend))),
+            }
         }
         if changed {
             self.on_change();
@@ -473,7 +509,7 @@ impl Agent {
 
     fn remove_files(&self, job: &Job) {
         let mut removed = false;
-        for path in job.token_file.iter().chain(job.env_file.iter()) {
+        for path in job.token_file.iter().chain(job.env_file.iter()).chain(job.ssh.iter().map(|(_, cert)| cert)) {
             match state::remove(path) {
                 Ok(()) => removed = true,
                 Err(e) => tracing::warn!("cannot remove {}: {e}", path.display()),
@@ -568,6 +604,7 @@ mod tests {
             state_dir: "/tmp/x".into(),
             token_file: token_file.then(|| "/run/token".into()),
             env_file: env_file.then(|| "/run/env".into()),
+            ssh: None,
             on_change: None,
             check_interval: Duration::from_secs(30),
         }
@@ -586,6 +623,15 @@ mod tests {
         let j = jobs(&cfg(Some("token"), true, false));
         assert_eq!(j.len(), 1);
         assert_eq!(j[0].purposes(), ["token-file"]);
+        // An SSH certificate is a credential of its own, on the SSH backend, for the key.
+        let mut c = cfg(None, true, false);
+        c.ssh = Some(SshOut { backend: "servers".into(), public_key: "ssh-ed25519 AAAA svc".into(), cert_file: "/run/id-cert.pub".into() });
+        let j = jobs(&c);
+        assert_eq!(
+            j.iter().map(|j| (j.index, j.backend.as_deref(), j.purposes())).collect::<Vec<_>>(),
+            [(0, None, vec!["aws-endpoint".to_owned()]), (1, Some("token"), vec!["token-file".to_owned()]), (2, Some("servers"), vec!["ssh-cert".to_owned()])]
+        );
+        assert_eq!(j[2].ssh.as_ref().map(|(k, f)| (k.as_str(), f.to_str().unwrap())), Some(("ssh-ed25519 AAAA svc", "/run/id-cert.pub")));
     }
 
     #[test]

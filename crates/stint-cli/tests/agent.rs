@@ -10,7 +10,6 @@ mod common;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,7 @@ use stint_core::workload::{parse_public_key, verify_assertion, WorkloadKey};
 use stint_core::{Clock, Timestamp};
 use stint_testkit::{free_port, Process};
 
-use common::stint;
+use common::{spawn_agent, stint};
 
 const JOIN_TOKEN: &str = "jt_fake-join-token-for-tests";
 const SECRET_KEY: &str = "fake/SECRET+access+key";
@@ -264,24 +263,8 @@ fn start_agent(root: &Path, server: &str, extra: &[&str]) -> Agent {
 
 /// Starts `stint agent` enrolling with `proof` (`--join-token-file` or `--platform-token-file`) `file`.
 fn start_agent_with(root: &Path, server: &str, proof: &str, file: &Path, extra: &[&str]) -> Agent {
-    let port = free_port();
-    let state = root.join("state");
-    let log = root.join(format!("agent-{port}.log"));
-    let child = stint()
-        .args(["agent", "--server", server, "--workload", "api", "--check-interval", "1s", "--listen", &format!("127.0.0.1:{port}")])
-        .arg(proof)
-        .arg(file)
-        .arg("--state-dir")
-        .arg(&state)
-        .args(extra)
-        .env("STINT_LOG", "debug")
-        .env_remove("STINT_SERVER")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    stint_testkit::wait_for_port(port, "stint agent");
-    Agent { _process: Process(child), url: format!("http://127.0.0.1:{port}/v1/credentials"), state, log }
+    let a = spawn_agent(root, server, proof, file, extra);
+    Agent { _process: a.process, url: format!("http://127.0.0.1:{}/v1/credentials", a.port), state: a.state, log: a.log }
 }
 
 fn mode(p: &Path) -> u32 {

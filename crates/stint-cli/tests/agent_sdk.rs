@@ -9,13 +9,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
 use stint_testkit::aws::{aws_cli, Moto};
-use stint_testkit::{free_port, Process};
+use stint_testkit::Process;
 
 struct Setup {
     root: PathBuf,
@@ -73,24 +73,8 @@ struct RunningAgent {
 }
 
 fn start_agent(s: &Setup, join: &Path, extra: &[&str]) -> RunningAgent {
-    let port = free_port();
-    let state = s.root.join("agent-state");
-    let log = s.root.join("agent.log");
-    let child = stint()
-        .args(["agent", "--server", &s.url, "--workload", "api", "--check-interval", "1s", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--join-token-file")
-        .arg(join)
-        .arg("--state-dir")
-        .arg(&state)
-        .args(extra)
-        .env("STINT_LOG", "debug")
-        .env_remove("STINT_SERVER")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    stint_testkit::wait_for_port(port, "stint agent");
-    RunningAgent { _process: Process(child), state, log, port }
+    let a = spawn_agent(&s.root.join("agent"), &s.url, "--join-token-file", join, extra);
+    RunningAgent { _process: a.process, state: a.state, log: a.log, port: a.port }
 }
 
 impl RunningAgent {

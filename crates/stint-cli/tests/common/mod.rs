@@ -131,3 +131,36 @@ pub fn enroll_and_login_with_cache(server: &str, home: &Path, cache: &Path, name
     assert_eq!(std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777, 0o600, "session file is private");
     (secret, l)
 }
+
+/// A running `stint agent` for workload `api`: its endpoint's port, state directory and log.
+pub struct SpawnedAgent {
+    pub process: Process,
+    pub port: u16,
+    pub state: PathBuf,
+    pub log: PathBuf,
+}
+
+/// Starts `stint agent` for workload `api` on a free loopback port, enrolling with `proof`
+/// (`--join-token-file` or `--platform-token-file`) `file`, its state in `root/state` and its
+/// debug log in `root`, checking every second; waits for its endpoint to listen.
+pub fn spawn_agent(root: &Path, server: &str, proof: &str, file: &Path, extra: &[&str]) -> SpawnedAgent {
+    std::fs::create_dir_all(root).unwrap();
+    let port = free_port();
+    let state = root.join("state");
+    let log = root.join(format!("agent-{port}.log"));
+    let child = stint()
+        .args(["agent", "--server", server, "--workload", "api", "--check-interval", "1s", "--listen", &format!("127.0.0.1:{port}")])
+        .arg(proof)
+        .arg(file)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(extra)
+        .env("STINT_LOG", "debug")
+        .env_remove("STINT_SERVER")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, "stint agent");
+    SpawnedAgent { process: Process(child), port, state, log }
+}

@@ -80,9 +80,16 @@ fn start_agent(s: &Setup, join: &Path, extra: &[&str]) -> RunningAgent {
 impl RunningAgent {
     /// The variables `stint agent env` prints, as `(name, value)`.
     fn env(&self) -> Vec<(String, String)> {
+        let vars = Self::env_of(&self.state);
+        assert!(vars[0].1.starts_with(&format!("http://127.0.0.1:{}/", self.port)), "{vars:?}");
+        vars
+    }
+
+    /// As [`Self::env`], for the agent whose state is in `state`.
+    fn env_of(state: &Path) -> Vec<(String, String)> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let out = stint().args(["agent", "env", "--state-dir", self.state.to_str().unwrap()]).output().unwrap();
+            let out = stint().args(["agent", "env", "--state-dir", state.to_str().unwrap()]).output().unwrap();
             if out.status.success() {
                 let text = String::from_utf8(out.stdout).unwrap();
                 let vars: Vec<(String, String)> = text
@@ -96,7 +103,7 @@ impl RunningAgent {
                     vars.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
                     ["AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]
                 );
-                assert!(vars[0].1.starts_with(&format!("http://127.0.0.1:{}/", self.port)), "{vars:?}");
+                assert!(vars[0].1.starts_with("http://127.0.0.1:"), "{vars:?}");
                 return vars;
             }
             assert!(Instant::now() < deadline, "stint agent env: {}", String::from_utf8_lossy(&out.stderr));
@@ -274,4 +281,30 @@ fn the_agent_keeps_an_ssh_certificate_for_the_services_key() {
         assert!(Instant::now() < deadline, "the certificate is still there after the disable; agent log:\n{}", agent.log());
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The AWS SDK for Rust: a program that leaves everything to `aws-config`'s default chain
+/// (`examples/aws_default_chain.rs`, built with the tests), run with only the two variables
+/// `stint agent env` prints, gets the workload's credential: the one the endpoint serves.
+#[test]
+fn the_rust_sdk_default_chain_gets_the_workloads_credentials_through_the_agent() {
+    // tests run from target/…/deps; examples are built beside them, in target/…/examples.
+    let exe = std::env::current_exe().unwrap();
+    let example = exe.parent().and_then(Path::parent).unwrap().join("examples/aws_default_chain");
+    assert!(example.exists(), "{} is missing: cargo builds the examples with the tests (cargo nextest run / cargo test)", example.display());
+    let s = Setup::start("agent-sdk-rust");
+    let join = s.workload_with_join_token();
+    let agent = start_agent(&s, &join, &[]);
+    let vars = agent.env();
+    let token = std::fs::read_to_string(&vars[1].1).unwrap();
+    let (status, served) = get(&vars[0].1, Some(token.trim()));
+    assert_eq!(status, 200, "{served}\n{}", agent.log());
+
+    let out = clean(&example, &s.root, &vars).output().unwrap();
+    let found = ok(&out, &agent);
+    assert_eq!(found["access_key_id"], served["AccessKeyId"], "{found}");
+    assert_eq!(found["secret_access_key"], served["SecretAccessKey"]);
+    assert_eq!(found["session_token"], served["Token"]);
+    let expires_at = stint_core::Timestamp::parse_rfc3339(served["Expiration"].as_str().unwrap()).unwrap();
+    assert_eq!(found["expires_at"].as_i64(), Some(expires_at.0), "the chain knows when to refresh");
 }

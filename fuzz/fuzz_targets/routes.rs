@@ -1,4 +1,4 @@
-//! The routes anyone can call without a credential, through the real router (extractors,
+//! The routes anyone can call without a credential (workload agents' among them), through the real router (extractors,
 //! rate limiter, handlers) on a real SQLite store in memory-backed storage: the method, path,
 //! query, headers and body are the fuzzer's.
 //! Invariants: nothing panics; no answer is a 5xx (every bad input is the client's fault and
@@ -43,6 +43,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/assume"),
     ("GET", "/v1/leases/{id}"),
     ("POST", "/v1/users/{name}/disable"),
+    // Appended, so the seeds above keep their routes.
+    ("POST", "/v1/workload/join"),
+    ("POST", "/v1/workload/attest"),
+    ("POST", "/v1/workload/creds"),
+    ("POST", "/v1/workload/status"),
+    ("POST", "/v1/workloads/{name}/join-tokens"),
 ];
 
 const CONTENT_TYPES: &[&str] =

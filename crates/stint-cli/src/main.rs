@@ -116,6 +116,9 @@ enum Command {
     /// Manage workloads: services that get credentials through `stint agent` (administrators)
     #[command(subcommand)]
     Workload(cmd::workload::WorkloadCmd),
+    /// Provisioning from the identity provider: SCIM tokens (administrators)
+    #[command(subcommand)]
+    Scim(cmd::scim::ScimCmd),
     /// Manage sessions
     #[command(subcommand)]
     Session(cmd::admin::SessionCmd),
@@ -208,6 +211,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::BreakGlass(a) => cmd::requests::break_glass(a).await,
         Command::User(c) => cmd::admin::user(c).await,
         Command::Workload(c) => cmd::workload::run(c).await,
+        Command::Scim(c) => cmd::scim::run(c).await,
         Command::Session(c) => cmd::admin::session(c).await,
         Command::Keys(c) => cmd::admin::keys(c).await,
         Command::Audit(c) => cmd::audit::run(c).await,

@@ -54,10 +54,14 @@ pub enum Event {
     WorkloadEnrolled,
     /// A workload's enrollment or credential request was refused.
     WorkloadDenied,
+    ScimTokenCreated,
+    ScimTokenRevoked,
+    /// A SCIM request was refused its bearer token.
+    ScimDenied,
 }
 
 impl Event {
-    pub const ALL: [Event; 37] = [
+    pub const ALL: [Event; 40] = [
         Event::ConfigLoaded,
         Event::KeyCreated,
         Event::KeyRotated,
@@ -95,6 +99,9 @@ impl Event {
         Event::JoinTokenIssued,
         Event::WorkloadEnrolled,
         Event::WorkloadDenied,
+        Event::ScimTokenCreated,
+        Event::ScimTokenRevoked,
+        Event::ScimDenied,
     ];
 
     pub fn code(self) -> &'static str {
@@ -136,6 +143,9 @@ impl Event {
             Event::JoinTokenIssued => "workload.join_token_issued",
             Event::WorkloadEnrolled => "workload.enrolled",
             Event::WorkloadDenied => "workload.denied",
+            Event::ScimTokenCreated => "scim.token_created",
+            Event::ScimTokenRevoked => "scim.token_revoked",
+            Event::ScimDenied => "scim.denied",
         }
     }
 }
@@ -514,6 +524,9 @@ mod tests {
                 "workload.join_token_issued",
                 "workload.enrolled",
                 "workload.denied",
+                "scim.token_created",
+                "scim.token_revoked",
+                "scim.denied",
             ]
         );
     }

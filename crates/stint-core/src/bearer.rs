@@ -26,6 +26,8 @@ pub enum BearerKind {
     SsoLogin,
     /// Enrolls one agent key for a workload, once.
     Join,
+    /// An identity provider's SCIM client.
+    Scim,
 }
 
 impl BearerKind {
@@ -38,6 +40,7 @@ impl BearerKind {
             BearerKind::DeviceCode => "dev",
             BearerKind::SsoLogin => "sso",
             BearerKind::Join => "join",
+            BearerKind::Scim => "scim",
         }
     }
 }

@@ -74,6 +74,10 @@ name_type!(
     GroupName, "group name", "invalid_group", 64
 );
 name_type!(
+    /// The name of a SCIM token: the identity provider it is for, e.g. `okta`.
+    ScimTokenName, "SCIM token name", "invalid_scim_token_name", 64
+);
+name_type!(
     /// A workload's name, e.g. `api`.
     WorkloadName, "workload name", "invalid_workload_name", 64
 );

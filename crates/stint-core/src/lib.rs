@@ -25,6 +25,7 @@ pub mod password;
 pub mod policy;
 pub mod ratelimit;
 pub mod reason;
+pub mod scim;
 pub mod secret;
 pub mod spec;
 pub mod sshcert;

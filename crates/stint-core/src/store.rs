@@ -11,8 +11,9 @@ use crate::crypto::StoredKey;
 use crate::error::Result;
 use crate::ids::GroupName;
 use crate::ids::LeaseId;
-use crate::ids::{SessionId, UserId, Username, WorkloadId, WorkloadName};
+use crate::ids::{ScimTokenName, SessionId, UserId, Username, WorkloadId, WorkloadName};
 use crate::model::{Identity, Lease, LeaseScope, OneTimeCode, RequestStatus, RoleRequest, Session, SsoAttempt, SsoStatus, User};
+use crate::scim::ScimToken;
 use crate::time::Timestamp;
 use crate::workload::{JoinToken, Workload, WorkloadKey};
 
@@ -233,6 +234,13 @@ pub enum Mutation {
         workload: WorkloadId,
         max: u32,
     },
+    /// Adds a SCIM token; `scim_token_exists` while a live token has that name.
+    InsertScimToken(ScimToken),
+    /// Revokes the live SCIM token of that name; `unknown_scim_token` if there is none.
+    RevokeScimToken {
+        name: ScimTokenName,
+        at: Timestamp,
+    },
     /// Precondition: `holder` (a lease's subject) holds fewer than `max` live leases at `at`
     /// (`too_many_leases` otherwise). Placed before the `InsertLease` it guards.
     RequireHolderLeaseRoom {
@@ -344,6 +352,10 @@ pub trait Store: Send + Sync + 'static {
     /// The keys of a workload, live or revoked, oldest first.
     async fn workload_keys(&self, workload: &WorkloadId) -> Result<Vec<WorkloadKey>>;
     async fn join_token(&self, lookup: &str) -> Result<Option<JoinToken>>;
+    /// A SCIM token, live or revoked, by the lookup half of its bearer.
+    async fn scim_token(&self, lookup: &str) -> Result<Option<ScimToken>>;
+    /// Every SCIM token, live and revoked, oldest first.
+    async fn scim_tokens(&self) -> Result<Vec<ScimToken>>;
 
     /// Records with `seq > after`, in order, at most `limit`.
     async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>>;

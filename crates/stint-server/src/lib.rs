@@ -9,6 +9,7 @@ pub mod limits;
 pub mod metrics;
 pub mod password;
 pub mod routes;
+pub mod scim;
 pub mod sts;
 pub mod tls;
 pub mod webhooks;

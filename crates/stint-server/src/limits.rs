@@ -149,6 +149,7 @@ pub fn limited(path: &str) -> bool {
     matches!(path, "/v1/token" | "/v1/sts" | "/v1/sts/" | "/v1/auth/login" | "/v1/bootstrap" | "/v1/enroll" | "/v1/introspect")
         || path.starts_with("/v1/sso/")
         || path.starts_with("/v1/workload/")
+        || path.starts_with("/scim/")
 }
 
 /// Resolves the client address of every request and limits the routes without credential.

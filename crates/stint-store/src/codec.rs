@@ -436,3 +436,27 @@ pub(crate) fn lease_ended() -> Error {
 pub(crate) fn lock_held() -> Error {
     Error::conflict("lock_held", "another replica holds this lock")
 }
+
+pub(crate) const SCIM_TOKEN_COLS: &str = "name, lookup, secret_hash, created_by, created_at, revoked_at";
+
+pub(crate) fn scim_token(r: &impl Cells) -> Result<stint_core::scim::ScimToken> {
+    Ok(stint_core::scim::ScimToken {
+        name: stint_core::ids::ScimTokenName::parse(&r.text(0)?).map_err(|_| corrupt("scim_tokens.name"))?,
+        lookup: r.text(1)?,
+        secret_hash: r.blob(2)?,
+        created_by: UserId::from_trusted(r.text(3)?),
+        created_at: r.time(4)?,
+        revoked_at: r.opt_time(5)?,
+    })
+}
+
+pub(crate) fn scim_token_exists(name: &stint_core::ids::ScimTokenName) -> Error {
+    Error::conflict(
+        "scim_token_exists",
+        format!("a live SCIM token is named {name}; revoke it first (`stint scim token revoke {name}`) or choose another name"),
+    )
+}
+
+pub(crate) fn unknown_scim_token(name: &stint_core::ids::ScimTokenName) -> Error {
+    Error::not_found("unknown_scim_token", format!("no live SCIM token is named {name}; `stint scim token list` shows them"))
+}

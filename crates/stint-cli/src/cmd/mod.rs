@@ -11,6 +11,7 @@ pub mod creds;
 pub mod leases;
 pub mod policy;
 pub mod requests;
+pub mod scim;
 pub mod server;
 pub mod sso;
 pub mod workload;

@@ -10,6 +10,7 @@ mod exchange;
 mod issue;
 mod leases;
 mod requests;
+mod scim;
 mod sso;
 mod tokens;
 mod workloads;
@@ -33,6 +34,7 @@ pub use auth::{Caller, Enrolled, LoginRequest, NewCode, NewSession};
 pub use exchange::{CiConfig, CiIssuer, CiIssuerConfig, CiLeased, ExchangeRequest, Exchanged, RoleTrust, CI_TTL_MAX_SECS, CI_TTL_MIN_SECS};
 pub use leases::{BackendChoice, LeaseAsk, Leased, ReapFailure, Reaped, SshBackendConfig};
 pub use requests::{ApprovalConfig, RequestView};
+pub use scim::{NewScimToken, ScimCaller, ScimTokenInfo};
 
 pub use sso::{ClaimedPerson, DeviceCodes, DeviceRequest, IdentityProvider, SsoBegin, SsoCallback, SsoFlow, SsoOutcome, SsoProvider, SsoStarted};
 pub use tokens::{Introspection, Issued, RoleChoice, WhoAmI, CI_SUBJECT_PREFIX};

@@ -220,6 +220,12 @@ impl Store for PausingStore {
     async fn join_token(&self, lookup: &str) -> Result<Option<JoinToken>> {
         self.inner.join_token(lookup).await
     }
+    async fn scim_token(&self, lookup: &str) -> Result<Option<stint_core::scim::ScimToken>> {
+        self.inner.scim_token(lookup).await
+    }
+    async fn scim_tokens(&self) -> Result<Vec<stint_core::scim::ScimToken>> {
+        self.inner.scim_tokens().await
+    }
 }
 
 /// As [`spawn_app_at`], on a [`PausingStore`].

@@ -252,6 +252,19 @@ async fn mutate(db: &mut Db<'_>, m: Mutation, audit: &mut Vec<Draft>) -> Result<
             let row = db.query_one("SELECT COUNT(*) FROM workload_keys WHERE workload_id = $1 AND revoked_at IS NULL", &[&workload.as_str()]).await?;
             codec::room(row.get(0), max, codec::too_many_keys)
         }
+        Mutation::InsertScimToken(t) => {
+            let n = db
+                .execute(
+                    &format!("INSERT INTO scim_tokens ({}) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING", codec::SCIM_TOKEN_COLS),
+                    &[&t.name.as_str(), &t.lookup, &t.secret_hash, &t.created_by.as_str(), &t.created_at.0, &t.revoked_at.map(|t| t.0)],
+                )
+                .await?;
+            require(n, || codec::scim_token_exists(&t.name))
+        }
+        Mutation::RevokeScimToken { name, at } => {
+            let n = db.execute("UPDATE scim_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL", &[&name.as_str(), &at.0]).await?;
+            require(n, || codec::unknown_scim_token(&name))
+        }
         Mutation::RequireHolderLeaseRoom { holder, at, max } => {
             db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&format!("stint.leases.{holder}")]).await?;
             let row = db

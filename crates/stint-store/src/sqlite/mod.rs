@@ -14,12 +14,14 @@ use stint_core::crypto::StoredKey;
 use stint_core::error::Result;
 use stint_core::ids::{LeaseId, SessionId, UserId, Username, WorkloadId, WorkloadName};
 use stint_core::model::{BackendKind, Identity, Lease, LeaseScope, OneTimeCode, RoleRequest, Session, SsoAttempt, User};
+use stint_core::scim::ScimToken;
 use stint_core::store::{Change, Store};
 use stint_core::workload::{JoinToken, Workload, WorkloadKey};
 use stint_core::Timestamp;
 
 use crate::codec::{
-    self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, JOIN_TOKEN_COLS, KEY_COLS, LEASE_COLS, SESSION_COLS, USER_COLS, WORKLOAD_COLS, WORKLOAD_KEY_COLS,
+    self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, JOIN_TOKEN_COLS, KEY_COLS, LEASE_COLS, SCIM_TOKEN_COLS, SESSION_COLS, USER_COLS, WORKLOAD_COLS,
+    WORKLOAD_KEY_COLS,
 };
 use crate::error::{store, StoreError};
 use writer::Writer;
@@ -32,6 +34,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../migrations/sqlite/0005_requests.sql")),
     (6, include_str!("../../migrations/sqlite/0006_leases.sql")),
     (7, include_str!("../../migrations/sqlite/0007_workloads.sql")),
+    (8, include_str!("../../migrations/sqlite/0008_scim.sql")),
 ];
 
 /// Enough readers for the HTTP workers of a small node; each is a cheap file handle.
@@ -295,6 +298,14 @@ impl Store for SqliteStore {
 
     async fn join_token(&self, lookup: &str) -> Result<Option<JoinToken>> {
         self.one(&format!("SELECT {JOIN_TOKEN_COLS} FROM join_tokens WHERE lookup = ?1"), [lookup], |r| codec::join_token(r))
+    }
+
+    async fn scim_token(&self, lookup: &str) -> Result<Option<ScimToken>> {
+        self.one(&format!("SELECT {SCIM_TOKEN_COLS} FROM scim_tokens WHERE lookup = ?1"), [lookup], |r| codec::scim_token(r))
+    }
+
+    async fn scim_tokens(&self) -> Result<Vec<ScimToken>> {
+        self.all(&format!("SELECT {SCIM_TOKEN_COLS} FROM scim_tokens ORDER BY created_at, name"), [], |r| codec::scim_token(r))
     }
 
     async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>> {

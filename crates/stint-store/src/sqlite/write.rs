@@ -304,6 +304,18 @@ fn mutate(c: &Connection, m: Mutation, audit: &mut Vec<Draft>) -> Result<()> {
             let live = count(c, "SELECT COUNT(*) FROM workload_keys WHERE workload_id = ?1 AND revoked_at IS NULL", [workload.as_str()])?;
             codec::room(live, max, codec::too_many_keys)
         }
+        Mutation::InsertScimToken(t) => {
+            let n = exec(
+                c,
+                &format!("INSERT INTO scim_tokens ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING", codec::SCIM_TOKEN_COLS),
+                params![t.name.as_str(), t.lookup, t.secret_hash, t.created_by.as_str(), t.created_at.0, t.revoked_at.map(|t| t.0)],
+            )?;
+            require(n, || codec::scim_token_exists(&t.name))
+        }
+        Mutation::RevokeScimToken { name, at } => {
+            let n = exec(c, "UPDATE scim_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL", params![name.as_str(), at.0])?;
+            require(n, || codec::unknown_scim_token(&name))
+        }
         Mutation::RequireHolderLeaseRoom { holder, at, max } => {
             let live = count(
                 c,

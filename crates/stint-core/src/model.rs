@@ -239,7 +239,9 @@ pub struct RoleRequest {
     pub granted_from: Option<Timestamp>,
     pub granted_until: Option<Timestamp>,
     /// Who denied or revoked it, and why.
-    pub decided_by: Option<Username>,
+    /// Who denied or revoked it: a person's user name, or `scim:NAME` for the identity
+    /// provider that deactivated the requester.
+    pub decided_by: Option<String>,
     pub decision_reason: Option<String>,
     /// A break-glass grant: approved by nobody, alerted to everyone.
     #[serde(default)]
@@ -254,13 +256,13 @@ impl RoleRequest {
     /// This request once its requester is disabled, with the record of the change: an approved
     /// grant that has not ended is revoked, a pending request that has not expired is denied.
     /// `None` when nothing is left to end. Re-enabling the person restores neither.
-    pub fn voided(&self, by: &Username, actor: &str, reason: &str, at: Timestamp) -> Option<(RoleRequest, Draft)> {
+    pub fn voided(&self, by: &str, actor: &str, reason: &str, at: Timestamp) -> Option<(RoleRequest, Draft)> {
         let (status, event) = match self.status {
             RequestStatus::Approved if self.granted_until.is_some_and(|u| at < u) => (RequestStatus::Revoked, Event::GrantRevoked),
             RequestStatus::Pending if at < self.pending_until => (RequestStatus::Denied, Event::RequestDenied),
             _ => return None,
         };
-        let next = RoleRequest { status, decided_by: Some(by.clone()), decision_reason: Some(reason.to_owned()), ..self.clone() };
+        let next = RoleRequest { status, decided_by: Some(by.to_owned()), decision_reason: Some(reason.to_owned()), ..self.clone() };
         let mut d =
             Draft::new(at, event, Outcome::Success).actor(actor).subject(&self.id).reason(reason).detail("role", &self.role).detail("holder", &self.requester);
         if self.break_glass {

@@ -162,7 +162,8 @@ pub enum Mutation {
     /// change actually updated (a request approved meanwhile is covered).
     VoidRequestsOf {
         user: UserId,
-        by: Username,
+        /// Who it is decided by, as `RoleRequest::decided_by` says.
+        by: String,
         actor: String,
         at: Timestamp,
         reason: String,

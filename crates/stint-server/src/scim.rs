@@ -29,6 +29,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/scim/tokens", get(list_tokens).post(create_token))
         .route("/v1/scim/tokens/{name}/revoke", post(revoke_token))
         .route("/scim/v2/ServiceProviderConfig", get(service_provider_config))
+        .route("/scim/v2/Users", get(list_users))
+        .route("/scim/v2/Users/{id}", get(get_user).patch(patch_user).delete(delete_user))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -74,7 +76,7 @@ pub struct ScimError {
 impl From<stint_core::Error> for ScimError {
     fn from(e: stint_core::Error) -> Self {
         let api = crate::error::ApiError::from(e);
-        ScimError { status: api.status, code: api.code, scim_type: None, detail: api.message }
+        ScimError { status: api.status, code: api.code, scim_type: stint_core::scim::scim_type(api.code), detail: api.message }
     }
 }
 
@@ -134,4 +136,122 @@ async fn service_provider_config(Scim(_): Scim) -> Response {
         "meta": { "resourceType": "ServiceProviderConfig", "location": "/scim/v2/ServiceProviderConfig" }
     });
     ([(header::CONTENT_TYPE, MEDIA_TYPE)], body.to_string()).into_response()
+}
+
+/// The largest PATCH body read (as for stint's other bodies).
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Resources per page at most (`ServiceProviderConfig` says so too).
+const MAX_PAGE: usize = 200;
+
+fn scim_json(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, [(header::CONTENT_TYPE, MEDIA_TYPE)], body.to_string()).into_response()
+}
+
+/// A person as a SCIM User resource (RFC 7643 §4.1).
+fn user_resource(u: &stint_core::model::User) -> serde_json::Value {
+    serde_json::json!({
+        "schemas": [stint_core::scim::USER_SCHEMA],
+        "id": u.id,
+        "userName": u.name,
+        "active": !u.disabled,
+        "groups": u.groups.iter().map(|g| serde_json::json!({ "value": g, "display": g })).collect::<Vec<_>>(),
+        "meta": { "resourceType": "User", "created": u.created_at.to_rfc3339(), "location": format!("/scim/v2/Users/{}", u.id) },
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ListParams {
+    filter: Option<String>,
+    #[serde(rename = "startIndex")]
+    start_index: Option<String>,
+    count: Option<String>,
+}
+
+fn number(v: Option<&str>, name: &str, default: usize) -> Result<usize, ScimError> {
+    match v {
+        None => Ok(default),
+        Some(t) => t.trim().parse::<i64>().map(|n| n.max(0) as usize).map_err(|_| ScimError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_value",
+            scim_type: Some("invalidValue"),
+            detail: format!("{name} must be an integer"),
+        }),
+    }
+}
+
+/// `GET /scim/v2/Users`: filtered (`userName`, `id`, `active`, `externalId`), paginated
+/// (1-based `startIndex`, `count` up to 200).
+async fn list_users(
+    State(s): State<AppState>,
+    Scim(c): Scim,
+    q: Result<axum::extract::Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ScimError> {
+    let axum::extract::Query(q) = q.map_err(|_| ScimError {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_syntax",
+        scim_type: Some("invalidSyntax"),
+        detail: "the query string is malformed".into(),
+    })?;
+    let filter = q.filter.as_deref().map(stint_core::scim::parse_filter).transpose()?;
+    let start = number(q.start_index.as_deref(), "startIndex", 1)?.max(1);
+    let count = number(q.count.as_deref(), "count", 100)?.min(MAX_PAGE);
+    let mut found = Vec::new();
+    for u in s.broker.scim_users(&c).await? {
+        if filter.as_ref().map(|f| stint_core::scim::user_matches(f, &u)).transpose()?.unwrap_or(true) {
+            found.push(u);
+        }
+    }
+    let page: Vec<serde_json::Value> = found.iter().skip(start - 1).take(count).map(user_resource).collect();
+    Ok(scim_json(
+        StatusCode::OK,
+        serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": found.len(),
+            "startIndex": start,
+            "itemsPerPage": page.len(),
+            "Resources": page,
+        }),
+    ))
+}
+
+async fn get_user(State(s): State<AppState>, Scim(c): Scim, Path(id): Path<String>) -> Result<Response, ScimError> {
+    Ok(scim_json(StatusCode::OK, user_resource(&s.broker.scim_user(&c, &id).await?)))
+}
+
+/// `PATCH /scim/v2/Users/{id}`: `active` false disables the person and ends what they hold.
+async fn patch_user(
+    State(s): State<AppState>,
+    Scim(c): Scim,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ScimError> {
+    let syntax =
+        |detail: &str| ScimError { status: StatusCode::BAD_REQUEST, code: "invalid_syntax", scim_type: Some("invalidSyntax"), detail: detail.to_owned() };
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media = ct.split(';').next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case(MEDIA_TYPE) && !media.eq_ignore_ascii_case("application/json") {
+        return Err(ScimError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "unsupported_media_type",
+            scim_type: None,
+            detail: "send application/scim+json".into(),
+        });
+    }
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ScimError { status: StatusCode::PAYLOAD_TOO_LARGE, code: "body_too_large", scim_type: None, detail: "the body is over 64 KiB".into() });
+    }
+    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|_| syntax("the body is not JSON"))?;
+    let user = match stint_core::scim::active_from_patch(&v)? {
+        Some(active) => s.broker.scim_set_active(&c, &id, active).await?,
+        None => s.broker.scim_user(&c, &id).await?,
+    };
+    Ok(scim_json(StatusCode::OK, user_resource(&user)))
+}
+
+/// `DELETE /scim/v2/Users/{id}`: stint keeps people (their audit trail names them), so a
+/// deletion disables the person, as deactivation does.
+async fn delete_user(State(s): State<AppState>, Scim(c): Scim, Path(id): Path<String>) -> Result<StatusCode, ScimError> {
+    s.broker.scim_set_active(&c, &id, false).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

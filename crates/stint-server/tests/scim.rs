@@ -93,3 +93,134 @@ async fn only_administrators_manage_scim_tokens() {
     assert_eq!(app.http.post(app.url("/v1/scim/tokens/entra/revoke")).bearer_auth(&admin.session).send().await.unwrap().status(), StatusCode::NO_CONTENT);
     assert_eq!(scim_get(&app, "/scim/v2/ServiceProviderConfig", Some(&token)).await.0, StatusCode::UNAUTHORIZED);
 }
+
+async fn scim_send(app: &TestApp, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let mut req = app.http.request(method, app.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.header("content-type", "application/scim+json").body(b.to_string());
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
+}
+
+const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// The promise: deactivating a person in the identity provider ends their access now. The
+/// provider finds them by `userName`, deactivates them in Microsoft Entra ID's shape, and their
+/// session and role token stop working in the same transaction, on the record with the
+/// provider as the actor; Okta's shape reactivates them (what ended stays ended); `DELETE`
+/// disables too.
+#[tokio::test]
+async fn the_identity_provider_deactivates_a_person_and_their_access_ends_at_once() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let admin = app.admin().await;
+    let bob = app.person(&admin, "bob", &[]).await;
+    let _carol = app.person(&admin, "carol", &[]).await;
+    let role_token = app.token(&bob, "readonly").await;
+    let (_, made) = app.post("/v1/scim/tokens", Some(&admin.session), json!({ "name": "entra" })).await;
+    let token = made["token"].as_str().unwrap().to_owned();
+
+    let (s, found) = scim_send(&app, reqwest::Method::GET, "/scim/v2/Users?filter=userName%20eq%20%22BOB%22", &token, None).await;
+    assert_eq!(s, StatusCode::OK, "{found}");
+    assert_eq!(
+        (found["totalResults"].as_u64(), found["Resources"][0]["userName"].as_str(), found["Resources"][0]["active"].as_bool()),
+        (Some(1), Some("bob"), Some(true)),
+        "{found}"
+    );
+    let id = found["Resources"][0]["id"].as_str().unwrap().to_owned();
+
+    let entra = json!({ "schemas": [PATCH], "Operations": [
+        { "op": "Replace", "path": "displayName", "value": "Bob B." },
+        { "op": "Replace", "path": "active", "value": "False" }
+    ] });
+    let (s, patched) = scim_send(&app, reqwest::Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(entra)).await;
+    assert_eq!((s, patched["active"].as_bool()), (StatusCode::OK, Some(false)), "{patched}");
+    // Everything bob held ended with it.
+    let (s, _) = app.get("/v1/whoami", Some(&bob.session)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "the session");
+    assert_eq!(app.introspect(&role_token).await["active"], json!(false), "the role token");
+    let records = app.store.audit_after(0, 1000).await.unwrap();
+    assert!(
+        records.iter().any(|r| r.event == "user.disabled" && r.actor == "scim:entra" && r.subject == id),
+        "on the record with the provider as actor: {:?}",
+        records.iter().map(|r| (&r.event, &r.actor)).collect::<Vec<_>>()
+    );
+    let (_, inactive) = scim_send(&app, reqwest::Method::GET, "/scim/v2/Users?filter=active%20eq%20false", &token, None).await;
+    assert_eq!(inactive["totalResults"].as_u64(), Some(1), "{inactive}");
+
+    // Okta's shape reactivates; the old session stays revoked.
+    let okta = json!({ "schemas": [PATCH], "Operations": [{ "op": "replace", "value": { "active": true } }] });
+    let (s, back) = scim_send(&app, reqwest::Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(okta)).await;
+    assert_eq!((s, back["active"].as_bool()), (StatusCode::OK, Some(true)), "{back}");
+    assert_eq!(app.get("/v1/whoami", Some(&bob.session)).await.0, StatusCode::UNAUTHORIZED);
+    // DELETE disables (stint keeps the person its audit trail names).
+    let (s, _) = scim_send(&app, reqwest::Method::DELETE, &format!("/scim/v2/Users/{id}"), &token, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, gone) = scim_send(&app, reqwest::Method::GET, &format!("/scim/v2/Users/{id}"), &token, None).await;
+    assert_eq!(gone["active"], json!(false), "{gone}");
+
+    // Pagination: three people (root, bob, carol), one per page.
+    let (_, page) = scim_send(&app, reqwest::Method::GET, "/scim/v2/Users?startIndex=2&count=1", &token, None).await;
+    assert_eq!((page["totalResults"].as_u64(), page["startIndex"].as_u64(), page["itemsPerPage"].as_u64()), (Some(3), Some(2), Some(1)), "{page}");
+}
+
+/// Bad input answers in SCIM's error schema with the `scimType` a provider understands, and
+/// changes nothing.
+#[tokio::test]
+async fn bad_scim_requests_get_scim_errors_and_change_nothing() {
+    let app = spawn_app(Backend::Postgres).await;
+    let admin = app.admin().await;
+    let bob = app.person(&admin, "bob", &[]).await;
+    let (_, made) = app.post("/v1/scim/tokens", Some(&admin.session), json!({ "name": "okta" })).await;
+    let token = made["token"].as_str().unwrap().to_owned();
+    let (_, found) = scim_send(&app, reqwest::Method::GET, "/scim/v2/Users?filter=userName%20eq%20%22bob%22", &token, None).await;
+    let user = format!("/scim/v2/Users/{}", found["Resources"][0]["id"].as_str().unwrap());
+
+    // (method, path, body, status, stint's code, scimType)
+    type Case<'a> = (reqwest::Method, String, Option<Value>, StatusCode, &'a str, Option<&'a str>);
+    let cases: Vec<Case> = vec![
+        (reqwest::Method::GET, "/scim/v2/Users?filter=userName%20eq".into(), None, StatusCode::BAD_REQUEST, "invalid_filter", Some("invalidFilter")),
+        (reqwest::Method::GET, "/scim/v2/Users?filter=title%20eq%20%22x%22".into(), None, StatusCode::BAD_REQUEST, "invalid_filter", Some("invalidFilter")),
+        (reqwest::Method::GET, "/scim/v2/Users?count=many".into(), None, StatusCode::BAD_REQUEST, "invalid_value", Some("invalidValue")),
+        (reqwest::Method::GET, "/scim/v2/Users/u_nope".into(), None, StatusCode::NOT_FOUND, "unknown_user", None),
+        (
+            reqwest::Method::PATCH,
+            user.clone(),
+            Some(json!({ "Operations": [{ "op": "replace", "value": { "active": false } }] })),
+            StatusCode::BAD_REQUEST,
+            "invalid_syntax",
+            Some("invalidSyntax"),
+        ),
+        (
+            reqwest::Method::PATCH,
+            user.clone(),
+            Some(json!({ "schemas": [PATCH], "Operations": [{ "op": "replace", "path": "userName", "value": "eve" }] })),
+            StatusCode::BAD_REQUEST,
+            "mutability",
+            Some("mutability"),
+        ),
+        (
+            reqwest::Method::PATCH,
+            user.clone(),
+            Some(json!({ "schemas": [PATCH], "Operations": [{ "op": "replace", "path": "active", "value": "perhaps" }] })),
+            StatusCode::BAD_REQUEST,
+            "invalid_value",
+            Some("invalidValue"),
+        ),
+        (reqwest::Method::PATCH, user.clone(), Some(json!("not an object")), StatusCode::BAD_REQUEST, "invalid_syntax", Some("invalidSyntax")),
+    ];
+    for (method, path, body, status, code, scim_type) in cases {
+        let (s, e) = scim_send(&app, method.clone(), &path, &token, body).await;
+        assert_eq!(s, status, "{method} {path}: {e}");
+        scim_error(&e, &status.as_u16().to_string(), code);
+        assert_eq!(e["scimType"].as_str(), scim_type, "{method} {path}: {e}");
+    }
+    let resp = app.http.patch(app.url(&user)).bearer_auth(&token).header("content-type", "application/xml").body("<x/>").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let big = json!({ "schemas": [PATCH], "Operations": [{ "op": "replace", "path": "displayName", "value": "x".repeat(70_000) }] });
+    assert_eq!(scim_send(&app, reqwest::Method::PATCH, &user, &token, Some(big)).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    // Nothing changed: bob is still active, his session live.
+    assert_eq!(app.get("/v1/whoami", Some(&bob.session)).await.0, StatusCode::OK);
+}

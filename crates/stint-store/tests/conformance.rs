@@ -594,7 +594,7 @@ async fn revocations_record_what_they_changed(store: Arc<dyn Store>) {
     let before = verified(&*store).await;
     let at = Timestamp(T0 + 10);
     let void = Change::default()
-        .with(Mutation::VoidRequestsOf { user: alice.id.clone(), by: name("root"), actor: "admin".into(), at, reason: "user disabled".into() })
+        .with(Mutation::VoidRequestsOf { user: alice.id.clone(), by: "root".into(), actor: "admin".into(), at, reason: "user disabled".into() })
         .with(Mutation::ExpireUserCodes { user: alice.id.clone(), at })
         .with(Mutation::DenySsoAttemptsOf { user: alice.id.clone(), reason: "user_disabled".into() });
     store.apply(void).await.unwrap();

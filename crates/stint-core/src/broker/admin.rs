@@ -132,29 +132,44 @@ impl Broker {
     /// break-glass), their pending requests, their unused enrollment or reset codes and their
     /// SSO logins not yet redeemed. Re-enabling restores none of it.
     pub async fn disable_user(&self, admin: &Admin<'_>, name: &str) -> Result<Disabled> {
-        let mut user = self.target_user(name).await?;
+        let user = self.target_user(name).await?;
         if user.id == admin.0.user.id {
             return Err(Error::conflict("cannot_disable_self", "you cannot disable yourself; ask another administrator"));
         }
+        self.disable_person(&admin.0.user.id.to_string(), admin.0.user.name.as_str(), user).await
+    }
+
+    /// Disables `user` and ends everything they hold, in one transaction: sessions (and the
+    /// tokens derived from them), grants and pending requests, unused codes, SSO logins in
+    /// flight, and leases (then ended on their backends). `actor` is who the audit records
+    /// name (an administrator's id, `scim:NAME`), `by` what a voided request says decided it.
+    pub(super) async fn disable_person(&self, actor: &str, by: &str, mut user: User) -> Result<Disabled> {
         let now = self.now();
-        let by = admin.0.user.id.to_string();
-        let d = Draft::new(now, Event::UserDisabled, Outcome::Success).actor(&by).subject(&user.id);
-        let r = Draft::new(now, Event::SessionRevoked, Outcome::Success).actor(&by).subject(&user.id).detail("scope", "all sessions of user");
+        let d = Draft::new(now, Event::UserDisabled, Outcome::Success).actor(actor).subject(&user.id);
+        let r = Draft::new(now, Event::SessionRevoked, Outcome::Success).actor(actor).subject(&user.id).detail("scope", "all sessions of user");
         let change = Change::default()
             .with(Mutation::SetUserDisabled { user: user.id.clone(), disabled: true })
             .with(Mutation::RevokeUserSessions { user: user.id.clone(), at: now })
-            .with(Mutation::VoidRequestsOf { user: user.id.clone(), by: admin.0.user.name.clone(), actor: by.clone(), at: now, reason: USER_DISABLED.into() })
+            .with(Mutation::VoidRequestsOf { user: user.id.clone(), by: by.to_owned(), actor: actor.to_owned(), at: now, reason: USER_DISABLED.into() })
             .with(Mutation::ExpireUserCodes { user: user.id.clone(), at: now })
             .with(Mutation::DenySsoAttemptsOf { user: user.id.clone(), reason: USER_DISABLED.into() })
             .record(d)
             .record(r);
-        self.commit(self.revocation(change, &by, LeaseScope::User(user.id.clone()), USER_DISABLED)).await?;
+        self.commit(self.revocation(change, &actor, LeaseScope::User(user.id.clone()), USER_DISABLED)).await?;
         self.reap_now().await;
         // What this disable revoked (not an earlier one): for the administrator's summary.
         let leases = self.store.leases(Some(&user.id), true, 10_000).await?;
         let leases_revoked = leases.iter().filter(|l| l.revoked_at == Some(now) && l.revoke_reason.as_deref() == Some(USER_DISABLED)).count();
         user.disabled = true;
         Ok(Disabled { user: UserInfo::from(&user), leases_revoked })
+    }
+
+    /// Enables a disabled person; `actor` as for [`Self::disable_person`].
+    pub(super) async fn enable_person(&self, actor: &str, mut user: User) -> Result<UserInfo> {
+        let d = Draft::new(self.now(), Event::UserEnabled, Outcome::Success).actor(actor).subject(&user.id);
+        self.commit(Change::default().with(Mutation::SetUserDisabled { user: user.id.clone(), disabled: false }).record(d)).await?;
+        user.disabled = false;
+        Ok(UserInfo::from(&user))
     }
 
     /// Replaces a user's groups. For users of a provider that sends a groups claim, the
@@ -172,11 +187,8 @@ impl Broker {
     }
 
     pub async fn enable_user(&self, admin: &Admin<'_>, name: &str) -> Result<UserInfo> {
-        let mut user = self.target_user(name).await?;
-        let d = Draft::new(self.now(), Event::UserEnabled, Outcome::Success).actor(&admin.0.user.id).subject(&user.id);
-        self.commit(Change::default().with(Mutation::SetUserDisabled { user: user.id.clone(), disabled: false }).record(d)).await?;
-        user.disabled = false;
-        Ok(UserInfo::from(&user))
+        let user = self.target_user(name).await?;
+        self.enable_person(&admin.0.user.id.to_string(), user).await
     }
 
     /// Revokes one session: an administrator may revoke any, a user their own.

@@ -320,8 +320,12 @@ impl Broker {
             return Err(Error::conflict("request_not_pending", format!("request {} is {}", q.id, q.shown_status(now))));
         }
         let reason = Reason::parse(reason, self.cfg.reason_min_chars)?;
-        let next =
-            RoleRequest { status: RequestStatus::Denied, decided_by: Some(caller.user.name.clone()), decision_reason: Some(reason.to_string()), ..q.clone() };
+        let next = RoleRequest {
+            status: RequestStatus::Denied,
+            decided_by: Some(caller.user.name.to_string()),
+            decision_reason: Some(reason.to_string()),
+            ..q.clone()
+        };
         let d = Draft::new(now, Event::RequestDenied, Outcome::Success).actor(&caller.user.id).subject(&q.id).detail("reason", &reason);
         self.commit(
             Change::default().with(Mutation::UpdateRequest { request: next.clone(), expect: RequestStatus::Pending, approvals: q.approvals.len() }).record(d),
@@ -361,7 +365,7 @@ impl Broker {
         }
         let next = RoleRequest {
             status: RequestStatus::Revoked,
-            decided_by: Some(caller.user.name.clone()),
+            decided_by: Some(caller.user.name.to_string()),
             decision_reason: reason.as_ref().map(ToString::to_string),
             ..q.clone()
         };

@@ -6,7 +6,8 @@ use crate::audit::{Draft, Event, Outcome};
 use crate::bearer::{self, BearerKind};
 use crate::error::{Error, Result};
 use crate::fold::FoldKey;
-use crate::ids::{truncate, ScimTokenName};
+use crate::ids::{truncate, ScimTokenName, UserId};
+use crate::model::User;
 use crate::scim::ScimToken;
 use crate::secret::SecretString;
 use crate::store::{Change, Mutation};
@@ -97,5 +98,38 @@ impl Broker {
                 Err(Error::unauthenticated(code, why))
             }
         }
+    }
+}
+
+impl Broker {
+    /// Every person, for the provider to list and filter (local users included: a provider
+    /// that starts provisioning finds existing accounts by `userName`).
+    pub async fn scim_users(&self, _caller: &ScimCaller) -> crate::error::Result<Vec<User>> {
+        self.store.users().await
+    }
+
+    /// The person with SCIM `id` (their user id).
+    pub async fn scim_user(&self, _caller: &ScimCaller, id: &str) -> crate::error::Result<User> {
+        let unknown = || Error::not_found("unknown_user", format!("no user with id {:?}", truncate(id)));
+        let id = UserId::parse(id).map_err(|_| unknown())?;
+        self.store.user_by_id(&id).await?.ok_or_else(unknown)
+    }
+
+    /// Sets whether the person is active, as the provider says. Deactivating disables them and
+    /// ends everything they hold, in one transaction ([`Broker::disable_person`]), with the
+    /// provider (`scim:NAME`) as the actor; reactivating enables them (what a disable ended
+    /// stays ended). Setting what already holds changes nothing and records nothing.
+    pub async fn scim_set_active(&self, caller: &ScimCaller, id: &str, active: bool) -> crate::error::Result<User> {
+        let user = self.scim_user(caller, id).await?;
+        if user.disabled != active {
+            return Ok(user);
+        }
+        let actor = caller.token.actor();
+        if active {
+            self.enable_person(&actor, user.clone()).await?;
+        } else {
+            self.disable_person(&actor, &actor, user.clone()).await?;
+        }
+        Ok(User { disabled: !active, ..user })
     }
 }

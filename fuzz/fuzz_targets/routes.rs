@@ -49,6 +49,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/workload/creds"),
     ("POST", "/v1/workload/status"),
     ("POST", "/v1/workloads/{name}/join-tokens"),
+    ("GET", "/scim/v2/Users"),
+    ("PATCH", "/scim/v2/Users/{id}"),
+    ("GET", "/scim/v2/ServiceProviderConfig"),
 ];
 
 const CONTENT_TYPES: &[&str] =

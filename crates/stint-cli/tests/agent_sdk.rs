@@ -114,6 +114,21 @@ impl RunningAgent {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// What the endpoint serves once the agent holds its first credential (polled: the agent
+    /// listens before the server has answered it).
+    fn first_credential(&self, vars: &[(String, String)]) -> Value {
+        let token = std::fs::read_to_string(&vars[1].1).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, served) = get(&vars[0].1, Some(token.trim()));
+            if status == 200 {
+                return served;
+            }
+            assert!(Instant::now() < deadline, "no credential within 20 s: {status} {served}\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// Runs `program` with a clean environment: only `vars`, a region, and no other source of
@@ -173,6 +188,7 @@ fn boto3_and_the_aws_cli_get_the_workloads_credentials_through_the_agent_alone()
     // A short lifetime makes the agent rotate every few seconds (at two thirds of it).
     let agent = start_agent(&s, &join, &["--ttl", "6s"]);
     let vars = agent.env();
+    agent.first_credential(&vars);
 
     let first = ok(&boto3(&s, &vars), &agent);
     assert!(first["arn"].as_str().unwrap().contains(":assumed-role/api-service/"), "{first}");
@@ -222,6 +238,7 @@ fn disabling_the_workload_stops_the_agent_serving_within_its_check_interval() {
     let join = s.workload_with_join_token();
     let agent = start_agent(&s, &join, &[]);
     let vars = agent.env();
+    agent.first_credential(&vars);
     ok(&boto3(&s, &vars), &agent);
 
     let d = ok_json(&s.admin, &["workload", "disable", "api", "-o", "json"], None);
@@ -296,9 +313,7 @@ fn the_rust_sdk_default_chain_gets_the_workloads_credentials_through_the_agent()
     let join = s.workload_with_join_token();
     let agent = start_agent(&s, &join, &[]);
     let vars = agent.env();
-    let token = std::fs::read_to_string(&vars[1].1).unwrap();
-    let (status, served) = get(&vars[0].1, Some(token.trim()));
-    assert_eq!(status, 200, "{served}\n{}", agent.log());
+    let served = agent.first_credential(&vars);
 
     let out = clean(&example, &s.root, &vars).output().unwrap();
     let found = ok(&out, &agent);

@@ -29,6 +29,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/scim/tokens", get(list_tokens).post(create_token))
         .route("/v1/scim/tokens/{name}/revoke", post(revoke_token))
         .route("/scim/v2/ServiceProviderConfig", get(service_provider_config))
+        .route("/scim/v2/ResourceTypes", get(resource_types))
+        .route("/scim/v2/Schemas", get(schemas))
         .route("/scim/v2/Users", get(list_users))
         .route("/scim/v2/Users/{id}", get(get_user).patch(patch_user).delete(delete_user))
 }
@@ -254,4 +256,59 @@ async fn patch_user(
 async fn delete_user(State(s): State<AppState>, Scim(c): Scim, Path(id): Path<String>) -> Result<StatusCode, ScimError> {
     s.broker.scim_set_active(&c, &id, false).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The User schema as stint keeps it (RFC 7643 §7): the attributes filters and PATCH read.
+fn user_schema() -> serde_json::Value {
+    let attr = |name: &str, ty: &str, mutability: &str, case_exact: bool, description: &str| {
+        serde_json::json!({
+            "name": name, "type": ty, "multiValued": false, "description": description, "required": name == "userName",
+            "caseExact": case_exact, "mutability": mutability, "returned": "default", "uniqueness": if name == "userName" { "server" } else { "none" },
+        })
+    };
+    serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+        "id": stint_core::scim::USER_SCHEMA,
+        "name": "User",
+        "description": "A stint person",
+        "attributes": [
+            attr("userName", "string", "immutable", false, "The stint user name; people are not renamed"),
+            attr("active", "boolean", "readWrite", false, "false disables the person and ends everything they hold"),
+            {
+                "name": "groups", "type": "complex", "multiValued": true, "description": "The person's stint groups",
+                "required": false, "mutability": "readOnly", "returned": "default",
+                "subAttributes": [attr("value", "string", "readOnly", true, "The group's name"), attr("display", "string", "readOnly", true, "The group's name")],
+            },
+        ],
+        "meta": { "resourceType": "Schema", "location": format!("/scim/v2/Schemas/{}", stint_core::scim::USER_SCHEMA) },
+    })
+}
+
+fn list_response(resources: Vec<serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": resources.len(),
+        "startIndex": 1,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    })
+}
+
+/// RFC 7644 §4: the schemas this service provider serves.
+async fn schemas(Scim(_): Scim) -> Response {
+    scim_json(StatusCode::OK, list_response(vec![user_schema()]))
+}
+
+/// RFC 7644 §4: the resource types this service provider serves.
+async fn resource_types(Scim(_): Scim) -> Response {
+    let user = serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+        "id": "User",
+        "name": "User",
+        "endpoint": "/Users",
+        "description": "People",
+        "schema": stint_core::scim::USER_SCHEMA,
+        "meta": { "resourceType": "ResourceType", "location": "/scim/v2/ResourceTypes/User" },
+    });
+    scim_json(StatusCode::OK, list_response(vec![user]))
 }

@@ -42,6 +42,15 @@ async fn an_identity_providers_scim_token_opens_scim_until_it_is_revoked() {
     assert_eq!((s, ct.as_str()), (StatusCode::OK, "application/scim+json"), "{config}");
     assert_eq!(config["schemas"], json!(["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"]));
     assert_eq!(config["patch"]["supported"], json!(true));
+    // What a provider reads when the connection is set up: the User resource and its schema.
+    let (s, _, types) = scim_get(&app, "/scim/v2/ResourceTypes", Some(&token)).await;
+    assert_eq!((s, types["Resources"][0]["endpoint"].as_str()), (StatusCode::OK, Some("/Users")), "{types}");
+    let (s, _, schemas) = scim_get(&app, "/scim/v2/Schemas", Some(&token)).await;
+    let user = &schemas["Resources"][0];
+    assert_eq!((s, user["id"].as_str()), (StatusCode::OK, Some("urn:ietf:params:scim:schemas:core:2.0:User")), "{schemas}");
+    let names: Vec<&str> = user["attributes"].as_array().unwrap().iter().filter_map(|a| a["name"].as_str()).collect();
+    assert_eq!(names, ["userName", "active", "groups"]);
+    assert_eq!(user["attributes"][0]["mutability"], json!("immutable"), "people are not renamed");
 
     // No token, a token of another kind, a made-up one: refused in SCIM's error schema.
     let (s, ct, e) = scim_get(&app, "/scim/v2/ServiceProviderConfig", None).await;

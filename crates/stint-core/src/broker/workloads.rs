@@ -35,6 +35,19 @@ pub const JOIN_TOKEN_MAX_SECS: u64 = 7 * 24 * 3600;
 /// The reason recorded on everything a workload's disable ends.
 const WORKLOAD_DISABLED: &str = "workload disabled";
 
+/// A platform token that is not the workload's: one refusal, whichever part differs, so a
+/// caller learns nothing of the binding.
+fn unbound() -> Error {
+    Error::forbidden(
+        "no_matching_platform",
+        "this platform token does not stand for that workload (its issuer, subject or audience differ from the workload's --platform binding)",
+    )
+}
+
+fn disabled(w: &Workload) -> Error {
+    Error::forbidden("workload_disabled", format!("workload {} is disabled", w.name))
+}
+
 /// A workload as `stint workload list` shows it.
 #[derive(Debug, serde::Serialize)]
 pub struct WorkloadInfo {
@@ -299,7 +312,7 @@ impl Broker {
         } else if now >= row.expires_at {
             Some(Error::unauthenticated("join_token_expired", "this join token has expired; make a new one with `stint workload join-token`"))
         } else if w.disabled {
-            Some(Error::forbidden("workload_disabled", format!("workload {} is disabled", w.name)))
+            Some(disabled(&w))
         } else {
             None
         };
@@ -328,12 +341,6 @@ impl Broker {
             Ok(n) => self.store.workload(&n).await?,
             Err(_) => None,
         };
-        let unbound = || {
-            Error::forbidden(
-                "no_matching_platform",
-                "this platform token does not stand for that workload (its issuer, subject or audience differ from the workload's --platform binding)",
-            )
-        };
         let Some(w) = w else {
             return self.refuse(&format!("ci:{}", issuer.name), &addr, "attest", unbound(), now).await;
         };
@@ -342,7 +349,7 @@ impl Broker {
             return self.refuse(&actor, &addr, "attest", e, now).await;
         }
         if w.disabled {
-            return self.refuse(&actor, &addr, "attest", Error::forbidden("workload_disabled", format!("workload {} is disabled", w.name)), now).await;
+            return self.refuse(&actor, &addr, "attest", disabled(&w), now).await;
         }
         let key = match wl::parse_public_key(&req.public_key) {
             Ok(k) => k,
@@ -369,10 +376,7 @@ impl Broker {
             _ => false,
         };
         if b.issuer != issuer.name || b.subject != token.subject {
-            return Err(Error::forbidden(
-                "no_matching_platform",
-                "this platform token does not stand for that workload (its issuer, subject or audience differ from the workload's --platform binding)",
-            ));
+            return Err(unbound());
         }
         if !aud_ok {
             return Err(Error::forbidden("token_wrong_audience", format!("the platform token's audience must include {:?}", b.audience)));
@@ -428,7 +432,7 @@ impl Broker {
             Err(e) => return self.refuse(&actor, &addr, "assertion", e, now).await,
         };
         if w.disabled {
-            return self.refuse(&actor, &addr, "assertion", Error::forbidden("workload_disabled", format!("workload {} is disabled", w.name)), now).await;
+            return self.refuse(&actor, &addr, "assertion", disabled(&w), now).await;
         }
         if !key.live() {
             return self

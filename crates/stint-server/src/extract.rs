@@ -45,13 +45,15 @@ fn addr_of(req: &Request) -> String {
     addr_in(req.extensions())
 }
 
-async fn body_of(req: Request, state: &AppState, mime: &str) -> Result<axum::body::Bytes, ApiError> {
+/// The body, if its media type is one of `mimes` (the first is the one named to the caller)
+/// and it is at most [`MAX_BODY_BYTES`]; a refusal is audited.
+pub(crate) async fn body_of(req: Request, state: &AppState, mimes: &[&str]) -> Result<axum::body::Bytes, ApiError> {
     let route = req.uri().path().to_owned();
     let addr = addr_of(&req);
     let ctype = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let essence = ctype.split(';').next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case(mime) {
-        let e = ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", format!("send the body as {mime}"));
+    if !mimes.iter().any(|m| essence.eq_ignore_ascii_case(m)) {
+        let e = ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", format!("send the body as {}", mimes.first().unwrap_or(&"")));
         return Err(refuse(state, &route, &addr, e).await);
     }
     match axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await {
@@ -71,7 +73,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Json<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let route = req.uri().path().to_owned();
         let addr = addr_of(&req);
-        let bytes = body_of(req, state, "application/json").await?;
+        let bytes = body_of(req, state, &["application/json"]).await?;
         match serde_json::from_slice(&bytes) {
             Ok(v) => Ok(Json(v)),
             Err(e) => {
@@ -91,7 +93,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Form<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let route = req.uri().path().to_owned();
         let addr = addr_of(&req);
-        let bytes = body_of(req, state, "application/x-www-form-urlencoded").await?;
+        let bytes = body_of(req, state, &["application/x-www-form-urlencoded"]).await?;
         match serde_urlencoded::from_bytes(&bytes) {
             Ok(v) => Ok(Form(v)),
             Err(_) => Err(refuse(state, &route, &addr, ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "malformed form body")).await),

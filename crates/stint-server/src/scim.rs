@@ -75,10 +75,17 @@ pub struct ScimError {
     detail: String,
 }
 
+/// Every refusal reaches SCIM's schema this way: its `scimType` follows from stint's code
+/// (`stint_core::scim::scim_type`).
+impl From<crate::error::ApiError> for ScimError {
+    fn from(api: crate::error::ApiError) -> Self {
+        ScimError { status: api.status, code: api.code, scim_type: stint_core::scim::scim_type(api.code), detail: api.message }
+    }
+}
+
 impl From<stint_core::Error> for ScimError {
     fn from(e: stint_core::Error) -> Self {
-        let api = crate::error::ApiError::from(e);
-        ScimError { status: api.status, code: api.code, scim_type: stint_core::scim::scim_type(api.code), detail: api.message }
+        crate::error::ApiError::from(e).into()
     }
 }
 
@@ -97,6 +104,19 @@ impl IntoResponse for ScimError {
     }
 }
 
+/// A SCIM request's JSON body: `application/scim+json` (or `application/json`), read as
+/// stint's other bodies are (capped at 64 KiB, refusals audited), refused in SCIM's schema.
+pub struct ScimJson(pub serde_json::Value);
+
+impl axum::extract::FromRequest<AppState> for ScimJson {
+    type Rejection = ScimError;
+
+    async fn from_request(req: axum::extract::Request, s: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = crate::extract::body_of(req, s, &[MEDIA_TYPE, "application/json"]).await?;
+        serde_json::from_slice(&bytes).map(ScimJson).map_err(|_| stint_core::Error::invalid("invalid_syntax", "the body is not JSON").into())
+    }
+}
+
 /// The identity provider behind a SCIM request: its live bearer token.
 pub struct Scim(pub ScimCaller);
 
@@ -104,8 +124,7 @@ impl FromRequestParts<AppState> for Scim {
     type Rejection = ScimError;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Self::Rejection> {
-        let ClientAddr(addr) =
-            ClientAddr::from_request_parts(parts, s).await.map_err(|e| ScimError { status: e.status, code: e.code, scim_type: None, detail: e.message })?;
+        let ClientAddr(addr) = ClientAddr::from_request_parts(parts, s).await.map_err(ScimError::from)?;
         // The scheme's name is case-insensitive (RFC 9110 §11.1).
         let value = parts
             .headers
@@ -140,8 +159,6 @@ async fn service_provider_config(Scim(_): Scim) -> Response {
     ([(header::CONTENT_TYPE, MEDIA_TYPE)], body.to_string()).into_response()
 }
 
-/// The largest PATCH body read (as for stint's other bodies).
-const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Resources per page at most (`ServiceProviderConfig` says so too).
 const MAX_PAGE: usize = 200;
 
@@ -172,12 +189,11 @@ pub struct ListParams {
 fn number(v: Option<&str>, name: &str, default: usize) -> Result<usize, ScimError> {
     match v {
         None => Ok(default),
-        Some(t) => t.trim().parse::<i64>().map(|n| n.max(0) as usize).map_err(|_| ScimError {
-            status: StatusCode::BAD_REQUEST,
-            code: "invalid_value",
-            scim_type: Some("invalidValue"),
-            detail: format!("{name} must be an integer"),
-        }),
+        Some(t) => t
+            .trim()
+            .parse::<i64>()
+            .map(|n| n.max(0) as usize)
+            .map_err(|_| stint_core::Error::invalid("invalid_value", format!("{name} must be an integer")).into()),
     }
 }
 
@@ -188,12 +204,7 @@ async fn list_users(
     Scim(c): Scim,
     q: Result<axum::extract::Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ScimError> {
-    let axum::extract::Query(q) = q.map_err(|_| ScimError {
-        status: StatusCode::BAD_REQUEST,
-        code: "invalid_syntax",
-        scim_type: Some("invalidSyntax"),
-        detail: "the query string is malformed".into(),
-    })?;
+    let axum::extract::Query(q) = q.map_err(|_| ScimError::from(stint_core::Error::invalid("invalid_syntax", "the query string is malformed")))?;
     let filter = q.filter.as_deref().map(stint_core::scim::parse_filter).transpose()?;
     let start = number(q.start_index.as_deref(), "startIndex", 1)?.max(1);
     let count = number(q.count.as_deref(), "count", 100)?.min(MAX_PAGE);
@@ -204,16 +215,7 @@ async fn list_users(
         }
     }
     let page: Vec<serde_json::Value> = found.iter().skip(start - 1).take(count).map(user_resource).collect();
-    Ok(scim_json(
-        StatusCode::OK,
-        serde_json::json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-            "totalResults": found.len(),
-            "startIndex": start,
-            "itemsPerPage": page.len(),
-            "Resources": page,
-        }),
-    ))
+    Ok(scim_json(StatusCode::OK, list_response(page, found.len(), start)))
 }
 
 async fn get_user(State(s): State<AppState>, Scim(c): Scim, Path(id): Path<String>) -> Result<Response, ScimError> {
@@ -221,29 +223,7 @@ async fn get_user(State(s): State<AppState>, Scim(c): Scim, Path(id): Path<Strin
 }
 
 /// `PATCH /scim/v2/Users/{id}`: `active` false disables the person and ends what they hold.
-async fn patch_user(
-    State(s): State<AppState>,
-    Scim(c): Scim,
-    Path(id): Path<String>,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
-) -> Result<Response, ScimError> {
-    let syntax =
-        |detail: &str| ScimError { status: StatusCode::BAD_REQUEST, code: "invalid_syntax", scim_type: Some("invalidSyntax"), detail: detail.to_owned() };
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let media = ct.split(';').next().unwrap_or("").trim();
-    if !media.eq_ignore_ascii_case(MEDIA_TYPE) && !media.eq_ignore_ascii_case("application/json") {
-        return Err(ScimError {
-            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            code: "unsupported_media_type",
-            scim_type: None,
-            detail: "send application/scim+json".into(),
-        });
-    }
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ScimError { status: StatusCode::PAYLOAD_TOO_LARGE, code: "body_too_large", scim_type: None, detail: "the body is over 64 KiB".into() });
-    }
-    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|_| syntax("the body is not JSON"))?;
+async fn patch_user(State(s): State<AppState>, Scim(c): Scim, Path(id): Path<String>, ScimJson(v): ScimJson) -> Result<Response, ScimError> {
     let user = match stint_core::scim::active_from_patch(&v)? {
         Some(active) => s.broker.scim_set_active(&c, &id, active).await?,
         None => s.broker.scim_user(&c, &id).await?,
@@ -284,19 +264,20 @@ fn user_schema() -> serde_json::Value {
     })
 }
 
-fn list_response(resources: Vec<serde_json::Value>) -> serde_json::Value {
+/// A `ListResponse` (RFC 7644 §3.4.2): one page of `total` results, starting at `start` (1-based).
+fn list_response(page: Vec<serde_json::Value>, total: usize, start: usize) -> serde_json::Value {
     serde_json::json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-        "totalResults": resources.len(),
-        "startIndex": 1,
-        "itemsPerPage": resources.len(),
-        "Resources": resources,
+        "totalResults": total,
+        "startIndex": start,
+        "itemsPerPage": page.len(),
+        "Resources": page,
     })
 }
 
 /// RFC 7644 §4: the schemas this service provider serves.
 async fn schemas(Scim(_): Scim) -> Response {
-    scim_json(StatusCode::OK, list_response(vec![user_schema()]))
+    scim_json(StatusCode::OK, list_response(vec![user_schema()], 1, 1))
 }
 
 /// RFC 7644 §4: the resource types this service provider serves.
@@ -310,5 +291,5 @@ async fn resource_types(Scim(_): Scim) -> Response {
         "schema": stint_core::scim::USER_SCHEMA,
         "meta": { "resourceType": "ResourceType", "location": "/scim/v2/ResourceTypes/User" },
     });
-    scim_json(StatusCode::OK, list_response(vec![user]))
+    scim_json(StatusCode::OK, list_response(vec![user], 1, 1))
 }

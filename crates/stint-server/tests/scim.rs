@@ -228,8 +228,11 @@ async fn bad_scim_requests_get_scim_errors_and_change_nothing() {
     }
     let resp = app.http.patch(app.url(&user)).bearer_auth(&token).header("content-type", "application/xml").body("<x/>").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    scim_error(&resp.json().await.unwrap(), "415", "unsupported_media_type");
     let big = json!({ "schemas": [PATCH], "Operations": [{ "op": "replace", "path": "displayName", "value": "x".repeat(70_000) }] });
-    assert_eq!(scim_send(&app, reqwest::Method::PATCH, &user, &token, Some(big)).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    let (s, e) = scim_send(&app, reqwest::Method::PATCH, &user, &token, Some(big)).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    scim_error(&e, "413", "body_too_large");
     // Nothing changed: bob is still active, his session live.
     assert_eq!(app.get("/v1/whoami", Some(&bob.session)).await.0, StatusCode::OK);
 }

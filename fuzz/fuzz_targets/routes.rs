@@ -52,6 +52,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/scim/v2/Users"),
     ("PATCH", "/scim/v2/Users/{id}"),
     ("GET", "/scim/v2/ServiceProviderConfig"),
+    ("POST", "/scim/v2/Users"),
+    ("PUT", "/scim/v2/Users/{id}"),
+    ("GET", "/scim/v2/Groups"),
+    ("POST", "/scim/v2/Groups"),
+    ("PATCH", "/scim/v2/Groups/{id}"),
 ];
 
 const CONTENT_TYPES: &[&str] =

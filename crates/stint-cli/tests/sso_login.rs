@@ -194,3 +194,53 @@ async fn sso_browser_and_device_login_then_creds_and_exec() {
     drop(server);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Moving a team from local users to SSO without recreating anyone: an administrator links
+/// dave, a local user, to his sign-in at the provider (`stint user link`); his next
+/// `stint login` through the provider is dave, with dave's groups. A sign-in is linked once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_links_a_local_user_to_their_sso_sign_in() {
+    let root = std::env::temp_dir().join(format!("stint-sso-link-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let (idp_port, port) = (free_port(), free_port());
+    let config = root.join("stint.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[identity.oidc]]\nname = \"corp\"\nissuer = \"http://127.0.0.1:{idp_port}\"\nclient_id = \"stint\"\n\
+             danger_client_secret = {:?}\ndanger_allow_http_loopback = true\nscopes = [\"openid\", \"email\"]\n",
+            stint_testkit::IDP_CLIENT_SECRET
+        ),
+    )
+    .unwrap();
+    let (server, bootstrap) = start_server_on(port, &root.join("data"), &["--config", config.to_str().unwrap()], "info");
+    let url = server.url.clone();
+    let _idp = Idp::start(idp_port, &format!("{url}/v1/sso/callback"), "k1");
+    let admin = root.join("admin");
+    let b = ok_json(&admin, &["bootstrap", "--server", &url, "--token", &bootstrap, "--username", "root", "-o", "json"], None);
+    common::enroll_and_login(&url, &admin, "root", b["enrollment_code"].as_str().unwrap());
+    ok_json(&admin, &["user", "add", "dave", "--group", "developers", "-o", "json"], None);
+
+    let linked = ok_json(&admin, &["user", "link", "dave", "--provider", "corp", "--subject", "alice", "-o", "json"], None);
+    assert_eq!(linked["name"], "dave", "{linked}");
+    let again = stint_in(&admin, &["user", "link", "root", "--provider", "corp", "--subject", "alice"]).unwrap_err();
+    assert!(again.contains("identity_exists") || again.contains("already"), "a sign-in is linked once: {again}");
+    let help = String::from_utf8(stint().args(["user", "link", "--help"]).output().unwrap().stdout).unwrap();
+    assert!(help.contains("--provider") && help.contains("--subject"), "{help}");
+
+    // alice's sign-in at the provider is dave now.
+    let dave = root.join("dave");
+    let (child, rx) = spawn(&dave, &["login", "--server", &url, "-o", "json"]);
+    let auth_url = line_matching(&rx, "the sign-in URL", |l| l.trim().starts_with("http://127.0.0.1").then(|| l.trim().to_owned()));
+    let loopback =
+        line_matching(&rx, "its loopback address", |l| l.strip_prefix("Waiting for your browser at ").and_then(|r| r.split(' ').next()).map(String::from));
+    let landing = browse(&auth_url, &loopback, Some(("alice", "alice-password"))).await;
+    reqwest::get(&landing.url).await.unwrap();
+    let login = finished(child, Duration::from_secs(30));
+    assert_eq!(login["username"], "dave", "{login}");
+    let who = ok_json(&dave, &["whoami", "-o", "json"], None);
+    assert!(who["groups"].as_array().is_some_and(|g| g.iter().any(|x| x == "developers")), "dave's groups: {who}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -58,10 +58,16 @@ pub enum Event {
     ScimTokenRevoked,
     /// A SCIM request was refused its bearer token.
     ScimDenied,
+    /// The identity provider changed what it says about a person (externalId, email).
+    ScimUserUpdated,
+    ScimGroupCreated,
+    /// The identity provider renamed a group or changed its members.
+    ScimGroupUpdated,
+    ScimGroupDeleted,
 }
 
 impl Event {
-    pub const ALL: [Event; 40] = [
+    pub const ALL: [Event; 44] = [
         Event::ConfigLoaded,
         Event::KeyCreated,
         Event::KeyRotated,
@@ -102,6 +108,10 @@ impl Event {
         Event::ScimTokenCreated,
         Event::ScimTokenRevoked,
         Event::ScimDenied,
+        Event::ScimUserUpdated,
+        Event::ScimGroupCreated,
+        Event::ScimGroupUpdated,
+        Event::ScimGroupDeleted,
     ];
 
     pub fn code(self) -> &'static str {
@@ -146,6 +156,10 @@ impl Event {
             Event::ScimTokenCreated => "scim.token_created",
             Event::ScimTokenRevoked => "scim.token_revoked",
             Event::ScimDenied => "scim.denied",
+            Event::ScimUserUpdated => "scim.user_updated",
+            Event::ScimGroupCreated => "scim.group_created",
+            Event::ScimGroupUpdated => "scim.group_updated",
+            Event::ScimGroupDeleted => "scim.group_deleted",
         }
     }
 }

@@ -18,7 +18,7 @@ fn check_name(kind: &'static str, code: &'static str, s: &str, max: usize) -> Re
 
 /// Peer-supplied text made fit for messages and audit records: at most 64 characters, and
 /// control characters (NUL, which PostgreSQL text refuses, newlines, escapes) replaced.
-pub(crate) fn truncate(s: &str) -> String {
+pub fn truncate(s: &str) -> String {
     s.chars().take(64).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect()
 }
 
@@ -140,6 +140,10 @@ id_type!(
 id_type!(
     /// A workload's stable id, never reused.
     WorkloadId, "w_", "invalid_workload_id"
+);
+id_type!(
+    /// A group an identity provider provisioned through SCIM.
+    ScimGroupId, "sg_", "invalid_group_id"
 );
 
 #[cfg(test)]

@@ -11,9 +11,9 @@ use crate::crypto::StoredKey;
 use crate::error::Result;
 use crate::ids::GroupName;
 use crate::ids::LeaseId;
-use crate::ids::{ScimTokenName, SessionId, UserId, Username, WorkloadId, WorkloadName};
+use crate::ids::{ScimGroupId, ScimTokenName, SessionId, UserId, Username, WorkloadId, WorkloadName};
 use crate::model::{Identity, Lease, LeaseScope, OneTimeCode, RequestStatus, RoleRequest, Session, SsoAttempt, SsoStatus, User};
-use crate::scim::ScimToken;
+use crate::scim::{ScimGroup, ScimProfile, ScimToken};
 use crate::time::Timestamp;
 use crate::workload::{JoinToken, Workload, WorkloadKey};
 
@@ -242,6 +242,18 @@ pub enum Mutation {
         name: ScimTokenName,
         at: Timestamp,
     },
+    /// Sets what the provider says about a person, replacing what it said before.
+    PutScimProfile {
+        user: UserId,
+        profile: ScimProfile,
+        at: Timestamp,
+    },
+    /// Adds a provisioned group; `group_exists` when its id or display name is taken.
+    InsertScimGroup(ScimGroup),
+    /// Replaces a provisioned group's name, external id and members; `unknown_group` if none.
+    UpdateScimGroup(ScimGroup),
+    /// Removes a provisioned group; `unknown_group` if there is none.
+    DeleteScimGroup(ScimGroupId),
     /// Precondition: `holder` (a lease's subject) holds fewer than `max` live leases at `at`
     /// (`too_many_leases` otherwise). Placed before the `InsertLease` it guards.
     RequireHolderLeaseRoom {
@@ -357,6 +369,10 @@ pub trait Store: Send + Sync + 'static {
     async fn scim_token(&self, lookup: &str) -> Result<Option<ScimToken>>;
     /// Every SCIM token, live and revoked, oldest first.
     async fn scim_tokens(&self) -> Result<Vec<ScimToken>>;
+    /// What the provider said about each person it described, by user id.
+    async fn scim_profiles(&self) -> Result<Vec<(UserId, ScimProfile)>>;
+    /// Every provisioned group, by display name.
+    async fn scim_groups(&self) -> Result<Vec<ScimGroup>>;
 
     /// Records with `seq > after`, in order, at most `limit`.
     async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>>;

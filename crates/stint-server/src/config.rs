@@ -74,6 +74,45 @@ pub struct FileConfig {
     pub reasons: ReasonsSection,
     #[serde(default)]
     pub limits: limits::LimitsSection,
+    #[serde(default)]
+    pub scim: ScimSection,
+}
+
+/// `[scim]`: how people an identity provider provisions tie into sign-in and groups.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScimSection {
+    /// The `[[identity.oidc]]` provider (by name) the provisioned people sign in through.
+    pub provider: Option<String>,
+    /// How a first sign-in is matched to a provisioned person: `externalId` (default) or `email`.
+    #[serde(rename = "match")]
+    pub match_by: Option<String>,
+    /// A provider group's displayName → the stint group its members are in.
+    #[serde(default)]
+    pub groups: BTreeMap<String, String>,
+}
+
+fn scim(s: ScimSection, sso: &[stint_core::broker::SsoProvider], origin: &str) -> Result<stint_core::scim::ScimSettings, ConfigError> {
+    use stint_core::scim::ScimMatch;
+    if let Some(p) = &s.provider {
+        if !sso.iter().any(|x| &x.name == p) {
+            return Err(err(origin, "scim.provider", format!("{p:?} is not the name of an [[identity.oidc]] provider")));
+        }
+    }
+    let match_by = match s.match_by.as_deref() {
+        None | Some("externalId") => ScimMatch::ExternalId,
+        Some("email") => ScimMatch::Email,
+        Some(other) => return Err(err(origin, "scim.match", format!("{other:?} is not \"externalId\" or \"email\""))),
+    };
+    let mut groups = BTreeMap::new();
+    for (name, group) in s.groups {
+        let key = format!("scim.groups.{name:?}");
+        let group = GroupName::parse(&group).map_err(|e| err(origin, &key, e))?;
+        if groups.insert(name.to_lowercase(), group).is_some() {
+            return Err(err(origin, &key, "maps a group named again with other capitals; provider group names are case-insensitive"));
+        }
+    }
+    Ok(stint_core::scim::ScimSettings { provider: s.provider, match_by, groups })
 }
 
 /// `[reasons]`: what a reason people write (requests, break-glass, denials) must have.
@@ -629,6 +668,7 @@ impl Config {
         let webhooks = webhooks(fc.alerts.webhook, &base, origin)?;
         let roles = roles.with_policies(sources).map_err(|e| ConfigError { origin: origin.to_owned(), message: format!("policy: {e}") })?;
         let (oidc, sso) = oidc::providers(fc.identity.oidc, &roles, &public_url, origin)?;
+        let scim = scim(fc.scim, &sso, origin)?;
         let backends = backends::load(fc.backends, &roles, &base, origin)?;
         warnings.extend(backends.warnings());
         warnings.extend(
@@ -665,6 +705,7 @@ impl Config {
             reason_min_chars,
             caps: limits.caps,
             folding: limits.folding,
+            scim,
             named_people: oncall_feeds.iter().flat_map(|f| f.people_map.iter().map(|(_, u)| u.clone())).collect(),
         };
         let bench_floor = fc.bench.floor.unwrap_or(false);

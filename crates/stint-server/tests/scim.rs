@@ -18,7 +18,24 @@ async fn scim_get(app: &TestApp, path: &str, bearer: Option<&str>) -> (StatusCod
     let resp = req.send().await.unwrap();
     let status = resp.status();
     let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-    (status, ct, serde_json::from_str(&resp.text().await.unwrap()).unwrap())
+    let code = stint_code(&resp);
+    (status, ct, with_code(serde_json::from_str(&resp.text().await.unwrap()).unwrap(), code))
+}
+
+/// stint's stable code of a SCIM error: its `Stint-Error` header (SCIM's error schema has no
+/// room for it).
+fn stint_code(resp: &reqwest::Response) -> Option<String> {
+    resp.headers().get("stint-error").map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// The body with the code merged in as `error`, for the checks to read in one place; the body
+/// itself never carries it.
+fn with_code(mut v: Value, code: Option<String>) -> Value {
+    if let (Some(obj), Some(code)) = (v.as_object_mut(), code) {
+        assert!(!obj.contains_key("error"), "strict SCIM clients refuse attributes the error schema does not define: {obj:?}");
+        obj.insert("error".into(), code.into());
+    }
+    v
 }
 
 fn scim_error(v: &Value, status: &str, code: &str) {
@@ -49,7 +66,7 @@ async fn an_identity_providers_scim_token_opens_scim_until_it_is_revoked() {
     let user = &schemas["Resources"][0];
     assert_eq!((s, user["id"].as_str()), (StatusCode::OK, Some("urn:ietf:params:scim:schemas:core:2.0:User")), "{schemas}");
     let names: Vec<&str> = user["attributes"].as_array().unwrap().iter().filter_map(|a| a["name"].as_str()).collect();
-    assert_eq!(names, ["userName", "active", "groups"]);
+    assert_eq!(names, ["userName", "active", "externalId", "emails", "groups"]);
     assert_eq!(user["attributes"][0]["mutability"], json!("immutable"), "people are not renamed");
 
     // No token, a token of another kind, a made-up one: refused in SCIM's error schema.
@@ -110,8 +127,9 @@ async fn scim_send(app: &TestApp, method: reqwest::Method, path: &str, token: &s
     }
     let resp = req.send().await.unwrap();
     let status = resp.status();
+    let code = stint_code(&resp);
     let text = resp.text().await.unwrap();
-    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
+    (status, with_code(if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) }, code))
 }
 
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -228,11 +246,117 @@ async fn bad_scim_requests_get_scim_errors_and_change_nothing() {
     }
     let resp = app.http.patch(app.url(&user)).bearer_auth(&token).header("content-type", "application/xml").body("<x/>").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    scim_error(&resp.json().await.unwrap(), "415", "unsupported_media_type");
+    let code = stint_code(&resp);
+    scim_error(&with_code(resp.json().await.unwrap(), code), "415", "unsupported_media_type");
     let big = json!({ "schemas": [PATCH], "Operations": [{ "op": "replace", "path": "displayName", "value": "x".repeat(70_000) }] });
     let (s, e) = scim_send(&app, reqwest::Method::PATCH, &user, &token, Some(big)).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     scim_error(&e, "413", "body_too_large");
     // Nothing changed: bob is still active, his session live.
     assert_eq!(app.get("/v1/whoami", Some(&bob.session)).await.0, StatusCode::OK);
+}
+
+/// The whole service through the PyPI `scim2-client` (pinned in tests/requirements.txt), which
+/// validates every answer against the SCIM models: discovery, create, filters, pagination,
+/// ETags, PUT, PATCH in the Okta and Entra shapes, groups driving a stint group, DELETE, and bad
+/// input in the SCIM error format. Then stint's side: bob's access ended, on the record with
+/// the provider as the actor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_provider_drives_every_scim_operation_through_scim2_client() {
+    let app = spawn_app_with(Backend::Postgres, "[scim]\ngroups = { \"Engineering On-Call\" = \"oncall\" }\n").await;
+    let admin = app.admin().await;
+    let bob = app.person(&admin, "bob", &["developers"]).await;
+    let role_token = app.token(&bob, "readonly").await;
+    let (_, made) = app.post("/v1/scim/tokens", Some(&admin.session), json!({ "name": "okta" })).await;
+    let token = made["token"].as_str().unwrap().to_owned();
+    let (url, script) = (app.url("/scim/v2/"), std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scim_client.py"));
+    let bearer = token.clone();
+    // The client blocks; the server keeps answering on the runtime's other worker.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(stint_testkit::aws::python()).arg(script).env("SCIM_URL", url).env("SCIM_TOKEN", bearer).output().expect("python runs")
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "scim2-client failed: {}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    assert_eq!((seen["etag_supported"].as_bool(), seen["patch_supported"].as_bool()), (Some(true), Some(true)), "{seen}");
+    assert_eq!(seen["created"]["userName"], json!("dana"), "{seen}");
+    assert_eq!(seen["created"]["active"], json!(true), "{seen}");
+    assert!(seen["created"]["version"].as_str().is_some_and(|v| v.starts_with("W/\"")), "{seen}");
+    assert_eq!(seen["created_email"], json!("dana@example.com"), "kept lowercased");
+    assert_eq!(seen["create_taken"], json!({ "status": 409, "scimType": "uniqueness" }), "{seen}");
+    assert_eq!(seen["filter_username"], json!(["bob"]));
+    assert_eq!(seen["filter_external"], json!(["dana"]));
+    assert_eq!(seen["filter_and_or"], json!(["bob", "dana"]));
+    assert_eq!(seen["page"], json!({ "total": 3, "start": 2, "per_page": 1 }), "root, bob, dana");
+    assert_eq!(seen["read_version"], json!({ "present": true, "same_as_listed": true }));
+    assert_eq!((seen["stale_if_match"].as_u64(), seen["if_none_match"].as_u64()), (Some(412), Some(304)), "{seen}");
+    assert_eq!(seen["replaced"], json!({ "externalId": "00u-bob", "version_changed": true }), "{seen}");
+    let bob_id = seen["group_created"]["members"][0].as_str().unwrap().to_owned();
+    let dana_id = seen["created"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(seen["bob_groups_after_join"], json!(["developers", "oncall"]), "the provider's group gives its stint group");
+    let mut both = vec![bob_id.clone(), dana_id.clone()];
+    both.sort();
+    assert_eq!(seen["members_after_add"], json!(both));
+    assert_eq!(seen["members_after_remove"], json!([dana_id]));
+    assert_eq!(seen["bob_groups_after_leave"], json!(["developers"]), "leaving it takes the stint group away; the others stay");
+    assert_eq!(seen["renamed"], json!("SRE On-Call"));
+    assert_eq!(seen["group_filter"].as_array().map(Vec::len), Some(1), "displayName is case-insensitive: {seen}");
+    assert_eq!(seen["group_deleted"], json!(404));
+    assert_eq!((seen["deactivated"].as_bool(), seen["dana_after_delete"].as_bool()), (Some(false), Some(false)), "{seen}");
+    let bad = &seen["bad"];
+    for (case, status, scim_type) in [
+        ("malformed_filter", 400, Some("invalidFilter")),
+        ("unknown_attribute", 400, Some("invalidFilter")),
+        ("wrong_schema", 400, Some("invalidSyntax")),
+        ("oversized", 413, None),
+        ("bad_patch_path", 400, Some("invalidPath")),
+        ("unknown_group", 404, None),
+    ] {
+        assert_eq!(bad[case]["status"].as_u64(), Some(status), "{case}: {bad}");
+        assert_eq!(bad[case]["scimType"].as_str(), scim_type, "{case}: {bad}");
+        assert_eq!(bad[case]["detail"], json!(true), "{case}: {bad}");
+    }
+
+    // stint's side: bob's session and role token ended with the deactivation, dana (created
+    // then deleted) is disabled, and the provider is the actor of every change.
+    assert_eq!(app.get("/v1/whoami", Some(&bob.session)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.introspect(&role_token).await["active"], json!(false));
+    let records = app.store.audit_after(0, 10_000).await.unwrap();
+    let by_provider = |event: &str, subject: &str| records.iter().any(|r| r.event == event && r.actor == "scim:okta" && r.subject == subject);
+    assert!(by_provider("user.created", &dana_id) && by_provider("user.disabled", &dana_id), "dana");
+    assert!(by_provider("user.disabled", &bob_id) && by_provider("scim.user_updated", &bob_id), "bob");
+    assert!(by_provider("user.groups_changed", &bob_id), "bob's groups");
+    for e in ["scim.group_created", "scim.group_updated", "scim.group_deleted"] {
+        assert!(records.iter().any(|r| r.event == e && r.actor == "scim:okta"), "{e}");
+    }
+}
+
+/// An `externalId` names one person: a second person claiming it is refused and nothing is
+/// made. A provisioned person has no password: they sign in through the provider (tests/sso.rs
+/// matches that sign-in to them).
+#[tokio::test]
+async fn an_external_id_names_one_person_and_provisioned_people_have_no_password() {
+    let app = spawn_app_with(Backend::Sqlite, "").await;
+    let admin = app.admin().await;
+    let (_, made) = app.post("/v1/scim/tokens", Some(&admin.session), json!({ "name": "okta" })).await;
+    let token = made["token"].as_str().unwrap().to_owned();
+    let body = json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "erin", "externalId": "00u-erin" });
+    let (s, erin) = scim_send(&app, reqwest::Method::POST, "/scim/v2/Users", &token, Some(body)).await;
+    assert_eq!(s, StatusCode::CREATED, "{erin}");
+    let (s, e) = scim_send(
+        &app,
+        reqwest::Method::POST,
+        "/scim/v2/Users",
+        &token,
+        Some(json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "frank", "externalId": "00u-erin" })),
+    )
+    .await;
+    assert_eq!((s, e["scimType"].as_str(), e["error"].as_str()), (StatusCode::CONFLICT, Some("uniqueness"), Some("external_id_taken")), "{e}");
+    assert!(app.store.user_by_name(&stint_core::ids::Username::parse("frank").unwrap()).await.unwrap().is_none(), "refused: nothing made");
+    let users = app.store.users().await.unwrap();
+    let erin_id = erin["id"].as_str().unwrap();
+    let row = users.iter().find(|u| u.id.as_str() == erin_id).unwrap();
+    assert!(row.password_hash.is_none() && !row.disabled, "provisioned: signs in through the provider");
 }

@@ -872,3 +872,43 @@ mod postgres {
 async fn unreachable_provider_refuses_to_begin() {
     an_unreachable_provider_refuses_to_begin().await;
 }
+
+/// SCIM provisions a person; their first sign-in through the provider `[scim] provider` names
+/// is them (matched by `externalId` = the token's `sub`, or by verified email), not a new user.
+async fn a_provisioned_person_is_their_first_sign_in(t: Sso, scim_user: Value, name: &str) {
+    let admin = t.app.admin().await;
+    let (_, made) = t.app.post("/v1/scim/tokens", Some(&admin.session), json!({ "name": "okta" })).await;
+    let resp = t
+        .app
+        .http
+        .post(t.app.url("/scim/v2/Users"))
+        .bearer_auth(made["token"].as_str().unwrap())
+        .header("content-type", "application/scim+json")
+        .body(scim_user.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let v = t.login("alice", "alice-password").await;
+    assert_eq!(v["username"], name, "{v}");
+    assert_eq!(user_names(&t).await, [name.to_owned(), "root".to_owned()], "no new user was created");
+    let linked: Vec<_> = t.events().await.into_iter().filter(|r| r.event == "user.identity_linked").collect();
+    assert_eq!(linked.len(), 1);
+    assert_eq!((linked[0].actor.as_str(), linked[0].details["matched"].as_str(), linked[0].details["idp_subject"].as_str()), ("sso:corp", "scim", "alice"));
+    // The second sign-in goes through the linked identity.
+    assert_eq!(t.login("alice", "alice-password").await["username"], name);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provisioned_person_is_matched_by_external_id() {
+    let t = sso_with(Backend::Sqlite, "", "[scim]\nprovider = \"corp\"\n").await;
+    let user = json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "alice.smith", "externalId": "alice" });
+    a_provisioned_person_is_their_first_sign_in(t, user, "alice.smith").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provisioned_person_is_matched_by_verified_email() {
+    let t = sso_with(Backend::Postgres, "", "[scim]\nprovider = \"corp\"\nmatch = \"email\"\n").await;
+    let user = json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ally", "emails": [{ "value": "Alice@Example.com" }] });
+    a_provisioned_person_is_their_first_sign_in(t, user, "ally").await;
+}

@@ -460,3 +460,33 @@ pub(crate) fn scim_token_exists(name: &stint_core::ids::ScimTokenName) -> Error 
 pub(crate) fn unknown_scim_token(name: &stint_core::ids::ScimTokenName) -> Error {
     Error::not_found("unknown_scim_token", format!("no live SCIM token is named {name}; `stint scim token list` shows them"))
 }
+
+pub(crate) const SCIM_PROFILE_COLS: &str = "user_id, external_id, email";
+
+pub(crate) fn scim_profile(r: &impl Cells) -> Result<(UserId, stint_core::scim::ScimProfile)> {
+    Ok((UserId::from_trusted(r.text(0)?), stint_core::scim::ScimProfile { external_id: r.opt_text(1)?, email: r.opt_text(2)? }))
+}
+
+pub(crate) const SCIM_GROUP_COLS: &str = "id, display_name, external_id, members, created_at";
+
+pub(crate) fn scim_group(r: &impl Cells) -> Result<stint_core::scim::ScimGroup> {
+    Ok(stint_core::scim::ScimGroup {
+        id: stint_core::ids::ScimGroupId::from_trusted(r.text(0)?),
+        display_name: r.text(1)?,
+        external_id: r.opt_text(2)?,
+        members: serde_json::from_str::<Vec<UserId>>(&r.text(3)?).map_err(|_| corrupt("scim_groups.members"))?,
+        created_at: r.time(4)?,
+    })
+}
+
+pub(crate) fn members_json(members: &[UserId]) -> Result<String> {
+    serde_json::to_string(members).map_err(|e| Error::Internal(format!("encoding members: {e}")))
+}
+
+pub(crate) fn group_exists(name: &str) -> Error {
+    Error::conflict("group_exists", format!("a group named {:?} exists already", stint_core::ids::truncate(name)))
+}
+
+pub(crate) fn unknown_group(id: &stint_core::ids::ScimGroupId) -> Error {
+    Error::not_found("unknown_group", format!("no group with id {id}"))
+}

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Subcommand;
 use serde_json::Value;
-use stint_server::wire::{AddUserRequest, EnrollmentCode, SetGroupsRequest};
+use stint_server::wire::{AddUserRequest, EnrollmentCode, LinkIdentityRequest, SetGroupsRequest};
 
 use crate::client::Client;
 use crate::ClientOpts;
@@ -44,6 +44,23 @@ pub enum UserCmd {
         /// Group (repeatable); none removes every group
         #[arg(long = "group", short = 'g')]
         groups: Vec<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Link a user to their identity at an SSO provider, so that sign-in is them from now on
+    ///
+    /// How a team moves from local users to SSO without recreating anyone: the person's next
+    /// `stint login --provider NAME` logs in as this user, with their groups, grants and audit
+    /// trail. SUBJECT is the provider's `sub` claim for the person (Okta's user id, Google's
+    /// numeric id); the provider's admin console shows it.
+    Link {
+        name: String,
+        /// The [[identity.oidc]] provider's name, as `stint login --provider` takes it
+        #[arg(long)]
+        provider: String,
+        /// The person's `sub` at that provider
+        #[arg(long)]
+        subject: String,
         #[command(flatten)]
         opts: ClientOpts,
     },
@@ -113,6 +130,12 @@ pub async fn user(cmd: UserCmd) -> Result<ExitCode> {
             let c = Client::authenticated(opts.server.as_deref())?;
             let u: Value = c.put(&format!("/v1/users/{}/groups", urlencode(&name)), &SetGroupsRequest { groups }).await?;
             opts.output.print(&u, print_user)?;
+        }
+        UserCmd::Link { name, provider, subject, opts } => {
+            let c = Client::authenticated(opts.server.as_deref())?;
+            let req = LinkIdentityRequest { provider: provider.clone(), subject };
+            let u: Value = c.post(&format!("/v1/users/{}/identities", urlencode(&name)), &req).await?;
+            opts.output.print(&u, |u| println!("Linked {} to their sign-in at {provider}.", u["name"].as_str().unwrap_or("")))?;
         }
         UserCmd::Reset { name, opts } => {
             let c = Client::authenticated(opts.server.as_deref())?;

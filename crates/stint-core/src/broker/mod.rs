@@ -34,7 +34,7 @@ pub use auth::{Caller, Enrolled, LoginRequest, NewCode, NewSession};
 pub use exchange::{CiConfig, CiIssuer, CiIssuerConfig, CiLeased, ExchangeRequest, Exchanged, RoleTrust, CI_TTL_MAX_SECS, CI_TTL_MIN_SECS};
 pub use leases::{BackendChoice, LeaseAsk, Leased, ReapFailure, Reaped, SshBackendConfig};
 pub use requests::{ApprovalConfig, RequestView};
-pub use scim::{NewScimToken, ScimCaller, ScimTokenInfo};
+pub use scim::{NewScimToken, ScimCaller, ScimPerson, ScimTokenInfo};
 
 pub use sso::{ClaimedPerson, DeviceCodes, DeviceRequest, IdentityProvider, SsoBegin, SsoCallback, SsoFlow, SsoOutcome, SsoProvider, SsoStarted};
 pub use tokens::{Introspection, Issued, RoleChoice, WhoAmI, CI_SUBJECT_PREFIX};
@@ -77,6 +77,8 @@ pub struct BrokerConfig {
     pub caps: Caps,
     /// How identical refusals are folded in the audit log.
     pub folding: FoldConfig,
+    /// How SCIM provisioning maps to sign-in and groups.
+    pub scim: crate::scim::ScimSettings,
 }
 
 /// What one person or workload may hold at once, so a stolen session or agent key cannot

@@ -6,9 +6,11 @@ use crate::audit::{Draft, Event, Outcome};
 use crate::bearer::{self, BearerKind};
 use crate::error::{Error, Result};
 use crate::fold::FoldKey;
-use crate::ids::{truncate, ScimTokenName, UserId};
+use std::collections::BTreeMap;
+
+use crate::ids::{truncate, GroupName, ScimGroupId, ScimTokenName, UserId, Username};
 use crate::model::User;
-use crate::scim::ScimToken;
+use crate::scim::{GroupChanges, MemberChange, ScimGroup, ScimMatch, ScimProfile, ScimToken, UserChanges, UserView};
 use crate::secret::SecretString;
 use crate::store::{Change, Mutation};
 use crate::time::Timestamp;
@@ -101,35 +103,231 @@ impl Broker {
     }
 }
 
+/// A person as the provider sees them: the user and what the provider said about them.
+#[derive(Clone, Debug)]
+pub struct ScimPerson {
+    pub user: User,
+    pub profile: Option<ScimProfile>,
+}
+
+impl ScimPerson {
+    pub fn view(&self) -> UserView<'_> {
+        UserView { user: &self.user, profile: self.profile.as_ref() }
+    }
+}
+
+fn unknown_user(id: &str) -> Error {
+    Error::not_found("unknown_user", format!("no user with id {:?}", truncate(id)))
+}
+
+fn unknown_group(id: &str) -> Error {
+    Error::not_found("unknown_group", format!("no group with id {:?}", truncate(id)))
+}
+
 impl Broker {
     /// Every person, for the provider to list and filter (local users included: a provider
     /// that starts provisioning finds existing accounts by `userName`).
-    pub async fn scim_users(&self, _caller: &ScimCaller) -> crate::error::Result<Vec<User>> {
-        self.store.users().await
+    pub async fn scim_users(&self, _caller: &ScimCaller) -> Result<Vec<ScimPerson>> {
+        let mut profiles: BTreeMap<UserId, ScimProfile> = self.store.scim_profiles().await?.into_iter().collect();
+        Ok(self.store.users().await?.into_iter().map(|user| ScimPerson { profile: profiles.remove(&user.id), user }).collect())
     }
 
     /// The person with SCIM `id` (their user id).
-    pub async fn scim_user(&self, _caller: &ScimCaller, id: &str) -> crate::error::Result<User> {
-        let unknown = || Error::not_found("unknown_user", format!("no user with id {:?}", truncate(id)));
-        let id = UserId::parse(id).map_err(|_| unknown())?;
-        self.store.user_by_id(&id).await?.ok_or_else(unknown)
+    pub async fn scim_user(&self, _caller: &ScimCaller, id: &str) -> Result<ScimPerson> {
+        let id = UserId::parse(id).map_err(|_| unknown_user(id))?;
+        let user = self.store.user_by_id(&id).await?.ok_or_else(|| unknown_user(id.as_str()))?;
+        let profile = self.store.scim_profiles().await?.into_iter().find(|(u, _)| u == &id).map(|(_, p)| p);
+        Ok(ScimPerson { user, profile })
     }
 
-    /// Sets whether the person is active, as the provider says. Deactivating disables them and
+    /// Refuses an `externalId` another person has (`external_id_taken`).
+    async fn external_id_free(&self, external_id: Option<&str>, except: Option<&UserId>) -> Result<()> {
+        let Some(want) = external_id else { return Ok(()) };
+        if self.store.scim_profiles().await?.iter().any(|(u, p)| Some(u) != except && p.external_id.as_deref() == Some(want)) {
+            return Err(Error::conflict("external_id_taken", format!("another person has the externalId {:?}", truncate(want))));
+        }
+        Ok(())
+    }
+
+    /// `POST /Users`: the provider provisions a person. They sign in through the provider
+    /// (`[scim] provider`), so they get no password or enrollment code; their first sign-in is
+    /// matched to them (by `externalId` or email). A taken `userName` is refused
+    /// (`user_exists`): providers look a person up by `userName` before creating them, and
+    /// then take over the existing account.
+    pub async fn scim_create_user(&self, caller: &ScimCaller, name: &str, c: UserChanges) -> Result<ScimPerson> {
+        let name = Username::parse(name)?;
+        if self.store.user_by_name(&name).await?.is_some() {
+            return Err(Error::conflict("user_exists", format!("a user named {name} already exists; find it with filter=userName eq \"{name}\"")));
+        }
+        let profile = ScimProfile { external_id: c.external_id.flatten(), email: c.email.flatten() };
+        self.external_id_free(profile.external_id.as_deref(), None).await?;
+        let now = self.now();
+        let mut user = User {
+            id: UserId::random(&mut *self.rng()),
+            name: name.clone(),
+            groups: vec![],
+            disabled: c.active == Some(false),
+            password_hash: None,
+            totp_sealed: None,
+            totp_last_step: 0,
+            created_at: now,
+        };
+        // A person the provider already lists in a group it maps gets that group at once.
+        user.groups = self.cfg.scim.groups_of(&user, &self.store.scim_groups().await?);
+        let list: Vec<&str> = user.groups.iter().map(GroupName::as_str).collect();
+        let actor = caller.token.actor();
+        let d = Draft::new(now, Event::UserCreated, Outcome::Success)
+            .actor(&actor)
+            .subject(&user.id)
+            .detail("name", &name)
+            .detail("groups", list.join(","))
+            .detail("disabled", user.disabled.to_string());
+        let change = Change::default()
+            .with(Mutation::InsertUser(user.clone()))
+            .with(Mutation::PutScimProfile { user: user.id.clone(), profile: profile.clone(), at: now })
+            .record(d);
+        self.commit(change).await?;
+        Ok(ScimPerson { user, profile: Some(profile) })
+    }
+
+    /// `PUT` and `PATCH /Users/{id}`: what the provider changes of a person. `name` (PUT's
+    /// `userName`) must be theirs: people are not renamed. Deactivating disables them and
     /// ends everything they hold, in one transaction ([`Broker::disable_person`]), with the
     /// provider (`scim:NAME`) as the actor; reactivating enables them (what a disable ended
     /// stays ended). Setting what already holds changes nothing and records nothing.
-    pub async fn scim_set_active(&self, caller: &ScimCaller, id: &str, active: bool) -> crate::error::Result<User> {
-        let user = self.scim_user(caller, id).await?;
-        if user.disabled != active {
-            return Ok(user);
+    pub async fn scim_update_user(&self, caller: &ScimCaller, id: &str, name: Option<&str>, c: UserChanges) -> Result<ScimPerson> {
+        let mut person = self.scim_user(caller, id).await?;
+        if name.is_some_and(|n| !n.eq_ignore_ascii_case(person.user.name.as_str())) {
+            return Err(Error::invalid("mutability", "stint does not rename people: userName cannot change"));
         }
         let actor = caller.token.actor();
-        if active {
-            self.enable_person(&actor, user.clone()).await?;
-        } else {
-            self.disable_person(&actor, &actor, user.clone()).await?;
+        let before = person.profile.clone().unwrap_or_default();
+        let after = ScimProfile { external_id: c.external_id.unwrap_or(before.external_id.clone()), email: c.email.unwrap_or(before.email.clone()) };
+        if after != before || (person.profile.is_none() && after != ScimProfile::default()) {
+            self.external_id_free(after.external_id.as_deref(), Some(&person.user.id)).await?;
+            let mut fields = vec![];
+            if after.external_id != before.external_id {
+                fields.push("externalId");
+            }
+            if after.email != before.email {
+                fields.push("emails");
+            }
+            let now = self.now();
+            let d = Draft::new(now, Event::ScimUserUpdated, Outcome::Success).actor(&actor).subject(&person.user.id).detail("fields", fields.join(","));
+            self.commit(Change::default().with(Mutation::PutScimProfile { user: person.user.id.clone(), profile: after.clone(), at: now }).record(d)).await?;
+            person.profile = Some(after);
         }
-        Ok(User { disabled: !active, ..user })
+        match c.active {
+            Some(active) if person.user.disabled == active => {
+                if active {
+                    self.enable_person(&actor, person.user.clone()).await?;
+                } else {
+                    self.disable_person(&actor, &actor, person.user.clone()).await?;
+                }
+                person.user.disabled = !active;
+            }
+            _ => {}
+        }
+        Ok(person)
+    }
+
+    pub async fn scim_groups(&self, _caller: &ScimCaller) -> Result<Vec<ScimGroup>> {
+        self.store.scim_groups().await
+    }
+
+    pub async fn scim_group(&self, _caller: &ScimCaller, id: &str) -> Result<ScimGroup> {
+        let gid = ScimGroupId::parse(id).map_err(|_| unknown_group(id))?;
+        self.store.scim_groups().await?.into_iter().find(|g| g.id == gid).ok_or_else(|| unknown_group(id))
+    }
+
+    /// `POST /Groups`: a provider group; its members join the stint group it maps to.
+    pub async fn scim_create_group(&self, caller: &ScimCaller, name: String, c: GroupChanges) -> Result<ScimGroup> {
+        let now = self.now();
+        let mut group = ScimGroup { id: ScimGroupId::random(&mut *self.rng()), display_name: name, external_id: None, members: vec![], created_at: now };
+        self.change_group(caller, &mut group, c, Event::ScimGroupCreated, |g| Mutation::InsertScimGroup(g.clone())).await?;
+        Ok(group)
+    }
+
+    /// `PUT` and `PATCH /Groups/{id}`: renames and member changes, with the stint groups of
+    /// everyone whose membership changed, in one transaction.
+    pub async fn scim_update_group(&self, caller: &ScimCaller, id: &str, c: GroupChanges) -> Result<ScimGroup> {
+        let mut group = self.scim_group(caller, id).await?;
+        self.change_group(caller, &mut group, c, Event::ScimGroupUpdated, |g| Mutation::UpdateScimGroup(g.clone())).await?;
+        Ok(group)
+    }
+
+    /// `DELETE /Groups/{id}`: the group goes, and with it the stint group it gave its members.
+    pub async fn scim_delete_group(&self, caller: &ScimCaller, id: &str) -> Result<()> {
+        let mut group = self.scim_group(caller, id).await?;
+        let changes = GroupChanges { members: vec![MemberChange::Set(vec![])], ..GroupChanges::default() };
+        self.change_group(caller, &mut group, changes, Event::ScimGroupDeleted, |g| Mutation::DeleteScimGroup(g.id.clone())).await
+    }
+
+    /// Applies `c` to `group`, checks the result (a free display name, members who exist) and
+    /// commits it with `write` and the stint groups it moves people in or out of.
+    async fn change_group(
+        &self,
+        caller: &ScimCaller,
+        group: &mut ScimGroup,
+        c: GroupChanges,
+        event: Event,
+        write: impl FnOnce(&ScimGroup) -> Mutation,
+    ) -> Result<()> {
+        let mut all = self.store.scim_groups().await?;
+        if let Some(name) = c.display_name {
+            group.display_name = name;
+        }
+        if let Some(external_id) = c.external_id {
+            group.external_id = external_id;
+        }
+        if all.iter().any(|g| g.id != group.id && g.display_name.eq_ignore_ascii_case(&group.display_name)) {
+            return Err(Error::conflict("group_exists", format!("a group named {:?} exists already", truncate(&group.display_name))));
+        }
+        let before = group.members.clone();
+        group.apply_members(&c.members)?;
+        let users = self.store.users().await?;
+        if let Some(stranger) = group.members.iter().find(|m| !users.iter().any(|u| &u.id == *m)) {
+            return Err(Error::invalid("unknown_member", format!("no user with id {stranger}")));
+        }
+        let now = self.now();
+        let actor = caller.token.actor();
+        let d = Draft::new(now, event, Outcome::Success)
+            .actor(&actor)
+            .subject(&group.id)
+            .detail("name", truncate(&group.display_name))
+            .detail("members", group.members.len().to_string());
+        let mut change = Change::default().with(write(group)).record(d);
+        all.retain(|g| g.id != group.id);
+        if event != Event::ScimGroupDeleted {
+            all.push(group.clone());
+        }
+        for user in users.iter().filter(|u| before.contains(&u.id) || group.members.contains(&u.id)) {
+            let groups = self.cfg.scim.groups_of(user, &all);
+            if groups != user.groups {
+                let list: Vec<&str> = groups.iter().map(GroupName::as_str).collect();
+                let d = Draft::new(now, Event::UserGroupsChanged, Outcome::Success).actor(&actor).subject(&user.id).detail("groups", list.join(","));
+                change = change.with(Mutation::SetUserGroups { user: user.id.clone(), groups }).record(d);
+            }
+        }
+        self.commit(change).await.map(drop)
+    }
+
+    /// The provisioned person a first sign-in through provider `provider` is, when `[scim]`
+    /// names that provider: by `externalId` equal to the token's `sub`, or by work email equal
+    /// to its verified email.
+    pub(super) async fn provisioned_person(&self, provider: &str, subject: &str, verified_email: Option<&str>) -> Result<Option<User>> {
+        let s = &self.cfg.scim;
+        if s.provider.as_deref() != Some(provider) {
+            return Ok(None);
+        }
+        let profiles = self.store.scim_profiles().await?;
+        let found = profiles.iter().find(|(_, p)| match s.match_by {
+            ScimMatch::ExternalId => p.external_id.as_deref() == Some(subject),
+            ScimMatch::Email => verified_email.is_some_and(|e| p.email.as_deref() == Some(e.to_lowercase().as_str())),
+        });
+        match found {
+            Some((id, _)) => self.store.user_by_id(id).await,
+            None => Ok(None),
+        }
     }
 }

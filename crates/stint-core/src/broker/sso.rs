@@ -698,20 +698,22 @@ impl Broker {
         let mut change = Change::default();
         if let Some((_, user)) = self.store.identity(&token.issuer, &token.subject).await? {
             let touch = Mutation::TouchIdentity { issuer: token.issuer.clone(), subject: token.subject.clone(), email, at: now };
-            change = change.with(touch);
-            let Some(groups) = groups else { return Ok((user, change)) };
-            if user.groups != groups && !user.disabled {
-                let list: Vec<&str> = groups.iter().map(GroupName::as_str).collect();
-                let d = Draft::new(now, Event::UserGroupsChanged, Outcome::Success)
-                    .actor(format!("sso:{}", p.name))
-                    .subject(&user.id)
-                    .detail("groups", list.join(","));
-                change = change.with(Mutation::SetUserGroups { user: user.id.clone(), groups: groups.clone() }).record(d);
-            }
-            return Ok((User { groups, ..user }, change));
+            return Ok(with_claimed_groups(p, user, groups, change.with(touch), now));
+        }
+        let verified_email = email.as_deref().filter(|_| email_verified);
+        if let Some(user) = self.provisioned_person(&p.name, &token.subject, verified_email).await? {
+            // Provisioned through SCIM: this sign-in is that person from now on.
+            let identity =
+                Identity { issuer: token.issuer.clone(), subject: token.subject.clone(), user_id: user.id.clone(), email, created_at: now, last_login_at: now };
+            let d = Draft::new(now, Event::IdentityLinked, Outcome::Success)
+                .actor(format!("sso:{}", p.name))
+                .subject(&user.id)
+                .detail("provider", &p.name)
+                .detail("idp_subject", truncate(&token.subject))
+                .detail("matched", "scim");
+            return Ok(with_claimed_groups(p, user, groups, change.with(Mutation::LinkIdentity(identity)).record(d), now));
         }
         let groups = groups.unwrap_or_default();
-        let verified_email = email.as_deref().filter(|_| email_verified);
         let name = self.first_login_name(&base_username(&p.name, verified_email, &token.subject), p, &token.subject).await?;
         let user = User {
             id: UserId::random(&mut *self.rng()),
@@ -1046,6 +1048,18 @@ fn form_urlencoded(pairs: &[(&str, &str)]) -> String {
             .collect::<String>()
     };
     pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+}
+
+/// A signed-in person's groups as the provider's claim says (`None`: as set in stint), with the
+/// change that records it. A disabled person's groups are left alone.
+fn with_claimed_groups(p: &SsoProvider, user: User, groups: Option<Vec<GroupName>>, mut change: Change, now: Timestamp) -> (User, Change) {
+    let Some(groups) = groups else { return (user, change) };
+    if user.groups != groups && !user.disabled {
+        let list: Vec<&str> = groups.iter().map(GroupName::as_str).collect();
+        let d = Draft::new(now, Event::UserGroupsChanged, Outcome::Success).actor(format!("sso:{}", p.name)).subject(&user.id).detail("groups", list.join(","));
+        change = change.with(Mutation::SetUserGroups { user: user.id.clone(), groups: groups.clone() }).record(d);
+    }
+    (User { groups, ..user }, change)
 }
 
 #[cfg(test)]

@@ -226,6 +226,12 @@ impl Store for PausingStore {
     async fn scim_tokens(&self) -> Result<Vec<stint_core::scim::ScimToken>> {
         self.inner.scim_tokens().await
     }
+    async fn scim_profiles(&self) -> Result<Vec<(stint_core::ids::UserId, stint_core::scim::ScimProfile)>> {
+        self.inner.scim_profiles().await
+    }
+    async fn scim_groups(&self) -> Result<Vec<stint_core::scim::ScimGroup>> {
+        self.inner.scim_groups().await
+    }
 }
 
 /// As [`spawn_app_at`], on a [`PausingStore`].

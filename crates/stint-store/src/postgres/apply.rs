@@ -265,6 +265,36 @@ async fn mutate(db: &mut Db<'_>, m: Mutation, audit: &mut Vec<Draft>) -> Result<
             let n = db.execute("UPDATE scim_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL", &[&name.as_str(), &at.0]).await?;
             require(n, || codec::unknown_scim_token(&name))
         }
+        Mutation::PutScimProfile { user, profile, at } => db
+            .execute(
+                "INSERT INTO scim_profiles (user_id, external_id, email, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (user_id) DO UPDATE SET external_id = excluded.external_id, email = excluded.email, updated_at = excluded.updated_at",
+                &[&user.as_str(), &profile.external_id, &profile.email, &at.0],
+            )
+            .await
+            .map(drop),
+        Mutation::InsertScimGroup(g) => {
+            let n = db
+                .execute(
+                    &format!("INSERT INTO scim_groups ({}) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING", codec::SCIM_GROUP_COLS),
+                    &[&g.id.as_str(), &g.display_name, &g.external_id, &codec::members_json(&g.members)?, &g.created_at.0],
+                )
+                .await?;
+            require(n, || codec::group_exists(&g.display_name))
+        }
+        Mutation::UpdateScimGroup(g) => {
+            let n = db
+                .execute(
+                    "UPDATE scim_groups SET display_name = $2, external_id = $3, members = $4 WHERE id = $1",
+                    &[&g.id.as_str(), &g.display_name, &g.external_id, &codec::members_json(&g.members)?],
+                )
+                .await?;
+            require(n, || codec::unknown_group(&g.id))
+        }
+        Mutation::DeleteScimGroup(id) => {
+            let n = db.execute("DELETE FROM scim_groups WHERE id = $1", &[&id.as_str()]).await?;
+            require(n, || codec::unknown_group(&id))
+        }
         Mutation::RequireHolderLeaseRoom { holder, at, max } => {
             db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&format!("stint.leases.{holder}")]).await?;
             let row = db

@@ -8,7 +8,7 @@ use stint_core::crypto::StoredKey;
 use stint_core::error::{Error, Result};
 use stint_core::ids::{LeaseId, SessionId, UserId, Username, WorkloadId, WorkloadName};
 use stint_core::model::{BackendKind, Identity, Lease, LeaseScope, OneTimeCode, RoleRequest, Session, SsoAttempt, User};
-use stint_core::scim::ScimToken;
+use stint_core::scim::{ScimGroup, ScimProfile, ScimToken};
 use stint_core::store::{Change, Store, Timeouts};
 use stint_core::workload::{JoinToken, Workload, WorkloadKey};
 use stint_core::Timestamp;
@@ -16,8 +16,8 @@ use stint_pgtls::Target;
 use tokio_postgres::Config;
 
 use crate::codec::{
-    self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, JOIN_TOKEN_COLS, KEY_COLS, LEASE_COLS, SCIM_TOKEN_COLS, SESSION_COLS, USER_COLS, WORKLOAD_COLS,
-    WORKLOAD_KEY_COLS,
+    self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, JOIN_TOKEN_COLS, KEY_COLS, LEASE_COLS, SCIM_GROUP_COLS, SCIM_PROFILE_COLS, SCIM_TOKEN_COLS,
+    SESSION_COLS, USER_COLS, WORKLOAD_COLS, WORKLOAD_KEY_COLS,
 };
 use crate::error::store;
 use pool::{Db, Params, Pool};
@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../migrations/postgres/0006_leases.sql")),
     (7, include_str!("../../migrations/postgres/0007_workloads.sql")),
     (8, include_str!("../../migrations/postgres/0008_scim.sql")),
+    (9, include_str!("../../migrations/postgres/0009_scim_directory.sql")),
 ];
 
 /// Connections per replica: apply transactions are short, and the database is shared with
@@ -285,6 +286,14 @@ impl Store for PostgresStore {
 
     async fn scim_tokens(&self) -> Result<Vec<ScimToken>> {
         self.all(&format!("SELECT {SCIM_TOKEN_COLS} FROM scim_tokens ORDER BY created_at, name"), &[], codec::scim_token).await
+    }
+
+    async fn scim_profiles(&self) -> Result<Vec<(UserId, ScimProfile)>> {
+        self.all(&format!("SELECT {SCIM_PROFILE_COLS} FROM scim_profiles ORDER BY user_id"), &[], codec::scim_profile).await
+    }
+
+    async fn scim_groups(&self) -> Result<Vec<ScimGroup>> {
+        self.all(&format!("SELECT {SCIM_GROUP_COLS} FROM scim_groups ORDER BY display_name"), &[], codec::scim_group).await
     }
 
     async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>> {

@@ -14,14 +14,14 @@ use stint_core::crypto::StoredKey;
 use stint_core::error::Result;
 use stint_core::ids::{LeaseId, SessionId, UserId, Username, WorkloadId, WorkloadName};
 use stint_core::model::{BackendKind, Identity, Lease, LeaseScope, OneTimeCode, RoleRequest, Session, SsoAttempt, User};
-use stint_core::scim::ScimToken;
+use stint_core::scim::{ScimGroup, ScimProfile, ScimToken};
 use stint_core::store::{Change, Store};
 use stint_core::workload::{JoinToken, Workload, WorkloadKey};
 use stint_core::Timestamp;
 
 use crate::codec::{
-    self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, JOIN_TOKEN_COLS, KEY_COLS, LEASE_COLS, SCIM_TOKEN_COLS, SESSION_COLS, USER_COLS, WORKLOAD_COLS,
-    WORKLOAD_KEY_COLS,
+    self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, JOIN_TOKEN_COLS, KEY_COLS, LEASE_COLS, SCIM_GROUP_COLS, SCIM_PROFILE_COLS, SCIM_TOKEN_COLS,
+    SESSION_COLS, USER_COLS, WORKLOAD_COLS, WORKLOAD_KEY_COLS,
 };
 use crate::error::{store, StoreError};
 use writer::Writer;
@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../migrations/sqlite/0006_leases.sql")),
     (7, include_str!("../../migrations/sqlite/0007_workloads.sql")),
     (8, include_str!("../../migrations/sqlite/0008_scim.sql")),
+    (9, include_str!("../../migrations/sqlite/0009_scim_directory.sql")),
 ];
 
 /// Enough readers for the HTTP workers of a small node; each is a cheap file handle.
@@ -306,6 +307,14 @@ impl Store for SqliteStore {
 
     async fn scim_tokens(&self) -> Result<Vec<ScimToken>> {
         self.all(&format!("SELECT {SCIM_TOKEN_COLS} FROM scim_tokens ORDER BY created_at, name"), [], |r| codec::scim_token(r))
+    }
+
+    async fn scim_profiles(&self) -> Result<Vec<(UserId, ScimProfile)>> {
+        self.all(&format!("SELECT {SCIM_PROFILE_COLS} FROM scim_profiles ORDER BY user_id"), [], |r| codec::scim_profile(r))
+    }
+
+    async fn scim_groups(&self) -> Result<Vec<ScimGroup>> {
+        self.all(&format!("SELECT {SCIM_GROUP_COLS} FROM scim_groups ORDER BY display_name"), [], |r| codec::scim_group(r))
     }
 
     async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>> {

@@ -316,6 +316,33 @@ fn mutate(c: &Connection, m: Mutation, audit: &mut Vec<Draft>) -> Result<()> {
             let n = exec(c, "UPDATE scim_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL", params![name.as_str(), at.0])?;
             require(n, || codec::unknown_scim_token(&name))
         }
+        Mutation::PutScimProfile { user, profile, at } => exec(
+            c,
+            "INSERT INTO scim_profiles (user_id, external_id, email, updated_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (user_id) DO UPDATE SET external_id = excluded.external_id, email = excluded.email, updated_at = excluded.updated_at",
+            params![user.as_str(), profile.external_id, profile.email, at.0],
+        )
+        .map(drop),
+        Mutation::InsertScimGroup(g) => {
+            let n = exec(
+                c,
+                &format!("INSERT INTO scim_groups ({}) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING", codec::SCIM_GROUP_COLS),
+                params![g.id.as_str(), g.display_name, g.external_id, codec::members_json(&g.members)?, g.created_at.0],
+            )?;
+            require(n, || codec::group_exists(&g.display_name))
+        }
+        Mutation::UpdateScimGroup(g) => {
+            let n = exec(
+                c,
+                "UPDATE scim_groups SET display_name = ?2, external_id = ?3, members = ?4 WHERE id = ?1",
+                params![g.id.as_str(), g.display_name, g.external_id, codec::members_json(&g.members)?],
+            )?;
+            require(n, || codec::unknown_group(&g.id))
+        }
+        Mutation::DeleteScimGroup(id) => {
+            let n = exec(c, "DELETE FROM scim_groups WHERE id = ?1", params![id.as_str()])?;
+            require(n, || codec::unknown_group(&id))
+        }
         Mutation::RequireHolderLeaseRoom { holder, at, max } => {
             let live = count(
                 c,

@@ -27,6 +27,8 @@ fn person() -> (User, ScimProfile) {
         password_hash: None,
         totp_sealed: None,
         totp_last_step: 0,
+        expires_at: None,
+        sponsor: None,
         created_at: Timestamp(0),
     };
     (user, ScimProfile { external_id: Some("00u1".into()), email: Some("alice@example.com".into()) })

@@ -198,6 +198,7 @@ async fn sso_browser_and_device_login_then_creds_and_exec() {
 /// Moving a team from local users to SSO without recreating anyone: an administrator links
 /// dave, a local user, to his sign-in at the provider (`stint user link`); his next
 /// `stint login` through the provider is dave, with dave's groups. A sign-in is linked once.
+/// On the way, the user commands for a contractor's account (`--expires`, `--sponsor`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_administrator_links_a_local_user_to_their_sso_sign_in() {
     let root = std::env::temp_dir().join(format!("stint-sso-link-{}", std::process::id()));
@@ -221,6 +222,18 @@ async fn an_administrator_links_a_local_user_to_their_sso_sign_in() {
     let b = ok_json(&admin, &["bootstrap", "--server", &url, "--token", &bootstrap, "--username", "root", "-o", "json"], None);
     common::enroll_and_login(&url, &admin, "root", b["enrollment_code"].as_str().unwrap());
     ok_json(&admin, &["user", "add", "dave", "--group", "developers", "-o", "json"], None);
+    // A contractor's account: an end and a sponsor, shown by `stint user list`, then cleared.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let day = stint_core::Timestamp(now + 100 * 86_400).to_rfc3339()[..10].to_owned();
+    let ends = stint_core::Timestamp::parse_end(&day).unwrap().to_rfc3339();
+    ok_json(&admin, &["user", "add", "vic", "--expires", &day, "--sponsor", "root", "-o", "json"], None);
+    let list = stint_in(&admin, &["user", "list"]).unwrap();
+    let vic = list.lines().find(|l| l.starts_with("vic ")).unwrap_or_else(|| panic!("{list}"));
+    assert!(vic.contains(&format!("{ends} (sponsor root)")), "through the day named: {list}");
+    let missing = stint_in(&admin, &["user", "add", "val", "--expires", &day]).unwrap_err();
+    assert!(missing.contains("--sponsor"), "an end needs a sponsor: {missing}");
+    let never = ok_json(&admin, &["user", "expiry", "vic", "--never", "-o", "json"], None);
+    assert!(never.get("expires_at").is_none(), "{never}");
 
     let linked = ok_json(&admin, &["user", "link", "dave", "--provider", "corp", "--subject", "alice", "-o", "json"], None);
     assert_eq!(linked["name"], "dave", "{linked}");

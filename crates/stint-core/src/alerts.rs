@@ -20,6 +20,9 @@ pub enum AlertKind {
     DisabledUserLogin,
     /// An on-call calendar feed could not be read; its last shifts stay in force.
     OnCallFeedFailed,
+    /// An account that expires (a contractor's) ends within `[users] expiry_alert`: its
+    /// sponsor extends it (`stint user expiry`) or lets it end.
+    AccountExpiring,
 }
 
 impl AlertKind {
@@ -32,9 +35,10 @@ impl AlertKind {
             AlertKind::RepeatedLoginFailures => "repeated_login_failures",
             AlertKind::DisabledUserLogin => "disabled_user_login",
             AlertKind::OnCallFeedFailed => "oncall_feed_failed",
+            AlertKind::AccountExpiring => "account_expiring",
         }
     }
-    pub const ALL: [AlertKind; 7] = [
+    pub const ALL: [AlertKind; 8] = [
         AlertKind::BreakGlass,
         AlertKind::RequestCreated,
         AlertKind::RequestApproved,
@@ -42,6 +46,7 @@ impl AlertKind {
         AlertKind::RepeatedLoginFailures,
         AlertKind::DisabledUserLogin,
         AlertKind::OnCallFeedFailed,
+        AlertKind::AccountExpiring,
     ];
     pub fn parse(s: &str) -> Option<AlertKind> {
         AlertKind::ALL.into_iter().find(|k| k.as_str() == s)

@@ -64,10 +64,16 @@ pub enum Event {
     /// The identity provider renamed a group or changed its members.
     ScimGroupUpdated,
     ScimGroupDeleted,
+    /// An account reached its end and was disabled (everything it held ended).
+    UserExpired,
+    /// An account's end or sponsor was set or changed.
+    UserExpiryChanged,
+    /// The sponsor of an account was alerted of its end.
+    UserExpiryAlerted,
 }
 
 impl Event {
-    pub const ALL: [Event; 44] = [
+    pub const ALL: [Event; 47] = [
         Event::ConfigLoaded,
         Event::KeyCreated,
         Event::KeyRotated,
@@ -112,6 +118,9 @@ impl Event {
         Event::ScimGroupCreated,
         Event::ScimGroupUpdated,
         Event::ScimGroupDeleted,
+        Event::UserExpired,
+        Event::UserExpiryChanged,
+        Event::UserExpiryAlerted,
     ];
 
     pub fn code(self) -> &'static str {
@@ -160,6 +169,9 @@ impl Event {
             Event::ScimGroupCreated => "scim.group_created",
             Event::ScimGroupUpdated => "scim.group_updated",
             Event::ScimGroupDeleted => "scim.group_deleted",
+            Event::UserExpired => "user.expired",
+            Event::UserExpiryChanged => "user.expiry_changed",
+            Event::UserExpiryAlerted => "user.expiry_alerted",
         }
     }
 }
@@ -541,6 +553,13 @@ mod tests {
                 "scim.token_created",
                 "scim.token_revoked",
                 "scim.denied",
+                "scim.user_updated",
+                "scim.group_created",
+                "scim.group_updated",
+                "scim.group_deleted",
+                "user.expired",
+                "user.expiry_changed",
+                "user.expiry_alerted",
             ]
         );
     }

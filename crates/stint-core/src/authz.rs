@@ -230,7 +230,13 @@ impl Engine {
     /// Everything a decision depends on, as a cache key.
     fn key(&self, principal: &Principal<'_>, role: &RoleName, ctx: &AuthzContext) -> String {
         let who = match principal {
-            Principal::Person(u) => format!("p:{}:{}", u.name, u.groups.iter().map(GroupName::as_str).collect::<Vec<_>>().join(",")),
+            Principal::Person(u) => format!(
+                "p:{}:{}:{:?}:{:?}",
+                u.name,
+                u.groups.iter().map(GroupName::as_str).collect::<Vec<_>>().join(","),
+                u.expires_at.map(|t| t.0),
+                u.sponsor.as_ref().map(crate::ids::UserId::as_str)
+            ),
             Principal::Workload { issuer, subject } => format!("w:{issuer}:{subject}"),
             Principal::Service(w) => format!("s:{}:{}", w.name, w.roles.iter().map(RoleName::as_str).collect::<Vec<_>>().join(",")),
         };
@@ -272,7 +278,14 @@ impl Engine {
                 let groups: HashSet<EntityUid> = user.groups.iter().map(|g: &GroupName| uid("Stint::Group", g.as_str())).collect();
                 entities.extend(groups.iter().map(|g| Entity::new_no_attrs(g.clone(), HashSet::new())));
                 let person = uid("Stint::Person", user.name.as_str());
-                let attrs = HashMap::from([("name".to_owned(), RestrictedExpression::new_string(user.name.to_string()))]);
+                let mut attrs = HashMap::from([("name".to_owned(), RestrictedExpression::new_string(user.name.to_string()))]);
+                // An account that ends (a contractor's): policies may limit what it assumes.
+                if let Some(at) = user.expires_at {
+                    attrs.insert("expires".to_owned(), RestrictedExpression::new_long(at.0));
+                }
+                if let Some(s) = &user.sponsor {
+                    attrs.insert("sponsor".to_owned(), RestrictedExpression::new_string(s.to_string()));
+                }
                 entities.push(Entity::new(person.clone(), attrs, groups).map_err(|e| Error::Internal(format!("person entity: {e}")))?);
                 person
             }

@@ -17,9 +17,18 @@ pub struct User {
     /// The last TOTP time step accepted, so no code is accepted twice.
     pub totp_last_step: i64,
     pub created_at: Timestamp,
+    /// When the account ends by itself (contractors, vendors); `None` for employees.
+    pub expires_at: Option<Timestamp>,
+    /// Who vouches for an account that expires: alerted before it does, named in the audit.
+    pub sponsor: Option<UserId>,
 }
 
 impl User {
+    /// Whether the account's end has come (it is disabled at once when the server notices).
+    pub fn expired_at(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|e| e <= now)
+    }
+
     pub fn in_group(&self, g: &GroupName) -> bool {
         self.groups.iter().any(|x| x == g)
     }

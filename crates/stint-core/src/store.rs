@@ -242,6 +242,19 @@ pub enum Mutation {
         name: ScimTokenName,
         at: Timestamp,
     },
+    /// Sets when an account ends and who sponsors it (both `None`: it does not end); the
+    /// sponsor is alerted again before the new end.
+    SetUserExpiry {
+        user: UserId,
+        expires_at: Option<Timestamp>,
+        sponsor: Option<UserId>,
+    },
+    /// Records that the sponsor was alerted of the account's end; `already_alerted` when
+    /// another replica did first.
+    MarkExpiryAlerted {
+        user: UserId,
+        at: Timestamp,
+    },
     /// Sets what the provider says about a person, replacing what it said before.
     PutScimProfile {
         user: UserId,
@@ -315,6 +328,8 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_name(&self, name: &Username) -> Result<Option<User>>;
     async fn user_by_id(&self, id: &UserId) -> Result<Option<User>>;
     async fn users(&self) -> Result<Vec<User>>;
+    /// Enabled accounts ending by `before` whose sponsor was not yet alerted.
+    async fn expiring_unalerted(&self, before: Timestamp) -> Result<Vec<User>>;
     /// Whether anyone has finished enrollment (until then a bootstrap token is offered).
     async fn any_enrolled_user(&self) -> Result<bool>;
 

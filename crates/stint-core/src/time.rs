@@ -26,6 +26,16 @@ impl Timestamp {
             .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
             .unwrap_or_else(|| self.0.to_string())
     }
+    /// An end as people write it: an RFC 3339 time, or a date (`2026-12-31`), which ends when
+    /// that day does (UTC): the account works through the day named.
+    pub fn parse_end(s: &str) -> Option<Timestamp> {
+        if let Some(t) = Timestamp::parse_rfc3339(s) {
+            return Some(t);
+        }
+        let format = time::format_description::parse_borrowed::<2>("[year]-[month]-[day]").ok()?;
+        let day = time::Date::parse(s.trim(), &format).ok()?;
+        day.next_day().map(|d| Timestamp(d.midnight().assume_utc().unix_timestamp()))
+    }
     /// Reads what [`Timestamp::to_rfc3339`] writes (any RFC 3339 offset is accepted).
     pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
         time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok().map(|t| Timestamp(t.unix_timestamp()))

@@ -76,6 +76,16 @@ pub struct FileConfig {
     pub limits: limits::LimitsSection,
     #[serde(default)]
     pub scim: ScimSection,
+    #[serde(default)]
+    pub users: UsersSection,
+}
+
+/// `[users]`: accounts that end by themselves (`stint user add --expires --sponsor`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersSection {
+    /// How long before an account's end its sponsor is alerted; default `7d`.
+    pub expiry_alert: Option<String>,
 }
 
 /// `[scim]`: how people an identity provider provisions tie into sign-in and groups.
@@ -706,6 +716,7 @@ impl Config {
             caps: limits.caps,
             folding: limits.folding,
             scim,
+            expiry_alert: ttl("users.expiry_alert", fc.users.expiry_alert, "7d")?,
             named_people: oncall_feeds.iter().flat_map(|f| f.people_map.iter().map(|(_, u)| u.clone())).collect(),
         };
         let bench_floor = fc.bench.floor.unwrap_or(false);

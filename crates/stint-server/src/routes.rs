@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users/{name}/enrollment", post(reissue_enrollment))
         .route("/v1/users/{name}/groups", axum::routing::put(set_groups))
         .route("/v1/users/{name}/identities", post(link_identity))
+        .route("/v1/users/{name}/expiry", post(set_expiry))
         .route("/v1/sessions/{id}/revoke", post(revoke_session))
         .route("/v1/keys", get(list_keys))
         .route("/v1/keys/rotate", post(rotate_keys))
@@ -266,7 +267,8 @@ async fn ssh_krl(State(s): State<AppState>) -> ApiResult<Response> {
 
 async fn add_user(State(s): State<AppState>, Session(c): Session, Json(req): Json<AddUserRequest>) -> ApiResult<JsonOut> {
     let admin = s.broker.admin(&c, "user.add").await?;
-    let code = s.broker.add_user(&admin, &req.name, &req.groups).await?;
+    let terms = ExpiryRequest { expires: req.expires.clone(), sponsor: req.sponsor.clone() };
+    let code = s.broker.add_user(&admin, &req.name, &req.groups, terms.terms()?).await?;
     Ok(to_json(enrollment_code(&code)))
 }
 
@@ -294,6 +296,11 @@ async fn set_groups(State(s): State<AppState>, Session(c): Session, Path(name): 
 async fn link_identity(State(s): State<AppState>, Session(c): Session, Path(name): Path<String>, Json(req): Json<LinkIdentityRequest>) -> ApiResult<JsonOut> {
     let admin = s.broker.admin(&c, "user.link_identity").await?;
     Ok(to_json(s.broker.link_identity(&admin, &name, &req.provider, &req.subject).await?))
+}
+
+async fn set_expiry(State(s): State<AppState>, Session(c): Session, Path(name): Path<String>, Json(req): Json<ExpiryRequest>) -> ApiResult<JsonOut> {
+    let admin = s.broker.admin(&c, "user.expiry").await?;
+    Ok(to_json(s.broker.set_expiry(&admin, &name, req.terms()?).await?))
 }
 
 async fn enable_user(State(s): State<AppState>, Session(c): Session, Path(name): Path<String>) -> ApiResult<JsonOut> {

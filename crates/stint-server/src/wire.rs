@@ -164,6 +164,35 @@ pub struct AddUserRequest {
     pub name: String,
     #[serde(default)]
     pub groups: Vec<String>,
+    /// An account that ends by itself: when (`2026-12-31` or RFC 3339), with `sponsor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// The user name of the person who vouches for it; set with `expires`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sponsor: Option<String>,
+}
+
+/// `POST /v1/users/{name}/expiry`: when the account ends and its sponsor, or neither (it no
+/// longer ends).
+#[derive(Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ExpiryRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sponsor: Option<String>,
+}
+
+impl ExpiryRequest {
+    /// The terms both fields make, or none; one without the other is refused.
+    pub fn terms(&self) -> Result<Option<stint_core::broker::Terms<'_>>, stint_core::Error> {
+        match (self.expires.as_deref(), self.sponsor.as_deref()) {
+            (Some(expires), Some(sponsor)) => Ok(Some(stint_core::broker::Terms { expires, sponsor })),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(stint_core::Error::invalid("sponsor_required", "an account that ends has a sponsor: set sponsor too")),
+            (None, Some(_)) => Err(stint_core::Error::invalid("expiry_required", "a sponsor vouches for an account that ends: set expires too")),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]

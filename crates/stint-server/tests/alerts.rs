@@ -189,3 +189,93 @@ async fn break_glass_grants_admin_at_once_flags_it_and_alerts_everyone() {
     let ended: Value = serde_json::from_slice(&got[1].2).unwrap();
     assert_eq!((ended["event"].as_str(), ended["details"]["revoked_by"].as_str()), (Some("break_glass"), Some("root")), "{ended}");
 }
+
+/// A contractor's account (issue 15 §3): made with an end and a sponsor, limited by a team
+/// policy to `readonly`, its sponsor alerted once `[users] expiry_alert` before the end; past
+/// the end it is refused at once, then disabled by the housekeeping with everything it holds,
+/// on the record naming the sponsor.
+#[tokio::test]
+async fn a_contractor_account_alerts_its_sponsor_then_ends_with_everything_it_holds() {
+    let (url, seen) = receiver().await;
+    let dir = std::env::temp_dir().join(format!("stint-contractor-{}-{}", std::process::id(), stint_testkit::free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("contractors.cedar");
+    std::fs::write(
+        &policy,
+        "@id(\"contractors: readonly only\")\nforbid(principal, action, resource) when { principal has sponsor } unless { resource == Stint::Role::\"readonly\" };\n",
+    )
+    .unwrap();
+    let app = spawn_app_with(
+        Backend::Postgres,
+        &format!(
+            "[[alerts.webhook]]\nurl = \"{url}/json\"\nformat = \"json\"\ndanger_secret = \"{SECRET}\"\nevents = [\"account_expiring\"]\n\
+             [users]\nexpiry_alert = \"2h\"\n[policy]\nfiles = [{:?}]\n",
+            policy.display().to_string()
+        ),
+    )
+    .await;
+    let admin = app.admin().await;
+    let alice = app.person(&admin, "alice", &["developers"]).await;
+    let vera = app.person(&admin, "vera", &["developers"]).await;
+    let end_at = stint_core::Clock::now(&app.clock).0 + 4 * 3600;
+    let end = stint_core::Timestamp(end_at).to_rfc3339();
+
+    // Terms are checked: a sponsor who exists, is not the person, and an end to come.
+    for (body, code) in [
+        (json!({ "expires": end, "sponsor": "nobody" }), "invalid_sponsor"),
+        (json!({ "expires": end, "sponsor": "vera" }), "invalid_sponsor"),
+        (json!({ "expires": "2001-01-01", "sponsor": "alice" }), "invalid_expiry"),
+        (json!({ "expires": "next tuesday", "sponsor": "alice" }), "invalid_expiry"),
+        (json!({ "expires": end }), "sponsor_required"),
+    ] {
+        let (s, e) = app.post("/v1/users/vera/expiry", Some(&admin.session), body).await;
+        assert_eq!((s, e["error"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{e}");
+    }
+    let (s, v) = app.post("/v1/users/vera/expiry", Some(&admin.session), json!({ "expires": end, "sponsor": "alice" })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, users) = app.get("/v1/users", Some(&admin.session)).await;
+    let alice_id = users.as_array().unwrap().iter().find(|u| u["name"] == "alice").and_then(|u| u["id"].as_str()).map(str::to_owned);
+    let listed = users.as_array().unwrap().iter().find(|u| u["name"] == "vera").unwrap().clone();
+    assert_eq!((listed["expires_at"].as_i64(), listed["sponsor"].as_str().map(str::to_owned)), (Some(end_at), alice_id), "{listed}");
+    // A new contractor in one step, on the record with the sponsor's name.
+    let (s, v) = app.post("/v1/users", Some(&admin.session), json!({ "name": "vic", "expires": "2030-01-01", "sponsor": "alice" })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let created = app.store.audit_after(0, 10_000).await.unwrap().into_iter().find(|r| r.event == "user.created" && r.details["name"] == "vic").unwrap();
+    assert_eq!((created.details["sponsor"].as_str(), created.details["expires_at"].as_str()), ("alice", "2030-01-02T00:00:00Z"), "a date runs through its day");
+
+    // The team policy limits the contractor to readonly; alice, in the same group, is not.
+    let (s, e) = app.assume(&vera, "developer", None).await;
+    assert_eq!((s, e["error"].as_str()), (StatusCode::FORBIDDEN, Some("role_not_granted")), "{e}");
+    assert_eq!(app.assume(&alice, "developer", None).await.0, StatusCode::OK);
+
+    // Within two hours of the end: one alert to the sponsor, and only one.
+    app.clock.advance(3 * 3600);
+    assert_eq!(app.state.broker.expire_accounts().await.unwrap(), stint_core::broker::ExpiredAccounts { alerted: 1, ended: 0 });
+    assert_eq!(app.state.broker.expire_accounts().await.unwrap(), stint_core::broker::ExpiredAccounts::default());
+    let got = wait_for(&seen, 1).await;
+    let alert: Value = serde_json::from_slice(&got[0].2).unwrap();
+    assert_eq!(
+        (alert["event"].as_str(), alert["details"]["user"].as_str(), alert["details"]["sponsor"].as_str()),
+        (Some("account_expiring"), Some("vera"), Some("alice")),
+        "{alert}"
+    );
+    app.clock.advance(59 * 60);
+    let token = app.token(&vera, "readonly").await;
+
+    // Past the end: refused at once, before the housekeeping notices.
+    app.clock.advance(2 * 60);
+    let (s, e) = app.get("/v1/whoami", Some(&vera.session)).await;
+    assert_eq!((s, e["error"].as_str()), (StatusCode::FORBIDDEN, Some("account_expired")), "{e}");
+    assert_eq!(app.introspect(&token).await["active"], json!(false));
+    // The housekeeping ends it as a disable does: the session is revoked, the account disabled.
+    assert_eq!(app.state.broker.expire_accounts().await.unwrap(), stint_core::broker::ExpiredAccounts { alerted: 0, ended: 1 });
+    assert_eq!(app.get("/v1/whoami", Some(&vera.session)).await.0, StatusCode::UNAUTHORIZED);
+    let records = app.store.audit_after(0, 10_000).await.unwrap();
+    let vera_id = listed["id"].as_str().unwrap();
+    let expired = records.iter().find(|r| r.event == "user.expired" && r.subject == vera_id).expect("user.expired on the record");
+    assert_eq!((expired.actor.as_str(), expired.details["sponsor"].as_str()), ("stint", "alice"));
+    assert!(records.iter().any(|r| r.event == "user.disabled" && r.subject == vera_id && r.actor == "stint"));
+    assert!(records.iter().any(|r| r.event == "user.expiry_alerted" && r.subject == vera_id));
+    assert!(records.iter().any(|r| r.event == "session.revoked" && r.subject == vera_id));
+    let _ = std::fs::remove_dir_all(&dir);
+}

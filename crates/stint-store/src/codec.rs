@@ -13,7 +13,8 @@ use stint_core::Timestamp;
 use crate::error::{corrupt, store};
 
 /// Column lists; the decoders below read them in this order.
-pub(crate) const USER_COLS: &str = "u.id, u.name, u.group_names, u.disabled, u.password_hash, u.totp_sealed, u.totp_last_step, u.created_at";
+pub(crate) const USER_COLS: &str =
+    "u.id, u.name, u.group_names, u.disabled, u.password_hash, u.totp_sealed, u.totp_last_step, u.created_at, u.expires_at, u.sponsor";
 pub(crate) const SESSION_COLS: &str = "s.id, s.lookup, s.secret_hash, s.user_id, s.created_at, s.expires_at, s.revoked_at, s.mfa";
 /// Where the user columns start in a `SESSION_COLS, USER_COLS` row.
 pub(crate) const SESSION_WIDTH: usize = 8;
@@ -94,6 +95,8 @@ pub(crate) fn user(r: &impl Cells, at: usize) -> Result<User> {
         totp_sealed: r.opt_text(at + 5)?,
         totp_last_step: r.int(at + 6)?,
         created_at: r.time(at + 7)?,
+        expires_at: r.opt_time(at + 8)?,
+        sponsor: r.opt_text(at + 9)?.map(UserId::from_trusted),
     })
 }
 
@@ -489,4 +492,8 @@ pub(crate) fn group_exists(name: &str) -> Error {
 
 pub(crate) fn unknown_group(id: &stint_core::ids::ScimGroupId) -> Error {
     Error::not_found("unknown_group", format!("no group with id {id}"))
+}
+
+pub(crate) fn already_alerted() -> Error {
+    Error::conflict("already_alerted", "the sponsor was already alerted of this account's end")
 }

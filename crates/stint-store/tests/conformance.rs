@@ -42,6 +42,8 @@ fn user(tag: &str) -> User {
         password_hash: None,
         totp_sealed: None,
         totp_last_step: 0,
+        expires_at: None,
+        sponsor: None,
         created_at: Timestamp(T0),
     }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Subcommand;
 use serde_json::Value;
-use stint_server::wire::{AddUserRequest, EnrollmentCode, LinkIdentityRequest, SetGroupsRequest};
+use stint_server::wire::{AddUserRequest, EnrollmentCode, ExpiryRequest, LinkIdentityRequest, SetGroupsRequest};
 
 use crate::client::Client;
 use crate::ClientOpts;
@@ -13,11 +13,36 @@ use crate::ClientOpts;
 #[derive(Subcommand)]
 pub enum UserCmd {
     /// Create a user; prints their one-time enrollment code
+    ///
+    /// A contractor's or vendor's account ends by itself: give --expires and --sponsor. At the
+    /// end the account is disabled and everything it holds ends; the sponsor is alerted
+    /// `[users] expiry_alert` (7 days) before.
     Add {
         name: String,
         /// Group to join (repeatable), e.g. --group developers
         #[arg(long = "group", short = 'g')]
         groups: Vec<String>,
+        /// When the account ends: a date (2026-12-31, through the end of that day, UTC) or an RFC 3339 time
+        #[arg(long, requires = "sponsor")]
+        expires: Option<String>,
+        /// The person who vouches for the account (a user name); alerted before it ends
+        #[arg(long, requires = "expires")]
+        sponsor: Option<String>,
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    /// Set when an account ends and who sponsors it, or --never for one that does not end
+    Expiry {
+        name: String,
+        /// When the account ends: a date (2026-12-31, through the end of that day, UTC) or an RFC 3339 time
+        #[arg(long, requires = "sponsor", conflicts_with = "never")]
+        expires: Option<String>,
+        /// The person who vouches for the account (a user name)
+        #[arg(long, requires = "expires", conflicts_with = "never")]
+        sponsor: Option<String>,
+        /// The account no longer ends
+        #[arg(long, required_unless_present = "expires")]
+        never: bool,
         #[command(flatten)]
         opts: ClientOpts,
     },
@@ -97,28 +122,48 @@ pub enum KeysCmd {
 }
 
 fn print_user(u: &Value) {
+    print_user_among(u, &[]);
+}
+
+/// One user's line; `all` names the sponsor of an account that ends.
+fn print_user_among(u: &Value, all: &[Value]) {
     let groups = u["groups"].as_array().map(|g| g.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(",")).unwrap_or_default();
     let state = match (u["disabled"].as_bool(), u["enrolled"].as_bool()) {
         (Some(true), _) => "disabled",
         (_, Some(false)) => "not enrolled",
         _ => "active",
     };
-    println!("{:<20} {:<14} {:<30} {}", u["name"].as_str().unwrap_or(""), state, groups, u["id"].as_str().unwrap_or(""));
+    let ends = match (u["expires_at"].as_i64().map(|t| stint_core::Timestamp(t).to_rfc3339()), u["sponsor"].as_str()) {
+        (Some(at), Some(sponsor)) => {
+            let name = all.iter().find(|x| x["id"] == sponsor).and_then(|x| x["name"].as_str()).unwrap_or(sponsor);
+            format!("{at} (sponsor {name})")
+        }
+        _ => "-".to_owned(),
+    };
+    println!("{:<20} {:<14} {:<30} {:<42} {}", u["name"].as_str().unwrap_or(""), state, groups, ends, u["id"].as_str().unwrap_or(""));
 }
 
 pub async fn user(cmd: UserCmd) -> Result<ExitCode> {
     match cmd {
-        UserCmd::Add { name, groups, opts } => {
+        UserCmd::Add { name, groups, expires, sponsor, opts } => {
             let c = Client::authenticated(opts.server.as_deref())?;
-            let code: EnrollmentCode = c.post("/v1/users", &AddUserRequest { name, groups }).await?;
+            let code: EnrollmentCode = c.post("/v1/users", &AddUserRequest { name, groups, expires, sponsor }).await?;
             super::auth::print_code(opts.output, &code, &c.server, "Created user")?;
         }
         UserCmd::List { opts } => {
             let c = Client::authenticated(opts.server.as_deref())?;
             let users: Vec<Value> = c.get("/v1/users").await?;
             opts.output.print(&users, |us| {
-                println!("{:<20} {:<14} {:<30} ID", "NAME", "STATE", "GROUPS");
-                us.iter().for_each(print_user);
+                println!("{:<20} {:<14} {:<30} {:<42} ID", "NAME", "STATE", "GROUPS", "ENDS");
+                us.iter().for_each(|u| print_user_among(u, us));
+            })?;
+        }
+        UserCmd::Expiry { name, expires, sponsor, never: _, opts } => {
+            let c = Client::authenticated(opts.server.as_deref())?;
+            let u: Value = c.post(&format!("/v1/users/{}/expiry", urlencode(&name)), &ExpiryRequest { expires, sponsor }).await?;
+            opts.output.print(&u, |u| match u["expires_at"].as_i64().map(|t| stint_core::Timestamp(t).to_rfc3339()) {
+                Some(at) => println!("{}'s account ends at {at}.", u["name"].as_str().unwrap_or("")),
+                None => println!("{}'s account no longer ends.", u["name"].as_str().unwrap_or("")),
             })?;
         }
         UserCmd::Disable { name, opts } => {

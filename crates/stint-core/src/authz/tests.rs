@@ -15,6 +15,8 @@ fn person(name: &str, groups: &[&str]) -> User {
         password_hash: None,
         totp_sealed: None,
         totp_last_step: 0,
+        expires_at: None,
+        sponsor: None,
         created_at: Timestamp(0),
     }
 }

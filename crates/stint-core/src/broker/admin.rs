@@ -10,6 +10,24 @@ use crate::time::{Timestamp, Ttl};
 
 use super::{Broker, Caller, NewCode};
 
+/// The longest an account that ends may be set to last, from now.
+const MAX_TERM_DAYS: i64 = 3 * 366;
+
+/// An account's end and its sponsor, as an administrator writes them: `2026-12-31` (the end of
+/// that day, UTC) or an RFC 3339 time, and the sponsor's user name.
+#[derive(Clone, Copy, Debug)]
+pub struct Terms<'a> {
+    pub expires: &'a str,
+    pub sponsor: &'a str,
+}
+
+/// What [`Broker::expire_accounts`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ExpiredAccounts {
+    pub alerted: usize,
+    pub ended: usize,
+}
+
 /// Proof the caller is an administrator. Only [`Broker::admin`] constructs it.
 pub struct Admin<'a>(&'a Caller);
 
@@ -28,6 +46,12 @@ pub struct UserInfo {
     pub disabled: bool,
     pub enrolled: bool,
     pub created_at: Timestamp,
+    /// When the account ends by itself, for contractors and vendors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// The user id of the person who vouches for an account that ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sponsor: Option<String>,
 }
 
 impl From<&User> for UserInfo {
@@ -39,6 +63,8 @@ impl From<&User> for UserInfo {
             disabled: u.disabled,
             enrolled: u.enrolled(),
             created_at: u.created_at,
+            expires_at: u.expires_at,
+            sponsor: u.sponsor.as_ref().map(ToString::to_string),
         }
     }
 }
@@ -80,13 +106,19 @@ impl Broker {
         self.store.user_by_name(&name).await?.ok_or_else(|| Error::not_found("unknown_user", format!("no user named {name}")))
     }
 
-    pub async fn add_user(&self, admin: &Admin<'_>, name: &str, groups: &[String]) -> Result<NewCode> {
+    /// A new person, with an enrollment code. `terms` (an end and a sponsor) make it an
+    /// account that ends by itself: a contractor's or a vendor's.
+    pub async fn add_user(&self, admin: &Admin<'_>, name: &str, groups: &[String], terms: Option<Terms<'_>>) -> Result<NewCode> {
         let name = Username::parse(name)?;
         let groups = groups.iter().map(|g| GroupName::parse(g)).collect::<Result<Vec<_>>>()?;
         if self.store.user_by_name(&name).await?.is_some() {
             return Err(Error::conflict("user_exists", format!("a user named {name} already exists")));
         }
         let now = self.now();
+        let terms = match terms {
+            Some(t) => Some(self.terms(t, None, now).await?),
+            None => None,
+        };
         let user = User {
             id: UserId::random(&mut *self.rng()),
             name: name.clone(),
@@ -96,14 +128,19 @@ impl Broker {
             totp_sealed: None,
             totp_last_step: 0,
             created_at: now,
+            expires_at: terms.as_ref().map(|(at, _)| *at),
+            sponsor: terms.as_ref().map(|(_, s)| s.id.clone()),
         };
         let (row, code) = self.mint_enrollment(&user, now);
         let group_list: Vec<&str> = user.groups.iter().map(|g| g.as_str()).collect();
-        let d = Draft::new(now, Event::UserCreated, Outcome::Success)
+        let mut d = Draft::new(now, Event::UserCreated, Outcome::Success)
             .actor(&admin.0.user.id)
             .subject(&user.id)
             .detail("name", &name)
             .detail("groups", group_list.join(","));
+        if let Some((at, sponsor)) = &terms {
+            d = d.detail("expires_at", at).detail("sponsor", &sponsor.name);
+        }
         self.commit(Change::default().with(Mutation::InsertUser(user)).with(Mutation::InsertCode(row)).record(d)).await?;
         Ok(code)
     }
@@ -121,6 +158,94 @@ impl Broker {
         let change = Change::default().with(Mutation::ExpireUserCodes { user: user.id.clone(), at: now }).with(Mutation::InsertCode(row)).record(d);
         self.commit(change).await?;
         Ok(code)
+    }
+
+    /// Checks an account's terms: an end in the future (at most `MAX_TERM_DAYS` away) and a
+    /// sponsor who is an enabled person whose own account does not end (and not the person).
+    async fn terms(&self, t: Terms<'_>, person: Option<&UserId>, now: Timestamp) -> Result<(Timestamp, User)> {
+        let at = Timestamp::parse_end(t.expires)
+            .ok_or_else(|| Error::invalid("invalid_expiry", format!("{:?} is not a date (2026-12-31) or an RFC 3339 time", crate::ids::truncate(t.expires))))?;
+        if at <= now {
+            return Err(Error::invalid("invalid_expiry", format!("{at} has passed; to end the account now, disable it")));
+        }
+        if at.0 - now.0 > MAX_TERM_DAYS * 86_400 {
+            return Err(Error::invalid("invalid_expiry", format!("an account ends within {MAX_TERM_DAYS} days; extend it later with `stint user expiry`")));
+        }
+        let sponsor = self
+            .target_user(t.sponsor)
+            .await
+            .map_err(|_| Error::invalid("invalid_sponsor", format!("no user named {:?} to sponsor this account", crate::ids::truncate(t.sponsor))))?;
+        if sponsor.disabled || sponsor.expires_at.is_some() || Some(&sponsor.id) == person {
+            return Err(Error::invalid(
+                "invalid_sponsor",
+                format!("{} cannot sponsor it: a sponsor is an enabled person whose own account does not end", sponsor.name),
+            ));
+        }
+        Ok((at, sponsor))
+    }
+
+    /// Sets when `name`'s account ends and who sponsors it, or (`None`) makes it one that does
+    /// not end. The sponsor is alerted again before the new end.
+    pub async fn set_expiry(&self, admin: &Admin<'_>, name: &str, terms: Option<Terms<'_>>) -> Result<UserInfo> {
+        let mut user = self.target_user(name).await?;
+        let now = self.now();
+        let terms = match terms {
+            Some(t) => Some(self.terms(t, Some(&user.id), now).await?),
+            None => None,
+        };
+        let mut d = Draft::new(now, Event::UserExpiryChanged, Outcome::Success).actor(admin.id()).subject(&user.id);
+        match &terms {
+            Some((at, sponsor)) => d = d.detail("expires_at", at).detail("sponsor", &sponsor.name),
+            None => d = d.detail("expires_at", "never"),
+        }
+        user.expires_at = terms.as_ref().map(|(at, _)| *at);
+        user.sponsor = terms.map(|(_, s)| s.id);
+        let m = Mutation::SetUserExpiry { user: user.id.clone(), expires_at: user.expires_at, sponsor: user.sponsor.clone() };
+        self.commit(Change::default().with(m).record(d)).await?;
+        Ok(UserInfo::from(&user))
+    }
+
+    /// Ends the accounts whose time has come, as a disable does (everything they hold ends),
+    /// and alerts the sponsors of those ending within `[users] expiry_alert`, once each. Runs
+    /// with the housekeeping, on every replica: the alert is claimed in the store, so one
+    /// replica sends it.
+    pub async fn expire_accounts(&self) -> Result<ExpiredAccounts> {
+        let now = self.now();
+        let mut out = ExpiredAccounts::default();
+        for user in self.store.expiring_unalerted(now.plus(self.cfg.expiry_alert)).await? {
+            let (Some(at), Some(sponsor_id)) = (user.expires_at, &user.sponsor) else { continue };
+            let sponsor = self.store.user_by_id(sponsor_id).await?.map_or_else(|| sponsor_id.to_string(), |s| s.name.to_string());
+            let d = Draft::new(now, Event::UserExpiryAlerted, Outcome::Success)
+                .actor("stint")
+                .subject(&user.id)
+                .detail("sponsor", &sponsor)
+                .detail("expires_at", at);
+            match self.commit(Change::default().with(Mutation::MarkExpiryAlerted { user: user.id.clone(), at: now }).record(d)).await {
+                Ok(_) => {}
+                Err(e) if e.code() == "already_alerted" => continue,
+                Err(e) => return Err(e),
+            }
+            let summary = format!("{}'s account ends at {at}; its sponsor {sponsor} can extend it with `stint user expiry {}`", user.name, user.name);
+            self.alerter.send(
+                crate::alerts::Alert::new(crate::alerts::AlertKind::AccountExpiring, now, summary)
+                    .detail("user", &user.name)
+                    .detail("sponsor", &sponsor)
+                    .detail("expires_at", at),
+            );
+            out.alerted += 1;
+        }
+        for user in self.store.users().await?.into_iter().filter(|u| !u.disabled && u.expired_at(now)) {
+            let sponsor = match &user.sponsor {
+                Some(id) => self.store.user_by_id(id).await?.map_or_else(|| id.to_string(), |s| s.name.to_string()),
+                None => String::new(),
+            };
+            let at = user.expires_at.unwrap_or(now);
+            let d = Draft::new(now, Event::UserExpired, Outcome::Success).actor("stint").subject(&user.id).detail("sponsor", &sponsor).detail("expires_at", at);
+            self.commit(Change::audit_only(d)).await?;
+            self.disable_person("stint", "account expiry", user).await?;
+            out.ended += 1;
+        }
+        Ok(out)
     }
 
     pub async fn list_users(&self, _admin: &Admin<'_>) -> Result<Vec<UserInfo>> {

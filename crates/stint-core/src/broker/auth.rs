@@ -150,6 +150,8 @@ impl Broker {
             password_hash: None,
             totp_sealed: None,
             totp_last_step: 0,
+            expires_at: None,
+            sponsor: None,
             created_at: now,
         };
         let (enroll, code) = self.mint_enrollment(&user, now);
@@ -194,7 +196,7 @@ impl Broker {
         let user_id = row.user_id.clone().ok_or_else(|| Error::Internal("enrollment code without user".into()))?;
         let user = self.store.user_by_id(&user_id).await?.ok_or_else(|| Error::Internal("enrollment code for a missing user".into()))?;
         let now = self.now();
-        if user.disabled {
+        if user.disabled || user.expired_at(now) {
             self.commit(Change::audit_only(Draft::new(now, Event::UserEnrolled, Outcome::Failure).actor(addr).subject(&user.id).reason("user_disabled")))
                 .await?;
             return Err(Error::forbidden("user_disabled", "this user is disabled; ask an administrator"));
@@ -351,6 +353,10 @@ impl Broker {
             self.login_failed(&req, Some(&user), "user_disabled", now).await?;
             return Err(Error::forbidden("user_disabled", "this user is disabled; ask an administrator"));
         }
+        if user.expired_at(now) {
+            self.login_failed(&req, Some(&user), "account_expired", now).await?;
+            return Err(account_expired());
+        }
         let by_user = [by_user[0].clone(), format!("totp:{}", user.id)];
         self.start_session(req, user, step, (&by_addr, &by_user), now).await
     }
@@ -433,6 +439,9 @@ impl Broker {
         if user.disabled {
             return Err(Error::forbidden("user_disabled", "this user is disabled; ask an administrator"));
         }
+        if user.expired_at(now) {
+            return Err(account_expired());
+        }
         Ok(Caller { user, session })
     }
 
@@ -446,4 +455,9 @@ impl Broker {
         self.reap_now().await;
         Ok(())
     }
+}
+
+/// An account past its end, before the housekeeping disables it (seconds at most).
+fn account_expired() -> Error {
+    Error::forbidden("account_expired", "this account has reached its end; its sponsor or an administrator can extend it (`stint user expiry`)")
 }

@@ -126,6 +126,7 @@ impl Broker {
     /// periodically; any replica may run it.
     pub async fn housekeeping(&self) -> Result<()> {
         self.flush_refusals(false).await?;
+        self.expire_accounts().await?;
         let now = self.now();
         let change = Change::default()
             .with(Mutation::PurgeTokenUses { before: now })

@@ -237,6 +237,8 @@ mod tests {
             password_hash: None,
             totp_sealed: None,
             totp_last_step: 0,
+            expires_at: None,
+            sponsor: None,
             created_at: Timestamp(0),
         };
         let session = Session {

@@ -29,7 +29,7 @@ use crate::store::{Change, Mutation, Store};
 use crate::throttle::{Throttle, ThrottleConfig};
 use crate::time::{Clock, Timestamp, Ttl};
 
-pub use admin::{Disabled, KeyInfo, UserInfo};
+pub use admin::{Disabled, ExpiredAccounts, KeyInfo, Terms, UserInfo};
 pub use auth::{Caller, Enrolled, LoginRequest, NewCode, NewSession};
 pub use exchange::{CiConfig, CiIssuer, CiIssuerConfig, CiLeased, ExchangeRequest, Exchanged, RoleTrust, CI_TTL_MAX_SECS, CI_TTL_MIN_SECS};
 pub use leases::{BackendChoice, LeaseAsk, Leased, ReapFailure, Reaped, SshBackendConfig};
@@ -79,6 +79,8 @@ pub struct BrokerConfig {
     pub folding: FoldConfig,
     /// How SCIM provisioning maps to sign-in and groups.
     pub scim: crate::scim::ScimSettings,
+    /// How long before an account's end its sponsor is alerted.
+    pub expiry_alert: Ttl,
 }
 
 /// What one person or workload may hold at once, so a stolen session or agent key cannot

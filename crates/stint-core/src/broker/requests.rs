@@ -277,7 +277,7 @@ impl Broker {
             return Err(Error::conflict("already_approved", "you already approved this request; it needs another approver"));
         }
         // A disabled person's request is void (disabling denied it); this refuses the rest.
-        if self.store.user_by_id(&q.requester).await?.is_none_or(|u| u.disabled) {
+        if self.store.user_by_id(&q.requester).await?.is_none_or(|u| u.disabled || u.expired_at(now)) {
             return Err(requester_disabled(&q));
         }
         let before = q.approvals.len();

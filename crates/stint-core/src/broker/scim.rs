@@ -170,6 +170,8 @@ impl Broker {
             password_hash: None,
             totp_sealed: None,
             totp_last_step: 0,
+            expires_at: None,
+            sponsor: None,
             created_at: now,
         };
         // A person the provider already lists in a group it maps gets that group at once.

@@ -647,7 +647,7 @@ impl Broker {
             Err(e) => return self.sso_deny(a, SsoStatus::Redeeming, Refusal::new(e), Change::default(), &cb.addr, now).await,
         };
         a.user_id = Some(user.id.clone());
-        if user.disabled {
+        if user.disabled || user.expired_at(now) {
             return self.sso_deny_disabled(a, SsoStatus::Redeeming, &user, change, &cb.addr, now).await;
         }
         let mut end = now.plus(p.session_ttl);
@@ -723,6 +723,8 @@ impl Broker {
             password_hash: None,
             totp_sealed: None,
             totp_last_step: 0,
+            expires_at: None,
+            sponsor: None,
             created_at: now,
         };
         let identity =

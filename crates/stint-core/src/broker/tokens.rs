@@ -187,7 +187,7 @@ impl Broker {
         let Some((session, user)) = self.store.session(sid).await? else {
             return Ok(Introspection::inactive());
         };
-        if !session.active_at(now) || user.disabled || user.id.as_str() != claims.sub {
+        if !session.active_at(now) || user.disabled || user.expired_at(now) || user.id.as_str() != claims.sub {
             return Ok(Introspection::inactive());
         }
         // A token issued under a grant lives only while the grant is not revoked.

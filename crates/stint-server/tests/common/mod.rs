@@ -226,6 +226,9 @@ impl Store for PausingStore {
     async fn scim_tokens(&self) -> Result<Vec<stint_core::scim::ScimToken>> {
         self.inner.scim_tokens().await
     }
+    async fn expiring_unalerted(&self, before: stint_core::Timestamp) -> Result<Vec<User>> {
+        self.inner.expiring_unalerted(before).await
+    }
     async fn scim_profiles(&self) -> Result<Vec<(stint_core::ids::UserId, stint_core::scim::ScimProfile)>> {
         self.inner.scim_profiles().await
     }

@@ -265,6 +265,17 @@ async fn mutate(db: &mut Db<'_>, m: Mutation, audit: &mut Vec<Draft>) -> Result<
             let n = db.execute("UPDATE scim_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL", &[&name.as_str(), &at.0]).await?;
             require(n, || codec::unknown_scim_token(&name))
         }
+        Mutation::SetUserExpiry { user, expires_at, sponsor } => db
+            .execute(
+                "UPDATE users SET expires_at = $2, sponsor = $3, expiry_alerted_at = NULL WHERE id = $1",
+                &[&user.as_str(), &expires_at.map(|t| t.0), &sponsor.as_ref().map(stint_core::ids::UserId::as_str)],
+            )
+            .await
+            .map(drop),
+        Mutation::MarkExpiryAlerted { user, at } => {
+            let n = db.execute("UPDATE users SET expiry_alerted_at = $2 WHERE id = $1 AND expiry_alerted_at IS NULL", &[&user.as_str(), &at.0]).await?;
+            require(n, codec::already_alerted)
+        }
         Mutation::PutScimProfile { user, profile, at } => db
             .execute(
                 "INSERT INTO scim_profiles (user_id, external_id, email, updated_at) VALUES ($1, $2, $3, $4) \
@@ -381,9 +392,20 @@ async fn insert_user(db: &mut Db<'_>, u: &User) -> Result<()> {
     let groups = codec::groups_json(&u.groups)?;
     let n = db
         .execute(
-            "INSERT INTO users (id, name, group_names, disabled, password_hash, totp_sealed, totp_last_step, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING",
-            &[&u.id.as_str(), &u.name.as_str(), &groups, &u.disabled, &u.password_hash, &u.totp_sealed, &u.totp_last_step, &u.created_at.0],
+            "INSERT INTO users (id, name, group_names, disabled, password_hash, totp_sealed, totp_last_step, created_at, expires_at, sponsor) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name) DO NOTHING",
+            &[
+                &u.id.as_str(),
+                &u.name.as_str(),
+                &groups,
+                &u.disabled,
+                &u.password_hash,
+                &u.totp_sealed,
+                &u.totp_last_step,
+                &u.created_at.0,
+                &u.expires_at.map(|t| t.0),
+                &u.sponsor.as_ref().map(stint_core::ids::UserId::as_str),
+            ],
         )
         .await?;
     require(n, || codec::user_exists(&u.name))

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../../migrations/postgres/0007_workloads.sql")),
     (8, include_str!("../../migrations/postgres/0008_scim.sql")),
     (9, include_str!("../../migrations/postgres/0009_scim_directory.sql")),
+    (11, include_str!("../../migrations/postgres/0011_account_expiry.sql")),
 ];
 
 /// Connections per replica: apply transactions are short, and the database is shared with
@@ -159,6 +160,11 @@ impl Store for PostgresStore {
 
     async fn users(&self) -> Result<Vec<User>> {
         self.all(&format!("SELECT {USER_COLS} FROM users u ORDER BY u.name"), &[], |r| codec::user(r, 0)).await
+    }
+
+    async fn expiring_unalerted(&self, before: Timestamp) -> Result<Vec<User>> {
+        let sql = format!("SELECT {USER_COLS} FROM users u WHERE u.expires_at <= $1 AND u.expiry_alerted_at IS NULL AND NOT u.disabled ORDER BY u.expires_at");
+        self.all(&sql, &[&before.0], |r| codec::user(r, 0)).await
     }
 
     async fn any_enrolled_user(&self) -> Result<bool> {

@@ -316,6 +316,16 @@ fn mutate(c: &Connection, m: Mutation, audit: &mut Vec<Draft>) -> Result<()> {
             let n = exec(c, "UPDATE scim_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL", params![name.as_str(), at.0])?;
             require(n, || codec::unknown_scim_token(&name))
         }
+        Mutation::SetUserExpiry { user, expires_at, sponsor } => exec(
+            c,
+            "UPDATE users SET expires_at = ?2, sponsor = ?3, expiry_alerted_at = NULL WHERE id = ?1",
+            params![user.as_str(), expires_at.map(|t| t.0), sponsor.as_ref().map(stint_core::ids::UserId::as_str)],
+        )
+        .map(drop),
+        Mutation::MarkExpiryAlerted { user, at } => {
+            let n = exec(c, "UPDATE users SET expiry_alerted_at = ?2 WHERE id = ?1 AND expiry_alerted_at IS NULL", params![user.as_str(), at.0])?;
+            require(n, codec::already_alerted)
+        }
         Mutation::PutScimProfile { user, profile, at } => exec(
             c,
             "INSERT INTO scim_profiles (user_id, external_id, email, updated_at) VALUES (?1, ?2, ?3, ?4) \
@@ -359,9 +369,20 @@ fn mutate(c: &Connection, m: Mutation, audit: &mut Vec<Draft>) -> Result<()> {
 fn insert_user(c: &Connection, u: &User) -> Result<()> {
     let n = exec(
         c,
-        "INSERT INTO users (id, name, group_names, disabled, password_hash, totp_sealed, totp_last_step, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (name) DO NOTHING",
-        params![u.id.as_str(), u.name.as_str(), codec::groups_json(&u.groups)?, u.disabled, u.password_hash, u.totp_sealed, u.totp_last_step, u.created_at.0],
+        "INSERT INTO users (id, name, group_names, disabled, password_hash, totp_sealed, totp_last_step, created_at, expires_at, sponsor) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (name) DO NOTHING",
+        params![
+            u.id.as_str(),
+            u.name.as_str(),
+            codec::groups_json(&u.groups)?,
+            u.disabled,
+            u.password_hash,
+            u.totp_sealed,
+            u.totp_last_step,
+            u.created_at.0,
+            u.expires_at.map(|t| t.0),
+            u.sponsor.as_ref().map(stint_core::ids::UserId::as_str)
+        ],
     )?;
     require(n, || codec::user_exists(&u.name))
 }

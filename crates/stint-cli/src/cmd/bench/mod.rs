@@ -562,6 +562,8 @@ async fn memory(http: &reqwest::Client, url: &str, store: &str, data: &Path, pid
             password_hash: None,
             totp_sealed: None,
             totp_last_step: 0,
+            expires_at: None,
+            sponsor: None,
             created_at: t,
         };
         let mut change = Change::default();

@@ -58,10 +58,13 @@ pub enum Event {
     ScimTokenRevoked,
     /// A SCIM request was refused its bearer token.
     ScimDenied,
+    /// The identity provider could not be asked whether it still vouches for the people
+    /// of some sessions (unreachable, a 5xx): those sessions stay, and are asked again.
+    SsoRevalidateFailed,
 }
 
 impl Event {
-    pub const ALL: [Event; 40] = [
+    pub const ALL: [Event; 41] = [
         Event::ConfigLoaded,
         Event::KeyCreated,
         Event::KeyRotated,
@@ -102,6 +105,7 @@ impl Event {
         Event::ScimTokenCreated,
         Event::ScimTokenRevoked,
         Event::ScimDenied,
+        Event::SsoRevalidateFailed,
     ];
 
     pub fn code(self) -> &'static str {
@@ -146,6 +150,7 @@ impl Event {
             Event::ScimTokenCreated => "scim.token_created",
             Event::ScimTokenRevoked => "scim.token_revoked",
             Event::ScimDenied => "scim.denied",
+            Event::SsoRevalidateFailed => "sso.revalidate_failed",
         }
     }
 }
@@ -527,6 +532,7 @@ mod tests {
                 "scim.token_created",
                 "scim.token_revoked",
                 "scim.denied",
+                "sso.revalidate_failed",
             ]
         );
     }

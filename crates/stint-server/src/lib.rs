@@ -44,6 +44,10 @@ pub struct AppState {
 /// (PostgreSQL refuses new logins at `VALID UNTIL` regardless, and AWS keys expire on their own).
 pub const REAP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How often the server looks for SSO sessions due for revalidation with their provider
+/// (each is due `[identity] revalidate` after it was last asked).
+pub const REVALIDATE_TICK: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The operating system's clock.
 pub struct SystemClock;
 
@@ -304,6 +308,28 @@ impl App {
                 }
             }
         });
+        let broker = self.state.broker.clone();
+        let revalidate = tokio::spawn(async move {
+            // Asks the providers about SSO sessions not checked for `[identity] revalidate`;
+            // looked for every minute, so a session is asked at most a minute late.
+            let every = REVALIDATE_TICK.min(std::time::Duration::from_secs(broker.config().revalidate.as_secs()));
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match broker.revalidate_sessions().await {
+                    Ok(r) => {
+                        if r.ended > 0 {
+                            tracing::info!(ended = r.ended, "sessions ended: their identity provider no longer vouches for the person");
+                        }
+                        for f in &r.failures {
+                            tracing::warn!(provider = %f.provider, sessions = f.sessions, code = f.code, error = %f.message, "could not revalidate SSO sessions with their provider; they stay, and are asked again next interval");
+                        }
+                    }
+                    Err(e) => tracing::warn!(code = e.code(), error = %e, "SSO session revalidation failed; it retries on its next run"),
+                }
+            }
+        });
         let mut feeds = Vec::new();
         for feed in self.feeds.clone() {
             feeds.push(tokio::spawn(follow_feed(self.state.broker.clone(), feed)));
@@ -323,6 +349,7 @@ impl App {
         };
         keys.abort();
         reaper.abort();
+        revalidate.abort();
         // Refusals counted but not yet summarised are written before the process ends.
         if let Err(e) = self.state.broker.flush_refusals(true).await {
             tracing::warn!(error = %e, "could not write the folded refusals' summaries");

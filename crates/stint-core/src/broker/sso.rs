@@ -346,7 +346,7 @@ impl Refusal {
 }
 
 impl Broker {
-    fn provider(&self, name: Option<&str>) -> Result<(&SsoProvider, &Arc<dyn IdentityProvider>)> {
+    pub(super) fn provider(&self, name: Option<&str>) -> Result<(&SsoProvider, &Arc<dyn IdentityProvider>)> {
         let found = match name {
             Some(n) => self.cfg.sso.iter().find(|p| p.name == n),
             None => self.cfg.sso.first(),

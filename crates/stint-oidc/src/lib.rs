@@ -247,7 +247,12 @@ impl Provider {
     /// its error code; `Err` is an answer that says nothing about the person: unreachable, a
     /// 5xx, another error (a refused client is stint's configuration, not the person), or an
     /// answer stint cannot read.
-    pub async fn refresh(&self, client_id: &str, client_secret: &SecretString, refresh_token: &SecretString) -> Result<std::result::Result<RefreshResponse, String>> {
+    pub async fn refresh(
+        &self,
+        client_id: &str,
+        client_secret: &SecretString,
+        refresh_token: &SecretString,
+    ) -> Result<std::result::Result<RefreshResponse, String>> {
         let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())];
         let url = self.discovery.token_endpoint.as_ref().ok_or_else(no_login_endpoints)?;
         let resp = self

@@ -92,8 +92,7 @@ impl Sso {
         let session_id = SessionId::parse(me["session_id"].as_str().unwrap()).unwrap();
         let (s, tok) = self.app.post("/v1/assume", Some(&session), json!({ "role": "developer", "ttl": "30m" })).await;
         assert_eq!(s, StatusCode::OK, "{tok}");
-        let (s, cert) =
-            self.app.post("/v1/creds", Some(&session), json!({ "role": "developer", "backend": "servers", "public_key": ssh_public_key() })).await;
+        let (s, cert) = self.app.post("/v1/creds", Some(&session), json!({ "role": "developer", "backend": "servers", "public_key": ssh_public_key() })).await;
         assert_eq!(s, StatusCode::OK, "{cert}");
         let lease = LeaseId::parse(cert["lease_id"].as_str().unwrap()).unwrap();
         Holding { session, session_id, token: tok["token"].as_str().unwrap().to_owned(), lease }

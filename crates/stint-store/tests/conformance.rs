@@ -693,7 +693,9 @@ async fn sso_refresh(store: Arc<dyn Store>) {
     let (alice, bob) = (user("alice"), user("bob"));
     store.apply(insert(alice.clone()).with(Mutation::InsertUser(bob.clone()))).await.unwrap();
     let mut c = Change::default();
-    for (tag, owner, expires, checked) in [("r1", &alice, T0 + 3600, T0 - 600), ("r2", &alice, T0 + 3600, T0 - 900), ("r3", &bob, T0 + 3600, T0), ("r4", &bob, T0 + 10, T0 - 999)] {
+    for (tag, owner, expires, checked) in
+        [("r1", &alice, T0 + 3600, T0 - 600), ("r2", &alice, T0 + 3600, T0 - 900), ("r3", &bob, T0 + 3600, T0), ("r4", &bob, T0 + 10, T0 - 999)]
+    {
         c = c.with(Mutation::InsertSession(session(tag, &owner.id, expires))).with(Mutation::InsertSsoRefresh(refresh(tag, checked)));
     }
     store.apply(c).await.unwrap();

@@ -37,8 +37,10 @@ pub use leases::{BackendChoice, LeaseAsk, Leased, ReapFailure, Reaped, SshBacken
 pub use requests::{ApprovalConfig, RequestView};
 pub use scim::{NewScimToken, ScimCaller, ScimTokenInfo};
 
-pub use revalidate::{Revalidated, RevalidateFailure};
-pub use sso::{ClaimedPerson, DeviceCodes, DeviceRequest, IdentityProvider, Redeemed, Refreshed, SsoBegin, SsoCallback, SsoFlow, SsoOutcome, SsoProvider, SsoStarted};
+pub use revalidate::{RevalidateFailure, Revalidated};
+pub use sso::{
+    ClaimedPerson, DeviceCodes, DeviceRequest, IdentityProvider, Redeemed, Refreshed, SsoBegin, SsoCallback, SsoFlow, SsoOutcome, SsoProvider, SsoStarted,
+};
 pub use tokens::{Introspection, Issued, RoleChoice, WhoAmI, CI_SUBJECT_PREFIX};
 pub use workloads::{
     AttestRequest, Enrolled as WorkloadEnrolled, JoinRequest, NewJoinToken, WorkloadAsk, WorkloadCaller, WorkloadCreds, WorkloadInfo, WorkloadStatus,

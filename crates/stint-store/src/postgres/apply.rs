@@ -139,10 +139,7 @@ async fn mutate(db: &mut Db<'_>, m: Mutation, audit: &mut Vec<Draft>) -> Result<
             .await
             .map(drop),
         Mutation::PurgeSsoRefresh { at } => db
-            .execute(
-                "DELETE FROM sso_refresh WHERE session_id IN (SELECT id FROM sessions WHERE revoked_at IS NOT NULL OR expires_at <= $1)",
-                &[&at.0],
-            )
+            .execute("DELETE FROM sso_refresh WHERE session_id IN (SELECT id FROM sessions WHERE revoked_at IS NOT NULL OR expires_at <= $1)", &[&at.0])
             .await
             .map(drop),
         Mutation::RecordTokenUse { key, expires_at } => {

@@ -20,8 +20,8 @@ use stint_core::workload::{JoinToken, Workload, WorkloadKey};
 use stint_core::Timestamp;
 
 use crate::codec::{
-    self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, JOIN_TOKEN_COLS, SSO_REFRESH_COLS, KEY_COLS, LEASE_COLS, SCIM_TOKEN_COLS, SESSION_COLS, USER_COLS, WORKLOAD_COLS,
-    WORKLOAD_KEY_COLS,
+    self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, JOIN_TOKEN_COLS, KEY_COLS, LEASE_COLS, SCIM_TOKEN_COLS, SESSION_COLS, SSO_REFRESH_COLS, USER_COLS,
+    WORKLOAD_COLS, WORKLOAD_KEY_COLS,
 };
 use crate::error::{store, StoreError};
 use writer::Writer;

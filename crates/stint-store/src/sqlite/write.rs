@@ -136,12 +136,10 @@ fn mutate(c: &Connection, m: Mutation, audit: &mut Vec<Draft>) -> Result<()> {
             params![r.session_id.as_str(), r.refresh_sealed, r.validated_at.0, r.checked_at.0],
         )
         .map(drop),
-        Mutation::PurgeSsoRefresh { at } => exec(
-            c,
-            "DELETE FROM sso_refresh WHERE session_id IN (SELECT id FROM sessions WHERE revoked_at IS NOT NULL OR expires_at <= ?1)",
-            params![at.0],
-        )
-        .map(drop),
+        Mutation::PurgeSsoRefresh { at } => {
+            exec(c, "DELETE FROM sso_refresh WHERE session_id IN (SELECT id FROM sessions WHERE revoked_at IS NOT NULL OR expires_at <= ?1)", params![at.0])
+                .map(drop)
+        }
         Mutation::RecordTokenUse { key, expires_at } => {
             let n = exec(c, "INSERT INTO token_uses (key, expires_at) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING", params![key, expires_at.0])?;
             require(n, codec::token_replayed)

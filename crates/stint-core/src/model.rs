@@ -196,7 +196,12 @@ impl SsoAttempt {
     /// session (waiting for the step-up, or approved and not yet redeemed).
     pub fn denied_for(&self, user: &UserId, reason: &str) -> Option<SsoAttempt> {
         let open = matches!(self.status, SsoStatus::StepUp | SsoStatus::Approved);
-        (open && self.user_id.as_ref() == Some(user)).then(|| SsoAttempt { status: SsoStatus::Denied, reason: Some(reason.to_owned()), ..self.clone() })
+        (open && self.user_id.as_ref() == Some(user)).then(|| SsoAttempt {
+            status: SsoStatus::Denied,
+            reason: Some(reason.to_owned()),
+            refresh_sealed: None,
+            ..self.clone()
+        })
     }
 }
 

@@ -15,6 +15,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use stint_core::audit::Record;
 use stint_core::ids::{LeaseId, SessionId};
+use stint_core::model::SsoRefresh;
 use stint_core::oidc;
 use stint_testkit::{browse, free_port, Idp};
 
@@ -205,29 +206,54 @@ async fn a_provider_that_cannot_answer_ends_nothing(mut t: Sso) {
     assert!(t.records("session.revoked").await.is_empty());
 }
 
+/// The refresh token in a row, opened with the server's master key.
+fn unsealed(t: &Sso, r: &SsoRefresh) -> String {
+    let plain = t.app.master_key().open(&format!("sso-refresh:session:{}", r.session_id), &r.refresh_sealed).unwrap();
+    String::from_utf8(plain.expose().to_vec()).unwrap()
+}
+
 /// A refresh the provider grants keeps the session and stores the rotated refresh token:
-/// the provider spends the old one, so the next refresh works only with the new one.
+/// the provider spends the old one, so the next refresh works only with the new one. The
+/// tokens are sealed at rest and never logged.
 async fn a_granted_refresh_keeps_the_session_and_rotates_the_token(t: Sso) {
+    let logs = stint_testkit::logs::LogBuffer::default();
+    let _capture = logs.capture();
     let alice = t.holding("alice").await;
     let first = t.app.store.sso_refresh(&alice.session_id).await.unwrap().unwrap();
     assert_eq!((first.provider.as_str(), first.subject.as_str()), ("corp", "alice"));
+    let mut tokens = vec![unsealed(&t, &first)];
 
     let r = t.run().await;
     assert_eq!((r.refreshed, r.ended), (0, 0), "not due within the interval: {r:?}");
 
     for _ in 0..2 {
-        let before = t.app.store.sso_refresh(&alice.session_id).await.unwrap().unwrap();
         let r = t.next_interval().await;
         assert_eq!((r.refreshed, r.ended, r.failures.len()), (1, 0, 0), "{r:?}");
         let after = t.app.store.sso_refresh(&alice.session_id).await.unwrap().unwrap();
-        assert_ne!(after.refresh_sealed, before.refresh_sealed, "the rotated token is stored");
+        let token = unsealed(&t, &after);
+        assert!(!tokens.contains(&token), "the rotated token is stored");
         let now = stint_core::Clock::now(&t.app.clock);
         assert_eq!((after.validated_at, after.checked_at), (now, now));
+        tokens.push(token);
     }
     assert_eq!(t.whoami(&alice.session).await.0, StatusCode::OK);
     assert_eq!(t.app.introspect(&alice.token).await["active"], true);
     assert_eq!(t.lease_revoked(&alice.lease).await, None);
     assert!(t.records("session.revoked").await.is_empty() && t.records("sso.revalidate_failed").await.is_empty());
+
+    // A refresh that fails and one that is refused log too.
+    t.idp().control("token/down").await;
+    assert_eq!(t.next_interval().await.failures.len(), 1);
+    t.idp().control("token/up").await;
+    t.idp().control("accounts/alice/disable").await;
+    assert_eq!(t.next_interval().await.ended, 1);
+    let text = logs.text();
+    assert!(text.contains("identity provider request failed"), "the logs were captured: {text}");
+    for token in &tokens {
+        assert!(token.len() >= 16, "{token}");
+        assert!(!text.contains(token.as_str()), "a refresh token reached the logs");
+        assert!(t.app.store.audit_after(0, 10_000).await.unwrap().iter().all(|r| !format!("{r:?}").contains(token.as_str())));
+    }
 }
 
 /// Sessions without a refresh token (an SSO login that got none; a password login) are

@@ -353,6 +353,11 @@ pub async fn body(resp: reqwest::Response) -> (StatusCode, Value) {
 }
 
 impl TestApp {
+    /// The server's master key, to open what it sealed.
+    pub fn master_key(&self) -> MasterKey {
+        MasterKey::from_file_contents(&self.kek_file).unwrap()
+    }
+
     /// Another replica of this PostgreSQL-backed server: its own process state and clock
     /// reading, the same schema, configuration and master key.
     pub async fn replica(&self) -> TestApp {

@@ -175,6 +175,28 @@ async fn refresh_feed(broker: &Broker, feed: &config::oncall::CalendarFeed, http
     Ok(n)
 }
 
+/// Asks the providers about SSO sessions not asked for `[identity] revalidate`, looking every
+/// [`REVALIDATE_TICK`], so a session is asked at most a tick late.
+async fn revalidate_periodically(broker: Arc<Broker>) {
+    let every = REVALIDATE_TICK.min(std::time::Duration::from_secs(broker.config().revalidate.as_secs()));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match broker.revalidate_sessions().await {
+            Ok(r) => {
+                if r.ended > 0 {
+                    tracing::info!(ended = r.ended, "sessions ended: their identity provider no longer vouches for the person");
+                }
+                for f in &r.failures {
+                    tracing::warn!(provider = %f.provider, sessions = f.sessions, code = f.code, error = %f.message, "could not revalidate SSO sessions with their provider; they stay, and are asked again next interval");
+                }
+            }
+            Err(e) => tracing::warn!(code = e.code(), error = %e, "SSO session revalidation failed; it retries on its next run"),
+        }
+    }
+}
+
 /// Re-reads `feed` every `feed.refresh`. The first failure after a good read (or at the
 /// start) is audited and alerted; further ones are logged until a read succeeds again.
 async fn follow_feed(broker: Arc<Broker>, feed: config::oncall::CalendarFeed) {
@@ -308,28 +330,7 @@ impl App {
                 }
             }
         });
-        let broker = self.state.broker.clone();
-        let revalidate = tokio::spawn(async move {
-            // Asks the providers about SSO sessions not checked for `[identity] revalidate`;
-            // looked for every minute, so a session is asked at most a minute late.
-            let every = REVALIDATE_TICK.min(std::time::Duration::from_secs(broker.config().revalidate.as_secs()));
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                match broker.revalidate_sessions().await {
-                    Ok(r) => {
-                        if r.ended > 0 {
-                            tracing::info!(ended = r.ended, "sessions ended: their identity provider no longer vouches for the person");
-                        }
-                        for f in &r.failures {
-                            tracing::warn!(provider = %f.provider, sessions = f.sessions, code = f.code, error = %f.message, "could not revalidate SSO sessions with their provider; they stay, and are asked again next interval");
-                        }
-                    }
-                    Err(e) => tracing::warn!(code = e.code(), error = %e, "SSO session revalidation failed; it retries on its next run"),
-                }
-            }
-        });
+        let revalidate = tokio::spawn(revalidate_periodically(self.state.broker.clone()));
         let mut feeds = Vec::new();
         for feed in self.feeds.clone() {
             feeds.push(tokio::spawn(follow_feed(self.state.broker.clone(), feed)));

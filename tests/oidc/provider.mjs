@@ -7,6 +7,12 @@
 //   dave (the string "false"), erin (no email_verified claim), frank (the string "true"),
 //   oscar (verified, email oncall.person@example.com: a name stint's configuration may hold)
 // Every login page also has a Cancel button, which denies the request (access_denied).
+// stint gets a refresh token at each login (as Keycloak issues them, without offline_access),
+// rotated at each use (as Okta does). The test controls the provider through /admin:
+//   POST /admin/accounts/<id>/disable  the account is disabled: no login, and its refresh
+//                                      tokens are refused (invalid_grant)
+//   POST /admin/token/down | /admin/token/up   the token endpoint answers 503, or works again
+//   POST /admin/refresh-tokens/off     logins from now on get no refresh token
 // The login page is a plain HTML form, so tests drive it with ordinary HTTP requests;
 // consent is granted automatically, as a company IdP does for its own apps.
 //
@@ -39,6 +45,10 @@ function claimsOf(id) {
   return claims;
 }
 
+// Switched by the test through /admin (below).
+let tokenDown = false;
+let issueRefreshTokens = true;
+
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: process.env.KID || `k-${Date.now()}`, use: 'sig', alg: 'RS256' };
 
@@ -47,7 +57,7 @@ const provider = new Provider(issuer, {
     client_id: 'stint',
     client_secret: 'stint-test-secret',
     redirect_uris: [redirectUri],
-    grant_types: ['authorization_code'],
+    grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
     // auth_time lets stint end its session no later than the provider's.
@@ -61,7 +71,9 @@ const provider = new Provider(issuer, {
   // amr and acr (RFC 8176) say how the person authenticated: stint reads MFA from them.
   claims: { openid: ['sub', 'amr', 'acr'], email: ['email', 'email_verified'], groups: ['groups'] },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
-  findAccount: async (ctx, id) => accounts[id] && {
+  issueRefreshToken: async (ctx, client) => issueRefreshTokens && client.grantTypeAllowed('refresh_token'),
+  rotateRefreshToken: true,
+  findAccount: async (ctx, id) => accounts[id] && !accounts[id].disabled && {
     accountId: id,
     claims: async () => claimsOf(id),
   },
@@ -91,7 +103,7 @@ async function interaction(req, res, uid, action) {
     }
     const form = await body(req);
     const account = accounts[form.get('login')];
-    if (!account || account.password !== form.get('password')) {
+    if (!account || account.disabled || account.password !== form.get('password')) {
       res.writeHead(401, { 'content-type': 'text/plain' });
       res.end('wrong user or password');
       return;
@@ -108,8 +120,35 @@ async function interaction(req, res, uid, action) {
   await provider.interactionFinished(req, res, { consent: details.grantId ? {} : { grantId } }, { mergeWithLastSubmission: true });
 }
 
+// The test's controls (see the top of this file); nothing else answers under /admin.
+function admin(req, res) {
+  const disable = req.url.match(/^\/admin\/accounts\/([^/?]+)\/disable$/);
+  if (req.method === 'POST' && disable && accounts[disable[1]]) {
+    accounts[disable[1]].disabled = true;
+  } else if (req.method === 'POST' && (req.url === '/admin/token/down' || req.url === '/admin/token/up')) {
+    tokenDown = req.url === '/admin/token/down';
+  } else if (req.method === 'POST' && req.url === '/admin/refresh-tokens/off') {
+    issueRefreshTokens = false;
+  } else {
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('unknown admin request');
+    return;
+  }
+  res.writeHead(204);
+  res.end();
+}
+
 const callback = provider.callback();
 http.createServer((req, res) => {
+  if (req.url.startsWith('/admin/')) {
+    admin(req, res);
+    return;
+  }
+  if (tokenDown && req.url.startsWith('/token')) {
+    res.writeHead(503, { 'content-type': 'application/json' });
+    res.end('{"error":"temporarily_unavailable"}');
+    return;
+  }
   const m = req.url.match(/^\/interaction\/([^/?]+)(?:\/(login|abort))?/);
   if (m) {
     interaction(req, res, m[1], m[2]).catch((e) => {

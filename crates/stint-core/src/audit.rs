@@ -70,10 +70,13 @@ pub enum Event {
     UserExpiryChanged,
     /// The sponsor of an account was alerted of its end.
     UserExpiryAlerted,
+    /// The identity provider could not be asked whether it still vouches for the people
+    /// of some sessions (unreachable, a 5xx): those sessions stay, and are asked again.
+    SsoRevalidateFailed,
 }
 
 impl Event {
-    pub const ALL: [Event; 47] = [
+    pub const ALL: [Event; 48] = [
         Event::ConfigLoaded,
         Event::KeyCreated,
         Event::KeyRotated,
@@ -121,6 +124,7 @@ impl Event {
         Event::UserExpired,
         Event::UserExpiryChanged,
         Event::UserExpiryAlerted,
+        Event::SsoRevalidateFailed,
     ];
 
     pub fn code(self) -> &'static str {
@@ -172,6 +176,7 @@ impl Event {
             Event::UserExpired => "user.expired",
             Event::UserExpiryChanged => "user.expiry_changed",
             Event::UserExpiryAlerted => "user.expiry_alerted",
+            Event::SsoRevalidateFailed => "sso.revalidate_failed",
         }
     }
 }
@@ -560,6 +565,7 @@ mod tests {
                 "user.expired",
                 "user.expiry_changed",
                 "user.expiry_alerted",
+                "sso.revalidate_failed",
             ]
         );
     }

@@ -193,6 +193,11 @@ pub struct SsoAttempt {
     /// Device mode: the least seconds between polls (RFC 8628 §3.5 `slow_down` adds 5).
     pub interval_secs: i64,
     pub last_poll_at: Option<Timestamp>,
+    /// The provider's refresh token, sealed for this attempt, from the code's redemption
+    /// until the attempt becomes a session (which takes it over as an [`SsoRefresh`]) or is
+    /// denied (which drops it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_sealed: Option<String>,
 }
 
 impl SsoAttempt {
@@ -200,8 +205,31 @@ impl SsoAttempt {
     /// session (waiting for the step-up, or approved and not yet redeemed).
     pub fn denied_for(&self, user: &UserId, reason: &str) -> Option<SsoAttempt> {
         let open = matches!(self.status, SsoStatus::StepUp | SsoStatus::Approved);
-        (open && self.user_id.as_ref() == Some(user)).then(|| SsoAttempt { status: SsoStatus::Denied, reason: Some(reason.to_owned()), ..self.clone() })
+        (open && self.user_id.as_ref() == Some(user)).then(|| SsoAttempt {
+            status: SsoStatus::Denied,
+            reason: Some(reason.to_owned()),
+            refresh_sealed: None,
+            ..self.clone()
+        })
     }
+}
+
+/// The refresh token an SSO login got from its provider, bound to the stint session the
+/// login became: stint uses it to ask the provider, now and then, whether it still vouches
+/// for the person ([`crate::broker::Broker::revalidate_sessions`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SsoRefresh {
+    pub session_id: SessionId,
+    /// The configured provider's name.
+    pub provider: String,
+    /// The provider's `sub` for the person: a refreshed ID token must name the same one.
+    pub subject: String,
+    /// The refresh token, sealed with the master key for this session.
+    pub refresh_sealed: String,
+    /// The last time the provider accepted the refresh (at first, the login).
+    pub validated_at: Timestamp,
+    /// The last time stint asked, answered or not: a session is due an interval after this.
+    pub checked_at: Timestamp,
 }
 
 /// Where a request for a role stands.

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::ids::GroupName;
 use crate::ids::LeaseId;
 use crate::ids::{ScimGroupId, ScimTokenName, SessionId, UserId, Username, WorkloadId, WorkloadName};
-use crate::model::{Identity, Lease, LeaseScope, OneTimeCode, RequestStatus, RoleRequest, Session, SsoAttempt, SsoStatus, User};
+use crate::model::{Identity, Lease, LeaseScope, OneTimeCode, RequestStatus, RoleRequest, Session, SsoAttempt, SsoRefresh, SsoStatus, User};
 use crate::scim::{ScimGroup, ScimProfile, ScimToken};
 use crate::time::Timestamp;
 use crate::workload::{JoinToken, Workload, WorkloadKey};
@@ -92,6 +92,16 @@ pub enum Mutation {
     /// Deletes attempts that expired before `before`.
     PurgeSsoAttempts {
         before: Timestamp,
+    },
+    /// Binds an SSO login's refresh token to the session it became.
+    InsertSsoRefresh(SsoRefresh),
+    /// Replaces the refresh row of `refresh.session_id` (a rotated token, a new validation or
+    /// check time); nothing when the row is gone (its session was revoked meanwhile).
+    UpdateSsoRefresh(SsoRefresh),
+    /// Deletes the refresh tokens of sessions revoked, or expired by `at`: nobody may use them.
+    /// (Revoking a session or a person's sessions deletes theirs in the same change.)
+    PurgeSsoRefresh {
+        at: Timestamp,
     },
     /// Remembers a CI token until it expires; `token_replayed` if it was already used.
     RecordTokenUse {
@@ -354,6 +364,11 @@ pub trait Store: Send + Sync + 'static {
     async fn grants(&self, user: &UserId, role: &crate::ids::RoleName) -> Result<Vec<RoleRequest>>;
     /// The pending, unexpired device attempt with this user-code hash.
     async fn sso_attempt_by_user_code(&self, hash: &str, now: Timestamp) -> Result<Option<SsoAttempt>>;
+    /// The refresh rows of sessions live at `now` last checked at or before `checked_before`,
+    /// least recently checked first, at most `limit`.
+    async fn sso_refresh_due(&self, checked_before: Timestamp, now: Timestamp, limit: u32) -> Result<Vec<SsoRefresh>>;
+    /// The refresh row of one session, if its login got a refresh token.
+    async fn sso_refresh(&self, session: &SessionId) -> Result<Option<SsoRefresh>>;
 
     async fn signing_keys(&self) -> Result<Vec<StoredKey>>;
     /// The SSH certificate authority's key, once created.

@@ -1,5 +1,5 @@
 //! Talking to an OpenID Provider: discovery (OpenID Connect Discovery 1.0 §4), its key set,
-//! and the token endpoint (RFC 6749 §4.1.3 with PKCE, RFC 7636 §4.5).
+//! and the token endpoint (RFC 6749 §4.1.3 with PKCE, RFC 7636 §4.5; refresh, §6).
 //!
 //! Keys are cached. A token naming an unknown key triggers one refetch, at most once per
 //! [`REFETCH_INTERVAL`] (so a stream of bogus `kid`s cannot make stint hammer the provider),
@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+use stint_core::broker::{Redeemed, Refreshed};
 use stint_core::error::{Error, Result};
 use stint_core::oidc::{self, Expected, ExpectedJwt, IdToken, Jwk};
 use stint_core::secret::SecretString;
@@ -240,6 +241,43 @@ impl Provider {
         }
         read_json(resp, "token endpoint", url).await
     }
+
+    /// Uses a refresh token (RFC 6749 §6; confidential client, `client_secret_basic`).
+    /// `Ok(Err(error))` is the provider's refusal of the grant (§5.2 `invalid_grant`), with
+    /// its error code; `Err` is an answer that says nothing about the person: unreachable, a
+    /// 5xx, another error (a refused client is stint's configuration, not the person), or an
+    /// answer stint cannot read.
+    pub async fn refresh(
+        &self,
+        client_id: &str,
+        client_secret: &SecretString,
+        refresh_token: &SecretString,
+    ) -> Result<std::result::Result<RefreshResponse, String>> {
+        let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())];
+        let url = self.discovery.token_endpoint.as_ref().ok_or_else(no_login_endpoints)?;
+        let resp = self
+            .http
+            .post(url)
+            .basic_auth(client_id, Some(client_secret.expose()))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| unreachable("token endpoint", url, e))?;
+        let status = resp.status();
+        if status.is_client_error() {
+            let body: serde_json::Value = read_json(resp, "token endpoint", url).await.unwrap_or_default();
+            let code = body["error"].as_str().unwrap_or("").chars().take(64).collect::<String>();
+            if code == "invalid_grant" {
+                return Ok(Err(code));
+            }
+            tracing::warn!(url, status = status.as_u16(), error = %code, "the identity provider refused stint's refresh request");
+            return Err(Error::upstream("idp_refresh_failed", format!("the identity provider refused stint's refresh request ({status}, {code:?})")));
+        }
+        if !status.is_success() {
+            return Err(unreachable("token endpoint", url, status));
+        }
+        read_json(resp, "token endpoint", url).await.map(Ok)
+    }
 }
 
 /// How stint talks to one provider as its (confidential) client.
@@ -304,10 +342,24 @@ impl stint_core::broker::IdentityProvider for Client {
         Ok(self.provider().await?.discovery.authorization_response_iss_parameter_supported)
     }
 
-    async fn redeem(&self, code: &str, verifier: &SecretString, expect: &Expected<'_>) -> Result<IdToken> {
+    async fn redeem(&self, code: &str, verifier: &SecretString, expect: &Expected<'_>) -> Result<Redeemed> {
         let p = self.provider().await?;
         let tokens = p.exchange_code(&self.cfg.client_id, &self.cfg.client_secret, code, &self.cfg.redirect_uri, verifier).await?;
-        p.verify_id_token(&tokens.id_token, expect).await
+        let id_token = p.verify_id_token(&tokens.id_token, expect).await?;
+        Ok(Redeemed { id_token, refresh_token: tokens.refresh_token })
+    }
+
+    async fn refresh(&self, refresh_token: &SecretString, expect: &Expected<'_>) -> Result<Refreshed> {
+        let p = self.provider().await?;
+        let tokens = match p.refresh(&self.cfg.client_id, &self.cfg.client_secret, refresh_token).await? {
+            Ok(tokens) => tokens,
+            Err(error) => return Ok(Refreshed::Refused { error }),
+        };
+        let id_token = match &tokens.id_token {
+            Some(t) => Some(p.verify_id_token(t, expect).await?),
+            None => None,
+        };
+        Ok(Refreshed::Granted { refresh_token: tokens.refresh_token, id_token })
     }
 }
 
@@ -348,11 +400,28 @@ impl stint_core::broker::CiIssuer for Issuer {
 #[derive(Deserialize)]
 pub struct TokenResponse {
     pub id_token: String,
+    /// Issued when the provider lets the client refresh (some only with `offline_access`).
+    pub refresh_token: Option<SecretString>,
 }
 
 impl std::fmt::Debug for TokenResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TokenResponse(<redacted>)")
+    }
+}
+
+/// The fields of a refresh's token response stint uses (RFC 6749 §5.1; OpenID Connect Core
+/// §12.2). Never logged.
+#[derive(Deserialize)]
+pub struct RefreshResponse {
+    /// A rotated refresh token; absent when the old one stays valid.
+    pub refresh_token: Option<SecretString>,
+    pub id_token: Option<String>,
+}
+
+impl std::fmt::Debug for RefreshResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshResponse(<redacted>)")
     }
 }
 

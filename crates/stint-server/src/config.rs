@@ -677,6 +677,7 @@ impl Config {
         sources.extend(policy_sources(&fc.policy.files, &base, origin)?);
         let webhooks = webhooks(fc.alerts.webhook, &base, origin)?;
         let roles = roles.with_policies(sources).map_err(|e| ConfigError { origin: origin.to_owned(), message: format!("policy: {e}") })?;
+        let revalidate = oidc::revalidate(fc.identity.revalidate.as_deref(), origin)?;
         let (oidc, sso) = oidc::providers(fc.identity.oidc, &roles, &public_url, origin)?;
         let scim = scim(fc.scim, &sso, origin)?;
         let backends = backends::load(fc.backends, &roles, &base, origin)?;
@@ -707,6 +708,7 @@ impl Config {
             bootstrap_ttl: ttl("bootstrap", None, "1h")?,
             throttle,
             sso,
+            revalidate,
             ci,
             oncall: schedules,
             approvals,
@@ -763,7 +765,7 @@ impl Config {
             "admin": { "group": self.broker.admin_group },
             "login": { "free_failures": self.broker.throttle.free, "free_failures_per_address": self.broker.throttle.free_per_address, "max_lockout": format!("{}s", self.broker.throttle.max_lock_secs), "enrollment_ttl": self.broker.enrollment_ttl },
             "roles": roles,
-            "identity": { "oidc": self.broker.sso.iter().zip(&self.oidc).map(|(p, c)| serde_json::json!({
+            "identity": { "revalidate": self.broker.revalidate, "oidc": self.broker.sso.iter().zip(&self.oidc).map(|(p, c)| serde_json::json!({
                 "name": p.name,
                 "issuer": p.issuer,
                 "client_id": p.client_id,
@@ -942,6 +944,18 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         let e = load_str(&format!("{GOOGLE}client_secret_env = \"STINT_TEST_NO_SUCH_VARIABLE\"")).unwrap_err().to_string();
         assert!(e.contains("STINT_TEST_NO_SUCH_VARIABLE is not set"), "{e}");
+    }
+
+    #[test]
+    fn revalidation_interval_defaults_to_15m_within_bounds() {
+        assert_eq!(load_str("").unwrap().broker.revalidate.as_secs(), 15 * 60);
+        let c = load_str("[identity]\nrevalidate = \"5m\"\n").unwrap();
+        assert_eq!(c.broker.revalidate.as_secs(), 300);
+        assert_eq!(c.redacted()["identity"]["revalidate"], "5m");
+        for bad in ["30s", "9h", "soon"] {
+            let e = load_str(&format!("[identity]\nrevalidate = \"{bad}\"\n")).unwrap_err().to_string();
+            assert!(e.contains("identity.revalidate"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub struct AppState {
 /// (PostgreSQL refuses new logins at `VALID UNTIL` regardless, and AWS keys expire on their own).
 pub const REAP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How often the server looks for SSO sessions due for revalidation with their provider
+/// (each is due `[identity] revalidate` after it was last asked).
+pub const REVALIDATE_TICK: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The operating system's clock.
 pub struct SystemClock;
 
@@ -169,6 +173,28 @@ async fn refresh_feed(broker: &Broker, feed: &config::oncall::CalendarFeed, http
     let n = calendar.shifts().count();
     broker.set_shifts(&feed.schedule, calendar);
     Ok(n)
+}
+
+/// Asks the providers about SSO sessions not asked for `[identity] revalidate`, looking every
+/// [`REVALIDATE_TICK`], so a session is asked at most a tick late.
+async fn revalidate_periodically(broker: Arc<Broker>) {
+    let every = REVALIDATE_TICK.min(std::time::Duration::from_secs(broker.config().revalidate.as_secs()));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match broker.revalidate_sessions().await {
+            Ok(r) => {
+                if r.ended > 0 {
+                    tracing::info!(ended = r.ended, "sessions ended: their identity provider no longer vouches for the person");
+                }
+                for f in &r.failures {
+                    tracing::warn!(provider = %f.provider, sessions = f.sessions, code = f.code, error = %f.message, "could not revalidate SSO sessions with their provider; they stay, and are asked again next interval");
+                }
+            }
+            Err(e) => tracing::warn!(code = e.code(), error = %e, "SSO session revalidation failed; it retries on its next run"),
+        }
+    }
 }
 
 /// Re-reads `feed` every `feed.refresh`. The first failure after a good read (or at the
@@ -304,6 +330,7 @@ impl App {
                 }
             }
         });
+        let revalidate = tokio::spawn(revalidate_periodically(self.state.broker.clone()));
         let mut feeds = Vec::new();
         for feed in self.feeds.clone() {
             feeds.push(tokio::spawn(follow_feed(self.state.broker.clone(), feed)));
@@ -323,6 +350,7 @@ impl App {
         };
         keys.abort();
         reaper.abort();
+        revalidate.abort();
         // Refusals counted but not yet summarised are written before the process ends.
         if let Err(e) = self.state.broker.flush_refusals(true).await {
             tracing::warn!(error = %e, "could not write the folded refusals' summaries");

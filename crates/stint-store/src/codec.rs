@@ -7,7 +7,7 @@ use stint_core::audit::{Outcome, Record};
 use stint_core::crypto::StoredKey;
 use stint_core::error::{Error, Result};
 use stint_core::ids::{GroupName, SessionId, UserId, Username};
-use stint_core::model::{CodePurpose, Identity, OneTimeCode, RoleRequest, Session, SsoAttempt, User};
+use stint_core::model::{CodePurpose, Identity, OneTimeCode, RoleRequest, Session, SsoAttempt, SsoRefresh, User};
 use stint_core::Timestamp;
 
 use crate::error::{corrupt, store};
@@ -137,6 +137,20 @@ pub(crate) fn identity_with_user(r: &impl Cells) -> Result<(Identity, User)> {
         last_login_at: r.time(5)?,
     };
     Ok((identity, user(r, IDENTITY_WIDTH)?))
+}
+
+pub(crate) const SSO_REFRESH_COLS: &str = "session_id, provider, subject, refresh_sealed, validated_at, checked_at";
+
+/// Decodes a `SSO_REFRESH_COLS` row.
+pub(crate) fn sso_refresh(r: &impl Cells) -> Result<SsoRefresh> {
+    Ok(SsoRefresh {
+        session_id: SessionId::from_trusted(r.text(0)?),
+        provider: r.text(1)?,
+        subject: r.text(2)?,
+        refresh_sealed: r.text(3)?,
+        validated_at: r.time(4)?,
+        checked_at: r.time(5)?,
+    })
 }
 
 /// Decodes the `body` column of `sso_attempts`.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use stint_core::audit::{chain, verify_chain, Draft, Event, Outcome, Record, GENESIS};
 use stint_core::crypto::StoredKey;
 use stint_core::ids::{GroupName, SessionId, UserId, Username};
-use stint_core::model::{CodePurpose, Identity, OneTimeCode, RequestStatus, RoleRequest, Session, SsoAttempt, SsoMode, SsoStatus, User};
+use stint_core::model::{CodePurpose, Identity, OneTimeCode, RequestStatus, RoleRequest, Session, SsoAttempt, SsoMode, SsoRefresh, SsoStatus, User};
 use stint_core::store::{Change, Mutation, Store};
 use stint_core::{Error, Timestamp};
 use stint_store::{describe, PostgresStore, SqliteStore};
@@ -410,6 +410,7 @@ fn attempt(tag: &str, mode: SsoMode) -> SsoAttempt {
         expires_at: Timestamp(T0 + 600),
         interval_secs: 5,
         last_poll_at: None,
+        refresh_sealed: None,
     }
 }
 
@@ -677,6 +678,53 @@ async fn caps_per_person(store: Arc<dyn Store>) {
     assert_eq!(admitted, 5);
 }
 
+fn refresh(session: &str, checked_at: i64) -> SsoRefresh {
+    SsoRefresh {
+        session_id: sid(session),
+        provider: "corp".into(),
+        subject: "sub-1".into(),
+        refresh_sealed: format!("sealed-{session}"),
+        validated_at: Timestamp(checked_at),
+        checked_at: Timestamp(checked_at),
+    }
+}
+
+/// SSO refresh rows: due ones oldest check first, only of live sessions, rotated in place,
+/// and gone with their session (revoked one by one or per person, or purged once expired).
+async fn sso_refresh(store: Arc<dyn Store>) {
+    let (alice, bob) = (user("alice"), user("bob"));
+    store.apply(insert(alice.clone()).with(Mutation::InsertUser(bob.clone()))).await.unwrap();
+    let mut c = Change::default();
+    for (tag, owner, expires, checked) in
+        [("r1", &alice, T0 + 3600, T0 - 600), ("r2", &alice, T0 + 3600, T0 - 900), ("r3", &bob, T0 + 3600, T0), ("r4", &bob, T0 + 10, T0 - 999)]
+    {
+        c = c.with(Mutation::InsertSession(session(tag, &owner.id, expires))).with(Mutation::InsertSsoRefresh(refresh(tag, checked)));
+    }
+    store.apply(c).await.unwrap();
+    let due = |before: i64, now: i64| {
+        let store = store.clone();
+        async move { store.sso_refresh_due(Timestamp(before), Timestamp(now), 10).await.unwrap().into_iter().map(|r| r.session_id).collect::<Vec<_>>() }
+    };
+    assert_eq!(due(T0 - 300, T0).await, [sid("r4"), sid("r2"), sid("r1")], "least recently checked first; r3 is not due");
+    assert_eq!(due(T0 - 300, T0 + 10).await, [sid("r2"), sid("r1")], "r4's session has expired");
+    assert_eq!(store.sso_refresh_due(Timestamp(T0), Timestamp(T0), 1).await.unwrap().len(), 1, "at most the limit");
+
+    let rotated = SsoRefresh { refresh_sealed: "sealed-rotated".into(), validated_at: Timestamp(T0 + 5), checked_at: Timestamp(T0 + 5), ..refresh("r2", 0) };
+    store.apply(Change::default().with(Mutation::UpdateSsoRefresh(rotated.clone()))).await.unwrap();
+    assert_eq!(store.sso_refresh(&sid("r2")).await.unwrap(), Some(rotated));
+
+    store.apply(Change::default().with(Mutation::RevokeSession { session: sid("r1"), at: Timestamp(T0) })).await.unwrap();
+    assert_eq!(store.sso_refresh(&sid("r1")).await.unwrap(), None, "a revoked session's token goes with it");
+    // An update racing the revocation changes nothing.
+    store.apply(Change::default().with(Mutation::UpdateSsoRefresh(refresh("r1", T0 + 6)))).await.unwrap();
+    assert_eq!(store.sso_refresh(&sid("r1")).await.unwrap(), None);
+    store.apply(Change::default().with(Mutation::RevokeUserSessions { user: alice.id.clone(), at: Timestamp(T0) })).await.unwrap();
+    assert_eq!(store.sso_refresh(&sid("r2")).await.unwrap(), None, "and a person's revoked sessions' tokens");
+    store.apply(Change::default().with(Mutation::PurgeSsoRefresh { at: Timestamp(T0 + 10) })).await.unwrap();
+    assert_eq!(store.sso_refresh(&sid("r4")).await.unwrap(), None, "an expired session's token is purged");
+    assert_eq!(store.sso_refresh(&sid("r3")).await.unwrap().map(|r| r.refresh_sealed), Some("sealed-r3".into()), "a live one stays");
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -713,7 +761,8 @@ conformance!(
     token_uses,
     role_requests,
     revocations_record_what_they_changed,
-    caps_per_person
+    caps_per_person,
+    sso_refresh
 );
 
 // ---------------------------------------------------------------- harness

@@ -71,6 +71,13 @@ impl Idp {
         wait_for_port(port, "oidc-provider");
         Idp { _process: process, issuer: format!("http://127.0.0.1:{port}") }
     }
+
+    /// One of the provider's test controls (`tests/oidc/provider.mjs`): `accounts/alice/disable`,
+    /// `token/down`, `token/up`, `refresh-tokens/off`.
+    pub async fn control(&self, what: &str) {
+        let resp = reqwest::Client::new().post(format!("{}/admin/{what}", self.issuer)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 204, "the provider refused /admin/{what}");
+    }
 }
 
 /// What the provider sent back to the redirect URI.

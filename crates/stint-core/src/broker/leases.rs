@@ -519,7 +519,7 @@ impl Broker {
 }
 
 /// Clears the in-process "reaping" flag however a run ends.
-struct Running<'a>(&'a AtomicBool);
+pub(super) struct Running<'a>(pub(super) &'a AtomicBool);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {

@@ -10,6 +10,7 @@ mod exchange;
 mod issue;
 mod leases;
 mod requests;
+mod revalidate;
 mod scim;
 mod sso;
 mod tokens;
@@ -36,7 +37,10 @@ pub use leases::{BackendChoice, LeaseAsk, Leased, ReapFailure, Reaped, SshBacken
 pub use requests::{ApprovalConfig, RequestView};
 pub use scim::{NewScimToken, ScimCaller, ScimPerson, ScimTokenInfo};
 
-pub use sso::{ClaimedPerson, DeviceCodes, DeviceRequest, IdentityProvider, SsoBegin, SsoCallback, SsoFlow, SsoOutcome, SsoProvider, SsoStarted};
+pub use revalidate::{RevalidateFailure, Revalidated};
+pub use sso::{
+    ClaimedPerson, DeviceCodes, DeviceRequest, IdentityProvider, Redeemed, Refreshed, SsoBegin, SsoCallback, SsoFlow, SsoOutcome, SsoProvider, SsoStarted,
+};
 pub use tokens::{Introspection, Issued, RoleChoice, WhoAmI, CI_SUBJECT_PREFIX};
 pub use workloads::{
     AttestRequest, Enrolled as WorkloadEnrolled, JoinRequest, NewJoinToken, WorkloadAsk, WorkloadCaller, WorkloadCreds, WorkloadInfo, WorkloadStatus,
@@ -58,6 +62,9 @@ pub struct BrokerConfig {
     pub throttle: ThrottleConfig,
     /// OpenID Providers people may log in through, in configuration order.
     pub sso: Vec<SsoProvider>,
+    /// How often SSO sessions whose login got a refresh token are revalidated with their
+    /// provider ([`Broker::revalidate_sessions`]).
+    pub revalidate: Ttl,
     /// CI issuers and the roles' trust policies.
     pub ci: CiConfig,
     /// On-call schedules; calendar ones get their shifts from the host ([`Broker::set_shifts`]).
@@ -224,6 +231,8 @@ pub struct Broker {
     /// A reaper run is in progress in this process; another was asked for meanwhile.
     reaping: std::sync::atomic::AtomicBool,
     reap_again: std::sync::atomic::AtomicBool,
+    /// A revalidation run is in progress in this process.
+    revalidating: std::sync::atomic::AtomicBool,
 }
 
 /// What the first start produced for the operator.
@@ -271,6 +280,7 @@ impl Broker {
             replica,
             reaping: Default::default(),
             reap_again: Default::default(),
+            revalidating: Default::default(),
         }
     }
 

@@ -134,7 +134,30 @@ pub trait IdentityProvider: Send + Sync {
     /// (RFC 9207 §3): its authorization responses then always carry `iss`.
     async fn iss_required(&self) -> Result<bool>;
     /// Redeems an authorization code and verifies the ID token against `expect`.
-    async fn redeem(&self, code: &str, verifier: &SecretString, expect: &Expected<'_>) -> Result<IdToken>;
+    async fn redeem(&self, code: &str, verifier: &SecretString, expect: &Expected<'_>) -> Result<Redeemed>;
+    /// Uses a refresh token (RFC 6749 §6) to ask whether the provider still vouches for the
+    /// person, verifying the ID token it may send along against `expect` (OpenID Connect Core
+    /// §12.2). `Err` when it could not answer (unreachable, a 5xx, an answer stint cannot read):
+    /// that says nothing about the person.
+    async fn refresh(&self, refresh_token: &SecretString, expect: &Expected<'_>) -> Result<Refreshed>;
+}
+
+/// What a redeemed authorization code gave.
+pub struct Redeemed {
+    pub id_token: IdToken,
+    /// When the provider issued one: stint keeps it, sealed, for the session's revalidation.
+    pub refresh_token: Option<SecretString>,
+}
+
+/// The provider's answer to a refresh.
+pub enum Refreshed {
+    /// It still vouches for the person: a new refresh token when it rotates them (the old one
+    /// is then spent), and the ID token it sent, verified.
+    Granted { refresh_token: Option<SecretString>, id_token: Option<IdToken> },
+    /// It refused the grant (RFC 6749 §5.2 `invalid_grant`: the account was disabled or
+    /// deleted, the password reset, consent or the provider's session revoked). `error` is
+    /// the provider's error code, for the audit record.
+    Refused { error: String },
 }
 
 /// Which flow a login uses, with what the browser flow needs.
@@ -323,7 +346,7 @@ impl Refusal {
 }
 
 impl Broker {
-    fn provider(&self, name: Option<&str>) -> Result<(&SsoProvider, &Arc<dyn IdentityProvider>)> {
+    pub(super) fn provider(&self, name: Option<&str>) -> Result<(&SsoProvider, &Arc<dyn IdentityProvider>)> {
         let found = match name {
             Some(n) => self.cfg.sso.iter().find(|p| p.name == n),
             None => self.cfg.sso.first(),
@@ -403,6 +426,7 @@ impl Broker {
             expires_at: Timestamp(now.0 + ATTEMPT_TTL_SECS),
             interval_secs: DEVICE_INTERVAL_SECS,
             last_poll_at: None,
+            refresh_sealed: None,
         };
         let (state, challenge) = self.outbound(&mut a);
         let mut started = SsoStarted { provider: p.name.clone(), expires_at: a.expires_at, authorization_url: None, device: None };
@@ -564,6 +588,7 @@ impl Broker {
         }
         a.status = SsoStatus::Denied;
         a.reason = Some(refusal.reason.clone());
+        a.refresh_sealed = None;
         let redirect = a.redirect_uri.clone();
         self.commit(extra.with(Mutation::UpdateSsoAttempt { attempt: a, expect }).record(d)).await?;
         match redirect {
@@ -623,15 +648,16 @@ impl Broker {
             let e = Error::invalid("invalid_callback", "the identity provider returned neither a code nor an error");
             return self.sso_deny(a, SsoStatus::Pending, Refusal::new(e), none, &cb.addr, now).await;
         };
-        let a = self.claim_for_redeem(a, &cb.addr, now).await?;
+        let mut a = self.claim_for_redeem(a, &cb.addr, now).await?;
         let verifier = self.kek.open(&Self::verifier_context(&a.id), &a.verifier_sealed)?;
         let verifier = SecretString::new(String::from_utf8(verifier.expose().to_vec()).map_err(|_| Error::Internal("sealed verifier is not text".into()))?);
         let expect = Expected { issuer: &p.issuer, client_id: &p.client_id, nonce: Some(&a.nonce), now, skew_secs: p.skew_secs };
-        let token = match idp.redeem(code, &verifier, &expect).await {
-            Ok(t) => t,
+        let Redeemed { id_token, refresh_token } = match idp.redeem(code, &verifier, &expect).await {
+            Ok(r) => r,
             Err(e) => return self.sso_deny(a, SsoStatus::Redeeming, Refusal::new(e), none, &cb.addr, now).await,
         };
-        self.admit(a, p, token, cb, now).await
+        a.refresh_sealed = refresh_token.map(|t| self.kek.seal(&super::revalidate::attempt_refresh_context(&a.id), t.expose().as_bytes(), &mut *self.rng()));
+        self.admit(a, p, id_token, cb, now).await
     }
 
     /// Applies the login rules to a verified ID token.
@@ -1002,6 +1028,7 @@ impl Broker {
             .detail("mfa", a.mfa.as_deref().unwrap_or(""))
             .detail("addr", addr);
         let started = Draft::new(now, Event::SessionStarted, Outcome::Success).actor(&user.id).subject(&session.id).detail("expires_at", session.expires_at);
+        let refresh = self.bind_refresh(&mut a, &session.id, now)?;
         let expect = a.status;
         a.status = SsoStatus::Consumed;
         let change = Change::default()
@@ -1011,6 +1038,10 @@ impl Broker {
             .with(Mutation::InsertSession(session))
             .record(ok)
             .record(started);
+        let change = match refresh {
+            Some(r) => change.with(Mutation::InsertSsoRefresh(r)),
+            None => change,
+        };
         match self.commit(change).await {
             Ok(_) => {
                 self.sso_throttle_clear(addr);

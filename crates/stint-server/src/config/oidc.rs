@@ -24,6 +24,15 @@ const MAX_SSO_SESSION_SECS: u64 = 8 * 3600;
 pub struct IdentitySection {
     #[serde(default)]
     pub oidc: Vec<OidcSection>,
+    /// How often SSO sessions are revalidated with their provider (default 15m).
+    pub revalidate: Option<String>,
+}
+
+/// `identity.revalidate`: how often an SSO session whose login got a refresh token is
+/// revalidated with its provider; between 1m and 8h (an SSO session's longest).
+pub fn revalidate(v: Option<&str>, origin: &str) -> Result<Ttl, ConfigError> {
+    let secs = super::secs_within(origin, "identity.revalidate", v, 15 * 60, 60..=MAX_SSO_SESSION_SECS, "between 1m and 8h")?;
+    Ttl::from_secs(secs).map_err(|e| err(origin, "identity.revalidate", e))
 }
 
 /// One provider, as written.

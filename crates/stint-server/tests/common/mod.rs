@@ -14,7 +14,7 @@ use stint_core::crypto::MasterKey;
 use stint_core::crypto::StoredKey;
 use stint_core::error::Result;
 use stint_core::ids::{LeaseId, RoleName, SessionId, UserId, Username};
-use stint_core::model::{BackendKind, Identity, Lease, LeaseScope, OneTimeCode, RoleRequest, Session, SsoAttempt, User};
+use stint_core::model::{BackendKind, Identity, Lease, LeaseScope, OneTimeCode, RoleRequest, Session, SsoAttempt, SsoRefresh, User};
 use stint_core::password::NewPassword;
 use stint_core::secret::SecretString;
 use stint_core::store::{Change, Store};
@@ -174,6 +174,12 @@ impl Store for PausingStore {
     }
     async fn sso_attempt_by_user_code(&self, hash: &str, now: Timestamp) -> Result<Option<SsoAttempt>> {
         self.inner.sso_attempt_by_user_code(hash, now).await
+    }
+    async fn sso_refresh_due(&self, checked_before: Timestamp, now: Timestamp, limit: u32) -> Result<Vec<SsoRefresh>> {
+        self.inner.sso_refresh_due(checked_before, now, limit).await
+    }
+    async fn sso_refresh(&self, session: &SessionId) -> Result<Option<SsoRefresh>> {
+        self.inner.sso_refresh(session).await
     }
     async fn signing_keys(&self) -> Result<Vec<StoredKey>> {
         self.inner.signing_keys().await
@@ -356,6 +362,11 @@ pub async fn body(resp: reqwest::Response) -> (StatusCode, Value) {
 }
 
 impl TestApp {
+    /// The server's master key, to open what it sealed.
+    pub fn master_key(&self) -> MasterKey {
+        MasterKey::from_file_contents(&self.kek_file).unwrap()
+    }
+
     /// Another replica of this PostgreSQL-backed server: its own process state and clock
     /// reading, the same schema, configuration and master key.
     pub async fn replica(&self) -> TestApp {

@@ -44,11 +44,14 @@ async fn mutate(db: &mut Db<'_>, m: Mutation, audit: &mut Vec<Draft>) -> Result<
             )
             .await
             .map(drop),
+        // A revoked session's refresh token goes with it.
         Mutation::RevokeSession { session, at } => {
-            db.execute("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", &[&session.as_str(), &at.0]).await.map(drop)
+            db.execute("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", &[&session.as_str(), &at.0]).await?;
+            db.execute("DELETE FROM sso_refresh WHERE session_id = $1", &[&session.as_str()]).await.map(drop)
         }
         Mutation::RevokeUserSessions { user, at } => {
-            db.execute("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL", &[&user.as_str(), &at.0]).await.map(drop)
+            db.execute("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL", &[&user.as_str(), &at.0]).await?;
+            db.execute("DELETE FROM sso_refresh WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)", &[&user.as_str()]).await.map(drop)
         }
         Mutation::InsertCode(k) => db
             .execute(
@@ -121,6 +124,24 @@ async fn mutate(db: &mut Db<'_>, m: Mutation, audit: &mut Vec<Draft>) -> Result<
             require(n, codec::sso_attempt_done)
         }
         Mutation::PurgeSsoAttempts { before } => db.execute("DELETE FROM sso_attempts WHERE expires_at < $1", &[&before.0]).await.map(drop),
+        Mutation::InsertSsoRefresh(r) => db
+            .execute(
+                &format!("INSERT INTO sso_refresh ({}) VALUES ($1, $2, $3, $4, $5, $6)", codec::SSO_REFRESH_COLS),
+                &[&r.session_id.as_str(), &r.provider, &r.subject, &r.refresh_sealed, &r.validated_at.0, &r.checked_at.0],
+            )
+            .await
+            .map(drop),
+        Mutation::UpdateSsoRefresh(r) => db
+            .execute(
+                "UPDATE sso_refresh SET refresh_sealed = $2, validated_at = $3, checked_at = $4 WHERE session_id = $1",
+                &[&r.session_id.as_str(), &r.refresh_sealed, &r.validated_at.0, &r.checked_at.0],
+            )
+            .await
+            .map(drop),
+        Mutation::PurgeSsoRefresh { at } => db
+            .execute("DELETE FROM sso_refresh WHERE session_id IN (SELECT id FROM sessions WHERE revoked_at IS NOT NULL OR expires_at <= $1)", &[&at.0])
+            .await
+            .map(drop),
         Mutation::RecordTokenUse { key, expires_at } => {
             let n = db.execute("INSERT INTO token_uses (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", &[&key, &expires_at.0]).await?;
             require(n, codec::token_replayed)

@@ -13,7 +13,7 @@ use stint_core::audit::Record;
 use stint_core::crypto::StoredKey;
 use stint_core::error::Result;
 use stint_core::ids::{LeaseId, SessionId, UserId, Username, WorkloadId, WorkloadName};
-use stint_core::model::{BackendKind, Identity, Lease, LeaseScope, OneTimeCode, RoleRequest, Session, SsoAttempt, User};
+use stint_core::model::{BackendKind, Identity, Lease, LeaseScope, OneTimeCode, RoleRequest, Session, SsoAttempt, SsoRefresh, User};
 use stint_core::scim::{ScimGroup, ScimProfile, ScimToken};
 use stint_core::store::{Change, Store};
 use stint_core::workload::{JoinToken, Workload, WorkloadKey};
@@ -21,7 +21,7 @@ use stint_core::Timestamp;
 
 use crate::codec::{
     self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, JOIN_TOKEN_COLS, KEY_COLS, LEASE_COLS, SCIM_GROUP_COLS, SCIM_PROFILE_COLS, SCIM_TOKEN_COLS,
-    SESSION_COLS, USER_COLS, WORKLOAD_COLS, WORKLOAD_KEY_COLS,
+    SESSION_COLS, SSO_REFRESH_COLS, USER_COLS, WORKLOAD_COLS, WORKLOAD_KEY_COLS,
 };
 use crate::error::{store, StoreError};
 use writer::Writer;
@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../../migrations/sqlite/0007_workloads.sql")),
     (8, include_str!("../../migrations/sqlite/0008_scim.sql")),
     (9, include_str!("../../migrations/sqlite/0009_scim_directory.sql")),
+    (10, include_str!("../../migrations/sqlite/0010_sso_refresh.sql")),
     (11, include_str!("../../migrations/sqlite/0011_account_expiry.sql")),
 ];
 
@@ -242,6 +243,18 @@ impl Store for SqliteStore {
     async fn sso_attempt_by_user_code(&self, hash: &str, now: Timestamp) -> Result<Option<SsoAttempt>> {
         let sql = "SELECT body FROM sso_attempts WHERE user_code_hash = ?1 AND status = 'pending' AND expires_at > ?2 ORDER BY expires_at DESC LIMIT 1";
         self.one(sql, params![hash, now.0], |r| codec::sso_attempt(r))
+    }
+
+    async fn sso_refresh_due(&self, checked_before: Timestamp, now: Timestamp, limit: u32) -> Result<Vec<SsoRefresh>> {
+        let sql = format!(
+            "SELECT {SSO_REFRESH_COLS} FROM sso_refresh r WHERE r.checked_at <= ?1 AND EXISTS \
+             (SELECT 1 FROM sessions s WHERE s.id = r.session_id AND s.revoked_at IS NULL AND s.expires_at > ?2) ORDER BY r.checked_at, r.session_id LIMIT ?3"
+        );
+        self.all(&sql, params![checked_before.0, now.0, limit], |r| codec::sso_refresh(r))
+    }
+
+    async fn sso_refresh(&self, session: &SessionId) -> Result<Option<SsoRefresh>> {
+        self.one(&format!("SELECT {SSO_REFRESH_COLS} FROM sso_refresh WHERE session_id = ?1"), [session.as_str()], |r| codec::sso_refresh(r))
     }
 
     async fn signing_keys(&self) -> Result<Vec<StoredKey>> {

@@ -48,11 +48,14 @@ fn mutate(c: &Connection, m: Mutation, audit: &mut Vec<Draft>) -> Result<()> {
             params![s.id.as_str(), s.lookup, s.secret_hash, s.user_id.as_str(), s.created_at.0, s.expires_at.0, s.revoked_at.map(|t| t.0), s.mfa],
         )
         .map(drop),
+        // A revoked session's refresh token goes with it.
         Mutation::RevokeSession { session, at } => {
-            exec(c, "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![session.as_str(), at.0]).map(drop)
+            exec(c, "UPDATE sessions SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL", params![session.as_str(), at.0])?;
+            exec(c, "DELETE FROM sso_refresh WHERE session_id = ?1", [session.as_str()]).map(drop)
         }
         Mutation::RevokeUserSessions { user, at } => {
-            exec(c, "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL", params![user.as_str(), at.0]).map(drop)
+            exec(c, "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL", params![user.as_str(), at.0])?;
+            exec(c, "DELETE FROM sso_refresh WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?1)", [user.as_str()]).map(drop)
         }
         Mutation::InsertCode(k) => exec(
             c,
@@ -121,6 +124,22 @@ fn mutate(c: &Connection, m: Mutation, audit: &mut Vec<Draft>) -> Result<()> {
             require(n, codec::sso_attempt_done)
         }
         Mutation::PurgeSsoAttempts { before } => exec(c, "DELETE FROM sso_attempts WHERE expires_at < ?1", params![before.0]).map(drop),
+        Mutation::InsertSsoRefresh(r) => exec(
+            c,
+            &format!("INSERT INTO sso_refresh ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", codec::SSO_REFRESH_COLS),
+            params![r.session_id.as_str(), r.provider, r.subject, r.refresh_sealed, r.validated_at.0, r.checked_at.0],
+        )
+        .map(drop),
+        Mutation::UpdateSsoRefresh(r) => exec(
+            c,
+            "UPDATE sso_refresh SET refresh_sealed = ?2, validated_at = ?3, checked_at = ?4 WHERE session_id = ?1",
+            params![r.session_id.as_str(), r.refresh_sealed, r.validated_at.0, r.checked_at.0],
+        )
+        .map(drop),
+        Mutation::PurgeSsoRefresh { at } => {
+            exec(c, "DELETE FROM sso_refresh WHERE session_id IN (SELECT id FROM sessions WHERE revoked_at IS NOT NULL OR expires_at <= ?1)", params![at.0])
+                .map(drop)
+        }
         Mutation::RecordTokenUse { key, expires_at } => {
             let n = exec(c, "INSERT INTO token_uses (key, expires_at) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING", params![key, expires_at.0])?;
             require(n, codec::token_replayed)

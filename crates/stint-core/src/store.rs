@@ -423,3 +423,29 @@ pub trait Invalidations: Send {
     /// Waits for the next notice; notices arriving meanwhile may be merged.
     async fn next(&mut self) -> Stale;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_key_changes_make_a_replica_stale() {
+        let now = Timestamp(1_800_000_000);
+        let retire = Mutation::RetireKeysExcept { keep: "k2".into(), at: now, verify_until: now };
+        let disable = Mutation::SetUserDisabled { user: UserId::random(&mut rand_core::OsRng), disabled: true };
+        assert_eq!(retire.stales(), Some(Stale::Keys));
+        // Read from the store on every request: nothing to tell the other replicas.
+        assert_eq!(disable.stales(), None);
+        let change = Change::default().with(disable).with(retire).with(Mutation::RetireKeysExcept { keep: "k3".into(), at: now, verify_until: now });
+        assert_eq!(change.stales().into_iter().collect::<Vec<_>>(), vec![Stale::Keys]);
+    }
+
+    #[test]
+    fn notice_names_round_trip_and_unknown_ones_mean_everything() {
+        for s in [Stale::Keys, Stale::Everything] {
+            assert_eq!(Stale::parse(s.as_str()), s);
+        }
+        assert_eq!(Stale::parse("policies"), Stale::Everything);
+        assert_eq!(Stale::parse(""), Stale::Everything);
+    }
+}

@@ -408,4 +408,90 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>>;
     /// The chain head `(seq, hash)` kept apart from the records; `None` before the first append.
     async fn audit_head(&self) -> Result<Option<(u64, String)>>;
+
+    /// Word of changes committed by any process sharing this store, for a store several
+    /// replicas share; `None` (the default) for a store only this process writes.
+    fn invalidations(&self) -> Option<Box<dyn Invalidations>> {
+        None
+    }
+}
+
+/// What a replica holds in memory that a committed change can make stale
+/// (see `docs/replicas.md`). Everything else is read from the store on every request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stale {
+    /// The signing keys: the signer, the published key set, and the tokens verified with them.
+    Keys,
+    /// Anything: word of some changes may have been lost (the store was unreachable).
+    Everything,
+}
+
+impl Stale {
+    /// The stable name a store sends between replicas.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stale::Keys => "keys",
+            Stale::Everything => "everything",
+        }
+    }
+
+    /// The inverse of [`Stale::as_str`]; an unknown name (a newer replica's) counts as
+    /// [`Stale::Everything`], so nothing a replica does not understand is left stale.
+    pub fn parse(name: &str) -> Stale {
+        match name {
+            "keys" => Stale::Keys,
+            _ => Stale::Everything,
+        }
+    }
+}
+
+impl Mutation {
+    /// What this mutation makes stale in the memory of the replicas that did not commit it.
+    pub fn stales(&self) -> Option<Stale> {
+        match self {
+            Mutation::InsertKey(_) | Mutation::RetireKeysExcept { .. } => Some(Stale::Keys),
+            _ => None,
+        }
+    }
+}
+
+impl Change {
+    /// What this change makes stale on other replicas, each once.
+    pub fn stales(&self) -> std::collections::BTreeSet<Stale> {
+        self.mutations.iter().filter_map(Mutation::stales).collect()
+    }
+}
+
+/// A stream of [`Stale`] notices from a shared store; reconnects by itself, and says
+/// [`Stale::Everything`] after any gap in which notices may have been lost.
+#[async_trait::async_trait]
+pub trait Invalidations: Send {
+    /// Waits for the next notice; notices arriving meanwhile may be merged.
+    async fn next(&mut self) -> Stale;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_key_changes_make_a_replica_stale() {
+        let now = Timestamp(1_800_000_000);
+        let retire = Mutation::RetireKeysExcept { keep: "k2".into(), at: now, verify_until: now };
+        let disable = Mutation::SetUserDisabled { user: UserId::random(&mut rand_core::OsRng), disabled: true };
+        assert_eq!(retire.stales(), Some(Stale::Keys));
+        // Read from the store on every request: nothing to tell the other replicas.
+        assert_eq!(disable.stales(), None);
+        let change = Change::default().with(disable).with(retire).with(Mutation::RetireKeysExcept { keep: "k3".into(), at: now, verify_until: now });
+        assert_eq!(change.stales().into_iter().collect::<Vec<_>>(), vec![Stale::Keys]);
+    }
+
+    #[test]
+    fn notice_names_round_trip_and_unknown_ones_mean_everything() {
+        for s in [Stale::Keys, Stale::Everything] {
+            assert_eq!(Stale::parse(s.as_str()), s);
+        }
+        assert_eq!(Stale::parse("policies"), Stale::Everything);
+        assert_eq!(Stale::parse(""), Stale::Everything);
+    }
 }

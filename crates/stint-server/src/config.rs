@@ -144,6 +144,30 @@ pub struct PostgresSection {
     pub lock_timeout: Option<String>,
     /// A statement running this long fails with 503 (default 5s).
     pub statement_timeout: Option<String>,
+    /// How often each replica re-reads what it keeps in memory, in case a notice from
+    /// another replica was lost (default 10s; see `docs/replicas.md`).
+    pub reread_interval: Option<String>,
+    /// Do not listen for other replicas' notices: only the re-read keeps memory true. For
+    /// tests and benchmarks of the fallback.
+    pub danger_ignore_notifications: Option<bool>,
+}
+
+/// How replicas sharing a PostgreSQL store keep what they hold in memory true (`[postgres]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replicas {
+    /// The fallback: what is held is read again this often, whatever was heard.
+    pub reread: std::time::Duration,
+    /// Other replicas' notices are listened for (off only with `danger_ignore_notifications`).
+    pub listen: bool,
+}
+
+fn replicas(s: &PostgresSection, origin: &str, warnings: &mut Vec<String>) -> Result<Replicas, ConfigError> {
+    let secs = secs_within(origin, "postgres.reread_interval", s.reread_interval.as_deref(), 10, 1..=300, "between 1s and 5m")?;
+    let listen = !s.danger_ignore_notifications.unwrap_or(false);
+    if !listen {
+        warnings.push(format!("postgres.danger_ignore_notifications: a key rotated on another replica is seen here only by the re-read every {secs}s"));
+    }
+    Ok(Replicas { reread: std::time::Duration::from_secs(secs), listen })
 }
 
 /// An optional duration setting in whole seconds: `default` when absent, refused outside
@@ -526,6 +550,8 @@ pub struct Config {
     pub store: String,
     /// PostgreSQL timeouts (`[postgres]`).
     pub store_timeouts: stint_core::store::Timeouts,
+    /// Notices between replicas and the periodic re-read (`[postgres]`).
+    pub replicas: Replicas,
     pub master_key_file: Option<PathBuf>,
     pub log_format: LogFormat,
     /// Where TLS ends (`tls_cert_file`/`tls_key_file`, or `tls = "proxy"`).
@@ -722,12 +748,14 @@ impl Config {
             named_people: oncall_feeds.iter().flat_map(|f| f.people_map.iter().map(|(_, u)| u.clone())).collect(),
         };
         let bench_floor = fc.bench.floor.unwrap_or(false);
+        let replicas = replicas(&fc.postgres, origin, &mut warnings)?;
         Ok(Config {
             source,
             listen,
             data_dir,
             store,
             store_timeouts,
+            replicas,
             master_key_file: over.master_key_file.or(fc.master_key_file),
             log_format,
             tls,
@@ -755,6 +783,8 @@ impl Config {
                 "idle_in_transaction_timeout": format!("{}s", self.store_timeouts.idle_in_transaction_secs),
                 "lock_timeout": format!("{}s", self.store_timeouts.lock_secs),
                 "statement_timeout": format!("{}s", self.store_timeouts.statement_secs),
+                "reread_interval": format!("{}s", self.replicas.reread.as_secs()),
+                "danger_ignore_notifications": !self.replicas.listen,
             },
             "master_key_file": self.master_key_file.as_ref().map_or_else(|| format!("{} (generated; one machine only)", self.data_dir.join("master.key").display()), |p| p.display().to_string()),
             "public_url": self.broker.issuer,
@@ -1006,6 +1036,19 @@ mod tests {
         ] {
             let e = load_str(toml).unwrap_err().to_string();
             assert!(e.contains(key), "{toml}: {e}");
+        }
+    }
+
+    #[test]
+    fn replicas_reread_is_bounded_and_ignoring_notices_is_warned() {
+        let d = load_str("").unwrap();
+        assert_eq!(d.replicas, Replicas { reread: std::time::Duration::from_secs(10), listen: true });
+        let c = load_str("[postgres]\nreread_interval = \"1s\"\ndanger_ignore_notifications = true").unwrap();
+        assert_eq!(c.replicas, Replicas { reread: std::time::Duration::from_secs(1), listen: false });
+        assert!(c.warnings.iter().any(|w| w.contains("danger_ignore_notifications")), "{:?}", c.warnings);
+        for toml in ["[postgres]\nreread_interval = \"0s\"", "[postgres]\nreread_interval = \"10m\""] {
+            let e = load_str(toml).unwrap_err().to_string();
+            assert!(e.contains("postgres.reread_interval"), "{toml}: {e}");
         }
     }
 

@@ -103,6 +103,40 @@ pub struct App {
     pub startup: Startup,
     /// On-call calendars to re-read while serving.
     feeds: Vec<config::oncall::CalendarFeed>,
+    /// Notices of what other replicas changed, from a shared store (`docs/replicas.md`).
+    invalidations: Option<Box<dyn stint_core::store::Invalidations>>,
+    /// How often what the broker holds is read again, whatever was heard.
+    reread: std::time::Duration,
+}
+
+/// How often expired token uses and finished SSO attempts are purged, and folded refusals
+/// summarised.
+const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The fallback for notices lost between replicas: what the broker holds is compared with
+/// the store every `every` and read again where it differs. It also drops retired keys from
+/// the key set once their last token expired.
+async fn reread(broker: Arc<Broker>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = broker.refresh_keys().await {
+            tracing::warn!(code = e.code(), error = %e, "key re-read failed; retrying on the next");
+        }
+    }
+}
+
+/// Hands each notice of another replica's change to the broker. A notice that cannot be acted
+/// on now (the store unreachable) is left to the periodic re-read.
+async fn follow_changes(broker: Arc<Broker>, mut notices: Box<dyn stint_core::store::Invalidations>) {
+    loop {
+        let what = notices.next().await;
+        match broker.invalidate(what).await {
+            Ok(()) => tracing::debug!(what = what.as_str(), "read again after a notice"),
+            Err(e) => tracing::warn!(what = what.as_str(), code = e.code(), error = %e, "could not act on a notice; the periodic re-read will"),
+        }
+    }
 }
 
 /// Why an on-call calendar was not taken: a stable code, and a message without the feed
@@ -265,6 +299,8 @@ impl App {
             }
             backends.insert(aws.name.clone(), Arc::new(b));
         }
+        // Listening starts before the keys are first read, so no rotation falls between.
+        let invalidations = if cfg.replicas.listen { store.invalidations() } else { None };
         let broker = Broker::new(cfg.broker.clone(), store, clock, broker::os_entropy(), kek, work, metrics.clone())
             .with_identity_providers(idps)
             .with_ci_issuers(ci)
@@ -275,7 +311,13 @@ impl App {
         let startup = broker.start(&cfg.digest()).await?;
         // A throwaway key, never stored or published: floor tokens verify nowhere.
         let bench_floor = cfg.bench_floor.then(|| Arc::new(stint_core::crypto::SigningKey::generate(&mut rand_core::OsRng)));
-        Ok(App { state: AppState { broker, metrics, bench_floor, limits }, startup, feeds: cfg.oncall_feeds.clone() })
+        Ok(App {
+            state: AppState { broker, metrics, bench_floor, limits },
+            startup,
+            feeds: cfg.oncall_feeds.clone(),
+            invalidations,
+            reread: cfg.replicas.reread,
+        })
     }
 
     pub fn router(&self) -> axum::Router {
@@ -291,20 +333,18 @@ impl App {
 
     /// As [`App::serve`]; with `tls`, HTTPS with that certificate, followed as its files change.
     pub async fn serve_with(
-        self,
+        mut self,
         listener: tokio::net::TcpListener,
         tls: Option<Arc<tls::Certificate>>,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let keys = tokio::spawn(reread(self.state.broker.clone(), self.reread));
+        let notices = self.invalidations.take().map(|n| tokio::spawn(follow_changes(self.state.broker.clone(), n)));
         let broker = self.state.broker.clone();
-        let keys = tokio::spawn(async move {
-            // Follows rotations on other replicas, and drops retired keys once their tokens expired.
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+        let housekeeping = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
             loop {
                 tick.tick().await;
-                if let Err(e) = broker.refresh_keys().await {
-                    tracing::warn!(error = %e, "key refresh failed");
-                }
                 if let Err(e) = broker.housekeeping().await {
                     tracing::warn!(error = %e, "housekeeping failed");
                 }
@@ -349,6 +389,8 @@ impl App {
             }
         };
         keys.abort();
+        housekeeping.abort();
+        notices.iter().for_each(|n| n.abort());
         reaper.abort();
         revalidate.abort();
         // Refusals counted but not yet summarised are written before the process ends.

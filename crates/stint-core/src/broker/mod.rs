@@ -455,8 +455,21 @@ impl Broker {
         let signer = Arc::new(active.open(&self.kek)?);
         let public = keys.iter().filter(|k| k.publishable(now)).map(|k| PublicKey::from_bytes(&k.public)).collect::<Result<Vec<_>>>()?;
         let ring = Arc::new(Keyring { signer, public, loaded_at: now });
-        *self.keyring.write().map_err(|_| Error::Internal("keyring lock poisoned".into()))? = Some(ring);
+        let old = self.keyring.write().map_err(|_| Error::Internal("keyring lock poisoned".into()))?.replace(ring.clone());
+        // A token verified with a key no longer published must be verified again (and fail).
+        let dropped = old.is_some_and(|o| o.public.iter().any(|k| !ring.public.iter().any(|n| n.kid() == k.kid())));
+        if dropped {
+            self.verified_cache.write().map_err(|_| Error::Internal("verified cache lock poisoned".into()))?.clear();
+        }
         Ok(())
+    }
+
+    /// Drops what `what` made stale, reading it again from the store: another replica
+    /// committed a change ([`crate::store::Invalidations`]), or word of it may have been lost.
+    pub async fn invalidate(&self, what: crate::store::Stale) -> Result<()> {
+        match what {
+            crate::store::Stale::Keys | crate::store::Stale::Everything => self.reload_keys().await,
+        }
     }
 
     fn keyring(&self) -> Result<Arc<Keyring>> {

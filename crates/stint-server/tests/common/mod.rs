@@ -55,6 +55,8 @@ pub struct TestApp {
     pub work: Arc<CountingWork>,
     pub data_dir: PathBuf,
     pg_schema: Option<String>,
+    /// The PostgreSQL server the schema is on.
+    pg_url: String,
     /// The master key file's text and the configuration, for replicas ([`TestApp::replica`]).
     kek_file: String,
     cfg_path: PathBuf,
@@ -279,25 +281,36 @@ pub async fn spawn_app_at(backend: Backend, extra_toml: &str, start: Timestamp) 
 type Wrap<'a> = &'a (dyn Fn(Arc<dyn Store>) -> Arc<dyn Store> + Sync);
 
 async fn spawn_app_wrapped(backend: Backend, extra_toml: &str, start: Timestamp, wrap: Wrap<'_>) -> TestApp {
+    spawn_app_on(&pg_url(), backend, extra_toml, start, wrap).await
+}
+
+/// As [`spawn_app_with`], on PostgreSQL at `url` (a private cluster a test starts and stops).
+pub async fn spawn_app_on_postgres(url: &str, extra_toml: &str) -> TestApp {
+    spawn_app_on(url, Backend::Postgres, extra_toml, Timestamp(1_800_000_000), &|store| store).await
+}
+
+async fn spawn_app_on(url: &str, backend: Backend, extra_toml: &str, start: Timestamp, wrap: Wrap<'_>) -> TestApp {
     let data_dir = std::env::temp_dir().join(unique("stint-test"));
     std::fs::create_dir_all(&data_dir).unwrap();
     let cfg_path = data_dir.join("stint.toml");
     std::fs::write(&cfg_path, extra_toml).unwrap();
     let schema = matches!(backend, Backend::Postgres).then(|| unique("stint_t"));
     let (_, kek_file) = MasterKey::generate(&mut rand_core::OsRng);
-    let mut app = start_server(data_dir, cfg_path, schema.as_deref(), kek_file, ManualClock::new(start), None, wrap).await;
+    let pg = schema.as_deref().map(|s| (url, s));
+    let mut app = start_server(data_dir, cfg_path, pg, kek_file, ManualClock::new(start), None, wrap).await;
     assert!(!app.bootstrap_token.is_empty(), "a fresh store offers a bootstrap token");
     app.pg_schema = schema;
     app
 }
 
 /// Starts a server on `data_dir` with the configuration at `cfg_path`, on SQLite there or on
-/// PostgreSQL in `schema`. The returned app does not own the schema (it is not dropped with it).
+/// PostgreSQL at `pg`'s URL in its schema. The returned app does not own the schema (it is not
+/// dropped with it).
 /// `public_url` defaults to the listening address.
 async fn start_server(
     data_dir: PathBuf,
     cfg_path: PathBuf,
-    schema: Option<&str>,
+    pg: Option<(&str, &str)>,
     kek_file: String,
     clock: ManualClock,
     public_url: Option<String>,
@@ -307,11 +320,11 @@ async fn start_server(
     let addr = listener.local_addr().unwrap();
     let over = Overrides { listen: Some(addr.to_string()), data_dir: Some(data_dir.clone()), public_url, ..Default::default() };
     let cfg = Config::load(Some(&cfg_path), over).unwrap();
-    let store: Arc<dyn Store> = match schema {
+    let store: Arc<dyn Store> = match pg {
         None => stint_store::open("sqlite", &data_dir).await.unwrap(),
-        Some(schema) => Arc::new(
-            stint_store::PostgresStore::connect_with_schema(&pg_url(), Some(schema)).await.expect("PostgreSQL must be reachable at STINT_TEST_POSTGRES_URL"),
-        ),
+        Some((url, schema)) => {
+            Arc::new(stint_store::PostgresStore::connect_with_schema(url, Some(schema)).await.expect("PostgreSQL must be reachable at STINT_TEST_POSTGRES_URL"))
+        }
     };
     let store = wrap(store);
     let kek = MasterKey::from_file_contents(&kek_file).unwrap();
@@ -330,6 +343,7 @@ async fn start_server(
         work,
         data_dir,
         pg_schema: None,
+        pg_url: pg.map_or_else(pg_url, |(u, _)| u.to_owned()),
         kek_file,
         cfg_path,
     }
@@ -340,7 +354,7 @@ impl Drop for TestApp {
         let _ = std::fs::remove_dir_all(&self.data_dir);
         if let Some(schema) = self.pg_schema.take() {
             // Drop the schema on a separate thread: Drop cannot await.
-            let url = pg_url();
+            let url = self.pg_url.clone();
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 rt.block_on(async {
@@ -374,7 +388,8 @@ impl TestApp {
         let data_dir = std::env::temp_dir().join(unique("stint-replica"));
         std::fs::create_dir_all(&data_dir).unwrap();
         // Behind one load balancer, replicas share the public URL: the issuer of every token.
-        start_server(data_dir, self.cfg_path.clone(), Some(schema), self.kek_file.clone(), self.clock.clone(), Some(self.base.clone()), &|s| s).await
+        let pg = Some((self.pg_url.as_str(), schema));
+        start_server(data_dir, self.cfg_path.clone(), pg, self.kek_file.clone(), self.clock.clone(), Some(self.base.clone()), &|s| s).await
     }
 
     /// The PostgreSQL schema holding this server's tables.

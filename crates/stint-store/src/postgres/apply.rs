@@ -9,7 +9,9 @@ use super::pool::{Db, Slot};
 use crate::codec::{self, require};
 use crate::error::store;
 
-pub(super) async fn apply(slot: &mut Slot, change: Change) -> Result<u64> {
+/// `schema` names the deployment whose replicas hear of what the change makes stale.
+pub(super) async fn apply(slot: &mut Slot, change: Change, schema: &str) -> Result<u64> {
+    let stale = change.stales();
     let Slot { client, stmts } = slot;
     // Dropping the transaction on an early return rolls it back.
     let tx = client.transaction().await.map_err(store)?;
@@ -20,6 +22,8 @@ pub(super) async fn apply(slot: &mut Slot, change: Change) -> Result<u64> {
         mutate(&mut db, m, &mut audit).await?;
     }
     let seq = append(&mut db, audit).await?;
+    // Delivered by PostgreSQL when (and only if) the transaction commits.
+    super::notify::announce(&mut db, schema, &stale).await?;
     tx.commit().await.map_err(store)?;
     Ok(seq)
 }

@@ -1,6 +1,7 @@
 //! The PostgreSQL adapter, for several stint replicas sharing one database.
 
 mod apply;
+mod notify;
 mod pool;
 
 use stint_core::audit::Record;
@@ -46,6 +47,9 @@ const MIGRATION_LOCK: i64 = 0x7374_696e_746d_6967;
 
 pub struct PostgresStore {
     pool: Pool,
+    /// Where the tables are (`""`: the connection's default), naming this deployment's
+    /// notices among others sharing the database.
+    schema: String,
 }
 
 impl PostgresStore {
@@ -65,7 +69,7 @@ impl PostgresStore {
         let target = session_target(url, schema, timeouts)?;
         let pool = Pool::connect(target, POOL_SIZE).await?;
         migrate(&pool, schema).await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore { pool, schema: schema.unwrap_or_default().to_owned() })
     }
 
     async fn all<T>(&self, sql: &str, params: Params<'_>, decode: impl Fn(&tokio_postgres::Row) -> Result<T>) -> Result<Vec<T>> {
@@ -148,7 +152,7 @@ async fn migrate(pool: &Pool, schema: Option<&str>) -> Result<()> {
 impl Store for PostgresStore {
     async fn apply(&self, change: Change) -> Result<u64> {
         let mut slot = self.pool.get().await?;
-        apply::apply(&mut slot, change).await
+        apply::apply(&mut slot, change, &self.schema).await
     }
 
     async fn user_by_name(&self, name: &Username) -> Result<Option<User>> {
@@ -323,5 +327,11 @@ impl Store for PostgresStore {
     async fn audit_head(&self) -> Result<Option<(u64, String)>> {
         let head = self.one("SELECT seq, hash FROM audit_head WHERE id = 1", &[], codec::head).await?;
         Ok(codec::public_head(head.ok_or_else(|| crate::error::corrupt("audit_head"))?))
+    }
+
+    /// A listener on a connection of its own ([`notify`]); `None` outside a Tokio runtime.
+    fn invalidations(&self) -> Option<Box<dyn stint_core::store::Invalidations>> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        Some(Box::new(notify::Listener::start(&runtime, self.pool.target().clone(), self.schema.clone())))
     }
 }

@@ -38,6 +38,11 @@ impl Pool {
         Ok(Pool { target, slots, next: AtomicUsize::new(0) })
     }
 
+    /// Where the connections go, for one held apart from the pool (the change listener).
+    pub(super) fn target(&self) -> &Target {
+        &self.target
+    }
+
     /// A free connection if there is one, else the next in turn once it is released. A
     /// connection the server closed (restart, failover) is replaced before use.
     pub(super) async fn get(&self) -> Result<MutexGuard<'_, Slot>> {

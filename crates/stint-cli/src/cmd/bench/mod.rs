@@ -19,6 +19,7 @@ mod agent;
 mod ci;
 mod flood;
 mod pg;
+mod replicas;
 mod workload;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
@@ -56,6 +57,12 @@ pub enum Scenario {
     /// issuance under flood against alone. Runs with the server's default rate limits, so on
     /// its own
     Flood,
+    /// Two more replicas of the server on its PostgreSQL (needs --store postgres://…): a
+    /// person disabled on A, their token introspected on B and C until refused
+    /// (--revocations trials); keys rotated on A, B's and C's JWKS read until they publish
+    /// the new key (--rotations trials). Once with notices between replicas, once with B and
+    /// C ignoring them and re-reading every second
+    Replicas,
 }
 
 #[derive(Args)]
@@ -95,6 +102,13 @@ pub struct BenchArgs {
     /// role with CREATEROLE); every role the run creates is dropped at the end
     #[arg(long)]
     postgres: Option<String>,
+    /// Trials of the replicas scenario's revocation, per mode
+    #[arg(long, default_value_t = 1000)]
+    revocations: usize,
+    /// Trials of the replicas scenario's key rotation, per mode (each leaves a key published
+    /// for hours)
+    #[arg(long, default_value_t = 100)]
+    rotations: usize,
     /// An AWS API (the moto emulator) the agent scenario's credentials come from
     #[arg(long, value_name = "URL")]
     aws_endpoint: Option<String>,
@@ -364,6 +378,7 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
     let mut reports = Vec::new();
     let mut flooded = None;
     let mut agent_report = None;
+    let mut replicas_report = None;
     for scenario in &a.scenarios {
         eprintln!("bench: {scenario:?}…");
         let (lat, errors, elapsed) = match scenario {
@@ -419,6 +434,11 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
                 agent_report = Some(agent::run(&http, &url, &admin, &data, duration, a.concurrency).await?);
                 continue;
             }
+            Scenario::Replicas => {
+                let setup = replicas::Setup { url: &url, store: &a.store, data: &data, admin: &admin, revocations: a.revocations, rotations: a.rotations };
+                replicas_report = Some(replicas::run(&http, &setup).await?);
+                continue;
+            }
             Scenario::Workload => {
                 let keys = Arc::new(workload::agents(&http, &url, &admin, a.concurrency).await?);
                 let make = workload::request(&url, keys);
@@ -450,7 +470,7 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
         Some(n) => Some(memory(&http, &url, &a.store, &data, server.child.id(), n, a.concurrency).await?),
         None => None,
     };
-    print(&a, &reports, memory.as_ref(), flooded.as_ref(), agent_report.as_ref())?;
+    print(&a, &reports, memory.as_ref(), flooded.as_ref(), agent_report.as_ref(), replicas_report.as_deref())?;
     drop(server);
     if let (true, Some(pg)) = (wants_pg, a.postgres.as_deref()) {
         let n = pg::clean_up(pg).await?;
@@ -479,7 +499,8 @@ fn request_for(scenario: Scenario, url: &str, sessions: Arc<Vec<String>>, tokens
         | Scenario::PostgresFloor
         | Scenario::Flood
         | Scenario::Workload
-        | Scenario::Agent => Arc::new(move |h, i| h.post(format!("{url}/v1/introspect")).form(&[("token", tokens[i % tokens.len()].as_str())])),
+        | Scenario::Agent
+        | Scenario::Replicas => Arc::new(move |h, i| h.post(format!("{url}/v1/introspect")).form(&[("token", tokens[i % tokens.len()].as_str())])),
     }
 }
 
@@ -544,42 +565,16 @@ struct Memory {
 /// Seeds `n` live sessions straight into the store, touches each once over HTTP, then reads
 /// the server's resident memory from /proc.
 async fn memory(http: &reqwest::Client, url: &str, store: &str, data: &Path, pid: u32, n: usize, concurrency: usize) -> Result<Memory> {
-    use stint_core::bearer::{mint, BearerKind};
-    use stint_core::ids::{SessionId, UserId, Username};
-    use stint_core::model::{Session, User};
     use stint_core::store::{Change, Mutation};
     eprintln!("bench: seeding {n} sessions…");
     let db = stint_store::open(store, data).await.map_err(super::operator_error)?;
-    let mut rng = rand_core::OsRng;
-    let t = now();
     let mut bearers = Vec::with_capacity(n);
     for batch in 0..n.div_ceil(1000) {
-        let user = User {
-            id: UserId::random(&mut rng),
-            name: Username::parse(&format!("seeded{batch}"))?,
-            groups: vec![],
-            disabled: false,
-            password_hash: None,
-            totp_sealed: None,
-            totp_last_step: 0,
-            expires_at: None,
-            sponsor: None,
-            created_at: t,
-        };
+        let user = seeded_user(&format!("seeded{batch}"))?;
         let mut change = Change::default();
         for _ in 0..1000.min(n - batch * 1000) {
-            let b = mint(BearerKind::Session, &mut rng);
-            let s = Session {
-                id: SessionId::random(&mut rng),
-                lookup: b.lookup,
-                secret_hash: b.hash.to_vec(),
-                user_id: user.id.clone(),
-                created_at: t,
-                expires_at: stint_core::Timestamp(t.0 + 8 * 3600),
-                revoked_at: None,
-                mfa: "password+totp".into(),
-            };
-            bearers.push(b.value.expose().to_owned());
+            let (s, bearer) = seeded_session(&user);
+            bearers.push(bearer);
             change.mutations.push(Mutation::InsertSession(s));
         }
         change.mutations.insert(0, Mutation::InsertUser(user));
@@ -595,7 +590,48 @@ async fn memory(http: &reqwest::Client, url: &str, store: &str, data: &Path, pid
     Ok(Memory { sessions: n, touched: lat.len() as u64, errors, rss_mib: kib("VmRSS:") / 1024.0, peak_rss_mib: kib("VmHWM:") / 1024.0 })
 }
 
-fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>, flooded: Option<&flood::FloodReport>, agent: Option<&agent::AgentReport>) -> Result<()> {
+/// A person written straight into the store, with no password: only seeded sessions reach them.
+fn seeded_user(name: &str) -> Result<stint_core::model::User> {
+    Ok(stint_core::model::User {
+        id: stint_core::ids::UserId::random(&mut rand_core::OsRng),
+        name: stint_core::ids::Username::parse(name)?,
+        groups: vec![],
+        disabled: false,
+        password_hash: None,
+        totp_sealed: None,
+        totp_last_step: 0,
+        expires_at: None,
+        sponsor: None,
+        created_at: now(),
+    })
+}
+
+/// A live session of `user` for the store, and its bearer value.
+fn seeded_session(user: &stint_core::model::User) -> (stint_core::model::Session, String) {
+    use stint_core::bearer::{mint, BearerKind};
+    let t = now();
+    let b = mint(BearerKind::Session, &mut rand_core::OsRng);
+    let s = stint_core::model::Session {
+        id: stint_core::ids::SessionId::random(&mut rand_core::OsRng),
+        lookup: b.lookup,
+        secret_hash: b.hash.to_vec(),
+        user_id: user.id.clone(),
+        created_at: t,
+        expires_at: stint_core::Timestamp(t.0 + 8 * 3600),
+        revoked_at: None,
+        mfa: "password+totp".into(),
+    };
+    (s, b.value.expose().to_owned())
+}
+
+fn print(
+    a: &BenchArgs,
+    reports: &[Report],
+    memory: Option<&Memory>,
+    flooded: Option<&flood::FloodReport>,
+    agent: Option<&agent::AgentReport>,
+    replicated: Option<&[replicas::ReplicasRun]>,
+) -> Result<()> {
     let floor = reports.iter().find(|r| r.scenario.starts_with("floor")).map(|r| r.rate);
     let assume = reports.iter().find(|r| r.scenario.starts_with("assume")).map(|r| r.rate);
     let ratio = floor.zip(assume).map(|(f, i)| i / f);
@@ -619,6 +655,7 @@ fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>, flooded: Op
         "memory": memory,
         "flood": flooded,
         "agent": agent,
+        "replicas": replicated,
     });
     a.output.print(&value, |_| {
         if !reports.is_empty() {
@@ -653,6 +690,9 @@ fn print(a: &BenchArgs, reports: &[Report], memory: Option<&Memory>, flooded: Op
         }
         if let Some(f) = flooded {
             flood::print(f);
+        }
+        if let Some(r) = replicated {
+            replicas::print(r);
         }
         if let Some(g) = agent {
             println!(

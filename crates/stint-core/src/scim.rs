@@ -45,6 +45,10 @@ use crate::model::User;
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 /// The schema URN of the core Group resource.
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+/// stint's extension of the User resource: an account that ends by itself (a contractor's),
+/// with `expires` (a date or RFC 3339 time) and `sponsor` (a user name). Providers let an
+/// administrator map attributes to an extension named this way.
+pub const STINT_USER_EXTENSION: &str = "urn:ietf:params:scim:schemas:extension:stint:2.0:User";
 /// The schema URN of a PATCH request.
 pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 /// Filters longer than this are refused before parsing.
@@ -389,6 +393,10 @@ pub struct UserChanges {
     pub active: Option<bool>,
     pub external_id: Option<Option<String>>,
     pub email: Option<Option<String>>,
+    /// The account's end ([`STINT_USER_EXTENSION`] `expires`); `Some(None)` clears it.
+    pub expires: Option<Option<String>>,
+    /// Its sponsor's user name ([`STINT_USER_EXTENSION`] `sponsor`).
+    pub sponsor: Option<Option<String>>,
 }
 
 fn renaming() -> Error {
@@ -409,6 +417,34 @@ impl UserChanges {
         Ok(())
     }
 
+    /// Applies an attribute of stint's extension (`name` lowercase) set to `v`.
+    fn set_terms(&mut self, name: &str, v: &Value) -> Result<()> {
+        match name {
+            "expires" => self.expires = Some(short_string(v, "expires")?),
+            "sponsor" => self.sponsor = Some(short_string(v, "sponsor")?),
+            _ => return Err(Error::invalid("invalid_path", format!("stint's extension has expires and sponsor; not {:?}", crate::ids::truncate(name)))),
+        }
+        Ok(())
+    }
+
+    /// Applies the extension's object (`{"expires": …, "sponsor": …}`).
+    fn set_extension(&mut self, v: &Value) -> Result<()> {
+        let obj = v.as_object().ok_or_else(|| invalid_value("stint's extension is an object: {\"expires\": …, \"sponsor\": …}"))?;
+        for (k, v) in obj {
+            self.set_terms(&k.to_ascii_lowercase(), v)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a path names stint's extension: the extension itself, or one of its attributes.
+    fn extension_attr(p: &AttrPath) -> Option<Option<String>> {
+        if p.uri.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(STINT_USER_EXTENSION)) {
+            return Some(Some(p.name.to_ascii_lowercase()));
+        }
+        let full = p.to_string();
+        full.eq_ignore_ascii_case(STINT_USER_EXTENSION).then_some(None)
+    }
+
     /// What a PATCH request (RFC 7644 §3.5.2) changes. Both shapes identity providers send are
     /// read: Okta's `{"op":"replace","value":{"active":false}}` and Microsoft Entra ID's
     /// `{"op":"Replace","path":"active","value":"False"}`, and Entra's
@@ -423,6 +459,14 @@ impl UserChanges {
                         c.email = Some(if kind == "remove" { None } else { email(value)? });
                     } else if core_name(&vp.attr, USER_SCHEMA).as_deref() == Some("username") {
                         return Err(renaming());
+                    }
+                }
+                (_, Some(PatchPath::Attr(p))) if UserChanges::extension_attr(&p).is_some() => {
+                    match (kind.as_str(), UserChanges::extension_attr(&p).flatten()) {
+                        ("remove", Some(name)) => c.set_terms(&name, &Value::Null)?,
+                        ("remove", None) => c.set_extension(&serde_json::json!({ "expires": null, "sponsor": null }))?,
+                        (_, Some(name)) => c.set_terms(&name, value)?,
+                        (_, None) => c.set_extension(value)?,
                     }
                 }
                 ("remove", Some(PatchPath::Attr(p))) => match core_name(&p, USER_SCHEMA).as_deref() {
@@ -440,11 +484,21 @@ impl UserChanges {
                 (_, None) => {
                     let value = value.as_object().ok_or_else(|| syntax("an operation without a path carries an object value"))?;
                     for (k, v) in value {
-                        if let Some(name) = core_name(
-                            &parse_path(k).map_err(|_| Error::invalid("invalid_path", format!("{:?} is not an attribute", crate::ids::truncate(k))))?.attr(),
-                            USER_SCHEMA,
-                        ) {
-                            c.set(&name, v)?;
+                        // The extension's URN alone does not parse as a path: it names the object.
+                        if k.eq_ignore_ascii_case(STINT_USER_EXTENSION) {
+                            c.set_extension(v)?;
+                            continue;
+                        }
+                        let path =
+                            parse_path(k).map_err(|_| Error::invalid("invalid_path", format!("{:?} is not an attribute", crate::ids::truncate(k))))?.attr();
+                        match UserChanges::extension_attr(&path) {
+                            Some(Some(name)) => c.set_terms(&name, v)?,
+                            Some(None) => c.set_extension(v)?,
+                            None => {
+                                if let Some(name) = core_name(&path, USER_SCHEMA) {
+                                    c.set(&name, v)?;
+                                }
+                            }
                         }
                     }
                 }
@@ -485,8 +539,12 @@ pub fn user_resource(body: &Value) -> Result<(String, UserChanges)> {
         .find(|(k, _)| k.eq_ignore_ascii_case("userName"))
         .and_then(|(_, v)| v.as_str())
         .ok_or_else(|| invalid_value("a User carries its userName"))?;
-    let mut c = UserChanges { active: Some(true), external_id: Some(None), email: Some(None) };
+    let mut c = UserChanges { active: Some(true), external_id: Some(None), email: Some(None), expires: Some(None), sponsor: Some(None) };
     for (k, v) in obj {
+        if k.eq_ignore_ascii_case(STINT_USER_EXTENSION) {
+            c.set_extension(v)?;
+            continue;
+        }
         let k = k.to_ascii_lowercase();
         if k != "username" {
             c.set(&k, v)?;
@@ -728,7 +786,28 @@ mod tests {
         });
         let (name, c) = user_resource(&body).unwrap();
         assert_eq!(name, "carol");
-        assert_eq!(c, UserChanges { active: Some(false), external_id: Some(Some("00u9".into())), email: Some(Some("carol@example.com".into())) });
+        assert_eq!(
+            c,
+            UserChanges {
+                active: Some(false),
+                external_id: Some(Some("00u9".into())),
+                email: Some(Some("carol@example.com".into())),
+                expires: Some(None),
+                sponsor: Some(None)
+            }
+        );
+        let contractor =
+            json!({ "schemas": [USER_SCHEMA, STINT_USER_EXTENSION], "userName": "vic", STINT_USER_EXTENSION: { "expires": "2027-03-31", "sponsor": "alice" } });
+        let (_, c) = user_resource(&contractor).unwrap();
+        assert_eq!((c.expires, c.sponsor), (Some(Some("2027-03-31".into())), Some(Some("alice".into()))));
+        let extend =
+            json!({ "schemas": [PATCH_SCHEMA], "Operations": [{ "op": "replace", "path": format!("{STINT_USER_EXTENSION}:expires"), "value": "2027-06-30" }] });
+        let c = UserChanges::from_patch(&extend).unwrap();
+        assert_eq!((c.expires, c.sponsor), (Some(Some("2027-06-30".into())), None), "only the end changes");
+        let okta =
+            json!({ "schemas": [PATCH_SCHEMA], "Operations": [{ "op": "replace", "value": { STINT_USER_EXTENSION: { "expires": null, "sponsor": null } } }] });
+        let c = UserChanges::from_patch(&okta).unwrap();
+        assert_eq!((c.expires, c.sponsor), (Some(None), Some(None)), "an account that no longer ends");
         let (_, c) = user_resource(&json!({ "schemas": [USER_SCHEMA], "userName": "dan" })).unwrap();
         assert_eq!(c.active, Some(true), "active by default");
         assert_eq!(user_resource(&json!({ "schemas": [GROUP_SCHEMA], "userName": "dan" })).unwrap_err().code(), "invalid_syntax");

@@ -243,6 +243,11 @@ fn user_resource(p: &ScimPerson) -> serde_json::Value {
     if let Some(e) = p.profile.as_ref().and_then(|p| p.email.as_deref()) {
         r["emails"] = serde_json::json!([{ "value": e, "type": "work", "primary": true }]);
     }
+    if let (Some(at), Some(sponsor)) = (u.expires_at, &p.sponsor) {
+        let ext = stint_core::scim::STINT_USER_EXTENSION;
+        r["schemas"] = serde_json::json!([stint_core::scim::USER_SCHEMA, ext]);
+        r[ext] = serde_json::json!({ "expires": at.to_rfc3339(), "sponsor": sponsor });
+    }
     r
 }
 
@@ -491,6 +496,15 @@ fn resource_schemas() -> Vec<serde_json::Value> {
             ],
         ),
         schema(
+            stint_core::scim::STINT_USER_EXTENSION,
+            "StintAccount",
+            "An account that ends by itself (a contractor's or a vendor's)",
+            vec![
+                attr("expires", "dateTime", "readWrite", false, "When the account ends: an RFC 3339 time, or a date (through the end of that day, UTC)"),
+                attr("sponsor", "string", "readWrite", false, "The user name of the person who vouches for it; alerted before the end"),
+            ],
+        ),
+        schema(
             stint_core::scim::GROUP_SCHEMA,
             "Group",
             "A group at the identity provider; [scim.groups] maps it to a stint group",
@@ -525,7 +539,7 @@ fn list_response(page: Vec<serde_json::Value>, total: usize, start: usize) -> se
 
 /// RFC 7644 §4: the schemas this service provider serves.
 async fn schemas(Scim(_): Scim) -> Response {
-    scim_json(StatusCode::OK, list_response(resource_schemas(), 2, 1))
+    scim_json(StatusCode::OK, list_response(resource_schemas(), 3, 1))
 }
 
 /// RFC 7644 §4: the resource types this service provider serves.
@@ -541,6 +555,8 @@ async fn resource_types(Scim(_): Scim) -> Response {
             "meta": { "resourceType": "ResourceType", "location": format!("/scim/v2/ResourceTypes/{name}") },
         })
     };
-    let types = vec![kind("User", "People", stint_core::scim::USER_SCHEMA), kind("Group", "The provider's groups", stint_core::scim::GROUP_SCHEMA)];
+    let mut user = kind("User", "People", stint_core::scim::USER_SCHEMA);
+    user["schemaExtensions"] = serde_json::json!([{ "schema": stint_core::scim::STINT_USER_EXTENSION, "required": false }]);
+    let types = vec![user, kind("Group", "The provider's groups", stint_core::scim::GROUP_SCHEMA)];
     scim_json(StatusCode::OK, list_response(types, 2, 1))
 }

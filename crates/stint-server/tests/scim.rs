@@ -360,3 +360,36 @@ async fn an_external_id_names_one_person_and_provisioned_people_have_no_password
     let row = users.iter().find(|u| u.id.as_str() == erin_id).unwrap();
     assert!(row.password_hash.is_none() && !row.disabled, "provisioned: signs in through the provider");
 }
+
+/// A contractor provisioned by the identity provider: stint's User extension carries the
+/// account's end and sponsor (as `stint user add --expires --sponsor` does), PATCH extends it,
+/// and an end without a sponsor is refused.
+#[tokio::test]
+async fn the_provider_provisions_a_contractor_with_an_end_and_a_sponsor() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let admin = app.admin().await;
+    let (_, made) = app.post("/v1/scim/tokens", Some(&admin.session), json!({ "name": "okta" })).await;
+    let token = made["token"].as_str().unwrap().to_owned();
+    const EXT: &str = "urn:ietf:params:scim:schemas:extension:stint:2.0:User";
+    let user = "urn:ietf:params:scim:schemas:core:2.0:User";
+    let body = json!({ "schemas": [user, EXT], "userName": "vic", EXT: { "expires": "2027-03-31", "sponsor": "root" } });
+    let (s, vic) = scim_send(&app, reqwest::Method::POST, "/scim/v2/Users", &token, Some(body)).await;
+    assert_eq!(s, StatusCode::CREATED, "{vic}");
+    assert_eq!(vic[EXT], json!({ "expires": "2027-04-01T00:00:00Z", "sponsor": "root" }), "{vic}");
+    let id = vic["id"].as_str().unwrap().to_owned();
+    let row = app.store.user_by_id(&stint_core::ids::UserId::parse(&id).unwrap()).await.unwrap().unwrap();
+    assert_eq!(row.expires_at.map(|t| t.to_rfc3339()).as_deref(), Some("2027-04-01T00:00:00Z"));
+
+    let extend = json!({ "schemas": [PATCH], "Operations": [{ "op": "replace", "path": format!("{EXT}:expires"), "value": "2027-06-30" }] });
+    let (s, v) = scim_send(&app, reqwest::Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(extend)).await;
+    assert_eq!((s, v[EXT]["expires"].as_str(), v[EXT]["sponsor"].as_str()), (StatusCode::OK, Some("2027-07-01T00:00:00Z"), Some("root")), "{v}");
+    let records = app.store.audit_after(0, 10_000).await.unwrap();
+    assert!(records.iter().any(|r| r.event == "user.expiry_changed" && r.actor == "scim:okta" && r.subject == id), "on the record");
+
+    let half = json!({ "schemas": [user, EXT], "userName": "val", EXT: { "expires": "2027-03-31" } });
+    let (s, e) = scim_send(&app, reqwest::Method::POST, "/scim/v2/Users", &token, Some(half)).await;
+    assert_eq!((s, e["scimType"].as_str()), (StatusCode::BAD_REQUEST, Some("invalidValue")), "{e}");
+    let never = json!({ "schemas": [PATCH], "Operations": [{ "op": "remove", "path": EXT }] });
+    let (s, v) = scim_send(&app, reqwest::Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(never)).await;
+    assert_eq!((s, v.get(EXT)), (StatusCode::OK, None), "an account that no longer ends: {v}");
+}

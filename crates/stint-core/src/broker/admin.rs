@@ -162,7 +162,7 @@ impl Broker {
 
     /// Checks an account's terms: an end in the future (at most `MAX_TERM_DAYS` away) and a
     /// sponsor who is an enabled person whose own account does not end (and not the person).
-    async fn terms(&self, t: Terms<'_>, person: Option<&UserId>, now: Timestamp) -> Result<(Timestamp, User)> {
+    pub(super) async fn terms(&self, t: Terms<'_>, person: Option<&UserId>, now: Timestamp) -> Result<(Timestamp, User)> {
         let at = Timestamp::parse_end(t.expires)
             .ok_or_else(|| Error::invalid("invalid_expiry", format!("{:?} is not a date (2026-12-31) or an RFC 3339 time", crate::ids::truncate(t.expires))))?;
         if at <= now {

@@ -15,7 +15,7 @@ use crate::secret::SecretString;
 use crate::store::{Change, Mutation};
 use crate::time::Timestamp;
 
-use super::admin::Admin;
+use super::admin::{Admin, Terms};
 use super::Broker;
 
 /// A new SCIM token, shown once to the administrator who made it.
@@ -108,6 +108,8 @@ impl Broker {
 pub struct ScimPerson {
     pub user: User,
     pub profile: Option<ScimProfile>,
+    /// The user name of the sponsor of an account that ends.
+    pub sponsor: Option<Username>,
 }
 
 impl ScimPerson {
@@ -129,7 +131,12 @@ impl Broker {
     /// that starts provisioning finds existing accounts by `userName`).
     pub async fn scim_users(&self, _caller: &ScimCaller) -> Result<Vec<ScimPerson>> {
         let mut profiles: BTreeMap<UserId, ScimProfile> = self.store.scim_profiles().await?.into_iter().collect();
-        Ok(self.store.users().await?.into_iter().map(|user| ScimPerson { profile: profiles.remove(&user.id), user }).collect())
+        let users = self.store.users().await?;
+        let names: BTreeMap<UserId, Username> = users.iter().map(|u| (u.id.clone(), u.name.clone())).collect();
+        Ok(users
+            .into_iter()
+            .map(|user| ScimPerson { profile: profiles.remove(&user.id), sponsor: user.sponsor.as_ref().and_then(|s| names.get(s).cloned()), user })
+            .collect())
     }
 
     /// The person with SCIM `id` (their user id).
@@ -137,7 +144,11 @@ impl Broker {
         let id = UserId::parse(id).map_err(|_| unknown_user(id))?;
         let user = self.store.user_by_id(&id).await?.ok_or_else(|| unknown_user(id.as_str()))?;
         let profile = self.store.scim_profiles().await?.into_iter().find(|(u, _)| u == &id).map(|(_, p)| p);
-        Ok(ScimPerson { user, profile })
+        let sponsor = match &user.sponsor {
+            Some(s) => self.store.user_by_id(s).await?.map(|s| s.name),
+            None => None,
+        };
+        Ok(ScimPerson { user, profile, sponsor })
     }
 
     /// Refuses an `externalId` another person has (`external_id_taken`).
@@ -162,6 +173,10 @@ impl Broker {
         let profile = ScimProfile { external_id: c.external_id.flatten(), email: c.email.flatten() };
         self.external_id_free(profile.external_id.as_deref(), None).await?;
         let now = self.now();
+        let terms = match terms_of(c.expires.flatten(), c.sponsor.flatten())? {
+            Some((expires, sponsor)) => Some(self.terms(Terms { expires: &expires, sponsor: &sponsor }, None, now).await?),
+            None => None,
+        };
         let mut user = User {
             id: UserId::random(&mut *self.rng()),
             name: name.clone(),
@@ -170,8 +185,8 @@ impl Broker {
             password_hash: None,
             totp_sealed: None,
             totp_last_step: 0,
-            expires_at: None,
-            sponsor: None,
+            expires_at: terms.as_ref().map(|(at, _)| *at),
+            sponsor: terms.as_ref().map(|(_, s)| s.id.clone()),
             created_at: now,
         };
         // A person the provider already lists in a group it maps gets that group at once.
@@ -184,12 +199,16 @@ impl Broker {
             .detail("name", &name)
             .detail("groups", list.join(","))
             .detail("disabled", user.disabled.to_string());
+        let d = match &terms {
+            Some((at, sponsor)) => d.detail("expires_at", at).detail("sponsor", &sponsor.name),
+            None => d,
+        };
         let change = Change::default()
             .with(Mutation::InsertUser(user.clone()))
             .with(Mutation::PutScimProfile { user: user.id.clone(), profile: profile.clone(), at: now })
             .record(d);
         self.commit(change).await?;
-        Ok(ScimPerson { user, profile: Some(profile) })
+        Ok(ScimPerson { user, profile: Some(profile), sponsor: terms.map(|(_, s)| s.name) })
     }
 
     /// `PUT` and `PATCH /Users/{id}`: what the provider changes of a person. `name` (PUT's
@@ -218,6 +237,28 @@ impl Broker {
             let d = Draft::new(now, Event::ScimUserUpdated, Outcome::Success).actor(&actor).subject(&person.user.id).detail("fields", fields.join(","));
             self.commit(Change::default().with(Mutation::PutScimProfile { user: person.user.id.clone(), profile: after.clone(), at: now }).record(d)).await?;
             person.profile = Some(after);
+        }
+        if c.expires.is_some() || c.sponsor.is_some() {
+            let expires = c.expires.unwrap_or_else(|| person.user.expires_at.map(|t| t.to_rfc3339()));
+            let sponsor = c.sponsor.unwrap_or_else(|| person.sponsor.as_ref().map(ToString::to_string));
+            let now = self.now();
+            let terms = match terms_of(expires, sponsor)? {
+                Some((expires, sponsor)) => Some(self.terms(Terms { expires: &expires, sponsor: &sponsor }, Some(&person.user.id), now).await?),
+                None => None,
+            };
+            let (at, sponsor) = (terms.as_ref().map(|(at, _)| *at), terms.map(|(_, s)| s));
+            if at != person.user.expires_at || sponsor.as_ref().map(|s| &s.id) != person.user.sponsor.as_ref() {
+                let d = Draft::new(now, Event::UserExpiryChanged, Outcome::Success).actor(&actor).subject(&person.user.id);
+                let d = match (&at, &sponsor) {
+                    (Some(at), Some(s)) => d.detail("expires_at", at).detail("sponsor", &s.name),
+                    _ => d.detail("expires_at", "never"),
+                };
+                let m = Mutation::SetUserExpiry { user: person.user.id.clone(), expires_at: at, sponsor: sponsor.as_ref().map(|s| s.id.clone()) };
+                self.commit(Change::default().with(m).record(d)).await?;
+                person.user.expires_at = at;
+                person.user.sponsor = sponsor.as_ref().map(|s| s.id.clone());
+                person.sponsor = sponsor.map(|s| s.name);
+            }
         }
         match c.active {
             Some(active) if person.user.disabled == active => {
@@ -331,5 +372,16 @@ impl Broker {
             Some((id, _)) => self.store.user_by_id(id).await,
             None => Ok(None),
         }
+    }
+}
+
+/// An account's terms from what the provider says: both (an account that ends), neither (one
+/// that does not), or one without the other, refused.
+fn terms_of(expires: Option<String>, sponsor: Option<String>) -> Result<Option<(String, String)>> {
+    match (expires, sponsor) {
+        (Some(e), Some(s)) => Ok(Some((e, s))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(Error::invalid("invalid_value", "an account that ends has a sponsor: set sponsor in the stint extension too")),
+        (None, Some(_)) => Err(Error::invalid("invalid_value", "a sponsor vouches for an account that ends: set expires in the stint extension too")),
     }
 }

@@ -86,6 +86,37 @@ pub struct FileConfig {
 pub struct UsersSection {
     /// How long before an account's end its sponsor is alerted; default `7d`.
     pub expiry_alert: Option<String>,
+    /// Accounts that end, set here rather than with `stint user expiry`.
+    #[serde(default)]
+    pub account: Vec<AccountSection>,
+}
+
+/// `[[users.account]]`: an account's end and its sponsor.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSection {
+    pub name: String,
+    /// `2026-12-31` (through that day, UTC) or an RFC 3339 time.
+    pub expires: String,
+    pub sponsor: String,
+}
+
+fn accounts(list: Vec<AccountSection>, origin: &str) -> Result<Vec<stint_core::broker::ConfiguredAccount>, ConfigError> {
+    use stint_core::ids::Username;
+    list.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let key = |k: &str| format!("users.account[{i}].{k}");
+            let name = Username::parse(&a.name).map_err(|e| err(origin, &key("name"), e))?;
+            let sponsor = Username::parse(&a.sponsor).map_err(|e| err(origin, &key("sponsor"), e))?;
+            if name == sponsor {
+                return Err(err(origin, &key("sponsor"), "an account does not sponsor itself"));
+            }
+            let expires_at = stint_core::Timestamp::parse_end(&a.expires)
+                .ok_or_else(|| err(origin, &key("expires"), format!("{:?} is not a date (2026-12-31) or an RFC 3339 time", a.expires)))?;
+            Ok(stint_core::broker::ConfiguredAccount { name, expires_at, sponsor })
+        })
+        .collect()
 }
 
 /// `[scim]`: how people an identity provider provisions tie into sign-in and groups.
@@ -745,6 +776,7 @@ impl Config {
             folding: limits.folding,
             scim,
             expiry_alert: ttl("users.expiry_alert", fc.users.expiry_alert, "7d")?,
+            accounts: accounts(fc.users.account, origin)?,
             named_people: oncall_feeds.iter().flat_map(|f| f.people_map.iter().map(|(_, u)| u.clone())).collect(),
         };
         let bench_floor = fc.bench.floor.unwrap_or(false);

@@ -279,3 +279,27 @@ async fn a_contractor_account_alerts_its_sponsor_then_ends_with_everything_it_ho
     assert!(records.iter().any(|r| r.event == "session.revoked" && r.subject == vera_id));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `[[users.account]]` sets an account's end and sponsor from the configuration: applied by
+/// the housekeeping to the person once they exist (here, added after the start), audited with
+/// `config` as the actor, and ended at that time like any other.
+#[tokio::test]
+async fn the_configuration_sets_a_contractors_end_and_sponsor() {
+    let app = spawn_app_with(Backend::Sqlite, "[[users.account]]\nname = \"vic\"\nexpires = \"2027-01-20\"\nsponsor = \"root\"\n").await;
+    let admin = app.admin().await;
+    let vic = app.person(&admin, "vic", &[]).await;
+    assert_eq!(app.state.broker.expire_accounts().await.unwrap(), stint_core::broker::ExpiredAccounts { alerted: 1, ended: 0 }, "within 7 days of its end");
+    let (_, users) = app.get("/v1/users", Some(&admin.session)).await;
+    let listed = users.as_array().unwrap().iter().find(|u| u["name"] == "vic").unwrap().clone();
+    assert_eq!(listed["expires_at"].as_i64(), stint_core::Timestamp::parse_end("2027-01-20").map(|t| t.0), "{listed}");
+    let records = app.store.audit_after(0, 10_000).await.unwrap();
+    assert!(records.iter().any(|r| r.event == "user.expiry_changed" && r.actor == "config" && r.details["sponsor"] == "root"));
+    // Applied once: the next housekeeping changes nothing.
+    app.state.broker.expire_accounts().await.unwrap();
+    let again = app.store.audit_after(0, 10_000).await.unwrap().iter().filter(|r| r.event == "user.expiry_changed").count();
+    assert_eq!(again, 1);
+    // At its end it ends.
+    app.clock.advance(30 * 86_400);
+    assert_eq!(app.state.broker.expire_accounts().await.unwrap().ended, 1);
+    assert!(app.get("/v1/whoami", Some(&vic.session)).await.0.is_client_error());
+}

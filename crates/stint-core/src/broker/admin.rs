@@ -212,6 +212,7 @@ impl Broker {
     pub async fn expire_accounts(&self) -> Result<ExpiredAccounts> {
         let now = self.now();
         let mut out = ExpiredAccounts::default();
+        self.apply_configured_accounts(now).await?;
         for user in self.store.expiring_unalerted(now.plus(self.cfg.expiry_alert)).await? {
             let (Some(at), Some(sponsor_id)) = (user.expires_at, &user.sponsor) else { continue };
             let sponsor = self.store.user_by_id(sponsor_id).await?.map_or_else(|| sponsor_id.to_string(), |s| s.name.to_string());
@@ -246,6 +247,30 @@ impl Broker {
             out.ended += 1;
         }
         Ok(out)
+    }
+
+    /// Gives the accounts `[[users.account]]` names the end and sponsor it sets, when they
+    /// differ (a person created later, by SSO or SCIM, gets them at the next housekeeping).
+    /// An entry whose sponsor cannot sponsor (disabled, or an account that ends) waits until
+    /// they can.
+    async fn apply_configured_accounts(&self, now: Timestamp) -> Result<()> {
+        for a in &self.cfg.accounts {
+            let (Some(user), Some(sponsor)) = (self.store.user_by_name(&a.name).await?, self.store.user_by_name(&a.sponsor).await?) else { continue };
+            if user.expires_at == Some(a.expires_at) && user.sponsor.as_ref() == Some(&sponsor.id) {
+                continue;
+            }
+            if sponsor.disabled || sponsor.expires_at.is_some() {
+                continue;
+            }
+            let d = Draft::new(now, Event::UserExpiryChanged, Outcome::Success)
+                .actor("config")
+                .subject(&user.id)
+                .detail("expires_at", a.expires_at)
+                .detail("sponsor", &sponsor.name);
+            let m = Mutation::SetUserExpiry { user: user.id.clone(), expires_at: Some(a.expires_at), sponsor: Some(sponsor.id) };
+            self.commit(Change::default().with(m).record(d)).await?;
+        }
+        Ok(())
     }
 
     pub async fn list_users(&self, _admin: &Admin<'_>) -> Result<Vec<UserInfo>> {

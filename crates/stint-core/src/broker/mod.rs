@@ -88,6 +88,16 @@ pub struct BrokerConfig {
     pub scim: crate::scim::ScimSettings,
     /// How long before an account's end its sponsor is alerted.
     pub expiry_alert: Ttl,
+    /// Accounts whose end and sponsor the configuration sets (`[[users.account]]`).
+    pub accounts: Vec<ConfiguredAccount>,
+}
+
+/// An account's end and sponsor, as `[[users.account]]` sets them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfiguredAccount {
+    pub name: crate::ids::Username,
+    pub expires_at: Timestamp,
+    pub sponsor: crate::ids::Username,
 }
 
 /// What one person or workload may hold at once, so a stolen session or agent key cannot

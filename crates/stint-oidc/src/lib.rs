@@ -207,6 +207,36 @@ impl Provider {
         Ok(())
     }
 
+    /// Posts `form` to the token endpoint as the confidential client (`client_secret_basic`).
+    /// `Ok(Err((status, error)))` is the provider's refusal (a 4xx, RFC 6749 §5.2) with its
+    /// `error` code, empty when it names none; `Err` is an answer that is neither a refusal nor
+    /// a success (unreachable, a 5xx, a body stint cannot read).
+    async fn token_request<T: serde::de::DeserializeOwned>(
+        &self,
+        client_id: &str,
+        client_secret: &SecretString,
+        form: &[(&str, &str)],
+    ) -> Result<std::result::Result<T, (reqwest::StatusCode, String)>> {
+        let url = self.discovery.token_endpoint.as_ref().ok_or_else(no_login_endpoints)?;
+        let resp = self
+            .http
+            .post(url)
+            .basic_auth(client_id, Some(client_secret.expose()))
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| unreachable("token endpoint", url, e))?;
+        let status = resp.status();
+        if status.is_client_error() {
+            let body: serde_json::Value = read_json(resp, "token endpoint", url).await.unwrap_or_default();
+            return Ok(Err((status, body["error"].as_str().unwrap_or("").chars().take(64).collect())));
+        }
+        if !status.is_success() {
+            return Err(unreachable("token endpoint", url, status));
+        }
+        read_json(resp, "token endpoint", url).await.map(Ok)
+    }
+
     /// Redeems an authorization code (confidential client, `client_secret_basic`, PKCE).
     pub async fn exchange_code(
         &self,
@@ -217,29 +247,11 @@ impl Provider {
         verifier: &SecretString,
     ) -> Result<TokenResponse> {
         let form = [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri), ("code_verifier", verifier.expose())];
-        let url = self.discovery.token_endpoint.as_ref().ok_or_else(no_login_endpoints)?;
-        let resp = self
-            .http
-            .post(url)
-            .basic_auth(client_id, Some(client_secret.expose()))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| unreachable("token endpoint", url, e))?;
-        let status = resp.status();
-        if status.is_client_error() {
-            // RFC 6749 §5.2: the provider refused the code (used, expired, wrong verifier).
-            let body: serde_json::Value = read_json(resp, "token endpoint", url).await.unwrap_or_default();
-            let code = body["error"].as_str().unwrap_or("invalid_grant").chars().take(64).collect::<String>();
-            return Err(Error::unauthenticated(
-                "sso_code_refused",
-                format!("the identity provider refused the login ({code}); start again with `stint login`"),
-            ));
-        }
-        if !status.is_success() {
-            return Err(unreachable("token endpoint", url, status));
-        }
-        read_json(resp, "token endpoint", url).await
+        // RFC 6749 §5.2: the provider refused the code (used, expired, wrong verifier).
+        self.token_request(client_id, client_secret, &form).await?.map_err(|(_, code)| {
+            let code = if code.is_empty() { "invalid_grant".to_owned() } else { code };
+            Error::unauthenticated("sso_code_refused", format!("the identity provider refused the login ({code}); start again with `stint login`"))
+        })
     }
 
     /// Uses a refresh token (RFC 6749 §6; confidential client, `client_secret_basic`).
@@ -254,29 +266,15 @@ impl Provider {
         refresh_token: &SecretString,
     ) -> Result<std::result::Result<RefreshResponse, String>> {
         let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())];
-        let url = self.discovery.token_endpoint.as_ref().ok_or_else(no_login_endpoints)?;
-        let resp = self
-            .http
-            .post(url)
-            .basic_auth(client_id, Some(client_secret.expose()))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| unreachable("token endpoint", url, e))?;
-        let status = resp.status();
-        if status.is_client_error() {
-            let body: serde_json::Value = read_json(resp, "token endpoint", url).await.unwrap_or_default();
-            let code = body["error"].as_str().unwrap_or("").chars().take(64).collect::<String>();
-            if code == "invalid_grant" {
-                return Ok(Err(code));
+        match self.token_request(client_id, client_secret, &form).await? {
+            Ok(answer) => Ok(Ok(answer)),
+            Err((_, code)) if code == "invalid_grant" => Ok(Err(code)),
+            Err((status, code)) => {
+                let url = self.discovery.token_endpoint.as_deref().unwrap_or_default();
+                tracing::warn!(url, status = status.as_u16(), error = %code, "the identity provider refused stint's refresh request");
+                Err(Error::upstream("idp_refresh_failed", format!("the identity provider refused stint's refresh request ({status}, {code:?})")))
             }
-            tracing::warn!(url, status = status.as_u16(), error = %code, "the identity provider refused stint's refresh request");
-            return Err(Error::upstream("idp_refresh_failed", format!("the identity provider refused stint's refresh request ({status}, {code:?})")));
         }
-        if !status.is_success() {
-            return Err(unreachable("token endpoint", url, status));
-        }
-        read_json(resp, "token endpoint", url).await.map(Ok)
     }
 }
 

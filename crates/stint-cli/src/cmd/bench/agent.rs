@@ -3,7 +3,8 @@
 //! hide the agent's), and the agent's resident memory afterwards.
 //!
 //! The AWS credential comes from an AWS API at `--aws-endpoint` (the moto emulator:
-//! `.venv/bin/moto_server -p 5000`); the bench server gets a backend there for role `readonly`.
+//! `.venv/bin/moto_server -p 5000`); the bench server gets a backend there for role `readonly`
+//! ([`super::aws::config`]).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -14,14 +15,6 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::call;
-
-/// The bench server's AWS backend on `endpoint` for role `readonly`.
-pub fn config(endpoint: &str) -> String {
-    format!(
-        "[[backends.aws]]\nname = \"aws\"\nregion = \"us-east-1\"\nsts_endpoint = \"{endpoint}\"\niam_endpoint = \"{endpoint}\"\ndanger_allow_http_loopback = true\n\
-         [backends.aws.roles]\nreadonly = \"arn:aws:iam::123456789012:role/stint-bench\"\n"
-    )
-}
 
 #[derive(Serialize)]
 pub struct AgentReport {

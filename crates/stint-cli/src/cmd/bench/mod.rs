@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use crate::output::Output;
 
 mod agent;
+mod aws;
 mod ci;
 mod flood;
 mod pg;
@@ -47,6 +48,12 @@ pub enum Scenario {
     /// `POST /v1/workload/creds` for the role token: verify an agent's assertion (Ed25519,
     /// signed per request), decide, replay check and audit durably, sign
     Workload,
+    /// `AssumeRole` posted straight to the AWS API at --aws-endpoint (moto), without stint:
+    /// the floor of the aws scenario
+    AwsFloor,
+    /// `POST /v1/creds` on an AWS backend at --aws-endpoint (moto): decide, record the lease
+    /// durably, `AssumeRole` with the session policy and tags
+    Aws,
     /// `stint agent`'s AWS container credentials endpoint serving its cached credential,
     /// loaded with wrk over --concurrency connections; and the agent's memory (needs wrk, and
     /// an AWS API at --aws-endpoint, e.g. moto)
@@ -343,10 +350,10 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
         pg::prepare(pg).await?;
         extra.push_str(&pg::config(pg));
     }
-    if a.scenarios.contains(&Scenario::Agent) {
+    if a.scenarios.iter().any(|s| matches!(s, Scenario::Agent | Scenario::Aws | Scenario::AwsFloor)) {
         let endpoint =
-            a.aws_endpoint.as_deref().context("the agent scenario needs --aws-endpoint http://127.0.0.1:PORT (moto: .venv/bin/moto_server -p PORT)")?;
-        extra.push_str(&agent::config(endpoint));
+            a.aws_endpoint.as_deref().context("the agent and aws scenarios need --aws-endpoint http://127.0.0.1:PORT (moto: .venv/bin/moto_server -p PORT)")?;
+        extra.push_str(&aws::config(endpoint));
     }
     let flooding = a.scenarios.contains(&Scenario::Flood);
     if flooding && a.scenarios.len() > 1 {
@@ -447,6 +454,16 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
                     None => closed_loop(&http, make, a.concurrency, duration).await,
                 }
             }
+            Scenario::Aws | Scenario::AwsFloor => {
+                let make = match scenario {
+                    Scenario::Aws => aws::issue(&url, sessions.clone()),
+                    _ => aws::floor(a.aws_endpoint.as_deref().unwrap_or_default()),
+                };
+                match a.rate {
+                    Some(rate) => open_loop(&http, make, rate, duration).await,
+                    None => closed_loop(&http, make, a.concurrency, duration).await,
+                }
+            }
             Scenario::PostgresFloor => {
                 let clients = Arc::new(pg::floor_clients(a.postgres.as_deref().unwrap_or_default()).await?);
                 let run = rand_core::RngCore::next_u32(&mut rand_core::OsRng);
@@ -500,6 +517,8 @@ fn request_for(scenario: Scenario, url: &str, sessions: Arc<Vec<String>>, tokens
         | Scenario::Flood
         | Scenario::Workload
         | Scenario::Agent
+        | Scenario::Aws
+        | Scenario::AwsFloor
         | Scenario::Replicas => Arc::new(move |h, i| h.post(format!("{url}/v1/introspect")).form(&[("token", tokens[i % tokens.len()].as_str())])),
     }
 }

@@ -1,57 +1,28 @@
-//! AWS IAM role inline policies over the Query protocol (API version `2010-05-08`):
-//! `PutRolePolicy`, `GetRolePolicy`, `DeleteRolePolicy`.
+//! AWS IAM role inline policies through `aws-sdk-iam`: `PutRolePolicy`, `GetRolePolicy`,
+//! `DeleteRolePolicy`.
 //!
-//! IAM is a global service: one endpoint, `https://iam.amazonaws.com`, signed for
-//! `us-east-1`. `GetRolePolicy` returns the document percent-encoded (RFC 3986); this client
-//! decodes it. IAM limits the inline policies of one role to 10,240 characters in total
+//! IAM is a global service (the SDK signs for its partition's global region whatever the
+//! client's region). `GetRolePolicy` returns the document percent-encoded (RFC 3986); this
+//! client decodes it. IAM limits the inline policies of one role to 10,240 characters in total
 //! (whitespace not counted), which [`Iam::put_role_policy`] checks for the one document it
 //! is given. IAM answers a missing role and a missing policy alike with `NoSuchEntity`.
 
-use std::sync::Arc;
+use percent_encoding::percent_decode_str;
 
-use crate::chain::CredentialsProvider;
-use crate::encode::percent_decode;
 use crate::error::{Error, Result};
-use crate::query::{self, Clock, Endpoint, QueryClient, SystemClock};
-
-const VERSION: &str = "2010-05-08";
-
-/// IAM signs as this region whatever the caller's region is.
-pub const IAM_REGION: &str = "us-east-1";
 
 /// The most characters (whitespace not counted) all inline policies of one role may have.
 pub const ROLE_INLINE_POLICY_LIMIT: usize = 10_240;
 
-/// An IAM client.
-#[derive(Clone)]
+/// An IAM client (see [`crate::Aws::load`]).
+#[derive(Clone, Debug)]
 pub struct Iam {
-    q: QueryClient,
-    credentials: CredentialsProvider,
+    client: aws_sdk_iam::Client,
 }
 
 impl Iam {
-    /// A client that sends to `endpoint` (signing for `us-east-1`) with `credentials`.
-    pub fn new(endpoint: Endpoint, credentials: CredentialsProvider) -> Result<Iam> {
-        let q = QueryClient {
-            http: query::http_client()?,
-            endpoint,
-            service: "iam",
-            region: IAM_REGION.to_owned(),
-            version: VERSION,
-            clock: Arc::new(SystemClock),
-        };
-        Ok(Iam { q, credentials })
-    }
-
-    /// A client for `https://iam.amazonaws.com`.
-    pub fn global(credentials: CredentialsProvider) -> Result<Iam> {
-        Iam::new(Endpoint::iam(), credentials)
-    }
-
-    /// Replaces the clock that dates signatures (tests).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Iam {
-        self.q.clock = clock;
-        self
+    pub(crate) fn new(client: aws_sdk_iam::Client) -> Iam {
+        Iam { client }
     }
 
     /// `PutRolePolicy`: creates or replaces the inline policy `policy_name` of `role_name`.
@@ -64,8 +35,15 @@ impl Iam {
                 "policy {policy_name:?} has {size} characters; a role's inline policies may have {ROLE_INLINE_POLICY_LIMIT} in total"
             )));
         }
-        let params = [("RoleName", role_name), ("PolicyName", policy_name), ("PolicyDocument", document)];
-        self.call("PutRolePolicy", &params).await.map(drop)
+        self.client
+            .put_role_policy()
+            .role_name(role_name)
+            .policy_name(policy_name)
+            .policy_document(document)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| Error::from_sdk("iam", e))
     }
 
     /// `GetRolePolicy`: the decoded policy document, or `None` if IAM answers `NoSuchEntity`
@@ -73,14 +51,16 @@ impl Iam {
     #[tracing::instrument(skip_all, fields(%role_name, %policy_name))]
     pub async fn get_role_policy(&self, role_name: &str, policy_name: &str) -> Result<Option<String>> {
         check_names(role_name, policy_name)?;
-        let text = match self.call("GetRolePolicy", &[("RoleName", role_name), ("PolicyName", policy_name)]).await {
-            Ok(text) => text,
+        let out = match self.client.get_role_policy().role_name(role_name).policy_name(policy_name).send().await.map_err(|e| Error::from_sdk("iam", e)) {
+            Ok(out) => out,
             Err(e) if e.aws_code() == Some("NoSuchEntity") => return Ok(None),
             Err(e) => return Err(e),
         };
-        let doc = query::document(&text, "iam")?;
-        let encoded = query::required(doc, "iam", &["GetRolePolicyResponse", "GetRolePolicyResult", "PolicyDocument"])?;
-        percent_decode(&encoded).map(Some).ok_or_else(|| Error::malformed("iam", "the policy document is not percent-encoded UTF-8"))
+        // IAM returns the document percent-encoded (RFC 3986); the SDK passes it on as is.
+        percent_decode_str(&out.policy_document)
+            .decode_utf8()
+            .map(|d| Some(d.into_owned()))
+            .map_err(|_| Error::Malformed { service: "iam", detail: "the policy document is not percent-encoded UTF-8".into() })
     }
 
     /// `DeleteRolePolicy`. Returns whether there was a policy to delete: `NoSuchEntity` (no
@@ -88,16 +68,11 @@ impl Iam {
     #[tracing::instrument(skip_all, fields(%role_name, %policy_name))]
     pub async fn delete_role_policy(&self, role_name: &str, policy_name: &str) -> Result<bool> {
         check_names(role_name, policy_name)?;
-        match self.call("DeleteRolePolicy", &[("RoleName", role_name), ("PolicyName", policy_name)]).await {
+        match self.client.delete_role_policy().role_name(role_name).policy_name(policy_name).send().await.map_err(|e| Error::from_sdk("iam", e)) {
             Ok(_) => Ok(true),
             Err(e) if e.aws_code() == Some("NoSuchEntity") => Ok(false),
             Err(e) => Err(e),
         }
-    }
-
-    async fn call(&self, action: &str, params: &[(&str, &str)]) -> Result<String> {
-        let creds = self.credentials.credentials().await?;
-        self.q.call(action, params, Some(&creds)).await
     }
 }
 

@@ -1,35 +1,29 @@
-//! A small, hand-written AWS client: just what stint needs to issue and take back AWS
-//! credentials, without the AWS SDK (whose build cost is out of proportion for four calls).
+//! AWS through the official Rust SDK (`aws-config`, `aws-sdk-sts`, `aws-sdk-iam`), set up the
+//! way stint needs it.
 //!
-//! - [`sigv4`]: Signature Version 4, pure (the time is an argument), tested against AWS's
-//!   published vectors.
-//! - [`chain`]: stint's own ambient credentials — environment, shared credentials file,
-//!   container provider, web identity — cached and refreshed before they expire.
+//! - [`client`]: one [`Aws`] per backend: the SDK's default credential chain (environment,
+//!   `~/.aws/config` profiles with `role_arn`/`source_profile`, IAM Identity Center,
+//!   `credential_process`, web identity, the container provider, EC2 instance metadata with
+//!   IMDSv2) or a fixed key, the region, endpoint overrides that must be HTTPS (plain HTTP only
+//!   to a loopback emulator, when asked), timeouts, and an HTTP client on rustls with ring whose
+//!   answers are capped while they are read.
 //! - [`Sts`]: `AssumeRole` (with `SourceIdentity`, session tags, a session policy) and
-//!   `GetCallerIdentity`.
+//!   `GetCallerIdentity`, with STS's limits checked before anything is sent.
 //! - [`Iam`]: a role's inline policies (`PutRolePolicy`, `GetRolePolicy`, `DeleteRolePolicy`).
 //! - [`revoke`]: the "deny sessions issued before T" policy documents that neutralise
-//!   credentials STS already issued.
+//!   credentials STS already issued (pure).
 //!
-//! Both services speak the AWS Query protocol: a signed form `POST /`, answered with XML that
-//! a bounded hand-written extractor reads. Secrets (secret access keys, session tokens, web
-//! identity and container tokens) are [`SecretString`]s: zeroized on drop, redacted in
-//! `Debug`, never in an [`Error`] or a log line.
+//! Secrets (secret access keys, session tokens) leave this crate only as
+//! [`stint_core::secret::SecretString`]: zeroized on drop, redacted in `Debug`. No [`Error`]
+//! carries one: messages are built from names, codes and AWS's own error text.
 
-pub mod chain;
-mod encode;
+pub mod client;
 pub mod error;
 pub mod iam;
-mod query;
 pub mod revoke;
-pub mod secret;
-pub mod sigv4;
 pub mod sts;
-mod xml;
 
-pub use chain::{AmbientEnv, CredentialsProvider};
+pub use client::{Aws, Endpoint, Identity, Keys, Settings};
 pub use error::{Error, Result};
 pub use iam::Iam;
-pub use query::{Clock, Endpoint, SystemClock};
-pub use secret::{Credentials, SecretString};
 pub use sts::{AssumedRole, CallerIdentity, Sts};

@@ -1,5 +1,4 @@
-//! AWS STS over the Query protocol (API version `2011-06-15`): `AssumeRole`,
-//! `GetCallerIdentity`, and the unsigned `AssumeRoleWithWebIdentity` the credential chain uses.
+//! AWS STS through `aws-sdk-sts`: `AssumeRole` and `GetCallerIdentity`.
 //!
 //! Parameters are checked against STS's documented limits before anything is sent, so a
 //! wrong value fails with a message naming the rule instead of a round trip to AWS:
@@ -7,17 +6,11 @@
 //! `DurationSeconds` is 900–43200, a session policy is at most 2,048 characters, and there
 //! are at most 50 session tags (keys 1–128, values 0–256 characters).
 
-use std::sync::Arc;
-
+use aws_sdk_sts::types::Tag;
 use time::OffsetDateTime;
 
-use crate::chain::CredentialsProvider;
+use crate::client::Keys;
 use crate::error::{Error, Result};
-use crate::query::{self, Clock, Endpoint, QueryClient, SystemClock};
-use crate::secret::{Credentials, SecretString};
-use crate::xml::Node;
-
-const VERSION: &str = "2011-06-15";
 
 /// The shortest and longest `DurationSeconds` STS accepts (15 min, 12 h). A role's own
 /// `MaxSessionDuration` may lower the maximum.
@@ -31,16 +24,15 @@ pub const MAX_SESSION_TAGS: usize = 50;
 /// What `AssumeRole` returns.
 #[derive(Clone, Debug)]
 pub struct AssumedRole {
-    /// Temporary credentials: `ASIA…` key id, secret, session token, expiration.
-    pub credentials: Credentials,
+    /// Temporary credentials: `ASIA…` key id, secret and session token.
+    pub keys: Keys,
+    pub expiration: OffsetDateTime,
     /// `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
     pub arn: String,
     /// `AROA…:<session>`, which is what `aws:userid` holds in the session's requests.
     pub assumed_role_id: String,
     /// Echoed by STS when one was set (absent from some emulators).
     pub source_identity: Option<String>,
-    /// How full the packed session policy and tags are, in percent of the allowed size.
-    pub packed_policy_size: Option<u32>,
 }
 
 /// What `GetCallerIdentity` returns: who the signing credentials belong to.
@@ -51,28 +43,15 @@ pub struct CallerIdentity {
     pub user_id: String,
 }
 
-/// An STS client for one region.
-#[derive(Clone)]
+/// An STS client (see [`crate::Aws::load`]).
+#[derive(Clone, Debug)]
 pub struct Sts {
-    q: QueryClient,
-    credentials: CredentialsProvider,
+    client: aws_sdk_sts::Client,
 }
 
 impl Sts {
-    /// A client that sends to `endpoint` and signs for `region` with `credentials`.
-    pub fn new(region: &str, endpoint: Endpoint, credentials: CredentialsProvider) -> Result<Sts> {
-        Ok(Sts { q: client(region, endpoint)?, credentials })
-    }
-
-    /// A client for STS's regional endpoint `https://sts.{region}.amazonaws.com`.
-    pub fn regional(region: &str, credentials: CredentialsProvider) -> Result<Sts> {
-        Sts::new(region, Endpoint::sts(region)?, credentials)
-    }
-
-    /// Replaces the clock that dates signatures (tests).
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Sts {
-        self.q.clock = clock;
-        self
+    pub(crate) fn new(client: aws_sdk_sts::Client) -> Sts {
+        Sts { client }
     }
 
     /// `AssumeRole`: temporary credentials for `role_arn`, with `source_identity` set (it is
@@ -96,71 +75,44 @@ impl Sts {
         if let Some(p) = policy {
             check_policy(p)?;
         }
-        let duration = duration_secs.to_string();
-        let tag_params = tag_params(tags);
-        let mut params =
-            vec![("RoleArn", role_arn), ("RoleSessionName", role_session_name), ("SourceIdentity", source_identity), ("DurationSeconds", duration.as_str())];
-        params.extend(tag_params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        if let Some(p) = policy {
-            params.push(("Policy", p));
-        }
-        let creds = self.credentials.credentials().await?;
-        let text = self.q.call("AssumeRole", &params, Some(&creds)).await?;
-        parse_assumed_role(&text, "AssumeRoleResponse", "AssumeRoleResult")
+        let tags = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build().map_err(|e| Error::Invalid(format!("session tag {k:?}: {e}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let out = self
+            .client
+            .assume_role()
+            .role_arn(role_arn)
+            .role_session_name(role_session_name)
+            .source_identity(source_identity)
+            .duration_seconds(i32::try_from(duration_secs).unwrap_or(i32::MAX))
+            .set_tags(Some(tags))
+            .set_policy(policy.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| Error::from_sdk("sts", e))?;
+        let missing = |what: &str| Error::Malformed { service: "sts", detail: format!("the AssumeRole answer has no {what}") };
+        let c = out.credentials.ok_or_else(|| missing("Credentials"))?;
+        let user = out.assumed_role_user.ok_or_else(|| missing("AssumedRoleUser"))?;
+        let expiration = OffsetDateTime::from_unix_timestamp(c.expiration.secs())
+            .map_err(|_| Error::Malformed { service: "sts", detail: "the credentials' expiration is out of range".into() })?;
+        Ok(AssumedRole {
+            keys: Keys::new(c.access_key_id, c.secret_access_key, Some(c.session_token)),
+            expiration,
+            arn: user.arn,
+            assumed_role_id: user.assumed_role_id,
+            source_identity: out.source_identity,
+        })
     }
 
     /// `GetCallerIdentity`: the account and ARN of the credentials this client signs with.
     #[tracing::instrument(skip_all)]
     pub async fn get_caller_identity(&self) -> Result<CallerIdentity> {
-        let creds = self.credentials.credentials().await?;
-        let text = self.q.call("GetCallerIdentity", &[], Some(&creds)).await?;
-        let doc = query::document(&text, "sts")?;
-        let field = |name: &str| query::required(doc, "sts", &["GetCallerIdentityResponse", "GetCallerIdentityResult", name]);
-        Ok(CallerIdentity { account: field("Account")?, arn: field("Arn")?, user_id: field("UserId")? })
+        let out = self.client.get_caller_identity().send().await.map_err(|e| Error::from_sdk("sts", e))?;
+        let field =
+            |v: Option<String>, name: &str| v.ok_or_else(|| Error::Malformed { service: "sts", detail: format!("the GetCallerIdentity answer has no {name}") });
+        Ok(CallerIdentity { account: field(out.account, "Account")?, arn: field(out.arn, "Arn")?, user_id: field(out.user_id, "UserId")? })
     }
-}
-
-/// A Query client for STS at `endpoint`, signing for `region`.
-pub(crate) fn client(region: &str, endpoint: Endpoint) -> Result<QueryClient> {
-    query::check_region(region)?;
-    Ok(QueryClient { http: query::http_client()?, endpoint, service: "sts", region: region.to_owned(), version: VERSION, clock: Arc::new(SystemClock) })
-}
-
-/// `AssumeRoleWithWebIdentity` (PROTOCOLS.md §3): unsigned, authenticated by the token.
-pub(crate) async fn assume_role_with_web_identity(q: &QueryClient, role_arn: &str, role_session_name: &str, token: &SecretString) -> Result<AssumedRole> {
-    let params = [("RoleArn", role_arn), ("RoleSessionName", role_session_name), ("WebIdentityToken", token.expose())];
-    let text = q.call("AssumeRoleWithWebIdentity", &params, None).await?;
-    parse_assumed_role(&text, "AssumeRoleWithWebIdentityResponse", "AssumeRoleWithWebIdentityResult")
-}
-
-fn parse_assumed_role(text: &str, response: &str, result: &str) -> Result<AssumedRole> {
-    let doc = query::document(text, "sts")?;
-    let result = doc.path(&[response, result]).ok_or_else(|| Error::malformed("sts", format!("the answer has no {response}/{result}")))?;
-    let field = |path: &[&str]| query::required(result, "sts", path);
-    let expiration = query::parse_time(&field(&["Credentials", "Expiration"])?, "sts")?;
-    let credentials = Credentials::temporary(
-        field(&["Credentials", "AccessKeyId"])?,
-        SecretString::new(field(&["Credentials", "SecretAccessKey"])?),
-        SecretString::new(field(&["Credentials", "SessionToken"])?),
-        Some(expiration),
-    );
-    let optional = |name: &str| result.child(name).and_then(Node::text);
-    Ok(AssumedRole {
-        credentials,
-        arn: field(&["AssumedRoleUser", "Arn"])?,
-        assumed_role_id: field(&["AssumedRoleUser", "AssumedRoleId"])?,
-        source_identity: optional("SourceIdentity"),
-        packed_policy_size: optional("PackedPolicySize").and_then(|s| s.parse().ok()),
-    })
-}
-
-fn tag_params(tags: &[(String, String)]) -> Vec<(String, String)> {
-    let mut out = Vec::with_capacity(tags.len() * 2);
-    for (i, (k, v)) in tags.iter().enumerate() {
-        out.push((format!("Tags.member.{}.Key", i + 1), k.clone()));
-        out.push((format!("Tags.member.{}.Value", i + 1), v.clone()));
-    }
-    out
 }
 
 /// `arn:<partition>:iam::<12-digit account>:role/<path/name>`.
@@ -219,44 +171,9 @@ fn check_policy(policy: &str) -> Result<()> {
     Ok(())
 }
 
-/// A session name for `AssumeRoleWithWebIdentity` when `AWS_ROLE_SESSION_NAME` is unset.
-pub(crate) fn default_session_name(now: OffsetDateTime) -> String {
-    format!("stint-{}", now.unix_timestamp())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_assume_role_answers() {
-        let xml = r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>
-            <SourceIdentity>alice@example.com</SourceIdentity>
-            <AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/demo/s1</Arn><AssumedRoleId>AROA3XFRBF535PLBIFPI4:s1</AssumedRoleId></AssumedRoleUser>
-            <Credentials><AccessKeyId>ASIAJEXAMPLEXEG2JICEA</AccessKeyId><SecretAccessKey>9drTJvcXLB89EXAMPLELB8923FB892xMFI</SecretAccessKey>
-            <SessionToken>AQoXdzELDDY//////////wEaoAK1wvxJY12r2IrDFT2IvAzTCn3zHoZ7YNtpiQLF0MqZye/qwjzP2iEXAMPLEbw/m3hsj8VBTkPORGvr9jM5sgP+w9IZWZnU=</SessionToken>
-            <Expiration>2019-11-09T13:34:41Z</Expiration></Credentials>
-            <PackedPolicySize>6</PackedPolicySize></AssumeRoleResult>
-            <ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ResponseMetadata></AssumeRoleResponse>"#;
-        let r = parse_assumed_role(xml, "AssumeRoleResponse", "AssumeRoleResult").expect("parses");
-        assert_eq!(r.credentials.access_key_id(), "ASIAJEXAMPLEXEG2JICEA");
-        assert_eq!(r.credentials.secret_access_key().expose(), "9drTJvcXLB89EXAMPLELB8923FB892xMFI");
-        assert!(r.credentials.session_token().is_some_and(|t| t.expose().starts_with("AQoXdzELDDY")));
-        assert_eq!(r.credentials.expiration().map(|t| t.unix_timestamp()), Some(1_573_306_481));
-        assert_eq!(r.arn, "arn:aws:sts::123456789012:assumed-role/demo/s1");
-        assert_eq!(r.assumed_role_id, "AROA3XFRBF535PLBIFPI4:s1");
-        assert_eq!(r.source_identity.as_deref(), Some("alice@example.com"));
-        assert_eq!(r.packed_policy_size, Some(6));
-        let shown = format!("{r:?}");
-        assert!(!shown.contains("9drTJvcXLB89") && !shown.contains("AQoXdzELDDY"), "{shown}");
-    }
-
-    #[test]
-    fn a_missing_field_is_malformed() {
-        let xml = "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>A</AccessKeyId></Credentials></AssumeRoleResult></AssumeRoleResponse>";
-        let e = parse_assumed_role(xml, "AssumeRoleResponse", "AssumeRoleResult").expect_err("incomplete");
-        assert!(matches!(e, Error::Malformed { .. }), "{e}");
-    }
 
     #[test]
     fn checks_parameters_before_sending() {
@@ -276,12 +193,5 @@ mod tests {
         assert!(check_tags(&[tag("")]).is_err());
         assert!(check_tags(&(0..51).map(|i| tag(&format!("k{i}"))).collect::<Vec<_>>()).is_err());
         assert!(check_tags(&[tag("team"), tag("ticket")]).is_ok());
-    }
-
-    #[test]
-    fn tags_are_numbered_members() {
-        let p = tag_params(&[("team".into(), "infra".into()), ("ticket".into(), "OPS-1".into())]);
-        let names: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(names, ["Tags.member.1.Key", "Tags.member.1.Value", "Tags.member.2.Key", "Tags.member.2.Value"]);
     }
 }

@@ -1,48 +1,51 @@
-//! AWS (or something posing as its endpoint, or as the container credentials agent) answering
-//! without end: stint-aws stops reading at its cap and refuses with [`Error::Malformed`],
-//! instead of holding the stream in memory until the request times out.
+//! AWS (or something posing as its endpoint, or as a credential provider) answering without
+//! end: the HTTP client stint-aws gives the SDK stops reading at its cap and the call fails,
+//! instead of holding the stream in memory until the call times out.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Instant;
 
-use stint_aws::{AmbientEnv, Credentials, CredentialsProvider, Endpoint, Error, SecretString, Sts, SystemClock};
+use aws_config::imds;
+use aws_config::provider_config::ProviderConfig;
+use aws_credential_types::provider::ProvideCredentials;
+use stint_aws::{Aws, Endpoint, Error, Identity, Keys, Settings};
 use stint_testkit::hostile::{Answer, Hostile, PROMPT};
-
-fn malformed(e: &Error) -> &str {
-    match e {
-        Error::Malformed { what, .. } => what,
-        other => panic!("not Malformed: {other}"),
-    }
-}
 
 #[tokio::test]
 async fn an_endless_sts_answer_is_refused_while_reading() {
     for status in [200, 403] {
         let aws = Hostile::start(|_| vec![("/", Answer::Endless(status, "<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>"))]).await;
-        let own = CredentialsProvider::fixed(Credentials::new("AKIDSTINTTESTBOUNDED", SecretString::new("secret")));
-        let sts = Sts::new("us-east-1", Endpoint::insecure_http_loopback(&aws.url).unwrap(), own).unwrap();
+        let endpoint = Endpoint::insecure_http_loopback(&aws.url).unwrap();
+        let settings = Settings::new("us-east-1", Some(endpoint.clone()), Some(endpoint)).unwrap();
+        let sts = Aws::load(&settings, &Identity::Keys(Keys::new("AKIDSTINTTESTBOUNDED", "secret", None))).await.sts;
         let started = Instant::now();
         let e = sts.get_caller_identity().await.expect_err("refused");
         assert!(started.elapsed() < PROMPT, "refused after {:?}: {e}", started.elapsed());
-        assert_eq!(malformed(&e), "the answer is larger than 1048576 bytes", "HTTP {status}");
+        assert!(matches!(e, Error::Malformed { .. } | Error::Transport { .. }), "HTTP {status}: {e}");
+        assert!(e.to_string().contains("length limit exceeded"), "HTTP {status}: {e}");
         aws.reader_hung_up().await;
     }
 }
 
 #[tokio::test]
-async fn an_endless_container_credentials_answer_is_refused_while_reading() {
-    let agent = Hostile::start(|_| vec![("/v1/credentials", Answer::Endless(200, r#"{"AccessKeyId": ""#))]).await;
-    let vars: HashMap<String, String> =
-        [("HOME", "/nonexistent-stint-test-home".to_owned()), ("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("{}/v1/credentials", agent.url))]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-    let own = CredentialsProvider::chain(AmbientEnv::from_lookup(|k| vars.get(k).cloned()), None, Arc::new(SystemClock)).unwrap();
+async fn an_endless_instance_metadata_answer_is_refused_while_reading() {
+    // The SDK's own IMDSv2 credential provider, on stint's HTTP client: the token is answered,
+    // the credentials never end.
+    let imds_server = Hostile::start(|_| {
+        vec![
+            ("/latest/api/token", Answer::WithHeaders(vec![("x-aws-ec2-metadata-token-ttl-seconds", "21600")], "imds-session-token".into())),
+            ("/latest/meta-data/iam/security-credentials/", Answer::Json("stint-instance".into())),
+            ("/latest/meta-data/iam/security-credentials/stint-instance", Answer::Endless(200, r#"{"Code":"Success","AccessKeyId":""#)),
+        ]
+    })
+    .await;
+    let config = ProviderConfig::empty().with_http_client(stint_aws::client::http_client());
+    let client = imds::Client::builder().configure(&config).endpoint(imds_server.url.as_str()).unwrap().build();
+    let provider = imds::credentials::ImdsCredentialsProvider::builder().configure(&config).imds_client(client).build();
     let started = Instant::now();
-    let e = own.credentials().await.expect_err("refused");
+    let e = provider.provide_credentials().await.expect_err("refused");
     assert!(started.elapsed() < PROMPT, "refused after {:?}: {e}", started.elapsed());
-    assert_eq!(malformed(&e), "the answer is larger than 65536 bytes", "{e}");
-    agent.reader_hung_up().await;
+    let shown = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+    assert!(shown.contains("length limit exceeded"), "{shown}");
+    imds_server.reader_hung_up().await;
 }

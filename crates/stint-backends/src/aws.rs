@@ -1,8 +1,9 @@
 //! AWS: one STS role session per lease.
 //!
 //! Issuing calls STS `AssumeRole` on the IAM role configured for the lease's stint role,
-//! signed with stint's own ambient AWS credentials (the standard chain: environment, shared
-//! credentials file, container provider, web identity; never a key in stint's configuration):
+//! signed with stint's own AWS identity as the AWS SDK's default credential chain finds it
+//! (environment, profiles, web identity, container and instance roles; never a key in stint's
+//! configuration; see [`stint_aws::client`]):
 //!
 //! - `RoleSessionName` is the lease id (`l_…`), so the assumed-role ARN, `aws:userid` and
 //!   CloudTrail name the lease;
@@ -63,12 +64,11 @@ use sha2::{Digest, Sha256};
 use stint_aws::iam::ROLE_INLINE_POLICY_LIMIT;
 use stint_aws::revoke::{self, Revocation};
 use stint_aws::sts::{MAX_DURATION_SECS, MIN_DURATION_SECS};
-use stint_aws::{AmbientEnv, AssumedRole, CredentialsProvider, Endpoint, Iam, Sts};
+use stint_aws::{AssumedRole, Aws, Endpoint, Iam, Identity, Settings, Sts};
 use stint_core::backend::{AuthorizedLease, Backend, Credential};
 use stint_core::error::{Error, Result};
 use stint_core::ids::RoleName;
 use stint_core::model::{BackendKind, Lease};
-use stint_core::secret::SecretString;
 use stint_core::{Clock, Timestamp};
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
@@ -160,9 +160,10 @@ pub struct AwsBackend {
 }
 
 impl AwsBackend {
-    /// A backend that calls AWS with `credentials` (tests pass fixed ones; the server uses
-    /// [`AwsBackend::with_ambient_credentials`]). Fails on a configuration AWS would refuse.
-    pub fn new(cfg: AwsConfig, credentials: CredentialsProvider, clock: Arc<dyn Clock>) -> Result<AwsBackend> {
+    /// A backend that calls AWS as `identity`: [`Identity::Ambient`] (the AWS SDK's default
+    /// credential chain) in the server, fixed keys in tests. Fails on a configuration AWS
+    /// would refuse; a missing identity shows at the first call ([`AwsBackend::check`]).
+    pub async fn new(cfg: AwsConfig, identity: Identity, clock: Arc<dyn Clock>) -> Result<AwsBackend> {
         let bad = |what: String| Error::invalid("invalid_backend_config", format!("AWS backend {:?}: {what}", cfg.name));
         if !(MIN_DURATION_SECS..=MAX_DURATION_SECS).contains(&cfg.max_session_secs) {
             return Err(bad(format!("max_session_secs {} must be between {MIN_DURATION_SECS} and {MAX_DURATION_SECS}", cfg.max_session_secs)));
@@ -172,26 +173,12 @@ impl AwsBackend {
             let name = role_name_of(arn).ok_or_else(|| bad(format!("role {role}: {arn:?} is not an IAM role ARN like arn:aws:iam::123456789012:role/name")))?;
             roles.insert(role.clone(), Role { arn: arn.clone(), name });
         }
-        let sts_endpoint = sts_endpoint(&cfg).map_err(|e| bad(e.to_string()))?;
-        let iam_endpoint = match &cfg.iam_endpoint {
-            Some(url) => endpoint(url, cfg.allow_http_loopback).map_err(|e| bad(e.to_string()))?,
-            None => Endpoint::iam(),
-        };
-        let sts = Sts::new(&cfg.region, sts_endpoint, credentials.clone()).map_err(|e| bad(e.to_string()))?;
-        let iam = Iam::new(iam_endpoint, credentials).map_err(|e| bad(e.to_string()))?;
+        let endpoint = |url: &Option<String>| url.as_deref().map(|u| Endpoint::parse(u, cfg.allow_http_loopback)).transpose();
+        let sts_endpoint = endpoint(&cfg.sts_endpoint).map_err(|e| bad(e.to_string()))?;
+        let iam_endpoint = endpoint(&cfg.iam_endpoint).map_err(|e| bad(e.to_string()))?;
+        let settings = Settings::new(&cfg.region, sts_endpoint, iam_endpoint).map_err(|e| bad(e.to_string()))?;
+        let Aws { sts, iam } = Aws::load(&settings, &identity).await;
         Ok(AwsBackend { cfg, roles, sts, iam, clock, policy_writes: Mutex::new(()) })
-    }
-
-    /// A backend that calls AWS as whatever the process environment provides (the standard
-    /// credential chain, resolved lazily and refreshed before expiry).
-    pub fn with_ambient_credentials(cfg: AwsConfig, clock: Arc<dyn Clock>) -> Result<AwsBackend> {
-        let web_identity_sts = match &cfg.sts_endpoint {
-            Some(_) => Some(sts_endpoint(&cfg).map_err(|e| Error::invalid("invalid_backend_config", e.to_string()))?),
-            None => None,
-        };
-        let credentials = CredentialsProvider::chain(AmbientEnv::from_process(), web_identity_sts, Arc::new(stint_aws::SystemClock))
-            .map_err(|e| Error::invalid("invalid_backend_config", format!("AWS backend {:?}: {e}", cfg.name)))?;
-        AwsBackend::new(cfg, credentials, clock)
     }
 
     /// Asks STS who stint is (`GetCallerIdentity`) and returns that ARN, at start-up, so
@@ -230,27 +217,25 @@ impl AwsBackend {
     }
 
     fn credential(&self, lease: &Lease, req: &SessionRequest, assumed: AssumedRole) -> Result<Credential> {
-        let c = &assumed.credentials;
-        let token = c.session_token().ok_or_else(|| Error::Internal("STS returned temporary credentials without a session token".into()))?;
-        let aws_end = c.expiration().map(|t| Timestamp(t.unix_timestamp()));
-        let mut cred = Credential::new(aws_end.map_or(lease.expires_at, |t| t.min(lease.expires_at)))
-            .field("access_key_id", c.access_key_id())
+        let keys = assumed.keys;
+        let token = keys.session_token.ok_or_else(|| Error::Internal("STS returned temporary credentials without a session token".into()))?;
+        let aws_end = Timestamp(assumed.expiration.unix_timestamp());
+        let cred = Credential::new(aws_end.min(lease.expires_at))
+            .field("access_key_id", &keys.access_key_id)
             .field("region", &self.cfg.region)
             .field("role_arn", &req.role_arn)
             .field("assumed_role_arn", &assumed.arn)
             .field("assumed_role_id", &assumed.assumed_role_id)
             .field("session_name", &req.session_name)
             .field("source_identity", &req.source_identity)
-            .secret("secret_access_key", SecretString::new(c.secret_access_key().expose().to_owned()))
-            .secret("session_token", SecretString::new(token.expose().to_owned()))
+            .secret("secret_access_key", keys.secret_access_key)
+            .secret("session_token", token)
             .env("AWS_ACCESS_KEY_ID", "access_key_id")
             .env("AWS_SECRET_ACCESS_KEY", "secret_access_key")
             .env("AWS_SESSION_TOKEN", "session_token")
             .env("AWS_REGION", "region")
-            .env("AWS_DEFAULT_REGION", "region");
-        if let Some(t) = aws_end {
-            cred = cred.field("aws_expiration", t.to_rfc3339());
-        }
+            .env("AWS_DEFAULT_REGION", "region")
+            .field("aws_expiration", aws_end.to_rfc3339());
         Ok(cred)
     }
 
@@ -362,8 +347,7 @@ pub fn source_identity(subject: &str) -> String {
     let mut out = if clean.len() <= 64 {
         clean
     } else {
-        let digest = Sha256::digest(subject.as_bytes());
-        let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        let hash = data_encoding::HEXLOWER.encode(&Sha256::digest(subject.as_bytes())[..4]);
         // `clean` is ASCII, so byte 55 is a character boundary.
         format!("{}-{hash}", &clean[..55])
     };
@@ -444,21 +428,6 @@ fn role_name_of(arn: &str) -> Option<String> {
     let valid_name = (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
     let valid = !partition.is_empty() && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) && valid_name;
     valid.then(|| name.to_owned())
-}
-
-fn sts_endpoint(cfg: &AwsConfig) -> stint_aws::Result<Endpoint> {
-    match &cfg.sts_endpoint {
-        Some(url) => endpoint(url, cfg.allow_http_loopback),
-        None => Endpoint::sts(&cfg.region),
-    }
-}
-
-fn endpoint(url: &str, allow_http_loopback: bool) -> stint_aws::Result<Endpoint> {
-    if allow_http_loopback {
-        Endpoint::insecure_http_loopback(url)
-    } else {
-        Endpoint::https(url)
-    }
 }
 
 fn datetime(t: Timestamp) -> Result<OffsetDateTime> {

@@ -8,3 +8,5 @@ pub mod postgres;
 
 pub use aws::{AwsBackend, AwsConfig};
 pub use postgres::{PostgresBackend, PostgresConfig};
+/// Whose AWS credentials an [`AwsBackend`] calls AWS with.
+pub use stint_aws::Identity as AwsIdentity;

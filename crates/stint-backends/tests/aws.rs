@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use stint_aws::revoke::{self, POLICY_NAME};
-use stint_aws::{Credentials, CredentialsProvider, Endpoint, Iam, SecretString, Sts};
+use stint_aws::{Aws, Endpoint, Iam, Identity, Keys, Settings};
 use stint_backends::aws::{session_duration, session_policy, source_identity, DEFAULT_MAX_SESSION_SECS};
 use stint_backends::{AwsBackend, AwsConfig};
 use stint_core::backend::{AuthorizedLease, Backend, Credential};
@@ -48,8 +48,14 @@ impl Moto {
         Endpoint::insecure_http_loopback(&self.url).expect("loopback endpoint")
     }
 
-    fn iam(&self) -> Iam {
-        Iam::new(self.endpoint(), CredentialsProvider::fixed(fake_credentials())).expect("IAM client")
+    /// STS and IAM on moto, signing as `keys`.
+    async fn clients(&self, keys: Keys) -> Aws {
+        let settings = Settings::new(REGION, Some(self.endpoint()), Some(self.endpoint())).expect("settings");
+        Aws::load(&settings, &Identity::Keys(keys)).await
+    }
+
+    async fn iam(&self) -> Iam {
+        self.clients(fake_keys()).await.iam
     }
 
     /// The backend's configuration for `roles`, with moto as STS and IAM.
@@ -68,9 +74,9 @@ impl Moto {
     }
 
     /// An IAM user allowed everything, and its access key: stint's own identity.
-    fn create_admin_user(&self) -> Credentials {
+    fn create_admin_user(&self) -> Keys {
         let (id, secret) = self.server.create_admin_user();
-        Credentials::new(id, SecretString::new(secret))
+        Keys::new(id, secret, None)
     }
 
     /// From now on moto checks every request's signature, session token and IAM permissions.
@@ -88,16 +94,16 @@ impl Moto {
 }
 
 /// moto accepts any key until [`Moto::enforce_auth`].
-fn fake_credentials() -> Credentials {
-    Credentials::new("AKIDSTINTTESTBACKEND", SecretString::new("stint-backends-test-secret"))
+fn fake_keys() -> Keys {
+    Keys::new("AKIDSTINTTESTBACKEND", "stint-backends-test-secret", None)
 }
 
 fn now() -> Timestamp {
     Timestamp(OffsetDateTime::now_utc().unix_timestamp())
 }
 
-fn backend(cfg: AwsConfig, clock: &ManualClock) -> AwsBackend {
-    AwsBackend::new(cfg, CredentialsProvider::fixed(fake_credentials()), Arc::new(clock.clone())).expect("backend")
+async fn backend(cfg: AwsConfig, clock: &ManualClock) -> AwsBackend {
+    AwsBackend::new(cfg, Identity::Keys(fake_keys()), Arc::new(clock.clone())).await.expect("backend")
 }
 
 /// A lease as the broker records it before calling the backend.
@@ -140,8 +146,8 @@ fn value<'a>(c: &'a Credential, key: &str) -> &'a str {
     c.fields.get(key).map(String::as_str).or_else(|| c.secrets.get(key).map(|s| s.expose())).unwrap_or_else(|| panic!("no {key} in the credential"))
 }
 
-fn aws_credentials(c: &Credential) -> Credentials {
-    Credentials::temporary(value(c, "access_key_id"), SecretString::new(value(c, "secret_access_key")), SecretString::new(value(c, "session_token")), None)
+fn aws_keys(c: &Credential) -> Keys {
+    Keys::new(value(c, "access_key_id"), value(c, "secret_access_key"), Some(value(c, "session_token").to_owned()))
 }
 
 /// The deny statements of the role's revocation policy: (source identity, cut-off).
@@ -166,7 +172,7 @@ async fn a_five_minute_lease_gets_a_fifteen_minute_session_fenced_at_the_lease_e
     let moto = Moto::start().await;
     let role_arn = moto.create_role("deploy", TRUST_ANYONE);
     let clock = ManualClock::new(now());
-    let aws = backend(moto.config(&[("deployer", &role_arn)]), &clock);
+    let aws = backend(moto.config(&[("deployer", &role_arn)]), &clock).await;
     let l = lease("alice", "deployer", clock.now(), 300);
     assert_eq!(aws.external_id(&l), l.id.as_str());
     let logs = stint_testkit::logs::LogBuffer::default();
@@ -213,18 +219,14 @@ async fn a_five_minute_lease_gets_a_fifteen_minute_session_fenced_at_the_lease_e
     assert_eq!(v["Statement"][1]["Condition"]["DateGreaterThanEquals"]["aws:CurrentTime"], l.expires_at.to_rfc3339());
 
     // The temporary credentials sign requests as the session named after the lease.
-    let me = Sts::new(REGION, moto.endpoint(), CredentialsProvider::fixed(aws_credentials(&c)))
-        .expect("STS")
-        .get_caller_identity()
-        .await
-        .expect("GetCallerIdentity");
+    let me = moto.clients(aws_keys(&c)).await.sts.get_caller_identity().await.expect("GetCallerIdentity");
     assert_eq!(me.arn, value(&c, "assumed_role_arn"));
     assert!(me.arn.contains(l.id.as_str()) && me.user_id.ends_with(&format!(":{}", l.id)), "{me:?}");
 
     // Neither the logs of the issuance nor the credential's Debug show a secret.
     let shown = format!("{c:?}");
     let logs = logs.text();
-    assert!(logs.contains("AWS request"), "the issuance was logged:\n{logs}");
+    assert!(logs.contains("AssumeRole"), "the issuance was logged:\n{logs}");
     for secret in c.secrets.values() {
         assert!(!shown.contains(secret.expose()), "Debug shows a secret: {shown}");
         assert!(!logs.contains(secret.expose()), "a secret is in the logs:\n{logs}");
@@ -233,7 +235,7 @@ async fn a_five_minute_lease_gets_a_fifteen_minute_session_fenced_at_the_lease_e
     // A natural expiry writes nothing (the key's session policy and expiry end it).
     clock.advance(301);
     aws.end(&l, false).await.expect("ended");
-    assert_eq!(moto.iam().get_role_policy("deploy", POLICY_NAME).await.expect("GetRolePolicy"), None);
+    assert_eq!(moto.iam().await.get_role_policy("deploy", POLICY_NAME).await.expect("GetRolePolicy"), None);
 }
 
 #[tokio::test]
@@ -241,7 +243,7 @@ async fn session_length_follows_the_lease_up_to_the_configured_maximum() {
     let moto = Moto::start().await;
     let role_arn = moto.create_role("deploy", TRUST_ANYONE);
     let clock = ManualClock::new(now());
-    let aws = backend(moto.config(&[("deployer", &role_arn)]), &clock);
+    let aws = backend(moto.config(&[("deployer", &role_arn)]), &clock).await;
 
     // Two hours: AWS's expiry is the lease end (STS starts counting when it receives the call).
     let l = lease("alice", "deployer", clock.now(), 7_200);
@@ -253,7 +255,7 @@ async fn session_length_follows_the_lease_up_to_the_configured_maximum() {
     // With the roles' default MaxSessionDuration (1 h), the credential ends after an hour.
     let mut cfg = moto.config(&[("deployer", &role_arn)]);
     cfg.max_session_secs = DEFAULT_MAX_SESSION_SECS;
-    let capped = backend(cfg, &clock);
+    let capped = backend(cfg, &clock).await;
     let l = lease("alice", "deployer", clock.now(), 7_200);
     assert_eq!(capped.session_request(&l, clock.now()).expect("request").duration_secs, 3_600);
     let c = capped.issue(&authorized(&l)).await.expect("AssumeRole");
@@ -275,8 +277,8 @@ async fn revocations_deny_each_identitys_older_sessions_and_merge_on_the_role() 
     let role_arn = moto.create_role("deploy", TRUST_ANYONE);
     let start = now();
     let clock = ManualClock::new(start);
-    let aws = backend(moto.config(&[("deployer", &role_arn)]), &clock);
-    let iam = moto.iam();
+    let aws = backend(moto.config(&[("deployer", &role_arn)]), &clock).await;
+    let iam = moto.iam().await;
 
     let alice = lease("alice", "deployer", clock.now(), 3_600);
     let pipeline = lease(PIPELINE, "deployer", clock.now(), 3_600);
@@ -338,12 +340,12 @@ async fn without_revoke_sessions_a_revocation_writes_nothing() {
     let clock = ManualClock::new(now());
     let mut cfg = moto.config(&[("deployer", &role_arn)]);
     cfg.revoke_sessions = false;
-    let aws = backend(cfg, &clock);
+    let aws = backend(cfg, &clock).await;
     let l = lease("alice", "deployer", clock.now(), 600);
     aws.issue(&authorized(&l)).await.expect("AssumeRole");
     let l = revoked(l, clock.now());
     aws.end(&l, true).await.expect("nothing to do");
-    assert_eq!(moto.iam().get_role_policy("deploy", POLICY_NAME).await.expect("GetRolePolicy"), None);
+    assert_eq!(moto.iam().await.get_role_policy("deploy", POLICY_NAME).await.expect("GetRolePolicy"), None);
     let list = moto.server.role_policy_names("deploy");
     assert!(list.is_empty(), "the role has no inline policy: {list:?}");
 }
@@ -353,16 +355,16 @@ async fn a_failed_issuance_neutralises_nobody() {
     let moto = Moto::start().await;
     let role_arn = moto.create_role("deploy", TRUST_ANYONE);
     let clock = ManualClock::new(now());
-    let aws = backend(moto.config(&[("deployer", &role_arn)]), &clock);
+    let aws = backend(moto.config(&[("deployer", &role_arn)]), &clock).await;
     // The broker revokes a lease whose issuance failed; no key reached anyone, so no deny.
     let mut l = revoked(lease("alice", "deployer", clock.now(), 600), clock.now());
     l.revoke_reason = Some(stint_core::model::ISSUANCE_FAILED.to_owned());
     aws.end(&l, true).await.expect("nothing to do");
-    assert_eq!(moto.iam().get_role_policy("deploy", POLICY_NAME).await.expect("GetRolePolicy"), None);
+    assert_eq!(moto.iam().await.get_role_policy("deploy", POLICY_NAME).await.expect("GetRolePolicy"), None);
     // The same lease revoked for any other reason is neutralised.
     l.revoke_reason = Some("user disabled".to_owned());
     aws.end(&l, true).await.expect("deny written");
-    assert!(moto.iam().get_role_policy("deploy", POLICY_NAME).await.expect("GetRolePolicy").is_some());
+    assert!(moto.iam().await.get_role_policy("deploy", POLICY_NAME).await.expect("GetRolePolicy").is_some());
 }
 
 #[tokio::test]
@@ -373,8 +375,8 @@ async fn the_aws_cli_signs_with_the_issued_environment_and_refusals_are_reported
     let stint = moto.create_admin_user();
     moto.enforce_auth();
     let clock = ManualClock::new(now());
-    let aws = AwsBackend::new(moto.config(&[("deployer", &role_arn), ("locked", &locked)]), CredentialsProvider::fixed(stint), Arc::new(clock.clone()))
-        .expect("backend");
+    let aws =
+        AwsBackend::new(moto.config(&[("deployer", &role_arn), ("locked", &locked)]), Identity::Keys(stint), Arc::new(clock.clone())).await.expect("backend");
     assert_eq!(aws.check().await.expect("GetCallerIdentity"), format!("arn:aws:iam::{ACCOUNT}:user/stint"));
 
     let l = lease("alice", "deployer", clock.now(), 600);
@@ -432,39 +434,38 @@ async fn an_unreachable_aws_is_unavailable_and_bad_configurations_are_refused() 
     cfg.iam_endpoint = cfg.sts_endpoint.clone();
     cfg.allow_http_loopback = true;
     let clock = ManualClock::new(now());
-    let aws = backend(cfg.clone(), &clock);
+    let aws = backend(cfg.clone(), &clock).await;
     let l = lease("alice", "deployer", clock.now(), 600);
     let e = aws.issue(&authorized(&l)).await.expect_err("nothing listens");
     assert!(matches!(e, Error::Upstream { code: "backend_unavailable", .. }), "{e:?}");
     let e = aws.end(&revoked(l, clock.now()), true).await.expect_err("nothing listens");
     assert!(matches!(e, Error::Upstream { code: "backend_unavailable", .. }), "{e:?}");
 
-    let refused = |cfg: AwsConfig| AwsBackend::new(cfg, CredentialsProvider::fixed(fake_credentials()), Arc::new(clock.clone())).err().map(|e| e.to_string());
     let mut plain_http = cfg.clone();
     plain_http.allow_http_loopback = false;
-    assert!(refused(plain_http).is_some_and(|e| e.contains("https")));
+    assert!(refused(plain_http, &clock).await.is_some_and(|e| e.contains("https")));
     for bad in ["deploy", "arn:aws:iam::123:role/deploy", "arn:aws:iam::123456789012:user/deploy", "arn:aws:iam::123456789012:role/"] {
         let cfg = AwsConfig::new("aws-test", REGION, BTreeMap::from([(RoleName::parse("deployer").expect("role"), bad.to_owned())]));
-        assert!(refused(cfg).is_some_and(|e| e.contains("not an IAM role ARN")), "{bad}");
+        assert!(refused(cfg, &clock).await.is_some_and(|e| e.contains("not an IAM role ARN")), "{bad}");
     }
     let mut too_long = AwsConfig::new("aws-test", REGION, roles.clone());
     too_long.max_session_secs = 43_201;
-    assert!(refused(too_long).is_some_and(|e| e.contains("max_session_secs")));
-    assert!(refused(AwsConfig::new("aws-test", "eu-west-1.evil.com", roles.clone())).is_some());
+    assert!(refused(too_long, &clock).await.is_some_and(|e| e.contains("max_session_secs")));
+    assert!(refused(AwsConfig::new("aws-test", "eu-west-1.evil.com", roles.clone()), &clock).await.is_some());
     let path = AwsConfig::new(
         "aws-test",
         REGION,
         BTreeMap::from([(RoleName::parse("deployer").expect("role"), format!("arn:aws:iam::{ACCOUNT}:role/team/a/deploy"))]),
     );
-    assert!(refused(path).is_none(), "role paths are fine");
+    assert!(refused(path, &clock).await.is_none(), "role paths are fine");
 }
 
-#[test]
-fn session_requests_name_the_lease_and_the_person() {
+#[tokio::test]
+async fn session_requests_name_the_lease_and_the_person() {
     let clock = ManualClock::new(Timestamp(1_795_680_960)); // 2026-11-26T08:16:00Z
     let arn = format!("arn:aws:iam::{ACCOUNT}:role/team/deploy");
     let cfg = AwsConfig::new("aws-test", REGION, BTreeMap::from([(RoleName::parse("deployer").expect("role"), arn.clone())]));
-    let aws = backend(cfg, &clock);
+    let aws = backend(cfg, &clock).await;
 
     let mut l = lease("alice", "deployer", clock.now(), 300);
     l.grant_id = Some("g_7x2k".into());
@@ -517,8 +518,8 @@ async fn a_full_deny_policy_fails_closed_for_the_whole_role() {
     let moto = Moto::start().await;
     let role_arn = moto.create_role("deploy", TRUST_ANYONE);
     let clock = ManualClock::new(now());
-    let aws = backend(moto.config(&[("deployer", &role_arn)]), &clock);
-    let iam = moto.iam();
+    let aws = backend(moto.config(&[("deployer", &role_arn)]), &clock).await;
+    let iam = moto.iam().await;
     let mut written = 0;
     loop {
         assert!(written < 200, "a role's inline policies are limited to 10,240 characters");
@@ -538,4 +539,9 @@ async fn a_full_deny_policy_fails_closed_for_the_whole_role() {
     assert!(st["Condition"]["DateLessThan"]["aws:TokenIssueTime"].is_string() && st["Condition"].get("StringEquals").is_none(), "{all}");
     let kept = deny_statements(&iam, "deploy").await.expect("the policy");
     assert_eq!(kept.len(), written, "every revocation that fitted is still there");
+}
+
+/// The configuration error `AwsBackend::new` reports for `cfg`, if any.
+async fn refused(cfg: AwsConfig, clock: &ManualClock) -> Option<String> {
+    AwsBackend::new(cfg, Identity::Keys(fake_keys()), Arc::new(clock.clone())).await.err().map(|e| e.to_string())
 }

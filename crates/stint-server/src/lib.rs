@@ -292,7 +292,7 @@ impl App {
             backends.insert(pg.name.clone(), Arc::new(b));
         }
         for aws in &cfg.backends.aws {
-            let b = stint_backends::AwsBackend::with_ambient_credentials(aws.clone(), clock.clone())?;
+            let b = stint_backends::AwsBackend::new(aws.clone(), stint_backends::AwsIdentity::Ambient, clock.clone()).await?;
             match b.check().await {
                 Ok(me) => tracing::info!(backend = %aws.name, caller = %me, "AWS backend ready"),
                 Err(e) => tracing::warn!(backend = %aws.name, error = %e, "AWS backend cannot call STS at start; requests for it fail until it can"),

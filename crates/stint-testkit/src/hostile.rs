@@ -16,6 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub enum Answer {
     /// A complete JSON body.
     Json(String),
+    /// A complete body with these extra headers (an IMDSv2 token and its TTL, say).
+    WithHeaders(Vec<(&'static str, &'static str)>, String),
     /// Status `.0`, then `.1` and filler for ever, without `Content-Length`.
     Endless(u16, &'static str),
     /// A `Content-Length` of `.0` bytes, then nothing: the connection stays open.
@@ -81,6 +83,11 @@ async fn serve(mut conn: TcpStream, routes: Arc<BTreeMap<&'static str, Answer>>,
     match routes.get(path.as_str()).cloned() {
         Some(Answer::Json(body)) => {
             let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+            let _ = conn.write_all(format!("{head}{body}").as_bytes()).await;
+        }
+        Some(Answer::WithHeaders(headers, body)) => {
+            let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+            let head = format!("HTTP/1.1 200 OK\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n", body.len());
             let _ = conn.write_all(format!("{head}{body}").as_bytes()).await;
         }
         Some(Answer::Endless(status, prefix)) => {

@@ -47,12 +47,17 @@ pub fn start_server_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) 
 
 fn spawn_server(port: u16, data: &Path, extra: &[&str], log_filter: &str, env: &[(&str, &str)]) -> (Server, String) {
     let log = data.with_extension("log");
-    let mut child = stint()
+    let mut server = stint();
+    for (var, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
+        server.env_remove(var);
+    }
+    let mut child = server
         .args(["server", "--data"])
         .arg(data)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(extra)
         .env("STINT_LOG", log_filter)
+        .envs(no_aws_identity())
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -70,6 +75,13 @@ fn spawn_server(port: u16, data: &Path, extra: &[&str], log_filter: &str, env: &
     let server = Server { process: Process(child), url: format!("http://127.0.0.1:{port}"), log };
     wait_for_port(port, "stint server");
     (server, token.expect("first start prints a bootstrap token"))
+}
+
+/// A server under test never calls AWS as the machine's own identity: the AWS variables of the
+/// test's environment are removed (above), the shared files are empty and the instance
+/// metadata service is off, unless the test's `env` says otherwise (it is applied after).
+fn no_aws_identity() -> [(&'static str, &'static str); 3] {
+    [("AWS_CONFIG_FILE", "/dev/null"), ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"), ("AWS_EC2_METADATA_DISABLED", "true")]
 }
 
 /// Runs `stint args…` as the person whose CLI state lives in `home`.

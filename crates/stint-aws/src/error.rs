@@ -10,7 +10,6 @@
 use aws_credential_types::provider::error::CredentialsError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// A `Result` with this crate's [`Error`].
@@ -59,7 +58,7 @@ impl Error {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let detail = || DisplayErrorContext(&e).to_string();
+        let detail = || causes(&e);
         if is_credentials_error(&e) {
             return Error::NoCredentials { detail: detail() };
         }
@@ -111,6 +110,24 @@ fn wrapped_error(body: &[u8]) -> Option<(String, String)> {
     None
 }
 
+/// `e` and its causes, each by its `Display`, joined with `: `. Never their `Debug`: the SDK's
+/// errors carry the raw HTTP answer, and a credential provider's answer can hold secrets.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = String::new();
+    let mut next = Some(e);
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !text.is_empty() && !out.ends_with(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
 /// Whether `e` comes from the credential chain rather than from AWS or the network.
 fn is_credentials_error(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
@@ -126,6 +143,28 @@ fn is_credentials_error(e: &(dyn std::error::Error + 'static)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct Raw(&'static str, Option<Box<Raw>>);
+
+    impl std::fmt::Display for Raw {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Raw {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|r| r as _)
+        }
+    }
+
+    #[test]
+    fn causes_are_their_display_only() {
+        let e = Raw("dispatch failure", Some(Box::new(Raw("", Some(Box::new(Raw("token response did not contain a TTL header", None)))))));
+        assert_eq!(causes(&e), "dispatch failure: token response did not contain a TTL header");
+        assert!(!causes(&e).contains("Raw"), "no Debug");
+    }
 
     #[test]
     fn error_documents_in_the_ec2_shape_are_read() {

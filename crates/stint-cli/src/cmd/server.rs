@@ -62,11 +62,16 @@ fn init_logging(format: LogFormat) {
     // tokio-postgres logs statement parameters at debug level, and parameters carry password
     // hashes and sealed secrets. A separate filter caps it, whatever STINT_LOG asks for.
     let driver_cap = Targets::new().with_default(LevelFilter::TRACE).with_target("tokio_postgres", LevelFilter::INFO);
+    // The AWS SDK's crates (`aws_config`, `aws_smithy_*`, …) log failures with the raw HTTP
+    // answer in `Debug` form, and a credential provider's answer can hold secrets (an IMDS
+    // session token, a container's keys). Only their errors pass; stint logs every AWS failure
+    // itself, from the errors' `Display` only (stint-aws `Error`).
+    let sdk_cap = tracing_subscriber::filter::filter_fn(|m| !m.target().starts_with("aws_") || *m.level() == tracing::Level::ERROR);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
     let layer = match format {
-        LogFormat::Json => layer.json().with_filter(filter).with_filter(driver_cap).boxed(),
-        LogFormat::Text => layer.with_filter(filter).with_filter(driver_cap).boxed(),
+        LogFormat::Json => layer.json().with_filter(filter).with_filter(driver_cap).with_filter(sdk_cap).boxed(),
+        LogFormat::Text => layer.with_filter(filter).with_filter(driver_cap).with_filter(sdk_cap).boxed(),
     };
     tracing_subscriber::registry().with(layer).init();
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Subcommand;
 use serde_json::Value;
-use stint_server::wire::{AddUserRequest, EnrollmentCode, ExpiryRequest, LinkIdentityRequest, SetGroupsRequest};
+use stint_api::{AddUserRequest, EnrollmentCode, ExpiryRequest, LinkIdentityRequest, SetGroupsRequest};
 
 use crate::client::Client;
 use crate::ClientOpts;

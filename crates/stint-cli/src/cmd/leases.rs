@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use stint_server::wire::{CredsRequest, CredsResponse, LeaseView};
+use stint_api::{CredsRequest, CredsResponse, LeaseView};
 
 use crate::client::Client;
 use crate::ClientOpts;

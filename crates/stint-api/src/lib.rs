@@ -1,4 +1,12 @@
-//! The JSON bodies of the HTTP API, shared with the CLI. Requests refuse unknown fields.
+//! The bodies of stint's HTTP API, shared by the server (`stint-server`) and its clients
+//! (`stint-cli`), so both sides (de)serialise the same types. Requests refuse unknown fields.
+//!
+//! Only data and its shape live here: no I/O, nothing from the HTTP stack, so the client-only
+//! build of `stint` needs neither the server nor the store (docs/architecture.md).
+
+pub mod html;
+pub mod scim;
+pub mod workloads;
 
 use serde::{Deserialize, Serialize};
 

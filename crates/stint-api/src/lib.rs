@@ -153,16 +153,18 @@ impl LeaseView {
     }
 }
 
-#[derive(Deserialize)]
+/// `GET /v1/leases?…`; what is not asked for is left out of the query.
+#[derive(Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct LeasesQuery {
     /// One user's leases (administrators); default: your own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Every user's (administrators).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub everyone: bool,
     /// Include ended leases.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub all: bool,
 }
 
@@ -404,4 +406,19 @@ pub struct BreakGlassBody {
     /// Like `30m`; default and maximum: `[break_glass] max_duration`.
     #[serde(default)]
     pub duration: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LeasesQuery;
+
+    #[test]
+    fn a_leases_query_encodes_its_values_and_leaves_out_what_is_not_asked() {
+        assert_eq!(serde_urlencoded::to_string(LeasesQuery::default()).unwrap(), "");
+        let q = LeasesQuery { user: Some("a b&all=true+ü".into()), everyone: true, all: false };
+        let text = serde_urlencoded::to_string(&q).unwrap();
+        assert_eq!(text, "user=a+b%26all%3Dtrue%2B%C3%BC&everyone=true");
+        let back: LeasesQuery = serde_urlencoded::from_str(&text).unwrap();
+        assert_eq!((back.user.as_deref(), back.everyone, back.all), (Some("a b&all=true+ü"), true, false));
+    }
 }

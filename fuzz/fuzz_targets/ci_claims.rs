@@ -14,10 +14,10 @@ mod signed;
 use libfuzzer_sys::arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
+use stint_api::html::escape;
 use stint_core::oidc::{self, ExpectedJwt};
 use stint_core::trust::{Decision, TrustPolicy};
 use stint_core::Timestamp;
-use stint_server::html::escape;
 
 const ISSUER: &str = "https://token.actions.githubusercontent.com";
 

@@ -2,9 +2,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use stint_api::{AddUserRequest, AssumeRequest, BootstrapRequest, EnrollRequest, LoginRequest};
 use stint_core::ids::{GroupName, RoleName, SessionId, Username};
 use stint_core::Ttl;
-use stint_server::wire::{AddUserRequest, AssumeRequest, BootstrapRequest, EnrollRequest, LoginRequest};
 
 fuzz_target!(|data: &[u8]| {
     let _ = serde_json::from_slice::<LoginRequest>(data);

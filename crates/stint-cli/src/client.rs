@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use stint_server::wire::ErrorBody;
+use stint_api::ErrorBody;
 
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7807";
 
@@ -83,11 +83,11 @@ pub fn load_session() -> Result<Option<SavedSession>> {
 
 pub fn save_session(s: &SavedSession) -> Result<PathBuf> {
     let dir = config_dir()?;
-    stint_server::ensure_data_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::sys::ensure_private_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = session_path()?;
     let tmp = dir.join(format!(".session.json.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    stint_server::write_private(&tmp, serde_json::to_string_pretty(s)?.as_bytes()).with_context(|| format!("cannot write {}", tmp.display()))?;
+    crate::sys::write_private(&tmp, serde_json::to_string_pretty(s)?.as_bytes()).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }

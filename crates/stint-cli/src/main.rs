@@ -1,8 +1,11 @@
-//! `stint`: the server and the command-line client in one binary.
+//! `stint`: the server and the command-line client in one binary. Built without the default
+//! `server` feature it is the client alone: the commands that run the server or open its store
+//! in-process (`server`, `config`, `policy`, `bench`, `audit verify --data`) are left out.
 
 mod client;
 mod cmd;
 mod output;
+mod sys;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +42,7 @@ pub struct ClientOpts {
 }
 
 /// Server settings; each flag also reads a `STINT_*` variable and wins over the config file.
+#[cfg(feature = "server")]
 #[derive(Args, Clone)]
 pub struct ServerOpts {
     /// TOML configuration file
@@ -70,11 +74,15 @@ pub struct ServerOpts {
     pub tls_key_file: Option<PathBuf>,
 }
 
+// Parsed once per process, so the size of its largest variant (the agent's flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the stint server
+    #[cfg(feature = "server")]
     Server(ServerOpts),
     /// Inspect the server configuration
+    #[cfg(feature = "server")]
     #[command(subcommand)]
     Config(cmd::server::ConfigCmd),
     /// Create the first administrator with the bootstrap token printed at first start
@@ -132,12 +140,14 @@ enum Command {
     #[command(subcommand)]
     Ci(cmd::ci::CiCmd),
     /// Ask the policies: trust policies for CI tokens, Cedar policies for people
+    #[cfg(feature = "server")]
     #[command(subcommand)]
     Policy(cmd::policy::PolicyCmd),
     /// Run the workload agent: serves AWS container credentials on loopback and keeps
     /// credential files fresh for a service (`stint agent env`, `stint agent status`)
     Agent(cmd::agent::AgentArgs),
     /// Measure a stint server under load (starts its own server on a fresh data directory)
+    #[cfg(feature = "server")]
     Bench(cmd::bench::BenchArgs),
 }
 
@@ -191,7 +201,9 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        #[cfg(feature = "server")]
         Command::Server(o) => cmd::server::serve(o).await,
+        #[cfg(feature = "server")]
         Command::Config(c) => cmd::server::config(c),
         Command::Bootstrap(a) => cmd::auth::bootstrap(a).await,
         Command::Leases(a) => cmd::leases::leases(a).await,
@@ -216,7 +228,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Keys(c) => cmd::admin::keys(c).await,
         Command::Audit(c) => cmd::audit::run(c).await,
         Command::Ci(c) => cmd::ci::run(c).await,
+        #[cfg(feature = "server")]
         Command::Policy(c) => cmd::policy::policy(c),
+        #[cfg(feature = "server")]
         Command::Bench(a) => cmd::bench::run(a).await,
         Command::Agent(a) => cmd::agent::run(a).await,
     }

@@ -22,7 +22,7 @@ use rand_core::OsRng;
 use serde_json::{json, Value};
 use stint_core::ids::{WorkloadId, WorkloadName};
 use stint_core::workload::{parse_public_key, verify_assertion, WorkloadKey};
-use stint_core::{Clock, Timestamp};
+use stint_core::Timestamp;
 use stint_testkit::{free_port, Process};
 
 use common::{spawn_agent, stint};
@@ -51,7 +51,7 @@ fn refuse(status: StatusCode, code: &str) -> Response {
 }
 
 fn now() -> Timestamp {
-    stint_server::SystemClock.now()
+    Timestamp(now_ms() / 1000)
 }
 
 fn now_ms() -> i64 {

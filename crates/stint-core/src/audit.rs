@@ -346,8 +346,9 @@ fn canonical(seq: u64, d: &Draft, prev_hash: &str) -> Vec<u8> {
     out
 }
 
+/// Lowercase: the chain's hashes are compared as text, so the spelling is part of the format.
 fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    data_encoding::HEXLOWER.encode(d)
 }
 
 /// Chains `draft` after the record with `prev_hash`, at position `seq`.
@@ -475,6 +476,16 @@ mod tests {
     }
     fn head(r: &[Record]) -> Option<(u64, String)> {
         r.last().map(|l| (l.seq, l.hash.clone()))
+    }
+
+    #[test]
+    fn hashes_are_spelled_as_every_stored_chain_spells_them() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        // Two lowercase digits a byte, as the chain was first written (`{:02x}` per byte).
+        let r = &build(1)[0];
+        let d = Draft::new(Timestamp(1), Event::LoginSucceeded, Outcome::Success).actor("u1").detail("k", 1);
+        let want: String = Sha256::digest(canonical(1, &d, GENESIS)).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(r.hash, want);
     }
 
     #[test]

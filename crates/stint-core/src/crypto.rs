@@ -79,8 +79,9 @@ impl MasterKey {
     }
 }
 
+/// The first four bytes in lowercase hex: a key id.
 fn hex8(d: &[u8]) -> String {
-    d.iter().take(4).map(|b| format!("{b:02x}")).collect()
+    data_encoding::HEXLOWER.encode(&d[..d.len().min(4)])
 }
 
 /// An Ed25519 signing key with its key id.
@@ -198,6 +199,14 @@ impl StoredKey {
 mod tests {
     use super::*;
     use rand_core::OsRng;
+
+    #[test]
+    fn key_ids_are_the_digests_first_four_bytes_in_lowercase_hex() {
+        assert_eq!(hex8(&[0xde, 0xad, 0x0b, 0xef, 0x01]), "dead0bef");
+        // SHA-256 of 32 zero bytes begins 66687aad (sealed blobs name their key by it).
+        let zeros = base64::engine::general_purpose::STANDARD.encode([0u8; 32]);
+        assert_eq!(MasterKey::from_file_contents(&zeros).unwrap().id(), "66687aad");
+    }
 
     #[test]
     fn seal_round_trips_and_binds_context() {

@@ -19,12 +19,13 @@ pub fn generate_secret(rng: &mut dyn rand_core::CryptoRngCore) -> SecretBytes {
     SecretBytes::new(b)
 }
 
+/// Left as they are in the URI's label and issuer: RFC 3986's unreserved characters (§2.3).
+const URI_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 /// The `otpauth://` URI authenticator apps scan (Key Uri Format).
 pub fn otpauth_uri(secret: &SecretBytes, issuer: &str, account: &str) -> String {
     let b32 = data_encoding::BASE32_NOPAD.encode(secret.expose());
-    let esc = |s: &str| -> String {
-        s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
-    };
+    let esc = |s: &str| percent_encoding::utf8_percent_encode(s, URI_COMPONENT).to_string();
     format!("otpauth://totp/{}:{}?secret={b32}&issuer={}&algorithm=SHA1&digits=6&period=30", esc(issuer), esc(account), esc(issuer))
 }
 
@@ -97,5 +98,8 @@ mod tests {
         let s = SecretBytes::new(b"12345678901234567890".to_vec());
         let uri = otpauth_uri(&s, "stint", "alice");
         assert!(uri.starts_with("otpauth://totp/stint:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=stint"), "{uri}");
+        let uri = otpauth_uri(&s, "ACME Co", "al ice@x.io+1/é&=~");
+        assert!(uri.starts_with("otpauth://totp/ACME%20Co:al%20ice%40x.io%2B1%2F%C3%A9%26%3D~?secret="), "{uri}");
+        assert!(uri.contains("&issuer=ACME%20Co&"), "{uri}");
     }
 }

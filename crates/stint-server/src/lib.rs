@@ -13,7 +13,6 @@ pub mod scim;
 pub mod sts;
 pub mod tls;
 pub mod webhooks;
-pub mod wire;
 pub mod workloads;
 
 use std::net::SocketAddr;

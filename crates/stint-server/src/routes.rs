@@ -7,6 +7,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use stint_api::*;
 use stint_core::broker::{SsoBegin, SsoCallback, SsoFlow, SsoOutcome};
 use stint_core::secret::SecretString;
 use stint_core::Ttl;
@@ -14,7 +15,6 @@ use stint_core::Ttl;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientAddr, Form, Json, Query, Session};
 use crate::html;
-use crate::wire::*;
 use crate::AppState;
 
 pub fn router(state: AppState) -> Router {

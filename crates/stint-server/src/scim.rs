@@ -11,9 +11,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 
+use stint_api::scim::{CreateScimTokenRequest, ScimTokenResponse};
 use stint_core::broker::{ScimCaller, ScimPerson};
 use stint_core::scim::ScimGroup;
 
@@ -40,21 +41,6 @@ pub fn routes() -> Router<AppState> {
         .route("/scim/v2/Users/{id}", get(get_user).put(put_user).patch(patch_user).delete(delete_user))
         .route("/scim/v2/Groups", get(list_groups).post(create_group))
         .route("/scim/v2/Groups/{id}", get(get_group).put(put_group).patch(patch_group).delete(delete_group))
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateScimTokenRequest {
-    /// The identity provider it is for: `okta`, `entra`, `google`.
-    pub name: String,
-}
-
-#[derive(Serialize, Deserialize)]
-pub struct ScimTokenResponse {
-    pub name: String,
-    /// Shown once: the identity provider's SCIM connection takes it as its bearer token.
-    pub token: String,
-    pub created_at: String,
 }
 
 async fn list_tokens(State(s): State<AppState>, Session(c): Session) -> ApiResult<JsonOut> {

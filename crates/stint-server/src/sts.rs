@@ -25,7 +25,7 @@ const XMLNS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 fn request_id() -> String {
     let mut b = [0u8; 16];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut b);
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let h = data_encoding::HEXLOWER.encode(&b);
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 

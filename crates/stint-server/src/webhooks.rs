@@ -59,7 +59,7 @@ pub fn signature(secret: &SecretString, timestamp: i64, body: &[u8]) -> String {
     ctx.update(format!("{timestamp}.").as_bytes());
     ctx.update(body);
     let tag = ctx.sign();
-    format!("sha256={}", tag.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!("sha256={}", data_encoding::HEXLOWER.encode(tag.as_ref()))
 }
 
 fn slack_escape(s: &str) -> String {
@@ -159,5 +159,12 @@ mod tests {
         assert_eq!(super::redact("https://hooks.slack.com/services/T0/B0/secret"), "https://hooks.slack.com/…");
         assert_eq!(super::redact("https://user:pass@hooks.example.com/x?token=secret"), "https://hooks.example.com/…");
         assert_eq!(super::slack_escape("<!channel> <https://evil|Approve> & co"), "&lt;!channel&gt; &lt;https://evil|Approve&gt; &amp; co");
+    }
+
+    #[test]
+    fn the_signature_is_lowercase_hex_hmac_sha256() {
+        // Python: hmac.new(b"whsec", b'1700000000.{"ok":true}', hashlib.sha256).hexdigest()
+        let secret = stint_core::secret::SecretString::new("whsec".into());
+        assert_eq!(super::signature(&secret, 1_700_000_000, br#"{"ok":true}"#), "sha256=8fff954f80a855c2adb24ba36c6f6d47d926481b848e42bd0cda22c562a7f436");
     }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Subcommand;
 use serde_json::Value;
-use stint_server::wire::{AddUserRequest, EnrollmentCode, ExpiryRequest, LinkIdentityRequest, SetGroupsRequest};
+use stint_api::{AddUserRequest, EnrollmentCode, ExpiryRequest, LinkIdentityRequest, SetGroupsRequest};
 
 use crate::client::Client;
 use crate::ClientOpts;
@@ -242,7 +242,23 @@ fn disabled_text(u: &Value) -> String {
     format!("Disabled {}; revoked every session and token they held, and {leases} on the backends.", u["name"].as_str().unwrap_or(""))
 }
 
-/// Percent-encodes a path segment.
+/// Left as they are in a path segment: RFC 3986's unreserved characters (§2.3).
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Percent-encodes a path segment: a name with `/`, `?`, `#`, `%` or anything else outside the
+/// unreserved set cannot reach another route.
 pub(crate) fn urlencode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::urlencode;
+
+    #[test]
+    fn path_segments_keep_only_unreserved_characters() {
+        assert_eq!(urlencode("alice-1_b.c~"), "alice-1_b.c~");
+        assert_eq!(urlencode("a/b?c#d%e f&g=h+i"), "a%2Fb%3Fc%23d%25e%20f%26g%3Dh%2Bi");
+        assert_eq!(urlencode("zoë"), "zo%C3%AB");
+    }
 }

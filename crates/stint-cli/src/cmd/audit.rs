@@ -1,12 +1,11 @@
 //! `stint audit verify` and `stint audit tail`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
+use stint_api::AuditPage;
 use stint_core::audit::{Record, Verifier};
-use stint_server::wire::AuditPage;
 
 use crate::client::Client;
 use crate::ClientOpts;
@@ -36,9 +35,11 @@ pub struct FailuresArgs {
 #[derive(Args)]
 pub struct VerifyArgs {
     /// Verify a data directory offline (SQLite), without a running server
+    #[cfg(feature = "server")]
     #[arg(long = "data", conflicts_with = "store")]
-    data_dir: Option<PathBuf>,
+    data_dir: Option<std::path::PathBuf>,
     /// Verify a store offline: `sqlite` (with --data) or a postgres:// URL
+    #[cfg(feature = "server")]
     #[arg(long)]
     store: Option<String>,
     #[command(flatten)]
@@ -73,6 +74,7 @@ const PAGE: u32 = 1000;
 
 /// Where records come from: the store itself, or a server's API.
 enum Source {
+    #[cfg(feature = "server")]
     Store(std::sync::Arc<dyn stint_core::store::Store>),
     Server(Client),
 }
@@ -81,6 +83,7 @@ impl Source {
     /// The chain head `(seq, hash)`, kept apart from the records.
     async fn head(&self) -> Result<Option<(u64, String)>> {
         match self {
+            #[cfg(feature = "server")]
             Source::Store(s) => Ok(s.audit_head().await?),
             Source::Server(_) => Ok(self.page(u64::MAX, 0).await?.1),
         }
@@ -88,6 +91,7 @@ impl Source {
 
     async fn page(&self, after: u64, wait: u64) -> Result<(Vec<Record>, Option<(u64, String)>)> {
         match self {
+            #[cfg(feature = "server")]
             Source::Store(s) => Ok((s.audit_after(after, PAGE).await?, s.audit_head().await?)),
             Source::Server(c) => {
                 let p: AuditPage = c.get(&format!("/v1/audit?after={after}&limit={PAGE}&wait={wait}")).await?;
@@ -97,20 +101,31 @@ impl Source {
     }
 }
 
-async fn verify(a: VerifyArgs) -> Result<ExitCode> {
-    let source = match (&a.data_dir, &a.store) {
-        (None, None) => Source::Server(Client::authenticated(a.opts.server.as_deref())?),
-        (data, store) => {
-            let spec = store.clone().unwrap_or_else(|| "sqlite".to_owned());
-            let dir = data.clone().unwrap_or_else(|| PathBuf::from(stint_server::config::DEFAULT_DATA_DIR));
-            if spec == "sqlite" && !dir.join("stint.db").exists() {
-                anyhow::bail!("no stint database in {}", dir.display());
-            }
-            Source::Store(
-                stint_store::open(&spec, &dir).await.map_err(super::operator_error).with_context(|| format!("cannot open {}", stint_store::describe(&spec)))?,
-            )
+impl VerifyArgs {
+    /// The store named by --data or --store, opened here; else the server's API.
+    async fn source(&self) -> Result<Source> {
+        #[cfg(feature = "server")]
+        if self.data_dir.is_some() || self.store.is_some() {
+            return open_store(self.data_dir.clone(), self.store.clone()).await.map(Source::Store);
         }
-    };
+        Ok(Source::Server(Client::authenticated(self.opts.server.as_deref())?))
+    }
+}
+
+/// A store opened in-process: `spec` (default `sqlite`) in `data_dir` (default the server's).
+#[cfg(feature = "server")]
+async fn open_store(data_dir: Option<std::path::PathBuf>, spec: Option<String>) -> Result<std::sync::Arc<dyn stint_core::store::Store>> {
+    use anyhow::Context;
+    let spec = spec.unwrap_or_else(|| "sqlite".to_owned());
+    let dir = data_dir.unwrap_or_else(|| stint_server::config::DEFAULT_DATA_DIR.into());
+    if spec == "sqlite" && !dir.join("stint.db").exists() {
+        anyhow::bail!("no stint database in {}", dir.display());
+    }
+    stint_store::open(&spec, &dir).await.map_err(super::operator_error).with_context(|| format!("cannot open {}", stint_store::describe(&spec)))
+}
+
+async fn verify(a: VerifyArgs) -> Result<ExitCode> {
+    let source = a.source().await?;
     let mut v = Verifier::default();
     let mut last = 0;
     // Walk to the end, then compare with the head read afterwards. A head beyond the last
@@ -192,10 +207,7 @@ async fn failures(a: FailuresArgs) -> Result<ExitCode> {
 /// Every record of the window, read through the server.
 async fn records_since(a: &FailuresArgs) -> Result<(Vec<Record>, stint_core::Timestamp)> {
     let window: stint_core::Ttl = a.since.parse().map_err(|e| anyhow::anyhow!("--since: {e}"))?;
-    let now = {
-        use stint_core::Clock;
-        stint_server::SystemClock.now()
-    };
+    let now = crate::sys::now();
     let since = stint_core::Timestamp(now.0 - window.as_secs() as i64);
     let source = Source::Server(Client::authenticated(a.opts.server.as_deref())?);
     let mut records = Vec::new();

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
-use stint_server::wire::*;
+use stint_api::{AssumeRequest, AssumeResponse, BootstrapRequest, EnrollRequest, EnrollResponse, EnrollmentCode, LoginRequest};
 
 use crate::client::{self, Client, SavedSession, DEFAULT_SERVER};
 use crate::output::Output;
+use crate::sys::now;
 use crate::ClientOpts;
 
 fn server_url(opts: &ClientOpts) -> Result<String> {
@@ -123,11 +124,6 @@ fn confirm_authenticator(secret_b32: &str) -> Result<()> {
         eprintln!("That code does not match; check the clock on your phone and try again.");
     }
     bail!("authenticator not confirmed; you are enrolled, but check the app before logging in")
-}
-
-fn now() -> stint_core::Timestamp {
-    use stint_core::Clock;
-    stint_server::SystemClock.now()
 }
 
 #[derive(Args)]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
-use stint_server::wire::CredsResponse;
+use stint_api::CredsResponse;
 
 use crate::client::{self, SavedSession};
 
@@ -64,14 +64,14 @@ impl Entry {
     /// Best effort: a cache that cannot be written only costs a new credential next time.
     pub fn write(&self, r: &CredsResponse) {
         let Some(dir) = self.path.parent() else { return };
-        if stint_server::ensure_data_dir(dir).is_err() {
+        if crate::sys::ensure_private_dir(dir).is_err() {
             return;
         }
         let Ok(text) = serde_json::to_string(r) else { return };
         let name = self.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
         let tmp = dir.join(format!(".{name}.{}", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
-        if stint_server::write_private(&tmp, text.as_bytes()).is_ok() && std::fs::rename(&tmp, &self.path).is_err() {
+        if crate::sys::write_private(&tmp, text.as_bytes()).is_ok() && std::fs::rename(&tmp, &self.path).is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
     }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use stint_server::wire::TokenExchangeResponse;
+use stint_api::TokenExchangeResponse;
 
 use crate::client::Client;
 

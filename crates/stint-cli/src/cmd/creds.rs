@@ -11,12 +11,13 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
+use stint_api::{CredsRequest, CredsResponse, LeaseView};
 use stint_core::Timestamp;
-use stint_server::wire::{CredsRequest, CredsResponse, LeaseView};
 
 use super::cache::Entry;
 use super::RoleArg;
 use crate::client::{self, Client};
+use crate::sys::now;
 use crate::ClientOpts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -79,11 +80,6 @@ fn fresh(c: &CredsResponse, now: Timestamp) -> bool {
 /// Whether a credential has not reached its own end.
 fn unexpired(c: &CredsResponse, now: Timestamp) -> bool {
     Timestamp::parse_rfc3339(&c.expires_at).is_some_and(|exp| now < exp)
-}
-
-fn now() -> Timestamp {
-    use stint_core::Clock;
-    stint_server::SystemClock.now()
 }
 
 /// What the server says of a cached credential.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use stint_server::wire::{CredsRequest, CredsResponse, LeaseView};
+use stint_api::{CredsRequest, CredsResponse, LeaseView, LeasesQuery};
 
 use crate::client::Client;
 use crate::ClientOpts;
@@ -49,17 +49,8 @@ pub async fn leases(a: LeasesArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let c = Client::authenticated(a.opts.server.as_deref())?;
-    let mut query = vec![];
-    if let Some(u) = &a.user {
-        query.push(format!("user={u}"));
-    }
-    if a.everyone {
-        query.push("everyone=true".to_owned());
-    }
-    if a.all {
-        query.push("all=true".to_owned());
-    }
-    let path = if query.is_empty() { "/v1/leases".to_owned() } else { format!("/v1/leases?{}", query.join("&")) };
+    let query = serde_urlencoded::to_string(LeasesQuery { user: a.user.clone(), everyone: a.everyone, all: a.all })?;
+    let path = if query.is_empty() { "/v1/leases".to_owned() } else { format!("/v1/leases?{query}") };
     let leases: Vec<LeaseView> = c.get(&path).await?;
     a.opts.output.print(&leases, |ls| {
         if ls.is_empty() {

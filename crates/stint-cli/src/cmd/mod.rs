@@ -4,14 +4,17 @@ pub mod admin;
 pub mod agent;
 pub mod audit;
 pub mod auth;
+#[cfg(feature = "server")]
 pub mod bench;
 pub mod cache;
 pub mod ci;
 pub mod creds;
 pub mod leases;
+#[cfg(feature = "server")]
 pub mod policy;
 pub mod requests;
 pub mod scim;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod sso;
 pub mod workload;
@@ -39,6 +42,7 @@ impl RoleArg {
 }
 
 /// The HTTP layer hides internal causes from peers; the operator at the console needs them.
+#[cfg(feature = "server")]
 pub fn operator_error(e: stint_core::Error) -> anyhow::Error {
     match e {
         stint_core::Error::Internal(cause) => anyhow::anyhow!(cause),

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde_json::Value;
-use stint_server::wire::{BreakGlassBody, DecisionBody, RoleRequestBody};
+use stint_api::{BreakGlassBody, DecisionBody, RoleRequestBody};
 
 use crate::client::Client;
 use crate::ClientOpts;

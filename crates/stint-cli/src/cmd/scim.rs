@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Subcommand;
 use serde_json::Value;
-use stint_server::scim::{CreateScimTokenRequest, ScimTokenResponse};
+use stint_api::scim::{CreateScimTokenRequest, ScimTokenResponse};
 
 use super::admin::urlencode;
 use crate::client::Client;

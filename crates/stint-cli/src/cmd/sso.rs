@@ -7,11 +7,12 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use stint_server::wire::{DeviceAuthorizationResponse, LoginResponse, SsoBeginRequest, SsoBeginResponse, SsoProvidersResponse};
+use stint_api::{DeviceAuthorizationResponse, LoginResponse, SsoBeginRequest, SsoBeginResponse, SsoProvidersResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::client::{Client, ServerError};
+use crate::sys::now;
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// The longest request line and headers the loopback listener reads from the browser.
@@ -61,11 +62,6 @@ pub async fn browser(c: &Client, provider: Option<String>, no_browser: bool) -> 
         .await
         .map_err(|_| anyhow::anyhow!("the sign-in was not finished in time; run `stint login` again"))??;
     Ok(code)
-}
-
-fn now() -> stint_core::Timestamp {
-    use stint_core::Clock;
-    stint_server::SystemClock.now()
 }
 
 /// Answers the browser's requests on the loopback listener until one brings the result.
@@ -129,8 +125,8 @@ async fn read_callback(conn: &mut TcpStream) -> Option<std::collections::BTreeMa
 async fn respond(conn: &mut TcpStream, status: &str, title: &str, message: &str) {
     let html = format!(
         "<!doctype html><meta charset=\"utf-8\"><title>{t} · stint</title><body style=\"font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto\"><h1>{t}</h1><p>{m}</p></body>",
-        t = stint_server::html::escape(title),
-        m = stint_server::html::escape(message)
+        t = stint_api::html::escape(title),
+        m = stint_api::html::escape(message)
     );
     let resp = format!(
         "HTTP/1.1 {status}\r\ncontent-type: text/html; charset=utf-8\r\ncache-control: no-store\r\nreferrer-policy: no-referrer\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{html}",

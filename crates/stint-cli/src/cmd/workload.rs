@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Subcommand;
 use serde_json::Value;
+use stint_api::workloads::{AddWorkloadRequest, JoinTokenRequest, JoinTokenResponse};
 use stint_core::workload::PlatformBinding;
-use stint_server::workloads::{AddWorkloadRequest, JoinTokenRequest, JoinTokenResponse};
 
 use super::admin::urlencode;
 use crate::client::Client;

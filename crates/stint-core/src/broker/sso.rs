@@ -1071,16 +1071,7 @@ fn already_used() -> Error {
 
 /// `application/x-www-form-urlencoded` for a query string.
 fn form_urlencoded(pairs: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-                b' ' => "+".to_owned(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+    serde_urlencoded::to_string(pairs).unwrap_or_else(|_| unreachable!("pairs of strings are a form"))
 }
 
 /// A signed-in person's groups as the provider's claim says (`None`: as set in stint), with the
@@ -1184,5 +1175,6 @@ mod tests {
     #[test]
     fn query_values_are_encoded() {
         assert_eq!(form_urlencoded(&[("error", "mfa_required"), ("error_description", "a b&c=d")]), "error=mfa_required&error_description=a+b%26c%3Dd");
+        assert_eq!(form_urlencoded(&[("q", "1+1=2 ü?#/%")]), "q=1%2B1%3D2+%C3%BC%3F%23%2F%25");
     }
 }

@@ -2,8 +2,8 @@
 //! and the cheap status check. Errors keep the server's stable code and never carry a secret.
 
 use serde::{Deserialize, Serialize};
+use stint_api::CredsResponse;
 use stint_core::secret::SecretString;
-use stint_server::wire::CredsResponse;
 
 /// How the server answered, when it did not answer with what was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use stint_api::CredsResponse;
 use stint_core::secret::SecretString;
 use stint_core::Timestamp;
-use stint_server::wire::CredsResponse;
 
 /// A credential as the agent keeps it.
 #[derive(Debug)]

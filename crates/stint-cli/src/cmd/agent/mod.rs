@@ -32,7 +32,6 @@ use clap::{Args, Subcommand};
 use rand_core::OsRng;
 use stint_core::ids::WorkloadName;
 use stint_core::time::Ttl;
-use stint_core::Clock;
 
 use self::runner::{Agent, Config, Proof};
 use self::state::{CredentialStatus, Status};
@@ -215,7 +214,7 @@ async fn serve(a: RunArgs) -> Result<ExitCode> {
     let local = listener.local_addr()?;
     let auth = state::rotate_auth_token(&dir, &mut OsRng)?;
     let _running = Running(dir.clone());
-    let started_at = stint_server::SystemClock.now().to_rfc3339();
+    let started_at = crate::sys::now().to_rfc3339();
     let info =
         state::AgentInfo { listen: local.to_string(), pid: std::process::id(), workload: cfg.workload.to_string(), server: cfg.server.clone(), started_at };
     state::write_agent(&dir, &info)?;

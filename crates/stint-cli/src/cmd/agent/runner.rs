@@ -14,7 +14,7 @@ use rand_core::{OsRng, RngCore};
 use stint_core::crypto::SigningKey;
 use stint_core::ids::WorkloadName;
 use stint_core::secret::SecretString;
-use stint_core::{Clock, Timestamp};
+use stint_core::Timestamp;
 use tokio::sync::watch;
 
 use super::api::{Api, ApiError, CredsAsk, StatusReply};
@@ -198,9 +198,7 @@ pub fn operator_hint(code: &str, cfg: &Config) -> String {
     }
 }
 
-pub(super) fn now() -> Timestamp {
-    stint_server::SystemClock.now()
-}
+pub(super) use crate::sys::now;
 
 /// This machine's clock in milliseconds since the epoch.
 fn now_ms() -> i64 {

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use crate::output::Output;
+use crate::sys::now;
 
 mod agent;
 mod aws;
@@ -282,11 +283,6 @@ fn spawn_server(data: &Path, store: &str, extra_config: &str, limits: &str) -> R
         .find_map(|l| l.split("--token ").nth(1).map(|t| t.trim().to_owned()))
         .context("the server printed no bootstrap token (is the data directory new?)")?;
     Ok((spawned, token))
-}
-
-fn now() -> stint_core::Timestamp {
-    use stint_core::Clock;
-    stint_server::SystemClock.now()
 }
 
 async fn call(http: &reqwest::Client, url: String, bearer: Option<&str>, body: Value) -> Result<Value> {

@@ -1,4 +1,12 @@
-//! The JSON bodies of the HTTP API, shared with the CLI. Requests refuse unknown fields.
+//! The bodies of stint's HTTP API, shared by the server (`stint-server`) and its clients
+//! (`stint-cli`), so both sides (de)serialise the same types. Requests refuse unknown fields.
+//!
+//! Only data and its shape live here: no I/O, nothing from the HTTP stack, so the client-only
+//! build of `stint` needs neither the server nor the store (docs/architecture.md).
+
+pub mod html;
+pub mod scim;
+pub mod workloads;
 
 use serde::{Deserialize, Serialize};
 
@@ -145,16 +153,18 @@ impl LeaseView {
     }
 }
 
-#[derive(Deserialize)]
+/// `GET /v1/leases?…`; what is not asked for is left out of the query.
+#[derive(Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct LeasesQuery {
     /// One user's leases (administrators); default: your own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Every user's (administrators).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub everyone: bool,
     /// Include ended leases.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub all: bool,
 }
 
@@ -396,4 +406,19 @@ pub struct BreakGlassBody {
     /// Like `30m`; default and maximum: `[break_glass] max_duration`.
     #[serde(default)]
     pub duration: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LeasesQuery;
+
+    #[test]
+    fn a_leases_query_encodes_its_values_and_leaves_out_what_is_not_asked() {
+        assert_eq!(serde_urlencoded::to_string(LeasesQuery::default()).unwrap(), "");
+        let q = LeasesQuery { user: Some("a b&all=true+ü".into()), everyone: true, all: false };
+        let text = serde_urlencoded::to_string(&q).unwrap();
+        assert_eq!(text, "user=a+b%26all%3Dtrue%2B%C3%BC&everyone=true");
+        let back: LeasesQuery = serde_urlencoded::from_str(&text).unwrap();
+        assert_eq!((back.user.as_deref(), back.everyone, back.all), (Some("a b&all=true+ü"), true, false));
+    }
 }

@@ -290,6 +290,14 @@ impl App {
             }
             backends.insert(pg.name.clone(), Arc::new(b));
         }
+        #[cfg(not(feature = "aws"))]
+        if let Some(aws) = cfg.backends.aws.first() {
+            return Err(stint_core::error::Error::invalid(
+                "backend_unavailable",
+                format!("backend {:?}: this stint was built without the AWS backend (feature `aws`)", aws.name),
+            ));
+        }
+        #[cfg(feature = "aws")]
         for aws in &cfg.backends.aws {
             let b = stint_backends::AwsBackend::new(aws.clone(), stint_backends::AwsIdentity::Ambient, clock.clone()).await?;
             match b.check().await {

@@ -93,7 +93,7 @@ fn server() -> &'static Server {
             let store = stint_store::open("sqlite", &data).await.expect("store");
             let (kek, _) = MasterKey::generate(&mut rand_core::OsRng);
             let work = Arc::new(InlinePasswordWork::new(&mut rand_core::OsRng).expect("password work"));
-            let app = App::with_password_work(&cfg, store, Arc::new(stint_server::SystemClock), kek, work).await.expect("app");
+            let app = App::with_password_work(&cfg, store, Arc::new(stint_os::SystemClock), kek, work).await.expect("app");
             app.router()
         });
         Server { rt, router }

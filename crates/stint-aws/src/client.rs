@@ -93,10 +93,7 @@ pub struct Settings {
 impl Settings {
     /// Checks the region (a DNS label like `eu-west-1`: it becomes part of a host name).
     pub fn new(region: &str, sts_endpoint: Option<Endpoint>, iam_endpoint: Option<Endpoint>) -> Result<Settings> {
-        let ok = !region.is_empty() && region.len() <= 32 && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !ok {
-            return Err(Error::Invalid(format!("AWS region {region:?} is not a region name like eu-west-1")));
-        }
+        stint_core::aws::check_region(region).map_err(|e| Error::Invalid(e.to_string()))?;
         Ok(Settings { region: region.to_owned(), sts_endpoint, iam_endpoint })
     }
 }

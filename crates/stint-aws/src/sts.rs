@@ -117,16 +117,7 @@ impl Sts {
 
 /// `arn:<partition>:iam::<12-digit account>:role/<path/name>`.
 fn check_role_arn(arn: &str) -> Result<()> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let ok = matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
-        if !partition.is_empty()
-            && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
-            && resource.strip_prefix("role/").is_some_and(|r| !r.is_empty()));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!("RoleArn {arn:?} is not a role ARN like arn:aws:iam::123456789012:role/name")))
-    }
+    stint_core::aws::RoleArn::parse(arn).map(drop).map_err(|e| Error::Invalid(format!("RoleArn: {e}")))
 }
 
 /// `RoleSessionName` / `SourceIdentity`: 2–64 characters of `[\w+=,.@-]`.

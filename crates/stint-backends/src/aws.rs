@@ -123,8 +123,8 @@ impl AwsBackend {
         }
         let mut roles = BTreeMap::new();
         for (role, arn) in &cfg.roles {
-            let name = role_name_of(arn).ok_or_else(|| bad(format!("role {role}: {arn:?} is not an IAM role ARN like arn:aws:iam::123456789012:role/name")))?;
-            roles.insert(role.clone(), Role { arn: arn.clone(), name });
+            let parsed = stint_core::aws::RoleArn::parse(arn).map_err(|e| bad(format!("role {role}: {e}")))?;
+            roles.insert(role.clone(), Role { arn: arn.clone(), name: parsed.name().to_owned() });
         }
         let endpoint = |url: &Option<String>| url.as_deref().map(|u| Endpoint::parse(u, cfg.allow_http_loopback)).transpose();
         let sts_endpoint = endpoint(&cfg.sts_endpoint).map_err(|e| bad(e.to_string()))?;
@@ -368,19 +368,6 @@ fn revocations_in(doc: &str) -> std::result::Result<Vec<Revocation>, String> {
             }
         })
         .collect()
-}
-
-/// The role name in `arn:<partition>:iam::<account>:role/<path/>name`, if it is one.
-fn role_name_of(arn: &str) -> Option<String> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let ["arn", partition, "iam", "", account, resource] = parts.as_slice() else {
-        return None;
-    };
-    let path = resource.strip_prefix("role/")?;
-    let name = path.rsplit('/').next()?;
-    let valid_name = (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
-    let valid = !partition.is_empty() && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) && valid_name;
-    valid.then(|| name.to_owned())
 }
 
 fn datetime(t: Timestamp) -> Result<OffsetDateTime> {

@@ -83,12 +83,9 @@ pub fn load_session() -> Result<Option<SavedSession>> {
 
 pub fn save_session(s: &SavedSession) -> Result<PathBuf> {
     let dir = config_dir()?;
-    crate::sys::ensure_private_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    stint_os::ensure_private_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = session_path()?;
-    let tmp = dir.join(format!(".session.json.{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    crate::sys::write_private(&tmp, serde_json::to_string_pretty(s)?.as_bytes()).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    stint_os::write_atomic(&path, serde_json::to_string_pretty(s)?.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
 }
 

@@ -5,7 +5,6 @@
 mod client;
 mod cmd;
 mod output;
-mod sys;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

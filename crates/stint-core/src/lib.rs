@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod authz;
+pub mod aws;
 pub mod backend;
 pub mod bearer;
 pub mod broker;

@@ -940,6 +940,24 @@ mod tests {
     }
 
     #[test]
+    fn aws_backends_take_only_names_sts_takes() {
+        let aws = |region: &str, arn: &str| format!("[[backends.aws]]\nname = \"aws\"\nregion = {region:?}\n[backends.aws.roles]\ndeveloper = {arn:?}\n");
+        let ok = load_str(&aws("eu-west-1", "arn:aws:iam::123456789012:role/team/deploy")).unwrap();
+        assert_eq!(ok.backends.aws[0].region, "eu-west-1");
+        // The checks are stint_core::aws's, the ones the backend and the STS call make: what
+        // loads here is what STS is sent.
+        for (region, arn, key, says) in [
+            ("eu west", "arn:aws:iam::123456789012:role/deploy", "backends.aws[0].region", "not a region name"),
+            ("eu-west-1", "arn:aws:iam::1234:role/deploy", "backends.aws[0].roles", "not an IAM role ARN"),
+            ("eu-west-1", "arn:aws:iam::123456789012:role/de ploy", "backends.aws[0].roles", "not an IAM role ARN"),
+            ("eu-west-1", "arn:aws:iam::123456789012:user/alice", "backends.aws[0].roles", "not an IAM role ARN"),
+        ] {
+            let e = load_str(&aws(region, arn)).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(says), "{region} {arn}: {e}");
+        }
+    }
+
+    #[test]
     fn tls_settings_are_checked_at_load() {
         let dir = std::env::temp_dir().join(format!("stint-config-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -16,13 +16,12 @@ pub mod webhooks;
 pub mod workloads;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use stint_core::broker::{self, Broker, PasswordWork, Startup};
 use stint_core::crypto::MasterKey;
 use stint_core::store::Store;
-use stint_core::{Clock, Timestamp};
+use stint_core::Clock;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -47,16 +46,6 @@ pub const REAP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5)
 /// (each is due `[identity] revalidate` after it was last asked).
 pub const REVALIDATE_TICK: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The operating system's clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        Timestamp(secs as i64)
-    }
-}
-
 /// Reads the master key, or creates a 0600 one in the data directory when none is configured.
 /// Returns the key and whether it was generated here.
 pub fn master_key(cfg: &Config) -> std::io::Result<(MasterKey, bool)> {
@@ -70,30 +59,11 @@ pub fn master_key(cfg: &Config) -> std::io::Result<(MasterKey, bool)> {
         Ok(text) => MasterKey::from_file_contents(&text).map(|k| (k, true)).map_err(invalid),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let (key, text) = MasterKey::generate(&mut rand_core::OsRng);
-            write_private(&path, text.as_bytes())?;
+            stint_os::write_private(&path, text.as_bytes())?;
             Ok((key, true))
         }
         Err(e) => Err(e),
     }
-}
-
-/// Creates `path` readable by its owner only; never overwrites.
-pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    opts.open(path)?.write_all(contents)
-}
-
-/// Creates the data directory (0700) if missing.
-pub fn ensure_data_dir(dir: &Path) -> std::io::Result<()> {
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir)
 }
 
 /// Everything a running server needs, wired but not yet listening.

@@ -207,7 +207,7 @@ async fn failures(a: FailuresArgs) -> Result<ExitCode> {
 /// Every record of the window, read through the server.
 async fn records_since(a: &FailuresArgs) -> Result<(Vec<Record>, stint_core::Timestamp)> {
     let window: stint_core::Ttl = a.since.parse().map_err(|e| anyhow::anyhow!("--since: {e}"))?;
-    let now = crate::sys::now();
+    let now = stint_os::now();
     let since = stint_core::Timestamp(now.0 - window.as_secs() as i64);
     let source = Source::Server(Client::authenticated(a.opts.server.as_deref())?);
     let mut records = Vec::new();

@@ -10,8 +10,8 @@ use stint_api::{AssumeRequest, AssumeResponse, BootstrapRequest, EnrollRequest, 
 
 use crate::client::{self, Client, SavedSession, DEFAULT_SERVER};
 use crate::output::Output;
-use crate::sys::now;
 use crate::ClientOpts;
+use stint_os::now;
 
 fn server_url(opts: &ClientOpts) -> Result<String> {
     if let Some(s) = &opts.server {

@@ -64,15 +64,11 @@ impl Entry {
     /// Best effort: a cache that cannot be written only costs a new credential next time.
     pub fn write(&self, r: &CredsResponse) {
         let Some(dir) = self.path.parent() else { return };
-        if crate::sys::ensure_private_dir(dir).is_err() {
+        if stint_os::ensure_private_dir(dir).is_err() {
             return;
         }
-        let Ok(text) = serde_json::to_string(r) else { return };
-        let name = self.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.{}", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
-        if crate::sys::write_private(&tmp, text.as_bytes()).is_ok() && std::fs::rename(&tmp, &self.path).is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        if let Ok(text) = serde_json::to_string(r) {
+            let _ = stint_os::write_atomic(&self.path, text.as_bytes());
         }
     }
 

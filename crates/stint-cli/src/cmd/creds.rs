@@ -17,8 +17,8 @@ use stint_core::Timestamp;
 use super::cache::Entry;
 use super::RoleArg;
 use crate::client::{self, Client};
-use crate::sys::now;
 use crate::ClientOpts;
+use stint_os::now;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {

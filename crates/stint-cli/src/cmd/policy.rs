@@ -193,7 +193,7 @@ fn person(name: &str, groups: &[String]) -> Result<User> {
 fn when(at: Option<&str>) -> Result<Timestamp> {
     match at {
         Some(t) => Timestamp::parse_rfc3339(t).with_context(|| format!("{t:?} is not an RFC 3339 time like 2026-11-28T03:00:00Z")),
-        None => Ok(crate::sys::now()),
+        None => Ok(stint_os::now()),
     }
 }
 

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
+use stint_os::SystemClock;
 use stint_server::config::{Config, LogFormat, Overrides, Tls};
-use stint_server::{App, SystemClock};
+use stint_server::App;
 
 use super::operator_error;
 use crate::output::Output;
@@ -82,7 +83,7 @@ pub async fn serve(o: ServerOpts) -> Result<ExitCode> {
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
-    stint_server::ensure_data_dir(&cfg.data_dir).with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    stint_os::ensure_private_dir(&cfg.data_dir).with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
     let (kek, local) = stint_server::master_key(&cfg).context("cannot load the master key")?;
     if local {
         tracing::warn!(

@@ -148,17 +148,11 @@ pub fn load(s: BackendsSection, roles: &Roles, base: &Path, origin: &str) -> Res
     for (i, a) in s.aws.into_iter().enumerate() {
         let key = |k: &str| format!("backends.aws[{i}].{k}");
         unique(&a.name, &key("name"))?;
-        let region_ok = !a.region.is_empty() && a.region.len() <= 32 && a.region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !region_ok {
-            return Err(err(origin, &key("region"), "an AWS region like us-east-1"));
-        }
+        stint_core::aws::check_region(&a.region).map_err(|e| err(origin, &key("region"), e))?;
         let mut map = BTreeMap::new();
         for (r, arn) in &a.roles {
             let role = role_of(r, roles, origin, &key("roles"))?;
-            let ok = arn.starts_with("arn:aws") && arn.split(':').nth(2) == Some("iam") && arn.split(':').nth(5).is_some_and(|t| t.starts_with("role/"));
-            if !ok {
-                return Err(err(origin, &key("roles"), format!("role {role}: {arn:?} is not an IAM role ARN like arn:aws:iam::123456789012:role/name")));
-            }
+            stint_core::aws::RoleArn::parse(arn).map_err(|e| err(origin, &key("roles"), format!("role {role}: {e}")))?;
             // STS's endpoint finds the stint role by ARN: one ARN, one role.
             if !arns.insert(arn.clone()) {
                 return Err(err(origin, &key("roles"), format!("{arn} is mapped twice; map each IAM role to one stint role")));

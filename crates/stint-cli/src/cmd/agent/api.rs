@@ -1,7 +1,8 @@
 //! The server's workload API, as the agent calls it: enrollment (join or attest), credentials
 //! and the cheap status check. Errors keep the server's stable code and never carry a secret.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use stint_api::workloads::{AttestBody, JoinBody, WorkloadCredsBody, WorkloadStatusBody};
 use stint_api::CredsResponse;
 use stint_core::secret::SecretString;
 
@@ -45,19 +46,6 @@ pub struct Enrolled {
     pub key_id: String,
     #[serde(default)]
     pub roles: Vec<String>,
-}
-
-/// `POST /v1/workload/creds`.
-#[derive(Serialize)]
-pub struct CredsAsk<'a> {
-    pub assertion: &'a str,
-    pub role: &'a str,
-    pub backend: Option<&'a str>,
-    pub ttl: Option<&'a str>,
-    pub previous_lease: Option<&'a str>,
-    /// The OpenSSH public key to certify (an SSH backend).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub public_key: Option<&'a str>,
 }
 
 /// `POST /v1/workload/status`.
@@ -108,22 +96,22 @@ impl Api {
 
     /// Enrolls `public_key` with a one-time join token.
     pub async fn join(&self, join_token: &SecretString, public_key: &str) -> Result<Enrolled, ApiError> {
-        let body = serde_json::json!({ "join_token": join_token.expose(), "public_key": public_key });
+        let body = JoinBody { join_token: join_token.expose().to_owned(), public_key: public_key.to_owned() };
         self.call(self.http.post(self.url("/v1/workload/join")).json(&body)).await
     }
 
     /// Enrolls `public_key` with a token the platform issued to `workload`.
     pub async fn attest(&self, workload: &str, token: &SecretString, public_key: &str) -> Result<Enrolled, ApiError> {
-        let body = serde_json::json!({ "workload": workload, "token": token.expose(), "public_key": public_key });
+        let body = AttestBody { workload: workload.to_owned(), token: token.expose().to_owned(), public_key: public_key.to_owned() };
         self.call(self.http.post(self.url("/v1/workload/attest")).json(&body)).await
     }
 
-    pub async fn creds(&self, ask: &CredsAsk<'_>) -> Result<CredsResponse, ApiError> {
+    pub async fn creds(&self, ask: &WorkloadCredsBody) -> Result<CredsResponse, ApiError> {
         self.call(self.http.post(self.url("/v1/workload/creds")).json(ask)).await
     }
 
     pub async fn status(&self, assertion: &str, lease_id: Option<&str>) -> Result<StatusReply, ApiError> {
-        let body = serde_json::json!({ "assertion": assertion, "lease_id": lease_id });
+        let body = WorkloadStatusBody { assertion: assertion.to_owned(), lease_id: lease_id.map(str::to_owned) };
         self.call(self.http.post(self.url("/v1/workload/status")).json(&body)).await
     }
 

@@ -101,12 +101,8 @@ impl Held {
 }
 
 /// The account of an IAM role ARN, `arn:PARTITION:iam::ACCOUNT:role/NAME`.
-pub fn account_id(role_arn: &str) -> Option<&str> {
-    let mut parts = role_arn.split(':');
-    let (Some("arn"), Some(_), Some(_), Some(_), Some(account)) = (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return None;
-    };
-    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
+pub fn account_id(role_arn: &str) -> Option<String> {
+    stint_core::aws::RoleArn::parse(role_arn).ok().map(|arn| arn.account().to_owned())
 }
 
 /// A value as env files take it: bare when it is plain, else single-quoted (systemd's
@@ -218,8 +214,8 @@ mod tests {
 
     #[test]
     fn the_account_comes_from_the_role_arn() {
-        assert_eq!(account_id("arn:aws:iam::123456789012:role/x"), Some("123456789012"));
-        assert_eq!(account_id("arn:aws-cn:iam::000000000001:role/a/b"), Some("000000000001"));
+        assert_eq!(account_id("arn:aws:iam::123456789012:role/x"), Some("123456789012".to_owned()));
+        assert_eq!(account_id("arn:aws-cn:iam::000000000001:role/a/b"), Some("000000000001".to_owned()));
         for junk in ["", "arn:aws:iam::12:role/x", "role/x", "arn:aws:iam::abcdefghijkl:role/x", "nra:aws:iam::123456789012:role/x"] {
             assert_eq!(account_id(junk), None, "{junk}");
         }

@@ -214,7 +214,7 @@ async fn serve(a: RunArgs) -> Result<ExitCode> {
     let local = listener.local_addr()?;
     let auth = state::rotate_auth_token(&dir, &mut OsRng)?;
     let _running = Running(dir.clone());
-    let started_at = crate::sys::now().to_rfc3339();
+    let started_at = stint_os::now().to_rfc3339();
     let info =
         state::AgentInfo { listen: local.to_string(), pid: std::process::id(), workload: cfg.workload.to_string(), server: cfg.server.clone(), started_at };
     state::write_agent(&dir, &info)?;

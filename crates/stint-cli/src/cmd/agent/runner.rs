@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use rand_core::{OsRng, RngCore};
+use stint_api::workloads::WorkloadCredsBody;
 use stint_core::crypto::SigningKey;
 use stint_core::ids::WorkloadName;
 use stint_core::secret::SecretString;
 use stint_core::Timestamp;
 use tokio::sync::watch;
 
-use super::api::{Api, ApiError, CredsAsk, StatusReply};
+use super::api::{Api, ApiError, StatusReply};
 use super::cred::{Held, Served};
 use super::endpoint::Endpoint;
 use super::schedule::{jitter_from, refresh_after, retry_after};
@@ -198,7 +199,7 @@ pub fn operator_hint(code: &str, cfg: &Config) -> String {
     }
 }
 
-pub(super) use crate::sys::now;
+pub(super) use stint_os::now;
 
 /// This machine's clock in milliseconds since the epoch.
 fn now_ms() -> i64 {
@@ -390,13 +391,13 @@ impl Agent {
     async fn fetch(&self, job: &Job, previous: Option<&str>) -> Result<Held, Failure> {
         let (assertion, kid) = self.assertion().ok_or_else(|| Failure::new(not_enrolled(), None))?;
         let role = self.role.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let ask = CredsAsk {
-            assertion: assertion.expose(),
-            role: &role,
-            backend: job.backend.as_deref(),
-            ttl: self.cfg.ttl.as_deref(),
-            previous_lease: previous,
-            public_key: job.ssh.as_ref().map(|(key, _)| key.as_str()),
+        let ask = WorkloadCredsBody {
+            assertion: assertion.expose().to_owned(),
+            role: role.to_string(),
+            backend: job.backend.clone(),
+            ttl: self.cfg.ttl.clone(),
+            previous_lease: previous.map(str::to_owned),
+            public_key: job.ssh.as_ref().map(|(key, _)| key.clone()),
         };
         let reply = self.api.creds(&ask).await.map_err(|e| Failure::new(e, Some(kid)))?;
         let held = Held::from_response(reply, now_ms()).map_err(|m| Failure::new(ApiError::Unavailable { code: "bad_response", message: m }, None))?;

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use crate::output::Output;
-use crate::sys::now;
+use stint_os::now;
 
 mod agent;
 mod aws;

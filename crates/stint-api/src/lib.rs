@@ -5,6 +5,7 @@
 //! build of `stint` needs neither the server nor the store (docs/architecture.md).
 
 pub mod html;
+pub mod inventory;
 pub mod scim;
 pub mod workloads;
 

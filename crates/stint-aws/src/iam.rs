@@ -17,7 +17,7 @@ pub const ROLE_INLINE_POLICY_LIMIT: usize = 10_240;
 /// An IAM client (see [`crate::Aws::load`]).
 #[derive(Clone, Debug)]
 pub struct Iam {
-    client: aws_sdk_iam::Client,
+    pub(crate) client: aws_sdk_iam::Client,
 }
 
 impl Iam {

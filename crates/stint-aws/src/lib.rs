@@ -20,6 +20,7 @@
 pub mod client;
 pub mod error;
 pub mod iam;
+pub mod inventory;
 pub mod revoke;
 pub mod sts;
 

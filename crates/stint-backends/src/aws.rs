@@ -68,6 +68,7 @@ use stint_aws::{AssumedRole, Aws, Endpoint, Iam, Identity, Settings, Sts};
 use stint_core::backend::{AuthorizedLease, Backend, Credential};
 use stint_core::error::{Error, Result};
 use stint_core::ids::RoleName;
+use stint_core::inventory::{InventorySource, ListedKey, Snapshot};
 use stint_core::model::{BackendKind, Lease};
 use stint_core::{Clock, Timestamp};
 use time::OffsetDateTime;
@@ -368,6 +369,24 @@ fn revocations_in(doc: &str) -> std::result::Result<Vec<Revocation>, String> {
             }
         })
         .collect()
+}
+
+/// How long a fetch waits for IAM to generate its credential report.
+const REPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `stint inventory fetch`: the account's credential report, through this backend's identity
+/// (it needs `iam:GenerateCredentialReport`, `iam:GetCredentialReport`, `iam:ListUsers`,
+/// `iam:ListAccessKeys` and `iam:GetAccessKeyLastUsed`).
+#[async_trait::async_trait]
+impl InventorySource for AwsBackend {
+    async fn fetch(&self) -> Result<Snapshot> {
+        let report = self.iam.credential_report(REPORT_WAIT).await.map_err(|e| self.failed("GetCredentialReport", &e))?;
+        let mut snapshot = Snapshot::from_credential_report(&report.csv, Timestamp(report.generated_at))
+            .map_err(|e| Error::upstream("backend_unavailable", format!("AWS backend {:?}: IAM's credential report: {e}", self.cfg.name)))?;
+        let keys = self.iam.access_keys().await.map_err(|e| self.failed("ListAccessKeys", &e))?;
+        snapshot.name_keys(keys.iter().map(|k| ListedKey { user: &k.user, id: &k.id, created: k.created.map(Timestamp), active: k.active }));
+        Ok(snapshot)
+    }
 }
 
 fn datetime(t: Timestamp) -> Result<OffsetDateTime> {

@@ -222,6 +222,10 @@ impl Client {
         self.send(self.http.post(format!("{}{path}", self.server)).form(form)).await
     }
 
+    pub async fn post_bytes<T: DeserializeOwned>(&self, path: &str, content_type: &str, body: Vec<u8>) -> Result<T> {
+        self.send(self.http.post(format!("{}{path}", self.server)).header(reqwest::header::CONTENT_TYPE, content_type).body(body)).await
+    }
+
     pub async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.send(self.http.post(format!("{}{path}", self.server))).await
     }

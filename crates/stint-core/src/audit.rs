@@ -73,10 +73,12 @@ pub enum Event {
     /// The identity provider could not be asked whether it still vouches for the people
     /// of some sessions (unreachable, a 5xx): those sessions stay, and are asked again.
     SsoRevalidateFailed,
+    /// A snapshot of an AWS account's long-lived credentials was kept (imported or fetched).
+    InventoryImported,
 }
 
 impl Event {
-    pub const ALL: [Event; 48] = [
+    pub const ALL: [Event; 49] = [
         Event::ConfigLoaded,
         Event::KeyCreated,
         Event::KeyRotated,
@@ -125,6 +127,7 @@ impl Event {
         Event::UserExpiryChanged,
         Event::UserExpiryAlerted,
         Event::SsoRevalidateFailed,
+        Event::InventoryImported,
     ];
 
     pub fn code(self) -> &'static str {
@@ -177,6 +180,7 @@ impl Event {
             Event::UserExpiryChanged => "user.expiry_changed",
             Event::UserExpiryAlerted => "user.expiry_alerted",
             Event::SsoRevalidateFailed => "sso.revalidate_failed",
+            Event::InventoryImported => "inventory.imported",
         }
     }
 }
@@ -577,6 +581,7 @@ mod tests {
                 "user.expiry_changed",
                 "user.expiry_alerted",
                 "sso.revalidate_failed",
+                "inventory.imported",
             ]
         );
     }

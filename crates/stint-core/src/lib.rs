@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod error;
 pub mod fold;
 pub mod ids;
+pub mod inventory;
 pub mod jwt;
 pub mod model;
 pub mod oidc;

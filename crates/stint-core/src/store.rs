@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::ids::GroupName;
 use crate::ids::LeaseId;
 use crate::ids::{ScimGroupId, ScimTokenName, SessionId, UserId, Username, WorkloadId, WorkloadName};
+use crate::inventory::Imported;
 use crate::model::{Identity, Lease, LeaseScope, OneTimeCode, RequestStatus, RoleRequest, Session, SsoAttempt, SsoRefresh, SsoStatus, User};
 use crate::scim::{ScimGroup, ScimProfile, ScimToken};
 use crate::time::Timestamp;
@@ -284,6 +285,9 @@ pub enum Mutation {
         at: Timestamp,
         max: u32,
     },
+    /// Keeps a snapshot of an account's long-lived credentials; `inventory_exists` when that
+    /// account's report of that time is kept already.
+    InsertInventorySnapshot(Imported),
 }
 
 /// How long one replica's stalled or slow work may hold up the others (PostgreSQL; SQLite
@@ -404,6 +408,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every provisioned group, by display name.
     async fn scim_groups(&self) -> Result<Vec<ScimGroup>>;
 
+    /// The inventory snapshots generated at or after `since`, oldest first.
+    async fn inventory_snapshots(&self, since: Timestamp) -> Result<Vec<Imported>>;
     /// Records with `seq > after`, in order, at most `limit`.
     async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>>;
     /// The chain head `(seq, hash)` kept apart from the records; `None` before the first append.

@@ -5,6 +5,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod html;
+pub mod inventory;
 pub mod limits;
 pub mod metrics;
 pub mod password;
@@ -252,6 +253,8 @@ impl App {
             .collect();
         let alerter = Arc::new(webhooks::WebhookAlerter::start(cfg.webhooks.clone(), metrics.alerts.clone()));
         let mut backends: std::collections::BTreeMap<String, Arc<dyn stint_core::backend::Backend>> = Default::default();
+        #[allow(unused_mut)] // Only an AWS backend is a source, and only with the `aws` feature.
+        let mut inventory_sources: std::collections::BTreeMap<String, Arc<dyn stint_core::inventory::InventorySource>> = Default::default();
         for pg in &cfg.backends.postgres {
             let b = stint_backends::PostgresBackend::new(pg.clone());
             // Reported now rather than at the first request; the server starts anyway.
@@ -274,7 +277,9 @@ impl App {
                 Ok(me) => tracing::info!(backend = %aws.name, caller = %me, "AWS backend ready"),
                 Err(e) => tracing::warn!(backend = %aws.name, error = %e, "AWS backend cannot call STS at start; requests for it fail until it can"),
             }
-            backends.insert(aws.name.clone(), Arc::new(b));
+            let b = Arc::new(b);
+            inventory_sources.insert(aws.name.clone(), b.clone());
+            backends.insert(aws.name.clone(), b);
         }
         // Listening starts before the keys are first read, so no rotation falls between.
         let invalidations = if cfg.replicas.listen { store.invalidations() } else { None };
@@ -282,7 +287,8 @@ impl App {
             .with_identity_providers(idps)
             .with_ci_issuers(ci)
             .with_alerter(alerter)
-            .with_backends(backends);
+            .with_backends(backends)
+            .with_inventory_sources(inventory_sources);
         let broker = Arc::new(broker);
         let limits = Arc::new(limits::Limiter::new(cfg.limits.rate, cfg.limits.addressing.clone(), broker.now()).with_delay(cfg.limits.rate_limited_delay));
         let startup = broker.start(&cfg.digest()).await?;

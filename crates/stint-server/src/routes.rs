@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/grants/{id}/revoke", post(revoke_grant))
         .route("/v1/break-glass", post(break_glass))
         .merge(crate::workloads::routes())
+        .merge(crate::inventory::routes())
         .merge(crate::scim::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {

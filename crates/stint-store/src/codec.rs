@@ -511,3 +511,28 @@ pub(crate) fn unknown_group(id: &stint_core::ids::ScimGroupId) -> Error {
 pub(crate) fn already_alerted() -> Error {
     Error::conflict("already_alerted", "the sponsor was already alerted of this account's end")
 }
+
+pub(crate) const INVENTORY_COLS: &str = "source, account, generated_at, imported_at, imported_by, users";
+
+/// The users of a snapshot as the `users` column keeps them (JSON).
+pub(crate) fn inventory_users(s: &stint_core::inventory::Snapshot) -> Result<String> {
+    serde_json::to_string(&s.users).map_err(|e| Error::Internal(format!("inventory snapshot: {e}")))
+}
+
+pub(crate) fn inventory(r: &impl Cells) -> Result<stint_core::inventory::Imported> {
+    use stint_core::inventory::{Imported, Snapshot, Source};
+    Ok(Imported {
+        snapshot: Snapshot {
+            source: Source::parse(&r.text(0)?).map_err(|_| corrupt("inventory_snapshots.source"))?,
+            account: r.text(1)?,
+            generated_at: r.time(2)?,
+            users: serde_json::from_str(&r.text(5)?).map_err(|_| corrupt("inventory_snapshots.users"))?,
+        },
+        imported_at: r.time(3)?,
+        imported_by: r.text(4)?,
+    })
+}
+
+pub(crate) fn inventory_exists(s: &stint_core::inventory::Snapshot) -> Error {
+    Error::conflict("inventory_exists", format!("account {}'s report generated at {} is imported already", s.account, s.generated_at.to_rfc3339()))
+}

@@ -725,6 +725,47 @@ async fn sso_refresh(store: Arc<dyn Store>) {
     assert_eq!(store.sso_refresh(&sid("r3")).await.unwrap().map(|r| r.refresh_sealed), Some("sealed-r3".into()), "a live one stays");
 }
 
+async fn inventory_snapshots(store: Arc<dyn Store>) {
+    use stint_core::inventory::{AccessKey, IamUser, Imported, LastUsed, Snapshot, Source};
+    let snapshot = |account: &str, at: i64| Imported {
+        snapshot: Snapshot {
+            source: Source::AwsCredentialReport,
+            account: account.into(),
+            generated_at: Timestamp(at),
+            users: vec![IamUser {
+                name: "ci-deploy".into(),
+                arn: format!("arn:aws:iam::{account}:user/ci-deploy"),
+                root: false,
+                created_at: Some(Timestamp(T0 - 86_400)),
+                password_enabled: None,
+                password_last_used: LastUsed::NoInformation,
+                mfa_active: false,
+                access_keys: vec![AccessKey {
+                    slot: 2,
+                    id: Some("AKIAEXAMPLE".into()),
+                    active: true,
+                    last_rotated: Some(Timestamp(T0 - 3_600)),
+                    last_used: LastUsed::At(Timestamp(T0 - 60)),
+                    last_used_region: Some("eu-west-1".into()),
+                    last_used_service: None,
+                }],
+                certificates: vec![],
+            }],
+        },
+        imported_at: Timestamp(at + 5),
+        imported_by: "user:alice".into(),
+    };
+    let (a1, b1, a2) = (snapshot("111111111111", T0), snapshot("222222222222", T0 + 10), snapshot("111111111111", T0 + 20));
+    store.apply(Change::default().with(Mutation::InsertInventorySnapshot(a2.clone()))).await.unwrap();
+    store.apply(Change::default().with(Mutation::InsertInventorySnapshot(a1.clone())).with(Mutation::InsertInventorySnapshot(b1.clone()))).await.unwrap();
+    assert_eq!(store.inventory_snapshots(Timestamp(0)).await.unwrap(), [a1.clone(), b1.clone(), a2.clone()], "whole, oldest first");
+    assert_eq!(store.inventory_snapshots(Timestamp(T0 + 10)).await.unwrap(), [b1, a2], "from `since` on");
+    let again = Imported { imported_by: "backend:aws".into(), ..a1 };
+    let head = store.audit_head().await.unwrap();
+    assert_eq!(conflict(store.apply(Change::default().with(Mutation::InsertInventorySnapshot(again)).record(draft(1))).await), "inventory_exists");
+    assert_eq!(store.audit_head().await.unwrap(), head, "a refused import writes nothing");
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -762,7 +803,8 @@ conformance!(
     role_requests,
     revocations_record_what_they_changed,
     caps_per_person,
-    sso_refresh
+    sso_refresh,
+    inventory_snapshots
 );
 
 // ---------------------------------------------------------------- harness

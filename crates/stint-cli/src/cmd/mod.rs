@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cache;
 pub mod ci;
 pub mod creds;
+pub mod inventory;
 pub mod leases;
 #[cfg(feature = "server")]
 pub mod policy;

@@ -36,6 +36,10 @@ impl Admin<'_> {
     pub(super) fn id(&self) -> &UserId {
         &self.0.user.id
     }
+
+    pub(super) fn name(&self) -> &Username {
+        &self.0.user.name
+    }
 }
 
 #[derive(Debug, serde::Serialize)]

@@ -7,6 +7,7 @@
 mod admin;
 mod auth;
 mod exchange;
+mod inventory;
 mod issue;
 mod leases;
 mod requests;
@@ -33,6 +34,7 @@ use crate::time::{Clock, Timestamp, Ttl};
 pub use admin::{Disabled, ExpiredAccounts, KeyInfo, Terms, UserInfo};
 pub use auth::{Caller, Enrolled, LoginRequest, NewCode, NewSession};
 pub use exchange::{CiConfig, CiIssuer, CiIssuerConfig, CiLeased, ExchangeRequest, Exchanged, RoleTrust, CI_TTL_MAX_SECS, CI_TTL_MIN_SECS};
+pub use inventory::Fetched;
 pub use leases::{BackendChoice, LeaseAsk, Leased, ReapFailure, Reaped, SshBackendConfig};
 pub use requests::{ApprovalConfig, RequestView};
 pub use scim::{NewScimToken, ScimCaller, ScimPerson, ScimTokenInfo};
@@ -234,6 +236,8 @@ pub struct Broker {
     alerter: Arc<dyn crate::alerts::Alerter>,
     /// The credential backends other than SSH, by name.
     backends: std::collections::BTreeMap<String, Arc<dyn crate::backend::Backend>>,
+    /// The backends `stint inventory fetch` may fetch snapshots through, by name.
+    inventory_sources: std::collections::BTreeMap<String, Arc<dyn crate::inventory::InventorySource>>,
     /// The SSH CA, when an SSH backend is configured (loaded by `start`).
     ssh_ca: RwLock<Option<Arc<SigningKey>>>,
     /// This process among the replicas (holder of the reaper lock).
@@ -286,6 +290,7 @@ impl Broker {
             ci_issuers: Default::default(),
             alerter: Arc::new(crate::alerts::NoAlerts),
             backends: Default::default(),
+            inventory_sources: Default::default(),
             ssh_ca: RwLock::new(None),
             replica,
             reaping: Default::default(),

@@ -207,6 +207,9 @@ impl Store for PausingStore {
     async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>> {
         self.inner.audit_after(after, limit).await
     }
+    async fn inventory_snapshots(&self, since: Timestamp) -> Result<Vec<stint_core::inventory::Imported>> {
+        self.inner.inventory_snapshots(since).await
+    }
     async fn audit_head(&self) -> Result<Option<(u64, String)>> {
         self.inner.audit_head().await
     }

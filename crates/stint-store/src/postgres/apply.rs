@@ -331,6 +331,16 @@ async fn mutate(db: &mut Db<'_>, m: Mutation, audit: &mut Vec<Draft>) -> Result<
             let n = db.execute("DELETE FROM scim_groups WHERE id = $1", &[&id.as_str()]).await?;
             require(n, || codec::unknown_group(&id))
         }
+        Mutation::InsertInventorySnapshot(i) => {
+            let s = &i.snapshot;
+            let n = db
+                .execute(
+                    &format!("INSERT INTO inventory_snapshots ({}) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING", codec::INVENTORY_COLS),
+                    &[&s.source.as_str(), &s.account, &s.generated_at.0, &i.imported_at.0, &i.imported_by, &codec::inventory_users(s)?],
+                )
+                .await?;
+            require(n, || codec::inventory_exists(s))
+        }
         Mutation::RequireHolderLeaseRoom { holder, at, max } => {
             db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", &[&format!("stint.leases.{holder}")]).await?;
             let row = db

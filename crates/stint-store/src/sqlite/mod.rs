@@ -13,6 +13,7 @@ use stint_core::audit::Record;
 use stint_core::crypto::StoredKey;
 use stint_core::error::Result;
 use stint_core::ids::{LeaseId, SessionId, UserId, Username, WorkloadId, WorkloadName};
+use stint_core::inventory::Imported;
 use stint_core::model::{BackendKind, Identity, Lease, LeaseScope, OneTimeCode, RoleRequest, Session, SsoAttempt, SsoRefresh, User};
 use stint_core::scim::{ScimGroup, ScimProfile, ScimToken};
 use stint_core::store::{Change, Store};
@@ -20,8 +21,8 @@ use stint_core::workload::{JoinToken, Workload, WorkloadKey};
 use stint_core::Timestamp;
 
 use crate::codec::{
-    self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, JOIN_TOKEN_COLS, KEY_COLS, LEASE_COLS, SCIM_GROUP_COLS, SCIM_PROFILE_COLS, SCIM_TOKEN_COLS,
-    SESSION_COLS, SSO_REFRESH_COLS, USER_COLS, WORKLOAD_COLS, WORKLOAD_KEY_COLS,
+    self, Cells, AUDIT_COLS, CODE_COLS, IDENTITY_COLS, INVENTORY_COLS, JOIN_TOKEN_COLS, KEY_COLS, LEASE_COLS, SCIM_GROUP_COLS, SCIM_PROFILE_COLS,
+    SCIM_TOKEN_COLS, SESSION_COLS, SSO_REFRESH_COLS, USER_COLS, WORKLOAD_COLS, WORKLOAD_KEY_COLS,
 };
 use crate::error::{store, StoreError};
 use writer::Writer;
@@ -38,6 +39,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../../migrations/sqlite/0009_scim_directory.sql")),
     (10, include_str!("../../migrations/sqlite/0010_sso_refresh.sql")),
     (11, include_str!("../../migrations/sqlite/0011_account_expiry.sql")),
+    (12, include_str!("../../migrations/sqlite/0012_inventory.sql")),
 ];
 
 /// Enough readers for the HTTP workers of a small node; each is a cheap file handle.
@@ -339,6 +341,12 @@ impl Store for SqliteStore {
     async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>> {
         let sql = format!("SELECT {AUDIT_COLS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2");
         self.all(&sql, params![codec::to_db_int(after)?, limit], |r| codec::record(r))
+    }
+
+    async fn inventory_snapshots(&self, since: Timestamp) -> Result<Vec<Imported>> {
+        self.all(&format!("SELECT {INVENTORY_COLS} FROM inventory_snapshots WHERE generated_at >= ?1 ORDER BY generated_at, account"), [since.0], |r| {
+            codec::inventory(r)
+        })
     }
 
     async fn audit_head(&self) -> Result<Option<(u64, String)>> {

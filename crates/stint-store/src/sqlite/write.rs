@@ -372,6 +372,15 @@ fn mutate(c: &Connection, m: Mutation, audit: &mut Vec<Draft>) -> Result<()> {
             let n = exec(c, "DELETE FROM scim_groups WHERE id = ?1", params![id.as_str()])?;
             require(n, || codec::unknown_group(&id))
         }
+        Mutation::InsertInventorySnapshot(i) => {
+            let s = &i.snapshot;
+            let n = exec(
+                c,
+                &format!("INSERT INTO inventory_snapshots ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING", codec::INVENTORY_COLS),
+                params![s.source.as_str(), s.account, s.generated_at.0, i.imported_at.0, i.imported_by, codec::inventory_users(s)?],
+            )?;
+            require(n, || codec::inventory_exists(s))
+        }
         Mutation::RequireHolderLeaseRoom { holder, at, max } => {
             let live = count(
                 c,

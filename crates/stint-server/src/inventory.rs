@@ -1,0 +1,56 @@
+//! `/v1/inventory`: the long-lived credentials of the AWS accounts stint replaces keys in
+//! (`docs/inventory.md`). Administrators only.
+//!
+//! The import's body is read only once the caller is known to be an administrator: up to
+//! [`MAX_REPORT_BYTES`], far more than other bodies, so nobody else can make stint read it.
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::routing::{get, post};
+use axum::Router;
+use stint_api::inventory::{FetchRequest, ImportQuery, InventoryQuery, Kept};
+use stint_core::inventory::{Snapshot, Source, MAX_REPORT_BYTES};
+use stint_core::{Error, Timestamp};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Query, Session};
+use crate::routes::{to_json, JsonOut};
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v1/inventory", get(show)).route("/v1/inventory/snapshots", post(import)).route("/v1/inventory/fetch", post(fetch))
+}
+
+async fn show(State(s): State<AppState>, Session(c): Session, Query(q): Query<InventoryQuery>) -> ApiResult<JsonOut> {
+    let admin = s.broker.admin(&c, "inventory.read").await?;
+    let since = q.since.as_deref().map(|t| time_param("since", t)).transpose()?.unwrap_or(Timestamp(i64::MIN));
+    Ok(to_json(s.broker.inventory(&admin, since).await?))
+}
+
+async fn import(State(s): State<AppState>, Session(c): Session, Query(q): Query<ImportQuery>, req: Request) -> ApiResult<JsonOut> {
+    let admin = s.broker.admin(&c, "inventory.import").await?;
+    let source = Source::parse(&q.format)?;
+    let generated_at = time_param("generated_at", &q.generated_at)?;
+    let ctype = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ctype.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("text/csv") {
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the report as text/csv"));
+    }
+    let body = axum::body::to_bytes(req.into_body(), MAX_REPORT_BYTES)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "report_too_large", format!("a report is at most {} MiB", MAX_REPORT_BYTES >> 20)))?;
+    let snapshot = match source {
+        Source::AwsCredentialReport => Snapshot::from_credential_report(&body, generated_at)?,
+    };
+    Ok(to_json(Kept { summary: s.broker.keep_inventory(&admin, snapshot, "import").await? }))
+}
+
+async fn fetch(State(s): State<AppState>, Session(c): Session, Json(req): Json<FetchRequest>) -> ApiResult<JsonOut> {
+    let admin = s.broker.admin(&c, "inventory.fetch").await?;
+    Ok(to_json(s.broker.fetch_inventory(&admin, &req.backend).await?))
+}
+
+fn time_param(name: &str, value: &str) -> Result<Timestamp, Error> {
+    Timestamp::parse_rfc3339(value).ok_or_else(|| {
+        Error::invalid("invalid_time", format!("{name}: {:?} is not an RFC 3339 time like 2026-11-30T12:00:00Z", stint_core::error::excerpt(value)))
+    })
+}

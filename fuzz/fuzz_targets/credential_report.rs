@@ -26,12 +26,13 @@ fuzz_target!(|data: &[u8]| {
         assert!(u.access_keys.len() <= 2 && u.certificates.len() <= 2);
     }
     let summary = snapshot.summary();
-    assert!(summary.oldest_key_age_days >= 0 && summary.average_key_age_days >= 0.0);
-    assert!(summary.keys_older_than_90_days <= summary.active_keys && summary.root_keys_active <= summary.active_keys);
+    let f = &summary.figures;
+    assert!(f.oldest_key_age_days >= 0 && f.average_key_age_days >= 0.0);
+    assert!(f.keys_older_than_90_days <= f.active_keys && f.root_keys_active <= f.active_keys && f.keys_unused_90_days <= f.active_keys);
     let json = serde_json::to_string(&snapshot.users).expect("a snapshot serialises");
     let back: Vec<stint_core::inventory::IamUser> = serde_json::from_str(&json).expect("and reads back");
     assert_eq!(back, snapshot.users);
     let kept = Imported { snapshot, imported_at: Timestamp(GENERATED), imported_by: "user:fuzz".into() };
     let inv = Inventory::of(std::slice::from_ref(&kept));
-    assert_eq!(inv.totals.active_keys, summary.active_keys);
+    assert_eq!(inv.totals.figures, summary.figures, "one snapshot: the totals are its figures");
 });

@@ -218,21 +218,12 @@ impl Snapshot {
 
     /// The figures of this snapshot, at its generation time.
     pub fn summary(&self) -> Summary {
-        let now = self.generated_at;
-        let keys: Vec<(&IamUser, &AccessKey)> = self.users.iter().flat_map(|u| u.access_keys.iter().filter(|k| k.active).map(move |k| (u, k))).collect();
-        let ages: Vec<i64> = keys.iter().filter_map(|(_, k)| k.age_days(now)).collect();
         Summary {
             account: self.account.clone(),
-            generated_at: now,
+            generated_at: self.generated_at,
             users: self.users.iter().filter(|u| !u.root).count() as u64,
-            active_keys: keys.len() as u64,
-            average_key_age_days: if ages.is_empty() { 0.0 } else { ages.iter().sum::<i64>() as f64 / ages.len() as f64 },
-            oldest_key_age_days: ages.iter().copied().max().unwrap_or(0),
-            keys_older_than_90_days: ages.iter().filter(|&&a| a > STALE_DAYS).count() as u64,
-            keys_unused_90_days: keys.iter().filter(|(_, k)| k.unused_for(now, STALE_DAYS)).count() as u64,
-            root_keys_active: keys.iter().filter(|(u, _)| u.root).count() as u64,
-            users_without_mfa: self.users.iter().filter(|u| u.signs_in_without_mfa()).count() as u64,
             active_certificates: self.users.iter().flat_map(|u| &u.certificates).filter(|c| c.active).count() as u64,
+            figures: Figures::of([self]),
         }
     }
 }
@@ -259,13 +250,10 @@ impl AccessKey {
     }
 }
 
-/// The figures of a snapshot: what `stint inventory` shows and the report's "before".
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    pub account: String,
-    pub generated_at: Timestamp,
-    /// IAM users, not counting the root user.
-    pub users: u64,
+/// What the inventory counts, over one snapshot or the newest of several; each key's age is
+/// taken at its own snapshot's generation time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
     pub active_keys: u64,
     pub average_key_age_days: f64,
     pub oldest_key_age_days: i64,
@@ -275,7 +263,41 @@ pub struct Summary {
     pub root_keys_active: u64,
     /// Console users, and the root user, without MFA.
     pub users_without_mfa: u64,
+}
+
+impl Figures {
+    fn of<'a>(snapshots: impl IntoIterator<Item = &'a Snapshot>) -> Figures {
+        let mut f = Figures::default();
+        let mut ages = Vec::new();
+        for s in snapshots {
+            let now = s.generated_at;
+            for u in &s.users {
+                f.users_without_mfa += u64::from(u.signs_in_without_mfa());
+                for k in u.access_keys.iter().filter(|k| k.active) {
+                    f.active_keys += 1;
+                    f.root_keys_active += u64::from(u.root);
+                    f.keys_unused_90_days += u64::from(k.unused_for(now, STALE_DAYS));
+                    ages.extend(k.age_days(now));
+                }
+            }
+        }
+        f.keys_older_than_90_days = ages.iter().filter(|&&a| a > STALE_DAYS).count() as u64;
+        f.oldest_key_age_days = ages.iter().copied().max().unwrap_or(0);
+        f.average_key_age_days = if ages.is_empty() { 0.0 } else { ages.iter().sum::<i64>() as f64 / ages.len() as f64 };
+        f
+    }
+}
+
+/// The figures of a snapshot: what an import answers and the report's "before".
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub account: String,
+    pub generated_at: Timestamp,
+    /// IAM users, not counting the root user.
+    pub users: u64,
     pub active_certificates: u64,
+    #[serde(flatten)]
+    pub figures: Figures,
 }
 
 /// The 12-digit account of a user ARN (`arn:aws:iam::123456789012:user/…`) or the root ARN
@@ -451,15 +473,10 @@ pub struct KeyView {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
     pub accounts: u64,
-    pub active_keys: u64,
-    pub average_key_age_days: f64,
-    pub oldest_key_age_days: i64,
-    pub keys_older_than_90_days: u64,
-    pub keys_unused_90_days: u64,
-    pub root_keys_active: u64,
-    pub users_without_mfa: u64,
     /// The generation time of the oldest of those snapshots: how fresh the totals are.
     pub as_of: Option<Timestamp>,
+    #[serde(flatten)]
+    pub figures: Figures,
 }
 
 impl Inventory {
@@ -474,17 +491,10 @@ impl Inventory {
             }
         }
         let accounts: Vec<Account> = newest.values().map(|i| Account::of(i)).collect();
-        let ages: Vec<i64> = accounts.iter().flat_map(|a| a.keys.iter().filter_map(|k| k.age_days)).collect();
         let totals = Totals {
             accounts: accounts.len() as u64,
-            active_keys: accounts.iter().map(|a| a.summary.active_keys).sum(),
-            average_key_age_days: if ages.is_empty() { 0.0 } else { ages.iter().sum::<i64>() as f64 / ages.len() as f64 },
-            oldest_key_age_days: ages.iter().copied().max().unwrap_or(0),
-            keys_older_than_90_days: accounts.iter().map(|a| a.summary.keys_older_than_90_days).sum(),
-            keys_unused_90_days: accounts.iter().map(|a| a.summary.keys_unused_90_days).sum(),
-            root_keys_active: accounts.iter().map(|a| a.summary.root_keys_active).sum(),
-            users_without_mfa: accounts.iter().map(|a| a.summary.users_without_mfa).sum(),
-            as_of: accounts.iter().map(|a| a.summary.generated_at).min(),
+            as_of: newest.values().map(|i| i.snapshot.generated_at).min(),
+            figures: Figures::of(newest.values().map(|i| &i.snapshot)),
         };
         Inventory { totals, accounts, history: snapshots.iter().map(|i| i.snapshot.summary()).collect() }
     }

@@ -77,20 +77,20 @@ fn the_figures_are_those_of_the_day_the_report_was_generated() {
     ];
     assert_eq!(ages[3], 90, "the fixture's newest key is exactly 90 days old: not older than 90");
     assert_eq!(sum.users, 3, "the root user is not an IAM user");
-    assert_eq!(sum.active_keys, 4);
-    assert_eq!(sum.average_key_age_days, ages.iter().sum::<i64>() as f64 / 4.0);
-    assert_eq!(sum.oldest_key_age_days, ages[0]);
-    assert_eq!(sum.keys_older_than_90_days, 2, "root's and ci-deploy's first");
-    assert_eq!(sum.keys_unused_90_days, 2, "root's (last used 182 days before) and ci-deploy's first (never)");
-    assert_eq!(sum.root_keys_active, 1);
-    assert_eq!(sum.users_without_mfa, 2, "root and bob; ci-deploy has no console password");
+    assert_eq!(sum.figures.active_keys, 4);
+    assert_eq!(sum.figures.average_key_age_days, ages.iter().sum::<i64>() as f64 / 4.0);
+    assert_eq!(sum.figures.oldest_key_age_days, ages[0]);
+    assert_eq!(sum.figures.keys_older_than_90_days, 2, "root's and ci-deploy's first");
+    assert_eq!(sum.figures.keys_unused_90_days, 2, "root's (last used 182 days before) and ci-deploy's first (never)");
+    assert_eq!(sum.figures.root_keys_active, 1);
+    assert_eq!(sum.figures.users_without_mfa, 2, "root and bob; ci-deploy has no console password");
     assert_eq!(sum.active_certificates, 1);
 
     // The same file said to be generated a year later is a year older: ages are computed at
     // the report's time, not at the import's.
     let later = Snapshot::from_credential_report(AWS, at("2027-11-30T12:00:00Z")).unwrap().summary();
-    assert_eq!(later.oldest_key_age_days, ages[0] + 365);
-    assert_eq!(later.keys_older_than_90_days, 4);
+    assert_eq!(later.figures.oldest_key_age_days, ages[0] + 365);
+    assert_eq!(later.figures.keys_older_than_90_days, 4);
 }
 
 #[test]
@@ -153,13 +153,13 @@ fn the_inventory_is_each_accounts_newest_snapshot_with_every_snapshot_as_its_tre
     ];
     let inv = Inventory::of(&snapshots);
     assert_eq!(inv.history.len(), 3, "every snapshot is in the trend");
-    assert_eq!((inv.history[0].active_keys, inv.history[0].root_keys_active), (2, 0), "in January: ci-deploy's two keys");
-    let accounts: Vec<(&str, u64)> = inv.accounts.iter().map(|a| (a.summary.account.as_str(), a.summary.active_keys)).collect();
+    assert_eq!((inv.history[0].figures.active_keys, inv.history[0].figures.root_keys_active), (2, 0), "in January: ci-deploy's two keys");
+    let accounts: Vec<(&str, u64)> = inv.accounts.iter().map(|a| (a.summary.account.as_str(), a.summary.figures.active_keys)).collect();
     assert_eq!(accounts, [("123456789012", 4), ("210987654321", 4)], "each account's newest snapshot");
-    assert_eq!(inv.totals.active_keys, 8);
-    assert_eq!(inv.totals.root_keys_active, 2);
+    assert_eq!(inv.totals.figures.active_keys, 8);
+    assert_eq!(inv.totals.figures.root_keys_active, 2);
     assert_eq!(inv.totals.as_of, Some(at("2026-11-01T00:00:00Z")), "as fresh as the oldest of them");
-    assert_eq!(inv.totals.oldest_key_age_days, days("2020-01-15T10:00:00Z", GENERATED));
+    assert_eq!(inv.totals.figures.oldest_key_age_days, days("2020-01-15T10:00:00Z", GENERATED));
     let newest = &inv.accounts[0];
     let owners: Vec<&str> = newest.keys.iter().map(|k| k.owner.as_str()).collect();
     assert_eq!(owners, [ROOT_USER, "ci-deploy", "ci-deploy", "alice"], "oldest key first");

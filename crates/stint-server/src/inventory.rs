@@ -41,12 +41,16 @@ async fn import(State(s): State<AppState>, Session(c): Session, Query(q): Query<
     let snapshot = match source {
         Source::AwsCredentialReport => Snapshot::from_credential_report(&body, generated_at)?,
     };
-    Ok(to_json(Kept { summary: s.broker.keep_inventory(&admin, snapshot, "import").await? }))
+    let summary = s.broker.keep_inventory(&admin, snapshot, "import").await?;
+    s.metrics.inventory_changed().await;
+    Ok(to_json(Kept { summary }))
 }
 
 async fn fetch(State(s): State<AppState>, Session(c): Session, Json(req): Json<FetchRequest>) -> ApiResult<JsonOut> {
     let admin = s.broker.admin(&c, "inventory.fetch").await?;
-    Ok(to_json(s.broker.fetch_inventory(&admin, &req.backend).await?))
+    let fetched = s.broker.fetch_inventory(&admin, &req.backend).await?;
+    s.metrics.inventory_changed().await;
+    Ok(to_json(fetched))
 }
 
 fn time_param(name: &str, value: &str) -> Result<Timestamp, Error> {

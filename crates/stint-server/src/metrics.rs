@@ -7,6 +7,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use stint_core::broker::Observer;
+use stint_core::inventory::{Inventory, Totals};
+use stint_core::store::Store;
+use stint_core::Timestamp;
+
+/// How long the inventory's gauges are served before the store is read again: `/metrics` takes
+/// no credential, so what a scrape makes stint read stays bounded.
+const INVENTORY_REFRESH: Duration = Duration::from_secs(60);
 
 /// Upper bounds of the issuance latency histogram, seconds.
 const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
@@ -25,6 +32,8 @@ pub struct Metrics {
     break_glass: AtomicU64,
     /// Requests refused by the rate limit (429), never audited.
     rate_limited: AtomicU64,
+    /// The inventory's totals, and when they were read.
+    inventory: tokio::sync::Mutex<Option<(std::time::Instant, Totals)>>,
 }
 
 fn bump(m: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -65,7 +74,26 @@ impl Metrics {
         self.issue_sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
     }
 
-    pub fn render(&self, active_sessions: u64) -> String {
+    /// The inventory's totals for the gauges: read from the store at most once a minute, or
+    /// at the next scrape after this replica kept a snapshot.
+    pub async fn inventory_totals(&self, store: &dyn Store) -> stint_core::error::Result<Totals> {
+        let mut cached = self.inventory.lock().await;
+        if let Some((at, totals)) = &*cached {
+            if at.elapsed() < INVENTORY_REFRESH {
+                return Ok(totals.clone());
+            }
+        }
+        let totals = Inventory::of(&store.inventory_snapshots(Timestamp(i64::MIN)).await?).totals;
+        *cached = Some((std::time::Instant::now(), totals.clone()));
+        Ok(totals)
+    }
+
+    /// A snapshot was kept: the next scrape reads the inventory again.
+    pub async fn inventory_changed(&self) {
+        *self.inventory.lock().await = None;
+    }
+
+    pub fn render(&self, active_sessions: u64, inventory: &Totals) -> String {
         let mut out = String::new();
         let labelled = |out: &mut String, name: &str, help: &str, label: &str, m: &Mutex<BTreeMap<String, u64>>| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -92,6 +120,23 @@ impl Metrics {
         let _ = writeln!(out, "stint_alerts_dropped_total {}", self.alerts.dropped.load(Ordering::Relaxed));
         let _ = writeln!(out, "# HELP stint_active_sessions Sessions neither expired nor revoked.\n# TYPE stint_active_sessions gauge");
         let _ = writeln!(out, "stint_active_sessions {active_sessions}");
+        let gauge = |out: &mut String, name: &str, help: &str, value: String| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        };
+        let t = inventory;
+        gauge(&mut out, "stint_inventory_accounts", "AWS accounts with an inventory snapshot.", t.accounts.to_string());
+        gauge(&mut out, "stint_inventory_active_keys", "Active long-lived access keys, in each account's newest snapshot.", t.figures.active_keys.to_string());
+        gauge(&mut out, "stint_inventory_oldest_key_age_days", "Age of the oldest active access key, in days.", t.figures.oldest_key_age_days.to_string());
+        gauge(&mut out, "stint_inventory_keys_older_than_90_days", "Active access keys older than 90 days.", t.figures.keys_older_than_90_days.to_string());
+        gauge(&mut out, "stint_inventory_keys_unused_90_days", "Active access keys not used for 90 days.", t.figures.keys_unused_90_days.to_string());
+        gauge(&mut out, "stint_inventory_root_keys_active", "Active access keys of root users.", t.figures.root_keys_active.to_string());
+        gauge(&mut out, "stint_inventory_users_without_mfa", "Console users and root users without MFA.", t.figures.users_without_mfa.to_string());
+        gauge(
+            &mut out,
+            "stint_inventory_snapshot_timestamp_seconds",
+            "Generation time of the oldest of the newest snapshots (0: none).",
+            t.as_of.map_or(0, |a| a.0).to_string(),
+        );
         let name = "stint_issuance_duration_seconds";
         let _ = writeln!(out, "# HELP {name} Time to decide, record and sign a credential.\n# TYPE {name} histogram");
         for (i, b) in BUCKETS.iter().enumerate() {
@@ -117,7 +162,9 @@ mod tests {
         m.auth_failed("bad_totp");
         m.audit_appended(3);
         m.observe_issue_latency(Duration::from_micros(800));
-        let t = m.render(7);
+        let figures = stint_core::inventory::Figures { active_keys: 23, oldest_key_age_days: 400, ..Default::default() };
+        let inventory = Totals { accounts: 1, as_of: Some(Timestamp(1_800_000_000)), figures };
+        let t = m.render(7, &inventory);
         assert!(t.contains("stint_credentials_issued_total{role=\"readonly\"} 1"), "{t}");
         assert!(t.contains("stint_auth_failures_total{reason=\"bad_totp\"} 2"));
         assert!(t.contains("stint_audit_appends_total 3"));
@@ -125,5 +172,8 @@ mod tests {
         assert!(t.contains("stint_issuance_duration_seconds_bucket{le=\"0.0005\"} 0"));
         assert!(t.contains("stint_issuance_duration_seconds_bucket{le=\"0.001\"} 1"));
         assert!(t.contains("stint_issuance_duration_seconds_count 1"));
+        assert!(t.contains("# TYPE stint_inventory_active_keys gauge\nstint_inventory_active_keys 23\n"), "{t}");
+        assert!(t.contains("stint_inventory_oldest_key_age_days 400") && t.contains("stint_inventory_snapshot_timestamp_seconds 1800000000"));
+        assert!(t.contains("stint_inventory_root_keys_active 0"));
     }
 }

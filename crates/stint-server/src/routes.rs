@@ -98,7 +98,8 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
 
 async fn metrics(State(s): State<AppState>) -> ApiResult<impl IntoResponse> {
     let active = s.broker.store().active_sessions(s.broker.now()).await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render(active)))
+    let inventory = s.metrics.inventory_totals(s.broker.store().as_ref()).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render(active, &inventory)))
 }
 
 async fn discovery(State(s): State<AppState>) -> JsonOut {

@@ -10,7 +10,7 @@ use base64::Engine;
 use clap::{Args, Subcommand, ValueEnum};
 use stint_api::inventory::{FetchRequest, ImportQuery, InventoryQuery, Kept};
 use stint_core::broker::Fetched;
-use stint_core::inventory::{Inventory, LastUsed, Summary, ROOT_USER};
+use stint_core::inventory::{Figures, Inventory, LastUsed, Summary, ROOT_USER};
 use stint_core::{Timestamp, Ttl};
 
 use crate::client::Client;
@@ -165,21 +165,26 @@ fn since_time(s: &str) -> Result<String> {
 }
 
 fn print_summary(s: &Summary) {
-    print_figures(
-        [s.active_keys, s.keys_older_than_90_days, s.keys_unused_90_days, s.root_keys_active, s.users_without_mfa],
-        s.average_key_age_days,
-        s.oldest_key_age_days,
-    );
+    print_figures(&s.figures);
 }
 
-/// Active keys, older than 90 days, unused for 90 days, root keys, users without MFA; then
-/// the average and oldest ages.
-fn print_figures([active, old, unused, root, no_mfa]: [u64; 5], average: f64, oldest: i64) {
+fn print_figures(f: &Figures) {
     println!(
-        "  {active} active access key{} (average age {average:.0} days, oldest {oldest} days), {old} older than 90 days, {unused} unused for 90 days",
-        plural(active)
+        "  {} active access key{} (average age {:.0} days, oldest {} days), {} older than 90 days, {} unused for 90 days",
+        f.active_keys,
+        plural(f.active_keys),
+        f.average_key_age_days,
+        f.oldest_key_age_days,
+        f.keys_older_than_90_days,
+        f.keys_unused_90_days
     );
-    println!("  {root} root key{}, {no_mfa} user{} signing in without MFA", plural(root), plural(no_mfa));
+    println!(
+        "  {} root key{}, {} user{} signing in without MFA",
+        f.root_keys_active,
+        plural(f.root_keys_active),
+        f.users_without_mfa,
+        plural(f.users_without_mfa)
+    );
 }
 
 fn print_inventory(inv: &Inventory) {
@@ -191,11 +196,7 @@ fn print_inventory(inv: &Inventory) {
         return;
     };
     println!("Long-lived AWS credentials in {} account{}, as of {}:", t.accounts, plural(t.accounts), as_of.to_rfc3339());
-    print_figures(
-        [t.active_keys, t.keys_older_than_90_days, t.keys_unused_90_days, t.root_keys_active, t.users_without_mfa],
-        t.average_key_age_days,
-        t.oldest_key_age_days,
-    );
+    print_figures(&t.figures);
     for a in &inv.accounts {
         let s = &a.summary;
         println!("\nAccount {} (report of {}, kept by {})", s.account, s.generated_at.to_rfc3339(), a.imported_by);
@@ -222,10 +223,10 @@ fn print_inventory(inv: &Inventory) {
     if inv.history.len() > 1 {
         println!("\nTrend (active keys per report):");
         for h in &inv.history {
-            println!("  {}  {}  {:>4}", &h.generated_at.to_rfc3339()[..10], h.account, h.active_keys);
+            println!("  {}  {}  {:>4}", &h.generated_at.to_rfc3339()[..10], h.account, h.figures.active_keys);
         }
     }
-    if t.active_keys > 0 {
+    if t.figures.active_keys > 0 {
         println!("\nEach of these keys can be replaced: people by `stint login`, pipelines by `stint ci login`, services by `stint agent`.");
     }
 }

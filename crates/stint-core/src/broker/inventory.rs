@@ -59,7 +59,7 @@ impl Broker {
             .detail("source", snapshot.source.as_str())
             .detail("generated_at", snapshot.generated_at.to_rfc3339())
             .detail("users", summary.users)
-            .detail("active_keys", summary.active_keys);
+            .detail("active_keys", summary.figures.active_keys);
         let kept = Imported { snapshot, imported_at: now, imported_by: format!("user:{}", admin.name()) };
         self.commit(Change::default().with(Mutation::InsertInventorySnapshot(kept)).record(d)).await?;
         Ok(summary)

@@ -123,6 +123,8 @@ enum Command {
     /// Manage workloads: services that get credentials through `stint agent` (administrators)
     #[command(subcommand)]
     Workload(cmd::workload::WorkloadCmd),
+    /// Find long-lived credentials in code and configuration: AWS keys, .env files, workflows, private keys
+    Scan(cmd::scan::ScanArgs),
     /// The long-lived AWS keys still out there, from IAM's credential report (administrators)
     Inventory(cmd::inventory::InventoryArgs),
     /// Provisioning from the identity provider: SCIM tokens (administrators)
@@ -225,6 +227,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::User(c) => cmd::admin::user(c).await,
         Command::Workload(c) => cmd::workload::run(c).await,
         Command::Inventory(c) => cmd::inventory::run(c).await,
+        Command::Scan(a) => Ok(tokio::task::spawn_blocking(move || cmd::scan::run(a)).await?),
         Command::Scim(c) => cmd::scim::run(c).await,
         Command::Session(c) => cmd::admin::session(c).await,
         Command::Keys(c) => cmd::admin::keys(c).await,

@@ -27,6 +27,7 @@ pub mod password;
 pub mod policy;
 pub mod ratelimit;
 pub mod reason;
+pub mod scan;
 pub mod scim;
 pub mod secret;
 pub mod spec;

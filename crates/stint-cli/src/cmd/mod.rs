@@ -14,6 +14,7 @@ pub mod leases;
 #[cfg(feature = "server")]
 pub mod policy;
 pub mod requests;
+pub mod scan;
 pub mod scim;
 #[cfg(feature = "server")]
 pub mod server;

@@ -22,6 +22,7 @@ mod ci;
 mod flood;
 mod pg;
 mod replicas;
+mod scan;
 mod workload;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
@@ -71,6 +72,10 @@ pub enum Scenario {
     /// the new key (--rotations trials). Once with notices between replicas, once with B and
     /// C ignoring them and re-reading every second
     Replicas,
+    /// `stint scan` on a generated source tree of --scan-mb megabytes with credentials planted
+    /// in it, against the same walk reading the same files and matching nothing; no server.
+    /// Run on its own
+    Scan,
 }
 
 #[derive(Args)]
@@ -120,6 +125,9 @@ pub struct BenchArgs {
     /// An AWS API (the moto emulator) the agent scenario's credentials come from
     #[arg(long, value_name = "URL")]
     aws_endpoint: Option<String>,
+    /// Size of the scan scenario's generated tree, in megabytes
+    #[arg(long, default_value_t = 512)]
+    scan_mb: u64,
     /// Output format
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
     output: Output,
@@ -332,6 +340,28 @@ async fn users(http: &reqwest::Client, url: &str, admin: &str, prefix: &str, n: 
 }
 
 pub async fn run(a: BenchArgs) -> Result<ExitCode> {
+    if a.scenarios.contains(&Scenario::Scan) {
+        if a.scenarios.len() > 1 {
+            bail!("run the scan scenario on its own (--scenarios scan): it needs no server, and the others would share its cores");
+        }
+        let (data, mb) = (a.data.clone(), a.scan_mb);
+        let report = tokio::task::spawn_blocking(move || scan::run(data, mb)).await??;
+        a.output.print(&report, |r| {
+            println!(
+                "scan: {:.0} MB/s (floor, the same walk reading without matching: {:.0} MB/s; {:.2} of it) over {:.0} MB; {} planted, {} found, {} missed, {} false positives",
+                r["scan_mb_per_s"].as_f64().unwrap_or(0.0),
+                r["floor_mb_per_s"].as_f64().unwrap_or(0.0),
+                r["scan_over_floor"].as_f64().unwrap_or(0.0),
+                r["bytes"].as_f64().unwrap_or(0.0) / 1e6,
+                r["planted"],
+                r["found"],
+                r["missed"].as_array().map_or(0, Vec::len),
+                r["false_positives"].as_array().map_or(0, Vec::len),
+            );
+        })?;
+        let exact = report["missed"].as_array().is_some_and(Vec::is_empty) && report["false_positives"].as_array().is_some_and(Vec::is_empty);
+        return Ok(if exact { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
     let duration: stint_core::Ttl = a.duration.parse()?;
     let duration = Duration::from_secs(duration.as_secs());
     let data = a.data.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("stint-bench-{}", std::process::id())));
@@ -515,7 +545,8 @@ fn request_for(scenario: Scenario, url: &str, sessions: Arc<Vec<String>>, tokens
         | Scenario::Agent
         | Scenario::Aws
         | Scenario::AwsFloor
-        | Scenario::Replicas => Arc::new(move |h, i| h.post(format!("{url}/v1/introspect")).form(&[("token", tokens[i % tokens.len()].as_str())])),
+        | Scenario::Replicas
+        | Scenario::Scan => Arc::new(move |h, i| h.post(format!("{url}/v1/introspect")).form(&[("token", tokens[i % tokens.len()].as_str())])),
     }
 }
 

@@ -6,7 +6,8 @@
 
 use std::fmt;
 
-use crate::error::{excerpt, Error, Result};
+use crate::error::{Error, Result};
+use crate::ids::truncate;
 
 /// The longest ARN STS takes as `RoleArn`.
 const MAX_ARN_LEN: usize = 2048;
@@ -18,7 +19,7 @@ pub struct RoleArn(String);
 
 impl RoleArn {
     pub fn parse(arn: &str) -> Result<RoleArn> {
-        let refused = || Error::invalid("invalid_role_arn", format!("{:?} is not an IAM role ARN like arn:aws:iam::123456789012:role/name", excerpt(arn)));
+        let refused = || Error::invalid("invalid_role_arn", format!("{:?} is not an IAM role ARN like arn:aws:iam::123456789012:role/name", truncate(arn)));
         if arn.len() > MAX_ARN_LEN {
             return Err(refused());
         }
@@ -67,7 +68,7 @@ pub fn check_region(region: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid("invalid_region", format!("AWS region {:?} is not a region name like eu-west-1", excerpt(region))))
+        Err(Error::invalid("invalid_region", format!("AWS region {:?} is not a region name like eu-west-1", truncate(region))))
     }
 }
 

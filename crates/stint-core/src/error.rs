@@ -100,12 +100,3 @@ impl Error {
 
 /// Shorthand used across the core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// What of a refused value an error message quotes: its first 100 characters, enough to find
-/// it and never a whole page of the attacker's choosing.
-pub fn excerpt(s: &str) -> &str {
-    match s.char_indices().nth(100) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}

@@ -13,7 +13,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{excerpt, Error, Result};
+use crate::error::{Error, Result};
+use crate::ids::truncate;
 use crate::time::Timestamp;
 
 /// The credential report's header, in IAM's order.
@@ -71,7 +72,7 @@ impl Source {
     pub fn parse(s: &str) -> Result<Source> {
         match s {
             "aws-credential-report" => Ok(Source::AwsCredentialReport),
-            _ => Err(Error::invalid("unknown_inventory_format", format!("unknown inventory format {:?}; stint reads aws-credential-report", excerpt(s)))),
+            _ => Err(Error::invalid("unknown_inventory_format", format!("unknown inventory format {:?}; stint reads aws-credential-report", truncate(s)))),
         }
     }
 }
@@ -175,7 +176,7 @@ impl Snapshot {
                     "line 1, column {}: the header is not IAM's credential report (expected {:?}, found {:?}); give the file as `aws iam get-credential-report` returns it, base64-decoded",
                     at + 1,
                     CREDENTIAL_REPORT_COLUMNS.get(at).copied().unwrap_or("no more columns"),
-                    header.get(at).map_or("no more columns", |h| excerpt(h)),
+                    header.get(at).map_or_else(|| "no more columns".to_owned(), |h| truncate(h)),
                 ),
             ));
         }
@@ -414,7 +415,7 @@ impl Row<'_> {
                 self.line,
                 column + 1,
                 CREDENTIAL_REPORT_COLUMNS[column],
-                excerpt(self.get(column))
+                truncate(self.get(column))
             ),
         )
     }

@@ -48,6 +48,13 @@ fn addr_of(req: &Request) -> String {
 /// The body, if its media type is one of `mimes` (the first is the one named to the caller)
 /// and it is at most [`MAX_BODY_BYTES`]; a refusal is audited.
 pub(crate) async fn body_of(req: Request, state: &AppState, mimes: &[&str]) -> Result<axum::body::Bytes, ApiError> {
+    let too_large = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("request bodies are limited to {} KiB", MAX_BODY_BYTES / 1024));
+    body_within(req, state, mimes, MAX_BODY_BYTES, too_large).await
+}
+
+/// As [`body_of`], for the one route that takes more than [`MAX_BODY_BYTES`] (and only from an
+/// administrator): at most `limit` bytes, cut off while read, else `too_large`.
+pub(crate) async fn body_within(req: Request, state: &AppState, mimes: &[&str], limit: usize, too_large: ApiError) -> Result<axum::body::Bytes, ApiError> {
     let route = req.uri().path().to_owned();
     let addr = addr_of(&req);
     let ctype = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -56,12 +63,9 @@ pub(crate) async fn body_of(req: Request, state: &AppState, mimes: &[&str]) -> R
         let e = ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", format!("send the body as {}", mimes.first().unwrap_or(&"")));
         return Err(refuse(state, &route, &addr, e).await);
     }
-    match axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await {
+    match axum::body::to_bytes(req.into_body(), limit).await {
         Ok(b) => Ok(b),
-        Err(_) => {
-            let e = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("request bodies are limited to {} KiB", MAX_BODY_BYTES / 1024));
-            Err(refuse(state, &route, &addr, e).await)
-        }
+        Err(_) => Err(refuse(state, &route, &addr, too_large).await),
     }
 }
 

@@ -5,7 +5,7 @@
 //! [`MAX_REPORT_BYTES`], far more than other bodies, so nobody else can make stint read it.
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use stint_api::inventory::{FetchRequest, ImportQuery, InventoryQuery, Kept};
@@ -13,7 +13,7 @@ use stint_core::inventory::{Snapshot, Source, MAX_REPORT_BYTES};
 use stint_core::{Error, Timestamp};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Query, Session};
+use crate::extract::{body_within, Json, Query, Session};
 use crate::routes::{to_json, JsonOut};
 use crate::AppState;
 
@@ -31,13 +31,8 @@ async fn import(State(s): State<AppState>, Session(c): Session, Query(q): Query<
     let admin = s.broker.admin(&c, "inventory.import").await?;
     let source = Source::parse(&q.format)?;
     let generated_at = time_param("generated_at", &q.generated_at)?;
-    let ctype = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !ctype.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("text/csv") {
-        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the report as text/csv"));
-    }
-    let body = axum::body::to_bytes(req.into_body(), MAX_REPORT_BYTES)
-        .await
-        .map_err(|_| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "report_too_large", format!("a report is at most {} MiB", MAX_REPORT_BYTES >> 20)))?;
+    let too_large = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "report_too_large", format!("a report is at most {} MiB", MAX_REPORT_BYTES >> 20));
+    let body = body_within(req, &s, &["text/csv"], MAX_REPORT_BYTES, too_large).await?;
     let snapshot = match source {
         Source::AwsCredentialReport => Snapshot::from_credential_report(&body, generated_at)?,
     };
@@ -55,6 +50,6 @@ async fn fetch(State(s): State<AppState>, Session(c): Session, Json(req): Json<F
 
 fn time_param(name: &str, value: &str) -> Result<Timestamp, Error> {
     Timestamp::parse_rfc3339(value).ok_or_else(|| {
-        Error::invalid("invalid_time", format!("{name}: {:?} is not an RFC 3339 time like 2026-11-30T12:00:00Z", stint_core::error::excerpt(value)))
+        Error::invalid("invalid_time", format!("{name}: {:?} is not an RFC 3339 time like 2026-11-30T12:00:00Z", stint_core::ids::truncate(value)))
     })
 }

@@ -35,7 +35,7 @@ impl Broker {
         let source = self.inventory_sources.get(backend).ok_or_else(|| {
             let names: Vec<&str> = self.inventory_sources.keys().map(String::as_str).collect();
             let known = if names.is_empty() { "none is configured".to_owned() } else { format!("configured: {}", names.join(", ")) };
-            Error::not_found("unknown_backend", format!("no AWS backend named {:?} to fetch from ({known})", crate::error::excerpt(backend)))
+            Error::not_found("unknown_backend", format!("no AWS backend named {:?} to fetch from ({known})", crate::ids::truncate(backend)))
         })?;
         let snapshot = source.fetch().await?;
         let summary = snapshot.summary();

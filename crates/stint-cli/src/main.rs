@@ -127,6 +127,8 @@ enum Command {
     Scan(cmd::scan::ScanArgs),
     /// The long-lived AWS keys still out there, from IAM's credential report (administrators)
     Inventory(cmd::inventory::InventoryArgs),
+    /// Before and after: long-lived keys left, what stint issued instead, and the access review (administrators)
+    Report(cmd::report::ReportArgs),
     /// Provisioning from the identity provider: SCIM tokens (administrators)
     #[command(subcommand)]
     Scim(cmd::scim::ScimCmd),
@@ -227,6 +229,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::User(c) => cmd::admin::user(c).await,
         Command::Workload(c) => cmd::workload::run(c).await,
         Command::Inventory(c) => cmd::inventory::run(c).await,
+        Command::Report(c) => cmd::report::run(c).await,
         Command::Scan(a) => Ok(tokio::task::spawn_blocking(move || cmd::scan::run(a)).await?),
         Command::Scim(c) => cmd::scim::run(c).await,
         Command::Session(c) => cmd::admin::session(c).await,

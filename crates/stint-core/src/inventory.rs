@@ -492,12 +492,17 @@ impl Inventory {
             }
         }
         let accounts: Vec<Account> = newest.values().map(|i| Account::of(i)).collect();
-        let totals = Totals {
-            accounts: accounts.len() as u64,
-            as_of: newest.values().map(|i| i.snapshot.generated_at).min(),
-            figures: Figures::of(newest.values().map(|i| &i.snapshot)),
-        };
+        let totals = Inventory::totals_of(newest.values().copied());
         Inventory { totals, accounts, history: snapshots.iter().map(|i| i.snapshot.summary()).collect() }
+    }
+
+    /// The totals of `snapshots`, one per account.
+    pub fn totals_of<'a>(snapshots: impl Iterator<Item = &'a Imported> + Clone) -> Totals {
+        Totals {
+            accounts: snapshots.clone().count() as u64,
+            as_of: snapshots.clone().map(|i| i.snapshot.generated_at).min(),
+            figures: Figures::of(snapshots.map(|i| &i.snapshot)),
+        }
     }
 }
 

@@ -27,6 +27,7 @@ pub mod password;
 pub mod policy;
 pub mod ratelimit;
 pub mod reason;
+pub mod report;
 pub mod scan;
 pub mod scim;
 pub mod secret;

@@ -94,6 +94,15 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// Whether `person` takes shifts on this schedule at all: in the rotation, or named by
+    /// the calendar feed as last read.
+    pub fn lists(&self, person: &Username) -> bool {
+        match &self.source {
+            ScheduleSource::Calendar(calendar) => calendar.lists(person),
+            ScheduleSource::Rotation(r) => r.people.contains(person),
+        }
+    }
+
     /// Whether `person` is on call at `now` (or within the grace period after a shift).
     pub fn on_call(&self, person: &Username, now: Timestamp) -> bool {
         let covers = |s: &Shift| &s.person == person && s.start <= now && now.0 < s.end.0.saturating_add(self.grace_secs);

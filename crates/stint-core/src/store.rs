@@ -382,6 +382,10 @@ pub trait Store: Send + Sync + 'static {
     /// Leases newest first, at most `limit`: of one user when given, and only those not yet
     /// ended unless `include_ended`.
     async fn leases(&self, user: Option<&UserId>, include_ended: bool, limit: u32) -> Result<Vec<Lease>>;
+    /// Leases issued at or before `to` and not over before `from` (not ended, or ended at or
+    /// after `from`, and expiring at or after `from`), oldest first, at most `limit`: what a
+    /// report of the period `[from, to]` counts.
+    async fn leases_during(&self, from: Timestamp, to: Timestamp, limit: u32) -> Result<Vec<Lease>>;
     /// The leases `scope` covers that are neither revoked nor ended.
     async fn live_leases(&self, scope: &LeaseScope) -> Result<Vec<Lease>>;
     /// Leases the reaper must end: revoked, or expired by `now`, not ended, and not deferred
@@ -412,6 +416,8 @@ pub trait Store: Send + Sync + 'static {
     async fn inventory_snapshots(&self, since: Timestamp) -> Result<Vec<Imported>>;
     /// Records with `seq > after`, in order, at most `limit`.
     async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>>;
+    /// Records with `seq > after` written in `[from, to]`, in order, at most `limit`.
+    async fn audit_during(&self, from: Timestamp, to: Timestamp, after: u64, limit: u32) -> Result<Vec<Record>>;
     /// The chain head `(seq, hash)` kept apart from the records; `None` before the first append.
     async fn audit_head(&self) -> Result<Option<(u64, String)>>;
 

@@ -128,6 +128,32 @@ pub struct Statement {
 }
 
 impl Statement {
+    /// One line for a reader (the access review): `Allow token.actions.githubusercontent.com
+    /// when sub StringLike [repo:acme/app:*]`.
+    pub fn describe(&self) -> String {
+        let effect = match self.effect {
+            Effect::Allow => "Allow",
+            Effect::Deny => "Deny",
+        };
+        let issuers = if self.issuers.is_empty() { "any issuer".to_owned() } else { self.issuers.join(", ") };
+        let conditions: Vec<String> = self
+            .conditions
+            .iter()
+            .map(|c| {
+                let set = match c.set {
+                    SetQualifier::Single => "",
+                    SetQualifier::ForAnyValue => "ForAnyValue:",
+                    SetQualifier::ForAllValues => "ForAllValues:",
+                };
+                format!("{} {set}{} [{}]", c.key, c.operator.name(), c.values.join(", "))
+            })
+            .collect();
+        match conditions.as_slice() {
+            [] => format!("{effect} {issuers}"),
+            c => format!("{effect} {issuers} when {}", c.join(" and ")),
+        }
+    }
+
     /// `statement 2 ("AllowMain")`, for messages.
     fn label(&self, index: usize) -> String {
         match &self.sid {

@@ -20,6 +20,13 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
     resp
 }
 
+/// A whole document rendered elsewhere (the report), with the same headers as the pages.
+pub fn document(html: String) -> Response {
+    let mut resp = (StatusCode::OK, html).into_response();
+    secure(&mut resp, "text/html; charset=utf-8");
+    resp
+}
+
 /// A 303 to `location` (the provider, or the CLI's loopback listener).
 pub fn redirect(location: &str) -> Response {
     let mut resp = StatusCode::SEE_OTHER.into_response();

@@ -48,7 +48,7 @@ async fn fetch(State(s): State<AppState>, Session(c): Session, Json(req): Json<F
     Ok(to_json(fetched))
 }
 
-fn time_param(name: &str, value: &str) -> Result<Timestamp, Error> {
+pub(crate) fn time_param(name: &str, value: &str) -> Result<Timestamp, Error> {
     Timestamp::parse_rfc3339(value).ok_or_else(|| {
         Error::invalid("invalid_time", format!("{name}: {:?} is not an RFC 3339 time like 2026-11-30T12:00:00Z", stint_core::ids::truncate(value)))
     })

@@ -9,6 +9,7 @@ pub mod inventory;
 pub mod limits;
 pub mod metrics;
 pub mod password;
+pub mod report;
 pub mod routes;
 pub mod scim;
 pub mod sts;

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use stint_core::broker::Observer;
 use stint_core::inventory::{Inventory, Totals};
+use stint_core::report::Active;
 use stint_core::store::Store;
 use stint_core::Timestamp;
 
-/// How long the inventory's gauges are served before the store is read again: `/metrics` takes
-/// no credential, so what a scrape makes stint read stays bounded.
-const INVENTORY_REFRESH: Duration = Duration::from_secs(60);
+/// How long the gauges read from the store (the inventory, the live credentials) are served
+/// before the store is read again: `/metrics` takes no credential, so what a scrape makes
+/// stint read stays bounded.
+const GAUGES_REFRESH: Duration = Duration::from_secs(60);
 
 /// Upper bounds of the issuance latency histogram, seconds.
 const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
@@ -32,8 +34,16 @@ pub struct Metrics {
     break_glass: AtomicU64,
     /// Requests refused by the rate limit (429), never audited.
     rate_limited: AtomicU64,
-    /// The inventory's totals, and when they were read.
-    inventory: tokio::sync::Mutex<Option<(std::time::Instant, Totals)>>,
+    /// The gauges read from the store, and when they were read.
+    gauges: tokio::sync::Mutex<Option<(std::time::Instant, Gauges)>>,
+}
+
+/// What the migration's dashboard shows: the long-lived keys left (the inventory) and the
+/// short-lived credentials live now.
+#[derive(Clone, Debug, Default)]
+pub struct Gauges {
+    pub inventory: Totals,
+    pub live: Active,
 }
 
 fn bump(m: &Mutex<BTreeMap<String, u64>>, key: &str) {
@@ -74,26 +84,28 @@ impl Metrics {
         self.issue_sum_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
     }
 
-    /// The inventory's totals for the gauges: read from the store at most once a minute, or
-    /// at the next scrape after this replica kept a snapshot.
-    pub async fn inventory_totals(&self, store: &dyn Store) -> stint_core::error::Result<Totals> {
-        let mut cached = self.inventory.lock().await;
-        if let Some((at, totals)) = &*cached {
-            if at.elapsed() < INVENTORY_REFRESH {
-                return Ok(totals.clone());
+    /// The gauges read from the store: at most once a minute, or at the next scrape after this
+    /// replica kept a snapshot.
+    pub async fn gauges(&self, store: &dyn Store, now: Timestamp) -> stint_core::error::Result<Gauges> {
+        let mut cached = self.gauges.lock().await;
+        if let Some((at, g)) = &*cached {
+            if at.elapsed() < GAUGES_REFRESH {
+                return Ok(g.clone());
             }
         }
-        let totals = Inventory::of(&store.inventory_snapshots(Timestamp(i64::MIN)).await?).totals;
-        *cached = Some((std::time::Instant::now(), totals.clone()));
-        Ok(totals)
+        let inventory = Inventory::of(&store.inventory_snapshots(Timestamp(i64::MIN)).await?).totals;
+        let leases = store.leases_during(now, now, stint_core::report::MAX_ROWS as u32).await?;
+        let g = Gauges { inventory, live: Active::at(&leases, now) };
+        *cached = Some((std::time::Instant::now(), g.clone()));
+        Ok(g)
     }
 
-    /// A snapshot was kept: the next scrape reads the inventory again.
+    /// A snapshot was kept: the next scrape reads the store again.
     pub async fn inventory_changed(&self) {
-        *self.inventory.lock().await = None;
+        *self.gauges.lock().await = None;
     }
 
-    pub fn render(&self, active_sessions: u64, inventory: &Totals) -> String {
+    pub fn render(&self, active_sessions: u64, gauges: &Gauges) -> String {
         let mut out = String::new();
         let labelled = |out: &mut String, name: &str, help: &str, label: &str, m: &Mutex<BTreeMap<String, u64>>| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -123,7 +135,7 @@ impl Metrics {
         let gauge = |out: &mut String, name: &str, help: &str, value: String| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         };
-        let t = inventory;
+        let t = &gauges.inventory;
         gauge(&mut out, "stint_inventory_accounts", "AWS accounts with an inventory snapshot.", t.accounts.to_string());
         gauge(&mut out, "stint_inventory_active_keys", "Active long-lived access keys, in each account's newest snapshot.", t.figures.active_keys.to_string());
         gauge(&mut out, "stint_inventory_oldest_key_age_days", "Age of the oldest active access key, in days.", t.figures.oldest_key_age_days.to_string());
@@ -136,6 +148,27 @@ impl Metrics {
             "stint_inventory_snapshot_timestamp_seconds",
             "Generation time of the oldest of the newest snapshots (0: none).",
             t.as_of.map_or(0, |a| a.0).to_string(),
+        );
+        let live = |out: &mut String, name: &str, help: &str, label: &str, values: Vec<(&str, u64)>| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (k, v) in values {
+                let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {v}", k.replace('\\', "\\\\").replace('"', "\\\""));
+            }
+        };
+        let l = &gauges.live;
+        live(
+            &mut out,
+            "stint_credentials_live",
+            "Short-lived credentials live now (issued, neither expired, revoked nor ended), by holder: person, ci or workload.",
+            "source",
+            l.by_source.iter().map(|(s, n)| (s.as_str(), *n)).collect(),
+        );
+        live(
+            &mut out,
+            "stint_credentials_live_by_backend",
+            "Short-lived credentials live now, by backend.",
+            "backend",
+            l.by_backend.iter().map(|(b, n)| (b.as_str(), *n)).collect(),
         );
         let name = "stint_issuance_duration_seconds";
         let _ = writeln!(out, "# HELP {name} Time to decide, record and sign a credential.\n# TYPE {name} histogram");
@@ -164,7 +197,12 @@ mod tests {
         m.observe_issue_latency(Duration::from_micros(800));
         let figures = stint_core::inventory::Figures { active_keys: 23, oldest_key_age_days: 400, ..Default::default() };
         let inventory = Totals { accounts: 1, as_of: Some(Timestamp(1_800_000_000)), figures };
-        let t = m.render(7, &inventory);
+        let live = Active {
+            total: 3,
+            by_source: [(stint_core::report::Source::Person, 2), (stint_core::report::Source::Ci, 1), (stint_core::report::Source::Workload, 0)].into(),
+            by_backend: [("aws-\"prod\"".to_owned(), 3)].into(),
+        };
+        let t = m.render(7, &Gauges { inventory, live });
         assert!(t.contains("stint_credentials_issued_total{role=\"readonly\"} 1"), "{t}");
         assert!(t.contains("stint_auth_failures_total{reason=\"bad_totp\"} 2"));
         assert!(t.contains("stint_audit_appends_total 3"));
@@ -175,5 +213,11 @@ mod tests {
         assert!(t.contains("# TYPE stint_inventory_active_keys gauge\nstint_inventory_active_keys 23\n"), "{t}");
         assert!(t.contains("stint_inventory_oldest_key_age_days 400") && t.contains("stint_inventory_snapshot_timestamp_seconds 1800000000"));
         assert!(t.contains("stint_inventory_root_keys_active 0"));
+        assert!(
+            t.contains("# TYPE stint_credentials_live gauge\nstint_credentials_live{source=\"person\"} 2\nstint_credentials_live{source=\"ci\"} 1\n"),
+            "{t}"
+        );
+        assert!(t.contains("stint_credentials_live{source=\"workload\"} 0"), "every source, zero included: {t}");
+        assert!(t.contains("stint_credentials_live_by_backend{backend=\"aws-\\\"prod\\\"\"} 3"), "label values escaped: {t}");
     }
 }

@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/break-glass", post(break_glass))
         .merge(crate::workloads::routes())
         .merge(crate::inventory::routes())
+        .merge(crate::report::routes())
         .merge(crate::scim::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -98,8 +99,8 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
 
 async fn metrics(State(s): State<AppState>) -> ApiResult<impl IntoResponse> {
     let active = s.broker.store().active_sessions(s.broker.now()).await?;
-    let inventory = s.metrics.inventory_totals(s.broker.store().as_ref()).await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render(active, &inventory)))
+    let gauges = s.metrics.gauges(s.broker.store().as_ref(), s.broker.now()).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render(active, &gauges)))
 }
 
 async fn discovery(State(s): State<AppState>) -> JsonOut {

@@ -766,6 +766,49 @@ async fn inventory_snapshots(store: Arc<dyn Store>) {
     assert_eq!(store.audit_head().await.unwrap(), head, "a refused import writes nothing");
 }
 
+/// What a report reads by time: leases not over before the period and issued by its end
+/// (bounds included), and the audit records written in it, paged by `seq`.
+async fn report_reads(store: Arc<dyn Store>) {
+    let owner = user("reader");
+    store.apply(insert(owner.clone())).await.unwrap();
+    let at = |issued: i64, expires: i64, ended: Option<i64>, tag: &str| {
+        let mut l = lease(tag, &owner);
+        (l.issued_at, l.expires_at, l.ended_at) = (Timestamp(T0 + issued), Timestamp(T0 + expires), ended.map(|e| Timestamp(T0 + e)));
+        l
+    };
+    let leases = [
+        at(0, 100, Some(50), "over-before"),  // ended before the period
+        at(0, 99, None, "expired-before"),    // expired before the period
+        at(0, 100, None, "expires-at-start"), // expires as the period starts: counted
+        at(50, 500, Some(150), "ended-inside"),
+        at(150, 250, None, "inside"),
+        at(300, 400, None, "issued-at-end"), // issued as the period ends: counted
+        at(301, 400, None, "issued-after"),
+    ];
+    for l in &leases {
+        store.apply(Change::default().with(Mutation::InsertLease(l.clone()))).await.unwrap();
+    }
+    let got: Vec<String> = store.leases_during(Timestamp(T0 + 100), Timestamp(T0 + 300), 100).await.unwrap().iter().map(|l| l.external_id.clone()).collect();
+    assert_eq!(got, ["serial-expires-at-start", "serial-ended-inside", "serial-inside", "serial-issued-at-end"], "oldest first");
+    let first = store.leases_during(Timestamp(T0 + 100), Timestamp(T0 + 300), 2).await.unwrap();
+    assert_eq!(first.len(), 2, "at most the limit");
+
+    // Records at T0+1 … T0+10.
+    for n in 1..=10 {
+        store.apply(Change::audit_only(draft(n))).await.unwrap();
+    }
+    let all = records(store.as_ref()).await;
+    let seq_of = |n: i64| all.iter().find(|r| r.at == Timestamp(T0 + n)).unwrap().seq;
+    let page = store.audit_during(Timestamp(T0 + 3), Timestamp(T0 + 8), 0, 4).await.unwrap();
+    assert_eq!(page.iter().map(|r| r.at.0 - T0).collect::<Vec<_>>(), [3, 4, 5, 6], "bounds included, at most the limit");
+    let rest = store.audit_during(Timestamp(T0 + 3), Timestamp(T0 + 8), page.last().unwrap().seq, 4).await.unwrap();
+    assert_eq!(rest.iter().map(|r| r.at.0 - T0).collect::<Vec<_>>(), [7, 8]);
+    assert_eq!(rest[0].seq, seq_of(7));
+    for r in page.iter().chain(&rest) {
+        same(r, all.iter().find(|a| a.seq == r.seq).unwrap());
+    }
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -804,7 +847,8 @@ conformance!(
     revocations_record_what_they_changed,
     caps_per_person,
     sso_refresh,
-    inventory_snapshots
+    inventory_snapshots,
+    report_reads
 );
 
 // ---------------------------------------------------------------- harness

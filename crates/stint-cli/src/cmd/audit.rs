@@ -18,9 +18,6 @@ pub enum AuditCmd {
     Tail(TailArgs),
     /// Count failed logins by method, provider and reason
     Failures(FailuresArgs),
-    /// A summary of a period: credentials issued by role and source, break-glass uses,
-    /// approvals, failed logins by reason
-    Report(FailuresArgs),
 }
 
 #[derive(Args)]
@@ -66,7 +63,6 @@ pub async fn run(cmd: AuditCmd) -> Result<ExitCode> {
         AuditCmd::Verify(a) => verify(a).await,
         AuditCmd::Tail(a) => tail(a).await,
         AuditCmd::Failures(a) => failures(a).await,
-        AuditCmd::Report(a) => report_period(a).await,
     }
 }
 
@@ -219,57 +215,4 @@ async fn records_since(a: &FailuresArgs) -> Result<(Vec<Record>, stint_core::Tim
         records.extend(page.into_iter().filter(|r| r.at >= since));
     }
     Ok((records, since))
-}
-
-async fn report_period(a: FailuresArgs) -> Result<ExitCode> {
-    let (records, since) = records_since(&a).await?;
-    let count = |event: &str, outcome: &str| records.iter().filter(|r| r.event == event && r.outcome.as_str() == outcome).count();
-    let mut issued: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-    for r in records.iter().filter(|r| r.event == "credential.issued") {
-        let source = r.details.get("source").map_or("human", String::as_str);
-        *issued.entry(format!("{} ({source})", r.details.get("role").map_or("", String::as_str))).or_default() += 1;
-    }
-    let break_glass: Vec<serde_json::Value> = records
-        .iter()
-        .filter(|r| r.event == "break_glass.used" && r.outcome.as_str() == "success")
-        .map(|r| serde_json::json!({ "at": r.at, "actor": r.actor, "role": r.details.get("role"), "reason": r.details.get("reason") }))
-        .collect();
-    let value = serde_json::json!({
-        "since": since,
-        "credentials_issued": issued,
-        "break_glass_uses": break_glass,
-        "requests": { "created": count("request.created", "success"), "approvals": count("request.approved", "success"), "denied": count("request.denied", "success"), "grants_revoked": count("grant.revoked", "success") },
-        "ci_exchanges_refused": count("ci.exchange.denied", "failure"),
-        "failed_logins": stint_core::audit::failures_by_reason(&records, since),
-    });
-    a.opts.output.print(&value, |v| {
-        println!("Since {since}:");
-        println!("credentials issued:");
-        for (role, n) in &issued {
-            println!("  {n:>6}  {role}");
-        }
-        println!("break-glass uses: {}", break_glass.len());
-        for b in &break_glass {
-            println!(
-                "  {} {} {}: {}",
-                stint_core::Timestamp(b["at"].as_i64().unwrap_or(0)),
-                b["actor"].as_str().unwrap_or(""),
-                b["role"].as_str().unwrap_or(""),
-                b["reason"].as_str().unwrap_or("")
-            );
-        }
-        println!("requests: {}", v["requests"]);
-        println!("CI exchanges refused: {}", v["ci_exchanges_refused"]);
-        println!("failed logins by reason:");
-        for f in v["failed_logins"].as_array().into_iter().flatten() {
-            println!(
-                "  {:>6}  {} {} {}",
-                f["count"],
-                f["method"].as_str().unwrap_or(""),
-                f["provider"].as_str().unwrap_or(""),
-                f["reason"].as_str().unwrap_or("")
-            );
-        }
-    })?;
-    Ok(ExitCode::SUCCESS)
 }

@@ -14,6 +14,7 @@ use stint_core::inventory::{Figures, Inventory, LastUsed, Summary, ROOT_USER};
 use stint_core::{Timestamp, Ttl};
 
 use crate::client::Client;
+use crate::output::plural;
 use crate::ClientOpts;
 
 #[derive(Args)]
@@ -228,13 +229,5 @@ fn print_inventory(inv: &Inventory) {
     }
     if t.figures.active_keys > 0 {
         println!("\nEach of these keys can be replaced: people by `stint login`, pipelines by `stint ci login`, services by `stint agent`.");
-    }
-}
-
-fn plural(n: u64) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
     }
 }

@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod leases;
 #[cfg(feature = "server")]
 pub mod policy;
+pub mod report;
 pub mod requests;
 pub mod scan;
 pub mod scim;

@@ -10,6 +10,7 @@ mod exchange;
 mod inventory;
 mod issue;
 mod leases;
+mod report;
 mod requests;
 mod revalidate;
 mod scim;

@@ -170,6 +170,11 @@ impl Calendar {
 
     /// Whether `person` has a shift covering `now`, or one that ended less than `grace`
     /// seconds before it.
+    /// Whether the feed names `person` in any shift it holds.
+    pub fn lists(&self, person: &Username) -> bool {
+        self.single.iter().chain(&self.expanded).any(|s| &s.person == person) || self.series.iter().any(|s| s.people.contains(person))
+    }
+
     pub fn covers(&self, person: &Username, now: Timestamp, grace: i64) -> bool {
         let covers = |s: &Shift| &s.person == person && s.start <= now && now.0 < s.end.0.saturating_add(grace);
         if self.single.iter().any(covers) {

@@ -195,6 +195,9 @@ impl Store for PausingStore {
     async fn leases(&self, user: Option<&UserId>, include_ended: bool, limit: u32) -> Result<Vec<Lease>> {
         self.inner.leases(user, include_ended, limit).await
     }
+    async fn leases_during(&self, from: Timestamp, to: Timestamp, limit: u32) -> Result<Vec<Lease>> {
+        self.inner.leases_during(from, to, limit).await
+    }
     async fn live_leases(&self, scope: &LeaseScope) -> Result<Vec<Lease>> {
         self.inner.live_leases(scope).await
     }
@@ -206,6 +209,9 @@ impl Store for PausingStore {
     }
     async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>> {
         self.inner.audit_after(after, limit).await
+    }
+    async fn audit_during(&self, from: Timestamp, to: Timestamp, after: u64, limit: u32) -> Result<Vec<Record>> {
+        self.inner.audit_during(from, to, after, limit).await
     }
     async fn inventory_snapshots(&self, since: Timestamp) -> Result<Vec<stint_core::inventory::Imported>> {
         self.inner.inventory_snapshots(since).await

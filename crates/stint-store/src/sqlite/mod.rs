@@ -40,6 +40,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../../migrations/sqlite/0010_sso_refresh.sql")),
     (11, include_str!("../../migrations/sqlite/0011_account_expiry.sql")),
     (12, include_str!("../../migrations/sqlite/0012_inventory.sql")),
+    (13, include_str!("../../migrations/sqlite/0013_report.sql")),
 ];
 
 /// Enough readers for the HTTP workers of a small node; each is a cheap file handle.
@@ -277,6 +278,13 @@ impl Store for SqliteStore {
         self.all(&sql, params![user.map(|u| u.as_str()), include_ended, limit], |r| codec::lease(r))
     }
 
+    async fn leases_during(&self, from: Timestamp, to: Timestamp, limit: u32) -> Result<Vec<Lease>> {
+        let sql = format!(
+            "SELECT {LEASE_COLS} FROM leases WHERE issued_at <= ?2 AND expires_at >= ?1 AND (ended_at IS NULL OR ended_at >= ?1) ORDER BY issued_at, id LIMIT ?3"
+        );
+        self.all(&sql, params![from.0, to.0, limit], |r| codec::lease(r))
+    }
+
     async fn live_leases(&self, scope: &LeaseScope) -> Result<Vec<Lease>> {
         let (col, value) = codec::lease_scope(scope);
         let sql = format!("SELECT {LEASE_COLS} FROM leases WHERE {col} = ?1 AND revoked_at IS NULL AND ended_at IS NULL ORDER BY issued_at, id");
@@ -341,6 +349,11 @@ impl Store for SqliteStore {
     async fn audit_after(&self, after: u64, limit: u32) -> Result<Vec<Record>> {
         let sql = format!("SELECT {AUDIT_COLS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2");
         self.all(&sql, params![codec::to_db_int(after)?, limit], |r| codec::record(r))
+    }
+
+    async fn audit_during(&self, from: Timestamp, to: Timestamp, after: u64, limit: u32) -> Result<Vec<Record>> {
+        let sql = format!("SELECT {AUDIT_COLS} FROM audit WHERE seq > ?1 AND at >= ?2 AND at <= ?3 ORDER BY seq LIMIT ?4");
+        self.all(&sql, params![codec::to_db_int(after)?, from.0, to.0, limit], |r| codec::record(r))
     }
 
     async fn inventory_snapshots(&self, since: Timestamp) -> Result<Vec<Imported>> {

@@ -1,0 +1,449 @@
+//! The report API (`docs/report.md`): `GET /v1/report?since=T&as_of=T&format=json|html`
+//! answers [`stint_core::report::Report`] as JSON, or as the one-page HTML [`html`] renders
+//! (the same page `stint report --format html` writes).
+//!
+//! The page is one self-contained file: inline CSS and SVG charts, no script, no fetched
+//! font or image, laid out to print on A4 or Letter.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use stint_core::inventory::Totals;
+use stint_core::report::{Eligible, Report, Source};
+use stint_core::Timestamp;
+
+use crate::html::escape;
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    /// The period's start (RFC 3339); by default 30 days before its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// The period's end (RFC 3339); by default now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
+    /// `json` (the default) or `html`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
+/// `2026-12-04 10:00 UTC`.
+pub fn date_time(t: Timestamp) -> String {
+    let s = t.to_rfc3339();
+    match (s.get(..10), s.get(11..16)) {
+        (Some(d), Some(hm)) => format!("{d} {hm} UTC"),
+        _ => s,
+    }
+}
+
+/// `2026-12-04`.
+pub fn date(t: Timestamp) -> String {
+    let s = t.to_rfc3339();
+    s.get(..10).map_or_else(|| s.clone(), str::to_owned)
+}
+
+/// A duration as people say it: `45 s`, `15 min`, `4.2 h`, `3.5 d`.
+pub fn duration(secs: f64) -> String {
+    match secs {
+        s if s < 60.0 => format!("{s:.0} s"),
+        s if s < 3_600.0 => format!("{:.0} min", s / 60.0),
+        s if s < 86_400.0 => format!("{:.1} h", s / 3_600.0),
+        s => format!("{:.1} d", s / 86_400.0),
+    }
+}
+
+/// Who a source is, for a reader.
+pub fn source_label(s: Source) -> &'static str {
+    match s {
+        Source::Person => "people",
+        Source::Ci => "CI pipelines",
+        Source::Workload => "workloads",
+    }
+}
+
+const STYLE: &str = "\
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif;color:#1d2330;margin:0;background:#fff}
+main{max-width:1040px;margin:0 auto;padding:28px 32px}
+h1{font-size:26px;margin:0 0 2px}
+h2{font-size:18px;margin:30px 0 10px;padding-bottom:4px;border-bottom:2px solid #1d2330}
+h3{font-size:15px;margin:18px 0 6px}
+.sub{color:#5a6372;margin:0 0 18px}
+.warn{background:#fff4d6;border:1px solid #e6b800;padding:8px 12px;border-radius:6px}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(128px,1fr));gap:10px}
+.card{border:1px solid #d7dce4;border-radius:8px;padding:10px 12px;break-inside:avoid}
+.card b{display:block;font-size:24px;line-height:1.2}
+.card span{color:#5a6372;font-size:12px}
+.card .was{color:#8a93a3;font-size:12px}
+.good b{color:#137333}.bad b{color:#b3261e}
+table{border-collapse:collapse;width:100%;margin:6px 0 12px;font-size:13px}
+th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e3e7ee;vertical-align:top}
+td.d{white-space:nowrap}
+th{background:#f3f5f8;font-weight:600}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+.none{color:#8a93a3;font-style:italic}
+.tag{display:inline-block;border:1px solid #c9d0db;border-radius:4px;padding:0 5px;margin:1px 2px 1px 0;font-size:12px;white-space:nowrap}
+.oc{border-color:#7aa7e0}.rq{border-color:#e0b07a}.bg{border-color:#e07a7a}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:16px}
+figure{margin:0;break-inside:avoid}figcaption{font-size:12px;color:#5a6372}
+svg text{font:11px system-ui,sans-serif;fill:#3b4352}
+section{break-inside:auto}
+tr,.card,figure{break-inside:avoid}
+footer{margin-top:28px;color:#8a93a3;font-size:12px}
+@page{size:A4;margin:14mm}
+@media print{main{padding:0;max-width:none}h2{break-after:avoid}body{-webkit-print-color-adjust:exact;print-color-adjust:exact}}
+";
+
+/// The report as one self-contained HTML page.
+pub fn html(r: &Report) -> String {
+    let mut o = String::with_capacity(32 * 1024);
+    let period = format!("{} – {}", date_time(r.period.since), date_time(r.period.as_of));
+    let _ = write!(
+        o,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>stint access report · {p}</title><style>{STYLE}</style></head><body><main>\
+         <h1>Credentials: before and after stint</h1><p class=\"sub\">Period {p} · generated {g}</p>",
+        p = escape(&period),
+        g = escape(&date_time(r.generated_at)),
+    );
+    if r.partial {
+        o.push_str("<p class=\"warn\">This period holds more rows than one report reads: the figures below are lower bounds. Ask for a shorter period.</p>");
+    }
+    headline(&mut o, r);
+    before(&mut o, r);
+    after(&mut o, r);
+    review(&mut o, r);
+    o.push_str(
+        "<footer>Generated by stint from its audit log, leases and inventory snapshots. The JSON form of this report: <code>stint report --format json</code>. \
+         SOC 2 mapping: docs/soc2.md.</footer></main></body></html>\n",
+    );
+    o
+}
+
+fn card(o: &mut String, class: &str, value: &str, label: &str, was: Option<String>) {
+    let _ = write!(o, "<div class=\"card {class}\"><b>{}</b><span>{}</span>", escape(value), escape(label));
+    if let Some(w) = was {
+        let _ = write!(o, "<div class=\"was\">{}</div>", escape(&w));
+    }
+    o.push_str("</div>");
+}
+
+fn headline(o: &mut String, r: &Report) {
+    let b = &r.before;
+    let a = &r.after;
+    o.push_str("<div class=\"cards\">");
+    let keys = b.current.figures.active_keys;
+    let was = b.baseline.as_ref().map(|t| format!("was {} at the first snapshot", t.figures.active_keys));
+    card(o, if keys == 0 { "good" } else { "bad" }, &keys.to_string(), "active long-lived keys", was);
+    card(o, "", &a.active.total.to_string(), "short-lived credentials live now", None);
+    card(o, "", &if a.lifetimes.count == 0 { "–".to_owned() } else { duration(a.lifetimes.average_secs) }, "average credential lifetime", None);
+    card(o, "", &a.issued_total.to_string(), "credentials issued in the period", None);
+    card(o, "", &a.failed_total.to_string(), "failed authentications", None);
+    card(o, if a.break_glass.is_empty() { "" } else { "bad" }, &a.break_glass.len().to_string(), "break-glass uses", None);
+    let slowest = a.offboarding.iter().filter_map(|x| x.seconds_to_revoke).max();
+    let pending = a.offboarding.iter().any(|x| x.seconds_to_revoke.is_none());
+    let off = match (pending, slowest) {
+        (true, _) => "pending".to_owned(),
+        (false, Some(s)) => duration(s as f64),
+        (false, None) => "–".to_owned(),
+    };
+    card(o, if pending { "bad" } else { "" }, &off, &format!("longest time to revoke ({} offboarded)", a.offboarding.len()), None);
+    o.push_str("</div>");
+}
+
+fn figures_row(o: &mut String, label: &str, t: &Totals) {
+    let f = &t.figures;
+    let _ = write!(
+        o,
+        "<tr><td>{}</td><td class=\"d\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+        escape(label),
+        t.as_of.map_or_else(|| "–".to_owned(), date),
+        t.accounts,
+        f.active_keys,
+        format_args!("{:.0} d", f.average_key_age_days),
+        f.keys_older_than_90_days,
+        f.keys_unused_90_days,
+        f.root_keys_active,
+        f.users_without_mfa,
+    );
+}
+
+fn before(o: &mut String, r: &Report) {
+    let b = &r.before;
+    o.push_str("<section><h2>Before: long-lived keys</h2>");
+    if b.baseline.is_none() {
+        o.push_str("<p class=\"none\">No inventory snapshot yet: import IAM's credential report with <code>stint inventory import aws-credential-report FILE</code> or <code>stint inventory fetch --backend NAME</code>.</p></section>");
+        return;
+    }
+    o.push_str("<table><tr><th></th><th>As of</th><th class=\"n\">Accounts</th><th class=\"n\">Active keys</th><th class=\"n\">Average age</th><th class=\"n\">Older than 90 d</th><th class=\"n\">Unused 90 d</th><th class=\"n\">Root keys</th><th class=\"n\">Users without MFA</th></tr>");
+    if let Some(base) = &b.baseline {
+        figures_row(o, "First snapshot", base);
+    }
+    figures_row(o, "Now", &b.current);
+    o.push_str("</table>");
+    let points: Vec<(String, f64)> = b.trend.iter().map(|t| (t.as_of.map_or_else(String::new, date), t.figures.active_keys as f64)).collect();
+    o.push_str("<div class=\"charts\"><figure>");
+    o.push_str(&bar_chart(&points, "#b3261e"));
+    o.push_str("<figcaption>Active long-lived access keys after each snapshot</figcaption></figure><figure>");
+    let older: Vec<(String, f64)> = b.trend.iter().map(|t| (t.as_of.map_or_else(String::new, date), t.figures.keys_older_than_90_days as f64)).collect();
+    o.push_str(&bar_chart(&older, "#e0872b"));
+    o.push_str("<figcaption>Keys older than 90 days after each snapshot</figcaption></figure></div></section>");
+}
+
+fn after(o: &mut String, r: &Report) {
+    let a = &r.after;
+    o.push_str("<section><h2>After: short-lived credentials from stint</h2><div class=\"cards\">");
+    for (s, n) in &a.active.by_source {
+        card(o, "", &n.to_string(), &format!("live now: {}", source_label(*s)), None);
+    }
+    o.push_str("</div>");
+    if !a.active.by_backend.is_empty() {
+        o.push_str("<h3>Live now by backend</h3><table><tr><th>Backend</th><th class=\"n\">Credentials</th></tr>");
+        for (b, n) in &a.active.by_backend {
+            let _ = write!(o, "<tr><td>{}</td><td class=\"n\">{n}</td></tr>", escape(b));
+        }
+        o.push_str("</table>");
+    }
+    let l = &a.lifetimes;
+    let _ = write!(o, "<h3>Credential lifetimes</h3><p>{} issued in the period", l.count);
+    if l.count > 0 {
+        let _ = write!(
+            o,
+            ": average {}, median {}, 90th percentile {}, longest {}",
+            duration(l.average_secs),
+            duration(l.median_secs as f64),
+            duration(l.p90_secs as f64),
+            duration(l.longest_secs as f64)
+        );
+        let by: Vec<String> = l.average_secs_by_source.iter().map(|(s, v)| format!("{} {}", source_label(*s), duration(*v))).collect();
+        let _ = write!(o, " (average by source: {})", escape(&by.join(", ")));
+    }
+    o.push_str(".</p><div class=\"charts\"><figure>");
+    let buckets: Vec<(String, f64)> = l.buckets.iter().map(|b| (b.label.clone(), b.count as f64)).collect();
+    o.push_str(&bar_chart(&buckets, "#2f6fbd"));
+    o.push_str("<figcaption>Credentials issued in the period, by granted lifetime</figcaption></figure><figure>");
+    let mut by_source: Vec<(String, f64)> = Source::ALL.iter().map(|s| (source_label(*s).to_owned(), 0.0)).collect();
+    for i in &a.issued {
+        if let Some(slot) = by_source.iter_mut().find(|(n, _)| n == source_label(i.source)) {
+            slot.1 += i.count as f64;
+        }
+    }
+    o.push_str(&bar_chart(&by_source, "#137333"));
+    o.push_str("<figcaption>Credentials issued in the period, by source</figcaption></figure></div>");
+
+    o.push_str("<h3>Issued by role</h3>");
+    table(
+        o,
+        &["Role", "Source", "Credentials"],
+        a.issued.iter().map(|i| vec![i.role.clone(), source_label(i.source).to_owned(), i.count.to_string()]),
+        "No credential was issued in the period.",
+    );
+
+    let _ = write!(o, "<h3>Failed authentications ({})</h3>", a.failed_total);
+    table(
+        o,
+        &["Method", "Provider", "Reason", "Count", "Sources", "Last"],
+        a.failed_authentications
+            .iter()
+            .map(|f| vec![f.method.clone(), f.provider.clone(), f.reason.clone(), f.count.to_string(), f.sources.to_string(), date_time(f.last_at)]),
+        "None.",
+    );
+
+    o.push_str("<h3>Break-glass</h3>");
+    table(
+        o,
+        &["When", "Person", "Role", "Reason", "Until", "Credentials"],
+        a.break_glass.iter().map(|b| {
+            vec![date_time(b.at), b.person.clone(), b.role.clone(), b.reason.clone(), b.until.map_or_else(String::new, date_time), b.credentials.to_string()]
+        }),
+        "Not used in the period.",
+    );
+
+    o.push_str("<h3>Approved requests</h3>");
+    table(
+        o,
+        &["Granted", "Requester", "Role", "Approved by", "Reason", "Until", "Credentials"],
+        a.approvals.iter().map(|x| {
+            let until = match &x.revoked_by {
+                Some(by) => format!("{} (revoked by {by})", date_time(x.until)),
+                None => date_time(x.until),
+            };
+            vec![date_time(x.granted_at), x.requester.clone(), x.role.clone(), x.approvers.join(", "), x.reason.clone(), until, x.credentials.to_string()]
+        }),
+        "No request was approved in the period.",
+    );
+
+    o.push_str("<h3>Offboarding: time to revoke</h3>");
+    table(
+        o,
+        &["Person", "Disabled", "By", "Credentials live", "Last ended", "Time to revoke"],
+        a.offboarding.iter().map(|x| {
+            vec![
+                x.person.clone(),
+                date_time(x.disabled_at),
+                x.by.clone(),
+                x.credentials_live.to_string(),
+                x.last_ended_at.map_or_else(|| if x.credentials_live == 0 { "–".to_owned() } else { "pending".to_owned() }, date_time),
+                x.seconds_to_revoke.map_or_else(|| "pending".to_owned(), |s| duration(s as f64)),
+            ]
+        }),
+        "Nobody was disabled in the period.",
+    );
+    o.push_str("</section>");
+}
+
+fn tags(roles: &[stint_core::ids::RoleName], class: &str) -> String {
+    roles.iter().map(|r| format!("<span class=\"tag {class}\">{}</span>", escape(r.as_str()))).collect()
+}
+
+fn could(e: &Eligible) -> String {
+    let s = format!("{}{}{}{}", tags(&e.standing, ""), tags(&e.on_call, "oc"), tags(&e.on_request, "rq"), tags(&e.break_glass, "bg"));
+    if s.is_empty() {
+        "<span class=\"none\">nothing</span>".to_owned()
+    } else {
+        s
+    }
+}
+
+fn held(h: &[stint_core::report::Held]) -> String {
+    if h.is_empty() {
+        return "<span class=\"none\">nothing</span>".to_owned();
+    }
+    h.iter().map(|x| format!("<span class=\"tag\">{} × {}</span>", escape(&x.role), x.credentials)).collect()
+}
+
+fn review(o: &mut String, r: &Report) {
+    let v = &r.review;
+    o.push_str(
+        "<section><h2>Access review</h2><p>What each person, workload and pipeline could assume, and what they held in the period. \
+         Roles are marked <span class=\"tag\">standing</span> <span class=\"tag oc\">on call</span> <span class=\"tag rq\">on approval</span> \
+         <span class=\"tag bg\">break-glass</span>.</p><h3>People</h3>",
+    );
+    if v.people.is_empty() {
+        o.push_str("<p class=\"none\">No people.</p>");
+    } else {
+        o.push_str("<table><tr><th>Person</th><th>Status</th><th>Groups</th><th>Account ends</th><th>Could assume</th><th>Held in the period</th></tr>");
+        for p in &v.people {
+            let ends = match (&p.expires_at, &p.sponsor) {
+                (Some(t), Some(s)) => format!("{} (sponsor {})", date(*t), escape(s)),
+                (Some(t), None) => date(*t),
+                _ => String::new(),
+            };
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{ends}</td><td>{}</td><td>{}</td></tr>",
+                escape(&p.name),
+                escape(&p.status),
+                escape(&p.groups.join(", ")),
+                could(&p.could),
+                held(&p.held)
+            );
+        }
+        o.push_str("</table>");
+    }
+    o.push_str("<h3>Workloads</h3>");
+    if v.workloads.is_empty() {
+        o.push_str("<p class=\"none\">No workloads.</p>");
+    } else {
+        o.push_str("<table><tr><th>Workload</th><th>Status</th><th>Could assume</th><th>Held in the period</th></tr>");
+        for w in &v.workloads {
+            let status = if w.disabled { "disabled" } else { "active" };
+            let roles = if w.could.is_empty() { "<span class=\"none\">nothing</span>".to_owned() } else { tags(&w.could, "") };
+            let _ = write!(o, "<tr><td>{}</td><td>{status}</td><td>{roles}</td><td>{}</td></tr>", escape(&w.name), held(&w.held));
+        }
+        o.push_str("</table>");
+    }
+    o.push_str("<h3>CI pipelines</h3>");
+    if v.pipelines.is_empty() {
+        o.push_str("<p class=\"none\">No role has a trust policy for CI.</p>");
+    } else {
+        o.push_str("<table><tr><th>Role</th><th>Who may assume it (trust policy)</th><th>Held in the period by</th></tr>");
+        for p in &v.pipelines {
+            let trust: Vec<String> = p.trust.iter().map(|s| escape(s)).collect();
+            let by: Vec<String> = p.held_by.iter().map(|h| format!("{} × {}", escape(&h.subject), h.credentials)).collect();
+            let by = if by.is_empty() { "<span class=\"none\">nobody</span>".to_owned() } else { by.join("<br>") };
+            let _ = write!(o, "<tr><td>{}</td><td>{}</td><td>{by}</td></tr>", escape(p.role.as_str()), trust.join("<br>"));
+        }
+        o.push_str("</table>");
+    }
+    o.push_str("</section>");
+}
+
+/// A table of text cells (escaped); numbers right-aligned. `empty` stands in for no rows.
+fn table(o: &mut String, head: &[&str], rows: impl Iterator<Item = Vec<String>>, empty: &str) {
+    let rows: Vec<Vec<String>> = rows.collect();
+    if rows.is_empty() {
+        let _ = write!(o, "<p class=\"none\">{}</p>", escape(empty));
+        return;
+    }
+    let numeric: Vec<bool> =
+        (0..head.len()).map(|i| rows.iter().all(|r| r.get(i).is_some_and(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit())))).collect();
+    o.push_str("<table><tr>");
+    for (h, n) in head.iter().zip(&numeric) {
+        let _ = write!(o, "<th{}>{}</th>", if *n { " class=\"n\"" } else { "" }, escape(h));
+    }
+    o.push_str("</tr>");
+    for r in rows {
+        o.push_str("<tr>");
+        for (c, n) in r.iter().zip(&numeric) {
+            let _ = write!(o, "<td{}>{}</td>", if *n { " class=\"n\"" } else { "" }, escape(c));
+        }
+        o.push_str("</tr>");
+    }
+    o.push_str("</table>");
+}
+
+/// A bar chart as inline SVG: one bar per `(label, value)`, labelled with its value.
+fn bar_chart(points: &[(String, f64)], colour: &str) -> String {
+    const W: f64 = 480.0;
+    const H: f64 = 200.0;
+    const TOP: f64 = 18.0;
+    const BOTTOM: f64 = 34.0;
+    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"100%\" role=\"img\">");
+    let _ = write!(s, "<line x1=\"0\" y1=\"{y}\" x2=\"{W}\" y2=\"{y}\" stroke=\"#9aa3b2\"/>", y = H - BOTTOM);
+    if points.is_empty() {
+        let _ = write!(s, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">no data</text></svg>", W / 2.0, H / 2.0);
+        return s;
+    }
+    let max = points.iter().map(|p| p.1).fold(0.0_f64, f64::max).max(1.0);
+    let slot = W / points.len() as f64;
+    let bar = (slot * 0.7).min(60.0);
+    // Labels thin out when there are many bars, so they do not overlap.
+    let every = (points.len() / 12).max(1);
+    for (i, (label, v)) in points.iter().enumerate() {
+        let h = (H - TOP - BOTTOM) * v / max;
+        let x = slot * i as f64 + (slot - bar) / 2.0;
+        let y = H - BOTTOM - h;
+        let _ = write!(s, "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bar:.1}\" height=\"{h:.1}\" fill=\"{colour}\" rx=\"2\"/>");
+        let cx = x + bar / 2.0;
+        let _ = write!(s, "<text x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>", y - 4.0, v);
+        if i % every == 0 {
+            let _ = write!(s, "<text x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>", H - BOTTOM + 16.0, escape(label));
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(duration(42.0), "42 s");
+        assert_eq!(duration(900.0), "15 min");
+        assert_eq!(duration(15_120.0), "4.2 h");
+        assert_eq!(duration(3.5 * 86_400.0), "3.5 d");
+        assert_eq!(date_time(Timestamp(1_764_842_400)), "2025-12-04 10:00 UTC");
+    }
+
+    #[test]
+    fn a_chart_escapes_its_labels_and_scales_to_the_largest_value() {
+        let svg = bar_chart(&[("<a>".into(), 2.0), ("b".into(), 4.0)], "#000");
+        assert!(svg.contains("&lt;a&gt;") && !svg.contains("<a>"), "{svg}");
+        assert!(svg.contains("height=\"148.0\""), "the largest bar fills the plot: {svg}");
+        assert!(svg.contains("height=\"74.0\""), "half the value, half the height: {svg}");
+    }
+}

@@ -109,8 +109,11 @@ fn the_report_shows_the_before_the_after_and_the_access_review_and_renders_as_a_
     assert_eq!(trend, [4, 2], "the last snapshot before the period, then the one in it");
 
     assert_eq!(after["issued_total"], 5, "alice: a developer token, a certificate, admin twice; dave: a certificate: {after}");
-    assert_eq!(after["active"]["total"], 1, "alice's certificate; dave's ended with his account");
-    assert_eq!(after["active"]["by_source"]["person"], 1);
+    // alice's certificate, her developer token and her break-glass token; the token of the
+    // approved request ended with its grant, dave's certificate with his account.
+    assert_eq!(after["active"]["total"], 3, "{after}");
+    assert_eq!((after["active"]["by_backend"]["servers"].as_u64(), after["active"]["by_backend"]["token"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(after["active"]["by_source"]["person"], 3);
     assert_eq!(after["approvals"].as_array().unwrap().len(), 1);
     assert_eq!(after["approvals"][0]["approvers"], serde_json::json!(["bob"]));
     assert_eq!(after["approvals"][0]["reason"], "rotate the database password");

@@ -45,9 +45,9 @@ fn readme_walkthrough_against_the_real_binary() {
         serde_json::json!([{ "method": "password+totp", "provider": "", "reason": "bad_password", "count": 1, "sources": 1, "last_at": report[0]["last_at"] }])
     );
     let who = ok_json(&alice_home, &["whoami", "-o", "json"], None);
-    let period = ok_json(&admin_home, &["audit", "report", "--since", "1h", "-o", "json"], None);
-    assert_eq!(period["failed_logins"][0]["reason"], "bad_password", "{period}");
-    assert_eq!(period["break_glass_uses"], serde_json::json!([]));
+    let period = ok_json(&admin_home, &["report", "--since", "1h", "-o", "json"], None);
+    assert_eq!(period["after"]["failed_authentications"][0]["reason"], "bad_password", "{period}");
+    assert_eq!(period["after"]["break_glass"], serde_json::json!([]));
     assert_eq!(who["username"], "alice");
     let assumed = ok_json(&alice_home, &["assume", "developer", "--ttl", "15m", "-o", "json"], None);
     let token = assumed["token"].as_str().unwrap().to_owned();

@@ -80,6 +80,10 @@ struct Issuance<'a> {
     /// The lifetime granted, seconds.
     ttl: i64,
     grant: Option<&'a str>,
+    /// `token` for a role token; a backend's name otherwise.
+    backend: Option<&'a str>,
+    /// The person's session it was issued in.
+    session: Option<&'a str>,
 }
 
 /// The credentials issued in the period: every `credential.issued` record but those whose
@@ -104,6 +108,8 @@ fn issuances(records: &[Record], period: Period) -> Vec<Issuance<'_>> {
                 role: detail("role").unwrap_or_default(),
                 ttl: detail("ttl").and_then(|t| t.parse().ok()).unwrap_or(0),
                 grant: detail("grant"),
+                backend: detail("backend"),
+                session: detail("session"),
             }
         })
         .collect()
@@ -216,8 +222,9 @@ pub struct Before {
 /// What stint issued instead.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct After {
-    /// Backend credentials (AWS, PostgreSQL, SSH) live at `as_of`: their leases say. Role
-    /// tokens are counted when issued; they end with their session.
+    /// Credentials live at `as_of`: backend credentials (AWS, PostgreSQL, SSH) as their leases
+    /// say, and role tokens (backend `token`) not expired nor ended with their session, person,
+    /// grant or workload.
     pub active: Active,
     /// How long the credentials issued in the period were granted for.
     pub lifetimes: Lifetimes,
@@ -388,7 +395,7 @@ impl Report {
             partial: f.partial,
             before: before(f.snapshots, f.period),
             after: After {
-                active: Active::at(f.leases, f.period.as_of),
+                active: Active::at(f.leases, f.period.as_of).with_tokens(live_tokens(f, &issued)),
                 lifetimes: lifetimes(&issued),
                 issued_total: issued.len() as u64,
                 issued: issued_counts(&issued),
@@ -446,6 +453,45 @@ impl Active {
         }
         a
     }
+
+    fn with_tokens(mut self, sources: Vec<Source>) -> Active {
+        for s in sources {
+            self.total += 1;
+            *self.by_source.entry(s).or_default() += 1;
+            *self.by_backend.entry(TOKEN_BACKEND.to_owned()).or_default() += 1;
+        }
+        self
+    }
+}
+
+/// What the `credential.issued` record of a role token names as its backend.
+const TOKEN_BACKEND: &str = "token";
+
+/// The sources of the role tokens of `issued` still honoured at the period's end: not expired,
+/// their session not ended or revoked, their person not disabled, their grant not revoked,
+/// their workload not disabled. (A pipeline's token ends only by expiring.)
+fn live_tokens(f: &Facts<'_>, issued: &[Issuance<'_>]) -> Vec<Source> {
+    let at = f.period.as_of;
+    let ended = |events: &[Event]| -> BTreeSet<&str> {
+        f.records.iter().filter(|r| r.at <= at && events.iter().any(|e| r.event == e.code())).map(|r| r.subject.as_str()).collect()
+    };
+    let sessions = ended(&[Event::SessionEnded, Event::SessionRevoked]);
+    let mut grants = ended(&[Event::GrantRevoked]);
+    grants.extend(f.requests.iter().filter(|q| q.status == RequestStatus::Revoked).map(|q| q.id.as_str()));
+    let mut people = ended(&[Event::UserDisabled]);
+    people.extend(f.people.iter().filter(|p| p.user.disabled).map(|p| p.user.id.as_str()));
+    let workloads: BTreeSet<String> = f.workloads.iter().filter(|w| w.disabled).map(|w| format!("{WORKLOAD_SUBJECT_PREFIX}{}", w.name)).collect();
+    issued
+        .iter()
+        .filter(|i| i.backend == Some(TOKEN_BACKEND) && i.at <= at && at.0 < i.at.0.saturating_add(i.ttl))
+        .filter(|i| match i.source {
+            Source::Person => !people.contains(i.holder.as_str()) && !i.session.is_some_and(|s| sessions.contains(s)),
+            Source::Workload => !workloads.contains(&i.holder),
+            Source::Ci => true,
+        })
+        .filter(|i| !i.grant.is_some_and(|g| grants.contains(g)))
+        .map(|i| i.source)
+        .collect()
 }
 
 fn lifetimes(issued: &[Issuance<'_>]) -> Lifetimes {

@@ -308,3 +308,49 @@ fn a_period_must_be_forward_and_bounded() {
     assert_eq!(Period::new(t(0, 0), t(461, 0)).unwrap_err().code(), "invalid_period");
     assert!(Period::new(t(0, 0), t(460, 0)).is_ok());
 }
+
+/// Role tokens have no lease: one is live until it expires, or its session ends, its person
+/// is disabled, its grant revoked, or its workload disabled.
+#[test]
+fn role_tokens_are_live_until_they_expire_or_what_they_came_from_ends() {
+    let period = Period::new(t(0, 0), t(30, 0)).unwrap();
+    let (alice, bob) = (user("alice", &[], false), user("bob", &[], true));
+    let (a, b) = (alice.id.to_string(), bob.id.to_string());
+    let end = t(30, 0);
+    let mut log = Log(vec![]);
+    let token = |session: &'static str| vec![("backend", "token"), ("session", session)];
+    log.issued(t(30, -600), &a, "tok-live", "developer", 3_600, &token("s_live"));
+    log.issued(t(30, -7_200), &a, "tok-expired", "developer", 3_600, &token("s_live"));
+    log.issued(t(30, -600), &a, "tok-logged-out", "developer", 3_600, &token("s_out"));
+    log.add(Draft::new(t(30, -300), Event::SessionEnded, Outcome::Success).actor(&a).subject("s_out"), &[("by", "logout")]);
+    log.issued(t(30, -600), &a, "tok-grant", "admin", 3_600, &[("backend", "token"), ("session", "s_live"), ("grant", "rq_9")]);
+    log.add(Draft::new(t(30, -100), Event::GrantRevoked, Outcome::Success).actor(&a).subject("rq_9"), &[]);
+    log.issued(t(30, -600), &b, "tok-disabled", "developer", 3_600, &token("s_bob"));
+    log.issued(t(30, -60), "ci:github", "tok-ci", "deploy", 600, &[("backend", "token"), ("claim.sub", "repo:acme/app")]);
+    log.issued(t(30, -60), "workload:billing", "tok-w", "billing-read", 600, &[("backend", "token")]);
+    log.issued(t(30, -60), "workload:old", "tok-w-off", "billing-read", 600, &[("backend", "token")]);
+    // Issued after the period's end: not live at it.
+    log.issued(t(30, 10), &a, "tok-later", "developer", 3_600, &token("s_live"));
+    let facts = Facts {
+        period,
+        generated_at: end,
+        snapshots: &[],
+        leases: &[],
+        records: &log.0,
+        requests: &[],
+        people: vec![
+            PersonFacts { user: &alice, eligible: Eligible::default(), sponsor: None },
+            PersonFacts { user: &bob, eligible: Eligible::default(), sponsor: None },
+        ],
+        workloads: vec![
+            WorkloadFacts { name: "billing".into(), disabled: false, roles: vec![] },
+            WorkloadFacts { name: "old".into(), disabled: true, roles: vec![] },
+        ],
+        pipelines: vec![],
+        partial: false,
+    };
+    let active = Report::build(&facts).after.active;
+    assert_eq!(active.total, 3, "{active:?}");
+    assert_eq!((active.by_source[&Source::Person], active.by_source[&Source::Ci], active.by_source[&Source::Workload]), (1, 1, 1));
+    assert_eq!(active.by_backend["token"], 3);
+}

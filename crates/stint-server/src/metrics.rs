@@ -159,14 +159,14 @@ impl Metrics {
         live(
             &mut out,
             "stint_credentials_live",
-            "Short-lived credentials live now (issued, neither expired, revoked nor ended), by holder: person, ci or workload.",
+            "Backend credentials (AWS, PostgreSQL, SSH) live now: issued, neither expired, revoked nor ended; by holder: person, ci or workload.",
             "source",
             l.by_source.iter().map(|(s, n)| (s.as_str(), *n)).collect(),
         );
         live(
             &mut out,
             "stint_credentials_live_by_backend",
-            "Short-lived credentials live now, by backend.",
+            "Backend credentials live now, by backend.",
             "backend",
             l.by_backend.iter().map(|(b, n)| (b.as_str(), *n)).collect(),
         );

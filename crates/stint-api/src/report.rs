@@ -137,6 +137,7 @@ fn headline(o: &mut String, r: &Report) {
     let was = b.baseline.as_ref().map(|t| format!("was {} at the first snapshot", t.figures.active_keys));
     card(o, if keys == 0 { "good" } else { "bad" }, &keys.to_string(), "active long-lived keys", was);
     card(o, "", &a.active.total.to_string(), "short-lived credentials live now", None);
+    card(o, "", &if a.sessions.started == 0 { "–".to_owned() } else { duration(a.sessions.average_secs) }, "average sign-in session", None);
     card(o, "", &if a.lifetimes.count == 0 { "–".to_owned() } else { duration(a.lifetimes.average_secs) }, "average credential lifetime", None);
     card(o, "", &a.issued_total.to_string(), "credentials issued in the period", None);
     card(o, "", &a.failed_total.to_string(), "failed authentications", None);
@@ -205,6 +206,18 @@ fn after(o: &mut String, r: &Report) {
         }
         o.push_str("</table>");
     }
+    let s = &a.sessions;
+    let _ = write!(o, "<h3>Sign-in sessions</h3><p>{} started in the period", s.started);
+    if s.started > 0 {
+        let _ = write!(
+            o,
+            ": average {}, median {}; {} ended early by a logout or a revocation",
+            duration(s.average_secs),
+            duration(s.median_secs as f64),
+            s.ended_early
+        );
+    }
+    o.push_str(".</p>");
     let l = &a.lifetimes;
     let _ = write!(o, "<h3>Credential lifetimes</h3><p>{} issued in the period", l.count);
     if l.count > 0 {

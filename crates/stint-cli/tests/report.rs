@@ -121,6 +121,8 @@ fn the_report_shows_the_before_the_after_and_the_access_review_and_renders_as_a_
     assert_eq!(after["break_glass"].as_array().unwrap().len(), 1);
     assert_eq!((after["break_glass"][0]["person"].as_str(), after["break_glass"][0]["credentials"].as_u64()), (Some("alice"), Some(1)));
     assert!(after["failed_total"].as_u64().unwrap() >= 1, "{after}");
+    assert_eq!(after["sessions"]["started"], 5, "one login each: root, alice, bob, carol, dave: {after}");
+    assert_eq!(after["sessions"]["ended_early"], 1, "dave's, by his disable");
     let off = &after["offboarding"][0];
     assert_eq!((off["person"].as_str(), off["by"].as_str(), off["credentials_live"].as_u64()), (Some("dave"), Some("root"), Some(1)), "{off}");
     let took = off["seconds_to_revoke"].as_i64().unwrap_or_else(|| panic!("dave's certificate never ended: {off}"));

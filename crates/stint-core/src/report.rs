@@ -226,6 +226,8 @@ pub struct After {
     /// say, and role tokens (backend `token`) not expired nor ended with their session, person,
     /// grant or workload.
     pub active: Active,
+    /// People's sign-in sessions started in the period, and how long they lasted.
+    pub sessions: Sessions,
     /// How long the credentials issued in the period were granted for.
     pub lifetimes: Lifetimes,
     /// Credentials issued in the period, by role and source, most first.
@@ -247,6 +249,17 @@ pub struct Active {
     /// Every source, zero included.
     pub by_source: BTreeMap<Source, u64>,
     pub by_backend: BTreeMap<String, u64>,
+}
+
+/// Sign-in sessions: from the login to whichever came first of the logout or revocation
+/// (the person's disable included) and the session's expiry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sessions {
+    pub started: u64,
+    pub average_secs: f64,
+    pub median_secs: i64,
+    /// Ended by a logout or a revocation before they expired.
+    pub ended_early: u64,
 }
 
 /// The lifetimes credentials were granted, seconds.
@@ -396,6 +409,7 @@ impl Report {
             before: before(f.snapshots, f.period),
             after: After {
                 active: Active::at(f.leases, f.period.as_of).with_tokens(live_tokens(f, &issued)),
+                sessions: sessions(f),
                 lifetimes: lifetimes(&issued),
                 issued_total: issued.len() as u64,
                 issued: issued_counts(&issued),
@@ -492,6 +506,49 @@ fn live_tokens(f: &Facts<'_>, issued: &[Issuance<'_>]) -> Vec<Source> {
         .filter(|i| !i.grant.is_some_and(|g| grants.contains(g)))
         .map(|i| i.source)
         .collect()
+}
+
+fn sessions<'a>(f: &'a Facts<'_>) -> Sessions {
+    let mut ends: BTreeMap<&str, Timestamp> = BTreeMap::new();
+    let mut note = |key: &'a str, at: Timestamp| {
+        let e = ends.entry(key).or_insert(at);
+        *e = (*e).min(at);
+    };
+    for r in f.records.iter().filter(|r| r.outcome == Outcome::Success) {
+        if r.event == Event::SessionEnded.code() || r.event == Event::SessionRevoked.code() || r.event == Event::UserDisabled.code() {
+            // A session's own end names the session; a disable (and the revocation of all of
+            // a person's sessions that comes with it) names the person.
+            note(r.subject.as_str(), r.at);
+        }
+    }
+    let mut early = 0;
+    let mut secs: Vec<i64> = f
+        .records
+        .iter()
+        .filter(|r| r.event == Event::SessionStarted.code() && r.outcome == Outcome::Success && f.period.holds(r.at))
+        .map(|r| {
+            let expires = r.details.get("expires_at").and_then(|t| Timestamp::parse_rfc3339(t)).unwrap_or(r.at);
+            let ended = [ends.get(r.subject.as_str()), ends.get(r.actor.as_str())].into_iter().flatten().copied().filter(|&e| e >= r.at).min();
+            let end = match ended {
+                Some(e) if e < expires => {
+                    early += 1;
+                    e
+                }
+                _ => expires,
+            };
+            (end.0 - r.at.0).max(0)
+        })
+        .collect();
+    if secs.is_empty() {
+        return Sessions::default();
+    }
+    secs.sort_unstable();
+    Sessions {
+        started: secs.len() as u64,
+        average_secs: secs.iter().map(|&s| s as f64).sum::<f64>() / secs.len() as f64,
+        median_secs: secs[secs.len().div_ceil(2) - 1],
+        ended_early: early,
+    }
 }
 
 fn lifetimes(issued: &[Issuance<'_>]) -> Lifetimes {

@@ -153,6 +153,17 @@ fn the_report_counts_what_happened_in_its_period_and_nothing_else() {
     log.add(Draft::new(t(8, 1), Event::RefusalsFolded, Outcome::Failure).actor("192.0.2.2").subject("").reason("no_matching_trust_policy"), &folded);
     // Offboarding: bob is disabled on day 10; his live AWS credential ended 2 minutes later.
     log.add(Draft::new(t(10, 0), Event::UserDisabled, Outcome::Success).actor(&a).subject(&b), &[]);
+    // Sign-in sessions: ended by a logout, by bob's disable, by expiring; one before the period.
+    let started = |log: &mut Log, at: Timestamp, who: &str, session: &str, secs: i64| {
+        let expires = Timestamp(at.0 + secs).to_rfc3339();
+        log.add(Draft::new(at, Event::SessionStarted, Outcome::Success).actor(who).subject(session), &[("expires_at", expires.as_str())]);
+    };
+    started(&mut log, t(-1, 0), &a, "s_before", 28_800);
+    started(&mut log, t(1, 0), &a, "s_a", 28_800);
+    log.add(Draft::new(t(1, 3_600), Event::SessionEnded, Outcome::Success).actor(&a).subject("s_a"), &[("by", "logout")]);
+    started(&mut log, t(9, 0), &b, "s_b1", 28_800);
+    started(&mut log, t(9, 80_000), &b, "s_b2", 28_800);
+    started(&mut log, t(20, 0), carol.id.as_str(), "s_c", 14_400);
     // After the period: counted nowhere.
     log.issued(t(31, 0), &a, "tok-late", "developer", 3_600, &[]);
 
@@ -209,6 +220,9 @@ fn the_report_counts_what_happened_in_its_period_and_nothing_else() {
 
     // After: live now (leases), issued (records), lifetimes.
     let after = &r.after;
+    let s = &after.sessions;
+    assert_eq!((s.started, s.ended_early), (4, 2), "{s:?}");
+    assert_eq!((s.average_secs, s.median_secs), ((3_600 + 6_400 + 14_400 + 28_800) as f64 / 4.0, 6_400), "bob's second session ended with his disable");
     assert_eq!(after.active.total, 1, "only alice's lease is live at as_of");
     assert_eq!(after.active.by_source[&Source::Person], 1);
     assert_eq!((after.active.by_source[&Source::Ci], after.active.by_source[&Source::Workload]), (0, 0));

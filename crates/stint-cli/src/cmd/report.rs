@@ -117,6 +117,16 @@ fn print_after(r: &Report) {
         let backends: Vec<String> = a.active.by_backend.iter().map(|(b, n)| format!("{b} {n}")).collect();
         println!("  live now by backend: {}", backends.join(", "));
     }
+    let s = &a.sessions;
+    if s.started > 0 {
+        println!(
+            "  sign-in sessions: {} started, average {} (median {}), {} ended early by a logout or a revocation",
+            s.started,
+            duration(s.average_secs),
+            duration(s.median_secs as f64),
+            s.ended_early
+        );
+    }
     let l = &a.lifetimes;
     if l.count == 0 {
         println!("  issued in the period: none");

@@ -264,9 +264,9 @@ pub struct Record {
     pub hash: String,
 }
 
-/// One line of the failed-authentication report: how often logins by `method` (through
-/// `provider`, for SSO) failed for `reason`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+/// One line of a failed-authentication count: how often authentications by `method` (through
+/// `provider`: the SSO provider, the CI issuer) failed for `reason`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FailureCount {
     pub method: String,
     pub provider: String,
@@ -277,41 +277,56 @@ pub struct FailureCount {
     pub last_at: Timestamp,
 }
 
-/// Failed logins at or after `since`, counted by method, provider and reason, most frequent
-/// first. Reads the `auth.login.failed` records every login path writes, and the
-/// `refusals.folded` summaries of those folded (their scope is `method` or
-/// `method:provider`, their count the failures they stand for).
-pub fn failures_by_reason<'a>(records: impl IntoIterator<Item = &'a Record>, since: Timestamp) -> Vec<FailureCount> {
-    /// Count, distinct actors, latest time.
+/// What one record says of refused authentications: by which method, through which
+/// provider, how many (a folded summary stands for several), and from where.
+pub struct Refused<'a> {
+    pub method: String,
+    pub provider: String,
+    pub count: u64,
+    pub source: &'a str,
+}
+
+/// Refusals counted by method, provider and reason, most frequent first; `of` says what a
+/// record refuses, if anything.
+pub fn count_failures<'a>(records: impl IntoIterator<Item = &'a Record>, of: impl Fn(&'a Record) -> Option<Refused<'a>>) -> Vec<FailureCount> {
+    /// Count, distinct sources, latest time.
     type Tally<'a> = (u64, std::collections::BTreeSet<&'a str>, Timestamp);
     let mut rows: BTreeMap<(String, String, String), Tally<'a>> = BTreeMap::new();
-    for r in records.into_iter().filter(|r| r.at >= since) {
-        let Some((method, provider, count)) = login_failures(r) else { continue };
-        let row = rows.entry((method, provider, r.reason.clone())).or_insert((0, Default::default(), r.at));
-        row.0 += count;
-        row.1.insert(&r.actor);
+    for r in records {
+        let Some(refused) = of(r) else { continue };
+        let row = rows.entry((refused.method, refused.provider, r.reason.clone())).or_insert((0, Default::default(), r.at));
+        row.0 += refused.count;
+        row.1.insert(refused.source);
         row.2 = row.2.max(r.at);
     }
     let mut out: Vec<FailureCount> = rows
         .into_iter()
         .map(|((method, provider, reason), (count, sources, last_at))| FailureCount { method, provider, reason, count, sources: sources.len() as u64, last_at })
         .collect();
-    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.reason, &a.method, &a.provider).cmp(&(&b.reason, &b.method, &b.provider))));
     out
 }
 
-/// The method, provider and number of failed logins `r` records, if it records any.
-fn login_failures(r: &Record) -> Option<(String, String, u64)> {
+/// Failed logins at or after `since`, counted by method, provider and reason, most frequent
+/// first ([`login_failures`]).
+pub fn failures_by_reason<'a>(records: impl IntoIterator<Item = &'a Record>, since: Timestamp) -> Vec<FailureCount> {
+    count_failures(records.into_iter().filter(|r| r.at >= since), login_failures)
+}
+
+/// The failed logins `r` records, if it records any: the `auth.login.failed` records every
+/// login path writes, and the `refusals.folded` summaries of those folded (their scope is
+/// `method` or `method:provider`, their count the failures they stand for).
+pub fn login_failures(r: &Record) -> Option<Refused<'_>> {
     let detail = |k: &str| r.details.get(k).cloned().unwrap_or_default();
     if r.event == Event::LoginFailed.code() {
-        return Some((detail("method"), detail("provider"), 1));
+        return Some(Refused { method: detail("method"), provider: detail("provider"), count: 1, source: &r.actor });
     }
     if r.event != Event::RefusalsFolded.code() || detail("event") != Event::LoginFailed.code() {
         return None;
     }
     let scope = detail("scope");
     let (method, provider) = scope.split_once(':').unwrap_or((&scope, ""));
-    Some((method.to_owned(), provider.to_owned(), detail("count").parse().unwrap_or(0)))
+    Some(Refused { method: method.to_owned(), provider: provider.to_owned(), count: detail("count").parse().unwrap_or(0), source: &r.actor })
 }
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{Event, Outcome, Record};
+use crate::audit::{count_failures, login_failures, Event, FailureCount, Outcome, Record, Refused};
 use crate::broker::CI_SUBJECT_PREFIX;
 use crate::error::{Error, Result};
 use crate::ids::RoleName;
@@ -293,19 +293,6 @@ pub struct IssuedCount {
     pub role: String,
     pub source: Source,
     pub count: u64,
-}
-
-/// Refusals of one kind: `method` is the login method (`password`, `sso`…), `ci` or
-/// `workload`; `provider` the SSO provider or CI issuer where there is one.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FailureCount {
-    pub method: String,
-    pub provider: String,
-    pub reason: String,
-    pub count: u64,
-    /// Distinct addresses (or actors) they came from.
-    pub sources: u64,
-    pub last_at: Timestamp,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -599,49 +586,33 @@ fn issued_counts(issued: &[Issuance<'_>]) -> Vec<IssuedCount> {
     out
 }
 
-/// Refused authentications: failed logins (through [`crate::audit::failures_by_reason`]),
-/// refused CI token exchanges and refused workload requests, with the folded summaries of
-/// each (`refusals.folded`, whose `count` is how many they stand for).
+/// Refused authentications: failed logins ([`crate::audit::login_failures`]), refused CI
+/// token exchanges and refused workload requests, with the folded summaries of each
+/// (`refusals.folded`, whose `count` is how many they stand for).
 fn failures(records: &[Record], period: Period) -> Vec<FailureCount> {
-    let in_period: Vec<&Record> = records.iter().filter(|r| period.holds(r.at)).collect();
-    let mut out: Vec<FailureCount> = crate::audit::failures_by_reason(in_period.iter().copied(), period.since)
-        .into_iter()
-        .map(|c| FailureCount { method: c.method, provider: c.provider, reason: c.reason, count: c.count, sources: c.sources, last_at: c.last_at })
-        .collect();
-    type Tally<'a> = (u64, BTreeSet<&'a str>, Timestamp);
-    let mut rows: BTreeMap<(&'static str, String, String), Tally<'_>> = BTreeMap::new();
-    for r in &in_period {
-        let detail = |k: &str| r.details.get(k).map(String::as_str);
-        // A folded summary's actor is the address and its scope `ISSUER/role` (CI); a
-        // refusal's actor is `ci:ISSUER` (once the issuer is known) and its address a detail.
-        let (event, count, provider, source) = if r.event == Event::RefusalsFolded.code() {
-            let issuer = detail("scope").and_then(|s| s.split_once('/')).map_or("", |(i, _)| i);
-            (detail("event").unwrap_or_default(), detail("count").and_then(|c| c.parse().ok()).unwrap_or(0), issuer, r.actor.as_str())
-        } else {
-            (r.event.as_str(), 1, r.actor.strip_prefix(CI_SUBJECT_PREFIX).unwrap_or_default(), detail("addr").unwrap_or(&r.actor))
-        };
-        let (method, provider) = if event == Event::ExchangeDenied.code() {
-            ("ci", provider)
-        } else if event == Event::WorkloadDenied.code() {
-            ("workload", "")
-        } else {
-            continue;
-        };
-        let row = rows.entry((method, provider.to_owned(), r.reason.clone())).or_insert((0, BTreeSet::new(), r.at));
-        row.0 += count;
-        row.1.insert(source);
-        row.2 = row.2.max(r.at);
-    }
-    out.extend(rows.into_iter().map(|((method, provider, reason), (count, sources, last_at))| FailureCount {
-        method: method.to_owned(),
-        provider,
-        reason,
-        count,
-        sources: sources.len() as u64,
-        last_at,
-    }));
-    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.method, &a.reason).cmp(&(&b.method, &b.reason))));
-    out
+    let in_period = records.iter().filter(|r| period.holds(r.at));
+    count_failures(in_period, |r| login_failures(r).or_else(|| other_failures(r)))
+}
+
+/// The refused CI token exchanges and workload requests `r` records. A folded summary's actor
+/// is the address and its scope `ISSUER/role` (CI); a refusal's actor is `ci:ISSUER` (once
+/// the issuer is known) and its address a detail.
+fn other_failures(r: &Record) -> Option<Refused<'_>> {
+    let detail = |k: &str| r.details.get(k).map(String::as_str);
+    let (event, count, provider, source) = if r.event == Event::RefusalsFolded.code() {
+        let issuer = detail("scope").and_then(|s| s.split_once('/')).map_or("", |(i, _)| i);
+        (detail("event").unwrap_or_default(), detail("count").and_then(|c| c.parse().ok()).unwrap_or(0), issuer, r.actor.as_str())
+    } else {
+        (r.event.as_str(), 1, r.actor.strip_prefix(CI_SUBJECT_PREFIX).unwrap_or_default(), detail("addr").unwrap_or(&r.actor))
+    };
+    let (method, provider) = if event == Event::ExchangeDenied.code() {
+        ("ci", provider)
+    } else if event == Event::WorkloadDenied.code() {
+        ("workload", "")
+    } else {
+        return None;
+    };
+    Some(Refused { method: method.to_owned(), provider: provider.to_owned(), count, source })
 }
 
 /// Credentials issued under each grant.

@@ -22,7 +22,7 @@
 //! SDK's standard retries (3 attempts, for throttling and transient errors only). Every answer
 //! is capped at [`MAX_ANSWER`] bytes *while it is read* ([`Capped`]): an endless answer, from
 //! AWS, an endpoint override or a credential provider, fails at the cap instead of filling the
-//! memory.
+//! memory. The credential report has a client of its own, capped at [`MAX_REPORT_ANSWER`].
 
 use std::time::Duration;
 
@@ -44,6 +44,10 @@ use crate::sts::Sts;
 /// The most bytes of one answer read from AWS or a credential provider. STS and IAM answers
 /// are a few KiB; a role's inline policy at most 10,240 characters, percent-encoded.
 pub const MAX_ANSWER: usize = 256 * 1024;
+/// The most bytes of a `GetCredentialReport` answer: the report stint reads
+/// (`stint_core::inventory::MAX_REPORT_BYTES`, 16 MiB) in base64, which adds a third, inside
+/// IAM's XML. An account of a few hundred IAM users already passes [`MAX_ANSWER`].
+pub const MAX_REPORT_ANSWER: usize = 24 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -118,7 +122,10 @@ impl Aws {
         if let Some(e) = &settings.iam_endpoint {
             iam = iam.endpoint_url(e.url());
         }
-        Aws { sts: Sts::new(aws_sdk_sts::Client::from_conf(sts.build())), iam: Iam::new(aws_sdk_iam::Client::from_conf(iam.build())) }
+        // The credential report alone may be large: its own client, with its own cap.
+        let reports = iam.clone().http_client(capped_http_client(MAX_REPORT_ANSWER));
+        let iam = Iam::new(aws_sdk_iam::Client::from_conf(iam.build()), aws_sdk_iam::Client::from_conf(reports.build()));
+        Aws { sts: Sts::new(aws_sdk_sts::Client::from_conf(sts.build())), iam }
     }
 }
 
@@ -139,8 +146,13 @@ async fn sdk_config(region: &str, identity: &Identity) -> SdkConfig {
 /// The HTTP client stint gives the SDK: hyper + rustls (ring) with the platform's roots, each
 /// answer capped at [`MAX_ANSWER`].
 pub fn http_client() -> SharedHttpClient {
+    capped_http_client(MAX_ANSWER)
+}
+
+/// As [`http_client`], with answers capped at `max` bytes.
+fn capped_http_client(max: usize) -> SharedHttpClient {
     let inner = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
-    SharedHttpClient::new(Capped { inner, max: MAX_ANSWER })
+    SharedHttpClient::new(Capped { inner, max })
 }
 
 /// An HTTP client whose answers fail once more than `max` bytes of body have arrived.

@@ -18,11 +18,13 @@ pub const ROLE_INLINE_POLICY_LIMIT: usize = 10_240;
 #[derive(Clone, Debug)]
 pub struct Iam {
     pub(crate) client: aws_sdk_iam::Client,
+    /// The same client with a larger cap, for `GetCredentialReport` only.
+    pub(crate) reports: aws_sdk_iam::Client,
 }
 
 impl Iam {
-    pub(crate) fn new(client: aws_sdk_iam::Client) -> Iam {
-        Iam { client }
+    pub(crate) fn new(client: aws_sdk_iam::Client, reports: aws_sdk_iam::Client) -> Iam {
+        Iam { client, reports }
     }
 
     /// `PutRolePolicy`: creates or replaces the inline policy `policy_name` of `role_name`.

@@ -47,7 +47,7 @@ impl Iam {
             let state = self.client.generate_credential_report().send().await.map_err(|e| Error::from_sdk("iam", e))?.state;
             let ready = state.as_ref().is_some_and(|s| s.as_str() == "COMPLETE");
             if ready {
-                match self.client.get_credential_report().send().await.map_err(|e| Error::from_sdk("iam", e)) {
+                match self.reports.get_credential_report().send().await.map_err(|e| Error::from_sdk("iam", e)) {
                     Ok(out) => {
                         let csv = out.content.map(|b| b.into_inner()).ok_or_else(|| malformed("the credential report has no Content"))?;
                         let generated_at = out.generated_time.map(|t| t.secs()).ok_or_else(|| malformed("the credential report has no GeneratedTime"))?;

@@ -152,3 +152,20 @@ async fn moto_verifies_the_sdks_signatures_and_session_tokens() {
     let e = own.sts.assume_role(&locked, "bob-2", "bob@example.com", &[], 900, None).await.expect_err("trust policy refuses");
     assert_eq!(e.aws_code(), Some("AccessDenied"), "{e}");
 }
+
+/// An account of 1,200 IAM users: its credential report answer is larger than any other IAM
+/// answer may be ([`stint_aws::client::MAX_ANSWER`]), and is read whole.
+#[tokio::test(flavor = "current_thread")]
+async fn a_credential_report_larger_than_other_answers_is_read() {
+    let moto = Moto::start();
+    let users = 1_200;
+    moto.0.python(&format!(
+        "iam = boto3.client('iam', endpoint_url=moto_url)\nfor i in range({users}):\n    iam.create_user(UserName='engineer-with-a-longish-name-%04d' % i)"
+    ));
+    let aws = moto.clients(admin_keys()).await;
+    let report = aws.iam.credential_report(std::time::Duration::from_secs(30)).await.expect("the report");
+    let answer = report.csv.len() * 4 / 3;
+    assert!(answer > stint_aws::client::MAX_ANSWER, "the base64 report alone ({answer} bytes) is over the general cap");
+    let rows = String::from_utf8(report.csv).unwrap().lines().filter(|l| l.starts_with("engineer-with-a-longish-name-")).count();
+    assert_eq!(rows, users, "every user's row");
+}

@@ -263,6 +263,9 @@ impl Service {
     }
 }
 
+/// The `sub` of a CI credential, and the holder of its leases, start with this; user ids never do.
+pub const CI_SUBJECT_PREFIX: &str = "ci:";
+
 /// A pipeline as its verified token and the trust policy that admitted it describe it.
 /// Building one authorises nothing: only a [`Permit`] does.
 #[derive(Debug)]
@@ -290,7 +293,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// What leases and role tokens name it by: `ci:ISSUER:SUB`.
     pub fn holder(&self) -> String {
-        format!("{}{}:{}", crate::broker::CI_SUBJECT_PREFIX, self.issuer, self.subject)
+        format!("{CI_SUBJECT_PREFIX}{}:{}", self.issuer, self.subject)
     }
 }
 

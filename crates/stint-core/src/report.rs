@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{count_failures, login_failures, Event, FailureCount, Outcome, Record, Refused};
-use crate::broker::CI_SUBJECT_PREFIX;
 use crate::error::{Error, Result};
 use crate::ids::RoleName;
 use crate::inventory::{Imported, Inventory, Totals};
 use crate::model::{Lease, RequestStatus, RoleRequest, User};
+use crate::policy::CI_SUBJECT_PREFIX;
 use crate::time::Timestamp;
 use crate::workload::WORKLOAD_SUBJECT_PREFIX;
 

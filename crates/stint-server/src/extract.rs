@@ -140,3 +140,10 @@ impl<T: DeserializeOwned> FromRequestParts<AppState> for Query<T> {
         })
     }
 }
+
+/// A time given in a query (`since`, `as_of`, `generated_at`): RFC 3339, or `invalid_time`.
+pub(crate) fn time_param(name: &str, value: &str) -> Result<stint_core::Timestamp, stint_core::Error> {
+    stint_core::Timestamp::parse_rfc3339(value).ok_or_else(|| {
+        stint_core::Error::invalid("invalid_time", format!("{name}: {:?} is not an RFC 3339 time like 2026-11-30T12:00:00Z", stint_core::ids::truncate(value)))
+    })
+}

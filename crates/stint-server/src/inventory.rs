@@ -10,10 +10,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use stint_api::inventory::{FetchRequest, ImportQuery, InventoryQuery, Kept};
 use stint_core::inventory::{Snapshot, Source, MAX_REPORT_BYTES};
-use stint_core::{Error, Timestamp};
+use stint_core::Timestamp;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{body_within, Json, Query, Session};
+use crate::extract::{body_within, time_param, Json, Query, Session};
 use crate::routes::{to_json, JsonOut};
 use crate::AppState;
 
@@ -46,10 +46,4 @@ async fn fetch(State(s): State<AppState>, Session(c): Session, Json(req): Json<F
     let fetched = s.broker.fetch_inventory(&admin, &req.backend).await?;
     s.metrics.inventory_changed().await;
     Ok(to_json(fetched))
-}
-
-pub(crate) fn time_param(name: &str, value: &str) -> Result<Timestamp, Error> {
-    Timestamp::parse_rfc3339(value).ok_or_else(|| {
-        Error::invalid("invalid_time", format!("{name}: {:?} is not an RFC 3339 time like 2026-11-30T12:00:00Z", stint_core::ids::truncate(value)))
-    })
 }

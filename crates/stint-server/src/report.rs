@@ -10,8 +10,7 @@ use stint_core::report::{Period, DEFAULT_PERIOD_SECS};
 use stint_core::{Error, Timestamp};
 
 use crate::error::ApiResult;
-use crate::extract::{Query, Session};
-use crate::inventory::time_param;
+use crate::extract::{time_param, Query, Session};
 use crate::routes::to_json;
 use crate::AppState;
 

@@ -40,11 +40,12 @@ pub use leases::{BackendChoice, LeaseAsk, Leased, ReapFailure, Reaped, SshBacken
 pub use requests::{ApprovalConfig, RequestView};
 pub use scim::{NewScimToken, ScimCaller, ScimPerson, ScimTokenInfo};
 
+pub use crate::policy::CI_SUBJECT_PREFIX;
 pub use revalidate::{RevalidateFailure, Revalidated};
 pub use sso::{
     ClaimedPerson, DeviceCodes, DeviceRequest, IdentityProvider, Redeemed, Refreshed, SsoBegin, SsoCallback, SsoFlow, SsoOutcome, SsoProvider, SsoStarted,
 };
-pub use tokens::{Introspection, Issued, RoleChoice, WhoAmI, CI_SUBJECT_PREFIX};
+pub use tokens::{Introspection, Issued, RoleChoice, WhoAmI};
 pub use workloads::{
     AttestRequest, Enrolled as WorkloadEnrolled, JoinRequest, NewJoinToken, WorkloadAsk, WorkloadCaller, WorkloadCreds, WorkloadInfo, WorkloadStatus,
 };

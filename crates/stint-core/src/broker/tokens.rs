@@ -54,8 +54,7 @@ impl Introspection {
     }
 }
 
-/// The `sub` of a CI credential starts with this; user ids never do.
-pub const CI_SUBJECT_PREFIX: &str = "ci:";
+use crate::policy::CI_SUBJECT_PREFIX;
 
 /// Tokens whose verified claims are remembered; past this the cache starts over.
 const VERIFIED_CACHE_MAX: usize = 65_536;

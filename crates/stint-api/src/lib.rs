@@ -6,6 +6,7 @@
 
 pub mod html;
 pub mod inventory;
+pub mod loopback;
 pub mod report;
 pub mod scim;
 pub mod workloads;

@@ -40,7 +40,7 @@ fn open_browser(url: &str) -> bool {
 /// Browser login: returns the new session.
 pub async fn browser(c: &Client, provider: Option<String>, no_browser: bool) -> Result<LoginResponse> {
     let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot listen on a loopback port for the browser to return to")?;
-    let redirect_uri = format!("http://127.0.0.1:{}/callback", listener.local_addr()?.port());
+    let redirect_uri = format!("http://127.0.0.1:{}{}", listener.local_addr()?.port(), stint_api::loopback::callback::PATH);
     let verifier = stint_core::oidc::pkce_verifier(&mut rand_core::OsRng);
     let begin = SsoBeginRequest {
         provider,
@@ -101,7 +101,8 @@ async fn wait_for_browser(listener: &TcpListener, c: &Client, verifier: &stint_c
     }
 }
 
-/// Reads one request; the query of `GET /callback?…`, or `None` for anything else.
+/// Reads one request (to the end of its headers or [`MAX_CALLBACK_BYTES`], for at most ten
+/// seconds); the query of `GET /callback?…`, or `None` for anything else.
 async fn read_callback(conn: &mut TcpStream) -> Option<std::collections::BTreeMap<String, String>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 2048];
@@ -116,10 +117,7 @@ async fn read_callback(conn: &mut TcpStream) -> Option<std::collections::BTreeMa
         Some(())
     };
     tokio::time::timeout(Duration::from_secs(10), read).await.ok()??;
-    let text = String::from_utf8_lossy(&buf);
-    let target = text.lines().next()?.strip_prefix("GET ")?.split(' ').next()?;
-    let url = reqwest::Url::parse(&format!("http://127.0.0.1{target}")).ok()?;
-    (url.path() == "/callback").then(|| url.query_pairs().into_owned().collect())
+    stint_api::loopback::callback::callback_query(&buf)
 }
 
 async fn respond(conn: &mut TcpStream, status: &str, title: &str, message: &str) {

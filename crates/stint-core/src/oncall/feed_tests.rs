@@ -237,18 +237,23 @@ fn a_feed_cut_short_or_malformed_is_refused_whole() {
 }
 
 /// Crashes the `ical` fuzz target found, each committed as its regression: a VTIMEZONE rule
-/// whose BYDAY ends inside a multi-byte character panicked where the day is split off, and a
-/// recurrence rule with a non-ASCII character panicked in the rrule crate's parser. Both feeds
-/// are refused.
+/// whose BYDAY ends inside a multi-byte character panicked where the day is split off, a
+/// recurrence rule with a non-ASCII character panicked in the rrule crate's parser, and a
+/// date of eight bytes with a multi-byte character (a byte-order mark) panicked where its
+/// month is split off. The feeds are refused.
 #[test]
 fn feeds_the_fuzzer_crashed_on_are_refused() {
     let found = [
         (include_str!("../../../../fuzz/regressions/ical/crash-7f4fa7d2a9ce923a2bc232e9bc18cca87e0a221d"), "BYDAY=-\u{5ec}U"),
         (include_str!("../../../../fuzz/regressions/ical/crash-b557e8b4603e754c0cb044b431ce5aefff453e6b"), "BYDAY=MO\u{6a8}E"),
+        (include_str!("../../../../fuzz/regressions/ical/crash-308a0f4c685fdfd8627ffe79b999bbb81eaec631"), "DTSTART:20270\u{feff}\n"),
     ];
     let berlin = TimeZone::get("Europe/Berlin").unwrap();
     for (feed, rule) in found {
         assert!(feed.contains(rule), "the input the fuzzer found: {rule}");
         assert_eq!(parse_ical(feed, &DOMAIN, &berlin, utc(2027, 1, 5, 9, 0)).unwrap_err().code(), "invalid_calendar", "{rule}");
+    }
+    for time in ["20270\u{feff}", "2027\u{e9}01", "20270\u{feff}T090000", "20270\u{feff}T090000Z", "20270101T09\u{e9}0"] {
+        assert!(super::zone::parse_wall(time).is_err(), "{time:?}");
     }
 }

@@ -107,7 +107,8 @@ pub(super) fn parse_wall(value: &str) -> Result<(DateTime, bool, bool)> {
     let unreadable = || bad(format!("unreadable time {:?}", truncate(value)));
     let num = |s: &str| -> Option<i16> { s.bytes().all(|b| b.is_ascii_digit()).then(|| s.parse().ok()).flatten() };
     let date = |s: &str| -> Option<Date> {
-        (s.len() == 8).then_some(())?;
+        // ASCII first: the byte offsets below must fall between characters.
+        (s.len() == 8 && s.is_ascii()).then_some(())?;
         Date::new(num(&s[0..4])?, num(&s[4..6])? as i8, num(&s[6..8])? as i8).ok()
     };
     let (value, utc) = value.strip_suffix('Z').map_or((value, false), |v| (v, true));

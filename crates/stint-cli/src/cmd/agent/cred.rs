@@ -3,11 +3,13 @@
 //! A [`Held`] credential is the server's [`CredsResponse`] with its values as secrets (zeroized
 //! on drop, printed as `<redacted>`). From it come the AWS container credentials body
 //! (PROTOCOLS.md §1), the `KEY=value` lines of `--env-file` and the role token of
-//! `--token-file`. [`answer`] decides what the endpoint says to one request.
+//! `--token-file`. What the endpoint answers one request is decided in
+//! [`stint_api::loopback::agent`], where the fuzz targets reach it.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+pub use stint_api::loopback::agent::Served;
 use stint_api::CredsResponse;
 use stint_core::secret::SecretString;
 use stint_core::Timestamp;
@@ -116,49 +118,6 @@ fn env_value(v: &str) -> String {
     }
 }
 
-/// What the endpoint holds for the AWS SDKs.
-#[derive(Debug)]
-pub enum Served {
-    /// Nothing yet (`not_ready`), the last credential ended and no new one came
-    /// (`credential_expired`), or it is not an AWS one (`not_aws`): 503 with the code.
-    Pending { code: &'static str, reason: String },
-    /// A credential, served until `deadline`.
-    Cached { body: SecretString, deadline: Instant },
-    /// Refused for good by the server (workload disabled, key or lease revoked): 403.
-    Refused { code: String, message: String },
-}
-
-/// One response of the endpoint.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Answer {
-    pub status: u16,
-    pub body: String,
-}
-
-fn error(status: u16, code: &str, message: &str) -> Answer {
-    Answer { status, body: serde_json::json!({ "code": code, "message": message }).to_string() }
-}
-
-/// What the endpoint answers a request at `now`: 401 without the right `Authorization`, the
-/// credential while it lives (never after), else why not.
-pub fn answer(served: &Served, authorized: bool, now: Instant) -> Answer {
-    if !authorized {
-        return error(
-            401,
-            "unauthorized",
-            "send the Authorization header with the contents of the agent's auth-token file (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE; see `stint agent env`)",
-        );
-    }
-    match served {
-        Served::Cached { body, deadline } if now < *deadline => Answer { status: 200, body: body.expose().to_owned() },
-        Served::Cached { .. } => {
-            error(503, "credential_expired", "the agent's credential expired and it could not get a new one yet; see `stint agent status`")
-        }
-        Served::Pending { code, reason } => error(503, code, reason),
-        Served::Refused { code, message } => error(403, code, message),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,23 +206,5 @@ mod tests {
         assert!(pg.token().is_err());
         let t = Held::from_response(response("token", &[("token", "eyJ.x.y")], &[]), NOW_MS).unwrap();
         assert_eq!(t.token().unwrap().expose(), "eyJ.x.y");
-    }
-
-    #[test]
-    fn the_endpoint_serves_a_live_credential_only_to_the_authorized_and_never_after_its_end() {
-        let now = Instant::now();
-        let cached = Served::Cached { body: SecretString::new("{\"AccessKeyId\":\"A\"}".into()), deadline: now + Duration::from_secs(10) };
-        assert_eq!(answer(&cached, true, now), Answer { status: 200, body: "{\"AccessKeyId\":\"A\"}".into() });
-        let code = |a: Answer| -> (u16, String) {
-            let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
-            assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
-            (a.status, v["code"].as_str().unwrap().to_owned())
-        };
-        assert_eq!(code(answer(&cached, false, now)), (401, "unauthorized".into()));
-        assert_eq!(code(answer(&cached, true, now + Duration::from_secs(10))), (503, "credential_expired".into()));
-        assert_eq!(code(answer(&Served::Pending { code: "not_ready", reason: "enrolling".into() }, true, now)), (503, "not_ready".into()));
-        let refused = Served::Refused { code: "workload_disabled".into(), message: "disabled".into() };
-        assert_eq!(code(answer(&refused, true, now)), (403, "workload_disabled".into()));
-        assert_eq!(code(answer(&refused, false, now)), (401, "unauthorized".into()), "no hint to the unauthorized");
     }
 }

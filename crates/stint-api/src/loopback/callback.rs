@@ -23,42 +23,17 @@ pub fn callback_query(request: &[u8]) -> Option<BTreeMap<String, String>> {
     }
     let target = target.split('#').next().unwrap_or_default();
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    (path == PATH).then(|| form_pairs(query).collect())
+    (path == PATH).then(|| form_pairs(query).into_iter().collect())
 }
 
-/// The pairs of a form-encoded query, in order (the WHATWG URL standard's
-/// `application/x-www-form-urlencoded` parser, §5.1): empty pieces skipped, a piece without
-/// `=` a key with an empty value.
-fn form_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query.split('&').filter(|p| !p.is_empty()).map(|p| {
-        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        (decode(k), decode(v))
-    })
-}
-
-/// `+` as a space, `%XX` as its byte; a `%` not followed by two hex digits stays.
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |j: usize| b.get(j).and_then(|&c| (c as char).to_digit(16));
-        match (b[i], hex(i + 1), hex(i + 2)) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// The pairs of a form-encoded query, in order, read by the `form_urlencoded` parser (through
+/// `serde_urlencoded`): the WHATWG URL standard's `application/x-www-form-urlencoded` parser
+/// (§5.1), as `url`'s `query_pairs` reads them. Empty pieces are skipped, and a piece without
+/// `=` is a key with an empty value.
+fn form_pairs(query: &str) -> Vec<(String, String)> {
+    // Pairs of strings: the parser never fails on them (bad escapes stay, bad UTF-8 becomes
+    // U+FFFD), so an error cannot happen; none would be a query without pairs.
+    serde_urlencoded::from_str(query).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -530,12 +530,18 @@ fn sessions<'a>(f: &'a Facts<'_>) -> Sessions {
         return Sessions::default();
     }
     secs.sort_unstable();
-    Sessions {
-        started: secs.len() as u64,
-        average_secs: secs.iter().map(|&s| s as f64).sum::<f64>() / secs.len() as f64,
-        median_secs: secs[secs.len().div_ceil(2) - 1],
-        ended_early: early,
-    }
+    Sessions { started: secs.len() as u64, average_secs: mean(&secs), median_secs: nearest_rank(&secs, 0.5), ended_early: early }
+}
+
+/// The mean of `values` (not empty).
+fn mean(values: &[i64]) -> f64 {
+    values.iter().map(|&s| s as f64).sum::<f64>() / values.len() as f64
+}
+
+/// Nearest rank: the smallest of `sorted` (not empty) with at least a fraction `q` of them at
+/// or below it.
+fn nearest_rank(sorted: &[i64], q: f64) -> i64 {
+    sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 fn lifetimes(issued: &[Issuance<'_>]) -> Lifetimes {
@@ -550,13 +556,11 @@ fn lifetimes(issued: &[Issuance<'_>]) -> Lifetimes {
         e.0 += i.ttl as f64;
         e.1 += 1;
     }
-    // Nearest rank: the smallest value with at least a fraction `q` of them at or below it.
-    let at = |q: f64| secs[((q * secs.len() as f64).ceil() as usize).clamp(1, secs.len()) - 1];
     Lifetimes {
         count: secs.len() as u64,
-        average_secs: secs.iter().map(|&s| s as f64).sum::<f64>() / secs.len() as f64,
-        median_secs: at(0.5),
-        p90_secs: at(0.9),
+        average_secs: mean(&secs),
+        median_secs: nearest_rank(&secs, 0.5),
+        p90_secs: nearest_rank(&secs, 0.9),
         longest_secs: secs[secs.len() - 1],
         average_secs_by_source: by_source.into_iter().map(|(s, (sum, n))| (s, sum / n as f64)).collect(),
         buckets: buckets(&secs),
@@ -702,14 +706,19 @@ fn actor_name(actor: &str, names: &BTreeMap<&str, &str>) -> String {
     names.get(actor).map_or_else(|| actor.to_owned(), |n| (*n).to_owned())
 }
 
-fn held<'a>(issued: impl Iterator<Item = &'a Issuance<'a>>) -> Vec<Held> {
-    let mut by_role: BTreeMap<String, (u64, Timestamp)> = BTreeMap::new();
+/// How many of `issued` each key (a role, a pipeline) has, and the latest issuance.
+fn tally<'a>(issued: impl Iterator<Item = &'a Issuance<'a>>, key: impl Fn(&'a Issuance<'a>) -> &'a str) -> BTreeMap<&'a str, (u64, Timestamp)> {
+    let mut by: BTreeMap<&str, (u64, Timestamp)> = BTreeMap::new();
     for i in issued {
-        let e = by_role.entry(i.role.to_owned()).or_insert((0, i.at));
+        let e = by.entry(key(i)).or_insert((0, i.at));
         e.0 += 1;
         e.1 = e.1.max(i.at);
     }
-    by_role.into_iter().map(|(role, (credentials, last_issued_at))| Held { role, credentials, last_issued_at }).collect()
+    by
+}
+
+fn held<'a>(issued: impl Iterator<Item = &'a Issuance<'a>>) -> Vec<Held> {
+    tally(issued, |i| i.role).into_iter().map(|(role, (credentials, last_issued_at))| Held { role: role.to_owned(), credentials, last_issued_at }).collect()
 }
 
 fn review(f: &Facts<'_>, issued: &[Issuance<'_>]) -> Review {
@@ -748,12 +757,7 @@ fn review(f: &Facts<'_>, issued: &[Issuance<'_>]) -> Review {
         .pipelines
         .iter()
         .map(|p| {
-            let mut by: BTreeMap<&str, (u64, Timestamp)> = BTreeMap::new();
-            for i in issued.iter().filter(|i| i.source == Source::Ci && i.role == p.role.as_str()) {
-                let e = by.entry(&i.holder).or_insert((0, i.at));
-                e.0 += 1;
-                e.1 = e.1.max(i.at);
-            }
+            let by = tally(issued.iter().filter(|i| i.source == Source::Ci && i.role == p.role.as_str()), |i| i.holder.as_str());
             PipelineReview {
                 role: p.role.clone(),
                 trust: p.trust.clone(),

@@ -75,7 +75,7 @@ struct Call {
 fn call(u: &mut Unstructured<'_>) -> Result<Call> {
     let auth = if u.ratio(3, 4)? { "c3RpbnQtYWdlbnQtYXV0aC10b2tlbi0wMDAx".to_owned() } else { String::arbitrary(u)? };
     let held = match u.int_in_range(0..=3)? {
-        0 => Held::Pending(*u.choose(&["not_ready", "credential_expired", "not_aws"])?, String::arbitrary(u)?),
+        0 => Held::Pending(u.choose(&["not_ready", "credential_expired", "not_aws"])?, String::arbitrary(u)?),
         1 => Held::Live(String::arbitrary(u)?),
         2 => Held::Ended(String::arbitrary(u)?),
         _ => Held::Refused(String::arbitrary(u)?, String::arbitrary(u)?),

@@ -9,6 +9,7 @@
 //! for the role, of the pipeline (`ci:github:<sub>`), living at most the role's CI lifetime.
 #![no_main]
 
+mod scratch;
 mod signed;
 
 use std::collections::HashSet;
@@ -24,7 +25,6 @@ use stint_core::oidc::{self, ExpectedJwt, IdToken};
 use stint_core::secret::SecretString;
 use stint_core::time::ManualClock;
 use stint_core::Timestamp;
-use stint_server::config::{Config, Overrides};
 
 const ISSUER: &str = "https://token.actions.githubusercontent.com";
 const CI_TTL_SECS: i64 = 600;
@@ -77,21 +77,7 @@ fn harness() -> &'static Harness {
     static H: OnceLock<Harness> = OnceLock::new();
     H.get_or_init(|| {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let base = if std::path::Path::new("/dev/shm").is_dir() { std::path::PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
-        // One directory per process; those of processes that ended are removed here.
-        for old in std::fs::read_dir(&base).into_iter().flatten().flatten() {
-            let name = old.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name.strip_prefix("stint-fuzz-ci-exchange-") {
-                if !std::path::Path::new("/proc").join(pid).exists() {
-                    let _ = std::fs::remove_dir_all(old.path());
-                }
-            }
-        }
-        let data = base.join(format!("stint-fuzz-ci-exchange-{}", std::process::id()));
-        std::fs::create_dir_all(&data).expect("data dir");
-        let cfg_file = data.join("stint.toml");
-        std::fs::write(&cfg_file, CONFIG).expect("config");
-        let cfg = Config::load(Some(&cfg_file), Overrides { data_dir: Some(data.clone()), ..Default::default() }).expect("config loads");
+        let (cfg, data) = scratch::config("ci-exchange", CONFIG);
         let broker = rt.block_on(async {
             let store = stint_store::open("sqlite", &data).await.expect("store");
             let (kek, _) = MasterKey::generate(&mut rand_core::OsRng);

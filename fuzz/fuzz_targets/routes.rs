@@ -26,6 +26,8 @@
 //! field of length `0xFFFF` is left out.
 #![no_main]
 
+mod scratch;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
@@ -35,7 +37,6 @@ use axum::http::{Method, Request, StatusCode};
 use libfuzzer_sys::fuzz_target;
 use stint_core::broker::InlinePasswordWork;
 use stint_core::crypto::MasterKey;
-use stint_server::config::{Config, Overrides};
 use stint_server::App;
 use tower::ServiceExt;
 use url::form_urlencoded;
@@ -146,25 +147,9 @@ fn server() -> &'static Server {
     static S: OnceLock<Server> = OnceLock::new();
     S.get_or_init(|| {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        // Storage in memory (tmpfs where there is one): the store is real, its fsyncs cheap.
-        let base = if std::path::Path::new("/dev/shm").is_dir() { std::path::PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
-        // One directory per process; those of processes that ended are removed here.
-        for old in std::fs::read_dir(&base).into_iter().flatten().flatten() {
-            let name = old.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name.strip_prefix("stint-fuzz-routes-") {
-                if !std::path::Path::new("/proc").join(pid).exists() {
-                    let _ = std::fs::remove_dir_all(old.path());
-                }
-            }
-        }
-        let data = base.join(format!("stint-fuzz-routes-{}", std::process::id()));
-        std::fs::create_dir_all(&data).expect("data dir");
-        let cfg_file = data.join("stint.toml");
         // Limits high enough that the fuzzer reaches the handlers, not only the limiter.
-        std::fs::write(&cfg_file, "[limits]\nper_address_rate = 1000000\nper_address_burst = 1000000\nglobal_rate = 1000000\nglobal_burst = 1000000\n")
-            .expect("config");
-        let over = Overrides { data_dir: Some(data.clone()), ..Default::default() };
-        let cfg = Config::load(Some(&cfg_file), over).expect("config loads");
+        let limits = "[limits]\nper_address_rate = 1000000\nper_address_burst = 1000000\nglobal_rate = 1000000\nglobal_burst = 1000000\n";
+        let (cfg, data) = scratch::config("routes", limits);
         let router = rt.block_on(async {
             let store = stint_store::open("sqlite", &data).await.expect("store");
             let (kek, _) = MasterKey::generate(&mut rand_core::OsRng);

@@ -284,7 +284,7 @@ fn private_key(bytes: &[u8], start: usize, line_start: usize) -> Option<String> 
     let begin = before.windows(11).rposition(|w| w == b"-----BEGIN ")?;
     let label = &before[begin + 11..];
     let ok = label.iter().all(|b| b.is_ascii_uppercase() || *b == b' ');
-    ok.then(|| format!("{}PRIVATE KEY", String::from_utf8_lossy(label)))
+    ok.then(|| format!("{}PRIVATE KEY", clip(&String::from_utf8_lossy(label))))
 }
 
 /// `NAME=value` (or `export NAME=value`) with a literal value, the name first on its line.

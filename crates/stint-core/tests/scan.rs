@@ -70,6 +70,18 @@ fn findings_never_show_a_secret() {
     assert!(all.iter().any(|(_, _, s)| s == "AKIA…6T8Y (its secret on line 2)"), "the first and last four characters: {all:?}");
 }
 
+/// A private key's BEGIN line is shown by its label, clipped: a line of any length stays short
+/// (fuzz/regressions/scan/private-key-label-longer-than-shown).
+#[test]
+fn a_long_private_key_label_is_clipped() {
+    let text = format!("-----BEGIN {}PRIVATE KEY-----\nMIIE\n", "T".repeat(300));
+    let all = found("key.pem", &text);
+    assert_eq!(all.len(), 1, "{all:?}");
+    let (rule, line, shown) = &all[0];
+    assert_eq!((*rule, *line), (Rule::PrivateKey, 1));
+    assert_eq!(shown, &format!("-----BEGIN {}…PRIVATE KEY-----", "T".repeat(32)));
+}
+
 /// Things that look like credentials and are not: none may be reported.
 #[test]
 fn look_alikes_stay_silent() {

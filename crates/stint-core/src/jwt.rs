@@ -39,6 +39,11 @@ pub struct Claims {
     /// The approved request whose grant allowed this token: revoking the grant revokes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<String>,
+    /// A workload's token: the enrolled agent key that asked for it. The token lives while
+    /// that key does, as a person's lives with their session: a disable revokes the key, and
+    /// enabling the workload again brings back none of what it held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -171,6 +176,7 @@ mod tests {
             exp: Timestamp(now + 600),
             preferred_username: "alice".into(),
             grant: None,
+            agent_key: None,
         }
     }
 

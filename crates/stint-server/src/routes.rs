@@ -365,6 +365,7 @@ async fn bench_floor(State(s): State<AppState>, Json(req): Json<AssumeRequest>) 
         exp: now.plus(Ttl::from_secs(60)?),
         preferred_username: "bench".into(),
         grant: None,
+        agent_key: None,
     };
     let token = stint_core::jwt::sign(&claims, key);
     Ok(to_json(AssumeResponse {

@@ -195,9 +195,14 @@ async fn disabling_a_workload_ends_its_keys_join_tokens_leases_and_tokens() {
     assert_eq!(app.post("/v1/workloads/api/enable", Some(&admin.session), json!({})).await.0, StatusCode::OK);
     let (s, e) = agent.creds(&app, json!({ "role": "api-service" })).await;
     assert_eq!((s, e["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("key_revoked")), "{e}");
+    assert_eq!(app.introspect(&token).await["active"], json!(false), "the role token stays ended: its key is still revoked");
     let fresh = Agent::new("api");
     assert_eq!(fresh.join(&app, &join_token(&app, &admin, "api").await).await.0, StatusCode::OK);
-    assert_eq!(fresh.creds(&app, json!({ "role": "api-service", "backend": "token" })).await.0, StatusCode::OK);
+    let (s, tok) = fresh.creds(&app, json!({ "role": "api-service", "backend": "token" })).await;
+    assert_eq!(s, StatusCode::OK, "{tok}");
+    let new = app.introspect(tok["token"].as_str().unwrap()).await;
+    assert_eq!((new["active"].as_bool(), new["sub"].as_str()), (Some(true), Some("workload:api")), "the new agent's token: {new}");
+    assert_eq!(app.introspect(&token).await["active"], json!(false), "the old token, beside a live key of the same workload");
 }
 
 /// An administrator's revocation of a workload's lease shows in the agent's status check, and

@@ -163,10 +163,10 @@ impl Broker {
     }
 
     fn claims(&self, permit: &Permit, now: Timestamp) -> Claims {
-        let (sub, sid, preferred_username, grant) = match permit.subject() {
-            Subject::Person { user, name, session, grant } => (user.to_string(), Some(session.clone()), name.to_string(), grant.clone()),
-            Subject::Pipeline(p) => (p.holder(), None, p.display_name.clone(), None),
-            Subject::Workload(w) => (w.holder(), None, w.name.to_string(), None),
+        let (sub, sid, preferred_username, grant, agent_key) = match permit.subject() {
+            Subject::Person { user, name, session, grant } => (user.to_string(), Some(session.clone()), name.to_string(), grant.clone(), None),
+            Subject::Pipeline(p) => (p.holder(), None, p.display_name.clone(), None, None),
+            Subject::Workload(w) => (w.holder(), None, w.name.to_string(), None, Some(w.kid.clone())),
         };
         Claims {
             iss: self.cfg.issuer.clone(),
@@ -179,6 +179,7 @@ impl Broker {
             exp: permit.expires_at(),
             preferred_username,
             grant,
+            agent_key,
         }
     }
 

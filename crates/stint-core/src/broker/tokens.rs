@@ -170,14 +170,15 @@ impl Broker {
         // A CI credential has no session: it lives its few minutes (and only CI subjects may
         // lack a session).
         let Some(sid) = &claims.sid else {
-            // A workload's token lives while the workload is enabled (a disable revokes what
-            // it holds); read on every call, as a session is.
+            // A workload's token lives while the agent key that asked for it is live and the
+            // workload enabled: a disable revokes its keys, and enabling it again revives no
+            // key, so none of its tokens. Read on every call, as a session is.
             if let Some(name) = claims.sub.strip_prefix(crate::workload::WORKLOAD_SUBJECT_PREFIX) {
-                let enabled = match crate::ids::WorkloadName::parse(name) {
-                    Ok(n) => self.store.workload(&n).await?.is_some_and(|w| !w.disabled),
-                    Err(_) => false,
+                let live = match &claims.agent_key {
+                    Some(kid) => self.store.workload_key(kid).await?.is_some_and(|(k, w)| k.live() && !w.disabled && w.name.as_str() == name),
+                    None => false,
                 };
-                return Ok(if enabled { Introspection { active: true, claims: Some((*claims).clone()) } } else { Introspection::inactive() });
+                return Ok(if live { Introspection { active: true, claims: Some((*claims).clone()) } } else { Introspection::inactive() });
             }
             let ci = claims.sub.starts_with(CI_SUBJECT_PREFIX);
             return Ok(if ci { Introspection { active: true, claims: Some((*claims).clone()) } } else { Introspection::inactive() });
@@ -260,7 +261,7 @@ impl Broker {
             "id_token_signing_alg_values_supported": ["EdDSA"],
             "token_endpoint_auth_methods_supported": ["none"],
             "introspection_endpoint_auth_methods_supported": ["none"],
-            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "role", "preferred_username"],
+            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "jti", "sid", "role", "preferred_username", "grant", "agent_key"],
         })
     }
 

@@ -91,6 +91,9 @@ pub struct JoinToken {
     pub workload_id: WorkloadId,
     pub expires_at: Timestamp,
     pub used_at: Option<Timestamp>,
+    /// The administrator who made it: disabling them expires it unused (none for a token made
+    /// before schema v14).
+    pub created_by: Option<crate::ids::UserId>,
 }
 
 /// What an agent signs to ask for credentials: who it is, for which server, for how long.
@@ -194,10 +197,12 @@ pub fn verify_assertion(token: &str, key: &WorkloadKey, workload: &WorkloadName,
     if claims.jti.is_empty() || claims.jti.len() > 64 {
         return Err(refuse("the assertion's jti is missing or too long"));
     }
-    if claims.iat.0 > now.0 + ASSERTION_SKEW_SECS || claims.exp.0 - claims.iat.0 > ASSERTION_MAX_SECS || claims.exp <= claims.iat {
+    // The claims are the agent's to write: saturating, so `iat` far in the past and `exp` far
+    // in the future measure as a long life, not as a wrapped-around short one.
+    if claims.iat.0 > now.0 + ASSERTION_SKEW_SECS || claims.exp.0.saturating_sub(claims.iat.0) > ASSERTION_MAX_SECS || claims.exp <= claims.iat {
         return Err(refuse(format!("the assertion must be issued now and live at most {ASSERTION_MAX_SECS}s (is the agent's clock right?)")));
     }
-    if now.0 >= claims.exp.0 + ASSERTION_SKEW_SECS {
+    if now.0 >= claims.exp.0.saturating_add(ASSERTION_SKEW_SECS) {
         return Err(Error::unauthenticated("assertion_expired", "the assertion has expired (is the agent's clock right?)"));
     }
     Ok(Assertion { claims, kid: header.kid })
@@ -274,6 +279,15 @@ mod tests {
         let body = format!("{header}.{}", B64.encode(serde_json::to_vec(&long).unwrap()));
         let honest = format!("{body}.{}", B64.encode(key.sign(body.as_bytes())));
         assert!(verify_assertion(&honest, &k, &api(), AUD, NOW).unwrap_err().to_string().contains("at most"));
+        // Signed honestly, from the beginning of time to its end: the life is measured without
+        // wrapping around (which once made it look short, and panicked in debug builds).
+        for (iat, exp) in [(i64::MIN, i64::MAX), (-1, i64::MAX), (i64::MIN, NOW.0 + 60), (NOW.0 - 10, i64::MAX)] {
+            let forever = AssertionClaims { iat: Timestamp(iat), exp: Timestamp(exp), ..long.clone() };
+            let body = format!("{header}.{}", B64.encode(serde_json::to_vec(&forever).unwrap()));
+            let signed = format!("{body}.{}", B64.encode(key.sign(body.as_bytes())));
+            let e = verify_assertion(&signed, &k, &api(), AUD, NOW).unwrap_err();
+            assert_eq!((e.code(), e.to_string().contains("at most")), ("invalid_assertion", true), "iat {iat}, exp {exp}");
+        }
         for junk in ["", "a.b", "a.b.c.d", &"x".repeat(MAX_ASSERTION_BYTES + 1), "eyJhbGciOiJub25lIn0.e30."] {
             assert_eq!(verify_assertion(junk, &k, &api(), AUD, NOW).unwrap_err().code(), "invalid_assertion", "{junk:.20}");
         }

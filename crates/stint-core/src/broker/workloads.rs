@@ -483,7 +483,7 @@ impl Broker {
             kid: caller.key.kid.clone(),
             addr: caller.addr.clone(),
             replay_key,
-            replay_until: Timestamp(a.claims.exp.0 + wl::ASSERTION_SKEW_SECS),
+            replay_until: Timestamp(a.claims.exp.0.saturating_add(wl::ASSERTION_SKEW_SECS)),
         };
         Ok(Permit::for_workload(service, role, ttl, now, reasons))
     }

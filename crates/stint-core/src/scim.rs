@@ -130,7 +130,7 @@ pub fn scim_type(code: &str) -> Option<&'static str> {
         "invalid_filter" => Some("invalidFilter"),
         "invalid_syntax" => Some("invalidSyntax"),
         "invalid_path" => Some("invalidPath"),
-        "invalid_value" | "unknown_member" => Some("invalidValue"),
+        "invalid_value" | "unknown_member" | "invalid_expiry" | "invalid_sponsor" | "invalid_username" => Some("invalidValue"),
         "mutability" => Some("mutability"),
         "user_exists" | "group_exists" | "external_id_taken" => Some("uniqueness"),
         "no_target" => Some("noTarget"),
@@ -530,7 +530,10 @@ fn require_schema(body: &Value, schema: &str) -> Result<()> {
 }
 
 /// A User resource as POST and PUT send it: its `userName` and what it sets. `active`
-/// defaults to true; attributes stint does not keep are ignored.
+/// defaults to true; attributes stint does not keep are ignored. An account's end and sponsor
+/// change only when the resource carries stint's extension, which then replaces both: a
+/// provider that knows nothing of the extension (its profile PUTs) never ends an account's
+/// end by leaving it out.
 pub fn user_resource(body: &Value) -> Result<(String, UserChanges)> {
     require_schema(body, USER_SCHEMA)?;
     let obj = body.as_object().ok_or_else(|| syntax("a User is a JSON object"))?;
@@ -539,9 +542,10 @@ pub fn user_resource(body: &Value) -> Result<(String, UserChanges)> {
         .find(|(k, _)| k.eq_ignore_ascii_case("userName"))
         .and_then(|(_, v)| v.as_str())
         .ok_or_else(|| invalid_value("a User carries its userName"))?;
-    let mut c = UserChanges { active: Some(true), external_id: Some(None), email: Some(None), expires: Some(None), sponsor: Some(None) };
+    let mut c = UserChanges { active: Some(true), external_id: Some(None), email: Some(None), expires: None, sponsor: None };
     for (k, v) in obj {
         if k.eq_ignore_ascii_case(STINT_USER_EXTENSION) {
+            (c.expires, c.sponsor) = (Some(None), Some(None));
             c.set_extension(v)?;
             continue;
         }
@@ -792,14 +796,19 @@ mod tests {
                 active: Some(false),
                 external_id: Some(Some("00u9".into())),
                 email: Some(Some("carol@example.com".into())),
-                expires: Some(None),
-                sponsor: Some(None)
-            }
+                expires: None,
+                sponsor: None
+            },
+            "without stint's extension, the account's end and sponsor stay as they are"
         );
         let contractor =
             json!({ "schemas": [USER_SCHEMA, STINT_USER_EXTENSION], "userName": "vic", STINT_USER_EXTENSION: { "expires": "2027-03-31", "sponsor": "alice" } });
         let (_, c) = user_resource(&contractor).unwrap();
         assert_eq!((c.expires, c.sponsor), (Some(Some("2027-03-31".into())), Some(Some("alice".into()))));
+        let (_, c) =
+            user_resource(&json!({ "schemas": [USER_SCHEMA, STINT_USER_EXTENSION], "userName": "vic", STINT_USER_EXTENSION: { "expires": "2027-03-31" } }))
+                .unwrap();
+        assert_eq!((c.expires, c.sponsor), (Some(Some("2027-03-31".into())), Some(None)), "the extension replaces both");
         let extend =
             json!({ "schemas": [PATCH_SCHEMA], "Operations": [{ "op": "replace", "path": format!("{STINT_USER_EXTENSION}:expires"), "value": "2027-06-30" }] });
         let c = UserChanges::from_patch(&extend).unwrap();

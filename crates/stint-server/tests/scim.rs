@@ -385,6 +385,27 @@ async fn the_provider_provisions_a_contractor_with_an_end_and_a_sponsor() {
     assert_eq!((s, v[EXT]["expires"].as_str(), v[EXT]["sponsor"].as_str()), (StatusCode::OK, Some("2027-07-01T00:00:00Z"), Some("root")), "{v}");
     let records = app.store.audit_after(0, 10_000).await.unwrap();
     assert!(records.iter().any(|r| r.event == "user.expiry_changed" && r.actor == "scim:okta" && r.subject == id), "on the record");
+    // A profile PUT that knows nothing of the extension (Okta's) leaves the end and sponsor.
+    let profile = json!({ "schemas": [user], "userName": "vic", "active": true, "externalId": "00uVIC" });
+    let (s, v) = scim_send(&app, reqwest::Method::PUT, &format!("/scim/v2/Users/{id}"), &token, Some(profile)).await;
+    assert_eq!((s, v[EXT]["expires"].as_str(), v["externalId"].as_str()), (StatusCode::OK, Some("2027-07-01T00:00:00Z"), Some("00uVIC")), "{v}");
+    let row = app.store.user_by_id(&stint_core::ids::UserId::parse(&id).unwrap()).await.unwrap().unwrap();
+    assert_eq!(row.expires_at.map(|t| t.to_rfc3339()).as_deref(), Some("2027-07-01T00:00:00Z"), "the account still ends");
+    // A PATCH one of whose operations fails changes nothing (RFC 7644 §3.5.2), even what the
+    // operations before it would have changed.
+    let mixed = json!({ "schemas": [PATCH], "Operations": [
+        { "op": "replace", "path": "externalId", "value": "00uNEW" },
+        { "op": "replace", "path": format!("{EXT}:expires"), "value": "2020-01-01" },
+        { "op": "replace", "path": "active", "value": false },
+    ] });
+    let (s, e) = scim_send(&app, reqwest::Method::PATCH, &format!("/scim/v2/Users/{id}"), &token, Some(mixed)).await;
+    assert_eq!((s, e["scimType"].as_str()), (StatusCode::BAD_REQUEST, Some("invalidValue")), "an end that has passed: {e}");
+    let (_, v) = scim_send(&app, reqwest::Method::GET, &format!("/scim/v2/Users/{id}"), &token, None).await;
+    assert_eq!(
+        (v["externalId"].as_str(), v["active"].as_bool(), v[EXT]["expires"].as_str()),
+        (Some("00uVIC"), Some(true), Some("2027-07-01T00:00:00Z")),
+        "{v}"
+    );
 
     let half = json!({ "schemas": [user, EXT], "userName": "val", EXT: { "expires": "2027-03-31" } });
     let (s, e) = scim_send(&app, reqwest::Method::POST, "/scim/v2/Users", &token, Some(half)).await;

@@ -222,9 +222,15 @@ impl Broker {
             return Err(Error::invalid("mutability", "stint does not rename people: userName cannot change"));
         }
         let actor = caller.token.actor();
+        let now = self.now();
+        // Everything is checked before anything is written (RFC 7644 §3.5.2: a request that
+        // fails changes nothing): the profile and the account's terms in one transaction,
+        // then `active`, which a disable carries out in its own.
+        let mut change = Change::default();
         let before = person.profile.clone().unwrap_or_default();
         let after = ScimProfile { external_id: c.external_id.unwrap_or(before.external_id.clone()), email: c.email.unwrap_or(before.email.clone()) };
-        if after != before || (person.profile.is_none() && after != ScimProfile::default()) {
+        let profile_changes = after != before || (person.profile.is_none() && after != ScimProfile::default());
+        if profile_changes {
             self.external_id_free(after.external_id.as_deref(), Some(&person.user.id)).await?;
             let mut fields = vec![];
             if after.external_id != before.external_id {
@@ -233,15 +239,13 @@ impl Broker {
             if after.email != before.email {
                 fields.push("emails");
             }
-            let now = self.now();
             let d = Draft::new(now, Event::ScimUserUpdated, Outcome::Success).actor(&actor).subject(&person.user.id).detail("fields", fields.join(","));
-            self.commit(Change::default().with(Mutation::PutScimProfile { user: person.user.id.clone(), profile: after.clone(), at: now }).record(d)).await?;
-            person.profile = Some(after);
+            change = change.with(Mutation::PutScimProfile { user: person.user.id.clone(), profile: after.clone(), at: now }).record(d);
         }
+        let mut new_terms = None;
         if c.expires.is_some() || c.sponsor.is_some() {
             let expires = c.expires.unwrap_or_else(|| person.user.expires_at.map(|t| t.to_rfc3339()));
             let sponsor = c.sponsor.unwrap_or_else(|| person.sponsor.as_ref().map(ToString::to_string));
-            let now = self.now();
             let terms = match terms_of(expires, sponsor)? {
                 Some((expires, sponsor)) => Some(self.terms(Terms { expires: &expires, sponsor: &sponsor }, Some(&person.user.id), now).await?),
                 None => None,
@@ -254,11 +258,20 @@ impl Broker {
                     _ => d.detail("expires_at", "never"),
                 };
                 let m = Mutation::SetUserExpiry { user: person.user.id.clone(), expires_at: at, sponsor: sponsor.as_ref().map(|s| s.id.clone()) };
-                self.commit(Change::default().with(m).record(d)).await?;
-                person.user.expires_at = at;
-                person.user.sponsor = sponsor.as_ref().map(|s| s.id.clone());
-                person.sponsor = sponsor.map(|s| s.name);
+                change = change.with(m).record(d);
+                new_terms = Some((at, sponsor));
             }
+        }
+        if !change.audit.is_empty() {
+            self.commit(change).await?;
+        }
+        if profile_changes {
+            person.profile = Some(after);
+        }
+        if let Some((at, sponsor)) = new_terms {
+            person.user.expires_at = at;
+            person.user.sponsor = sponsor.as_ref().map(|s| s.id.clone());
+            person.sponsor = sponsor.map(|s| s.name);
         }
         match c.active {
             Some(active) if person.user.disabled == active => {

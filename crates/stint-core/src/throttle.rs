@@ -1,7 +1,8 @@
 //! Slows repeated failures per key (a user name, an address).
 //!
 //! Each key gets `free` failures per window; after that every further failure doubles a
-//! lock-out, from 1 s up to `max_lock`. A success clears the key. Pure: `now` is passed in.
+//! lock-out, from 1 s up to `max_lock`. A success clears a key of one's own and takes back
+//! its own attempt from a shared one (an address). Pure: `now` is passed in.
 
 use std::collections::HashMap;
 
@@ -93,8 +94,25 @@ impl Throttle {
         self.keys.get(key).map_or(0, |e| e.failures)
     }
 
+    /// A success on a key of one's own (a user name, a second factor): what it counted is
+    /// forgiven.
     pub fn success(&mut self, key: &str) {
         self.keys.remove(key);
+    }
+
+    /// The attempt counted against `key` succeeded: it no longer counts, and a lockout that
+    /// counting it armed is lifted, but the failures before it still count. For keys many
+    /// people share (an address): a login of one's own must not wipe out the failures of a
+    /// spray from the same address.
+    pub fn refund(&mut self, key: &str) {
+        let Some(e) = self.keys.get_mut(key) else { return };
+        e.failures = e.failures.saturating_sub(1);
+        if e.failures <= self.cfg.free {
+            e.locked_until = Timestamp(0);
+        }
+        if e.failures == 0 {
+            self.keys.remove(key);
+        }
     }
 }
 
@@ -141,6 +159,31 @@ mod tests {
         t.success("addr:a");
         t.success("user:x|addr:a");
         assert!(t.attempt(&keys, now).is_ok());
+    }
+
+    #[test]
+    fn a_success_takes_back_its_own_attempt_from_a_shared_key() {
+        let mut t = Throttle::new(ThrottleConfig { free: 3, free_per_address: 3, window_secs: 900, max_lock_secs: 8, max_keys: 10 });
+        let addr = ["addr:a".to_owned()];
+        let now = Timestamp(100);
+        for _ in 0..3 {
+            assert!(t.attempt(&addr, now).is_ok());
+        }
+        assert_eq!(t.failures("addr:a"), 3);
+        // A fourth attempt arms a lockout when counted; it succeeds: the lockout it armed goes,
+        // the three failures before it stay.
+        assert!(t.attempt(&addr, now).is_ok());
+        assert_eq!(t.check("addr:a", now), Err(1));
+        t.refund("addr:a");
+        assert_eq!((t.check("addr:a", now), t.failures("addr:a")), (Ok(()), 3));
+        // So the next failure arms the lockout again, where a clear would have allowed three.
+        assert!(t.attempt(&addr, now).is_ok());
+        assert_eq!(t.check("addr:a", now), Err(1));
+        // A refund on a key with one attempt, or none, leaves nothing behind.
+        t.attempt(&["addr:b".to_owned()], now).unwrap();
+        t.refund("addr:b");
+        t.refund("addr:c");
+        assert_eq!((t.failures("addr:b"), t.keys.contains_key("addr:b"), t.keys.contains_key("addr:c")), (0, false, false));
     }
 
     #[test]

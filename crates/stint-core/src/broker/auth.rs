@@ -250,9 +250,12 @@ impl Broker {
         Err(Error::Throttled { retry_after_secs: secs.max(1) })
     }
 
+    /// A login succeeded: its own keys are cleared, and its attempt taken back from the
+    /// address's, whose earlier failures still count (one's own login between sprays must not
+    /// reset the address's budget).
     fn throttle_clear(&self, addr_keys: &[String], keys: &[String]) {
         if let Ok(mut t) = self.addr_throttle.lock() {
-            addr_keys.iter().for_each(|k| t.success(k));
+            addr_keys.iter().for_each(|k| t.refund(k));
         }
         if let Ok(mut t) = self.throttle.lock() {
             keys.iter().for_each(|k| t.success(k));

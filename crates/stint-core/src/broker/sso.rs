@@ -383,7 +383,7 @@ impl Broker {
     }
 
     /// Counts an unauthenticated SSO request against its address (it creates or probes
-    /// stored state); a finished login clears the count. A refusal is audited.
+    /// stored state); a finished login takes back one count. A refusal is audited.
     async fn sso_throttle(&self, addr: &str, now: Timestamp) -> Result<()> {
         let counted = self.addr_throttle.lock().map_err(|_| Error::Internal("throttle lock poisoned".into()))?.attempt(&[format!("sso:{addr}")], now);
         let Err(secs) = counted else { return Ok(()) };
@@ -391,9 +391,11 @@ impl Broker {
         Err(Error::Throttled { retry_after_secs: secs.max(1) })
     }
 
+    /// A login finished: the request that began it no longer counts against `addr`, but
+    /// what else the address tried (user codes it guessed) still does.
     fn sso_throttle_clear(&self, addr: &str) {
         if let Ok(mut t) = self.addr_throttle.lock() {
-            t.success(&format!("sso:{addr}"));
+            t.refund(&format!("sso:{addr}"));
         }
     }
 
@@ -1044,8 +1046,10 @@ impl Broker {
         };
         match self.commit(change).await {
             Ok(_) => {
-                self.sso_throttle_clear(addr);
                 self.sso_throttle_clear(&a.addr);
+                if addr != a.addr {
+                    self.sso_throttle_clear(addr);
+                }
                 Ok(out)
             }
             Err(e) if e.code() == "user_disabled" => {

@@ -381,6 +381,32 @@ async fn a_disable_ends_sso_logins_not_yet_redeemed(t: Sso) {
     assert_eq!(t.app.store.active_sessions(now).await.unwrap(), 1, "the administrator's session only");
 }
 
+/// An account whose end comes between the provider's approval and the redemption gets no
+/// session, before the housekeeping notices the end: the browser login's code and the
+/// approved device login are both refused, and only the refusals are on the record.
+async fn an_account_that_ends_before_its_login_is_redeemed_gets_no_session(t: Sso) {
+    let admin = t.app.admin().await;
+    t.login("alice", "alice-password").await;
+    let end = stint_core::Timestamp(stint_core::Clock::now(&t.app.clock).0 + 120).to_rfc3339();
+    let (s, v) = t.app.post("/v1/users/alice/expiry", Some(&admin.session), json!({ "expires": end, "sponsor": admin.name })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (landing, verifier) = t.browser("alice", "alice-password").await;
+    let code = landing.query.get("code").unwrap_or_else(|| panic!("{:?}", landing.query)).clone();
+    let device_code = approved_device_login(&t, "alice").await;
+    let started = t.events().await.iter().filter(|r| r.event == "session.started").count();
+    let live = t.app.store.active_sessions(stint_core::Clock::now(&t.app.clock)).await.unwrap();
+
+    t.app.clock.advance(180);
+    let (s, v) = t.redeem(&code, &verifier).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("user_disabled")), "{v}");
+    let (_, v) = t.poll(&device_code).await;
+    assert_eq!(v["error"].as_str(), Some("user_disabled"), "{v}");
+    let records = t.events().await;
+    assert_eq!(records.iter().filter(|r| r.event == "session.started").count(), started, "no session started");
+    assert_eq!(t.app.refusals_on_record("auth.login.failed").await.get("user_disabled"), Some(&2), "both refusals on the record");
+    assert_eq!(t.app.store.active_sessions(stint_core::Clock::now(&t.app.clock)).await.unwrap(), live, "no session stored");
+}
+
 async fn a_disable_ends_an_sso_login_whose_callback_is_in_flight(t: Sso) {
     let admin = t.app.admin().await;
     t.login("alice", "alice-password").await;
@@ -801,6 +827,7 @@ sso_tests!(
     the_device_page_shows_what_is_approved_and_asks_first: "",
     a_login_or_device_code_lost_in_a_race_is_answered_as_a_reuse: "",
     a_disable_ends_an_sso_login_whose_callback_is_in_flight: "",
+    an_account_that_ends_before_its_login_is_redeemed_gets_no_session: "",
 );
 
 /// A redemption past the person's cap on live sessions is refused, and on the record as a

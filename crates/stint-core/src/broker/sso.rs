@@ -1019,6 +1019,13 @@ impl Broker {
         let now = self.now();
         let user_id = a.user_id.clone().ok_or_else(|| Error::Internal("approved attempt without user".into()))?;
         let user = self.store.user_by_id(&user_id).await?.ok_or_else(|| Error::Internal("approved attempt for a missing user".into()))?;
+        // Approved while the account lived, redeemed after its end (and before housekeeping
+        // disabled it): refused as the approval would have been. A disable is re-checked in
+        // the transaction below.
+        if user.expired_at(now) {
+            self.sso_failed(Some(&a), addr, "user_disabled", Some(&user.id), now).await?;
+            return Err(Error::forbidden("user_disabled", "this user is disabled in stint; ask an administrator"));
+        }
         let expires_at = a.session_expires_at.unwrap_or_else(|| now.plus(self.cfg.session_ttl));
         let (session, out) = self.mint_session(&user, expires_at, a.mfa.as_deref().unwrap_or(""), now);
         let ok = Draft::new(now, Event::LoginSucceeded, Outcome::Success)

@@ -224,6 +224,11 @@ pub enum Mutation {
         lookup: String,
         at: Timestamp,
     },
+    /// Expires every unused join token `user` made (none is fine): part of their disable.
+    ExpireJoinTokensOf {
+        user: UserId,
+        at: Timestamp,
+    },
     /// Expires every unused join token of the workload.
     ExpireJoinTokens {
         workload: WorkloadId,
@@ -251,6 +256,11 @@ pub enum Mutation {
     /// Revokes the live SCIM token of that name; `unknown_scim_token` if there is none.
     RevokeScimToken {
         name: ScimTokenName,
+        at: Timestamp,
+    },
+    /// Revokes every live SCIM token `user` made (none is fine): part of their disable.
+    RevokeScimTokensOf {
+        user: UserId,
         at: Timestamp,
     },
     /// Sets when an account ends and who sponsors it (both `None`: it does not end); the

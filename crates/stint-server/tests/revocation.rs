@@ -292,6 +292,46 @@ async fn disable_ends_everything_a_person_holds(backend: Backend) {
     for want in [("grant.revoked", "user disabled"), ("request.denied", "user disabled"), ("lease.revoked", "user disabled")] {
         assert!(events.iter().any(|(e, r)| (e.as_str(), r.as_str()) == want), "{want:?} recorded");
     }
+
+    // An administrator also holds the SCIM tokens they made: whoever kept a copy could
+    // provision people, or enable themselves again. A disable revokes those, not another's.
+    let ann = app.person(&root, "ann", &["admins"]).await;
+    let (s, made) = app.post("/v1/scim/tokens", Some(&ann.session), json!({ "name": "okta" })).await;
+    assert_eq!(s, StatusCode::OK, "{made}");
+    let (_, other) = app.post("/v1/scim/tokens", Some(&root.session), json!({ "name": "entra" })).await;
+    // And the join tokens they made, unused: each would enroll an agent of the workload.
+    let (s, v) = app.post("/v1/workloads", Some(&root.session), json!({ "name": "api", "roles": ["readonly"] })).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let join_token = |p: &Person| {
+        let (app, session) = (&app, p.session.clone());
+        async move { app.post("/v1/workloads/api/join-tokens", Some(&session), json!({})).await.1["join_token"].as_str().unwrap().to_owned() }
+    };
+    let (anns, roots) = (join_token(&ann).await, join_token(&root).await);
+    let join = |token: String| {
+        let app = &app;
+        let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+        let public_key = data_encoding::BASE64URL_NOPAD.encode(key.verifying_key().as_bytes());
+        async move { app.post("/v1/workload/join", None, json!({ "join_token": token, "public_key": public_key })).await }
+    };
+    let scim_users = |token: String| {
+        let app = &app;
+        async move { app.http.get(app.url("/scim/v2/Users")).bearer_auth(token).send().await.unwrap() }
+    };
+    assert_eq!(scim_users(made["token"].as_str().unwrap().to_owned()).await.status(), StatusCode::OK);
+    let (s, v) = app.post("/v1/users/ann/disable", Some(&root.session), json!({})).await;
+    assert_eq!((s, &v["scim_tokens_revoked"]), (StatusCode::OK, &json!(["okta"])), "{v}");
+    let refused = scim_users(made["token"].as_str().unwrap().to_owned()).await;
+    assert_eq!((refused.status(), refused.headers().get("stint-error").and_then(|h| h.to_str().ok())), (StatusCode::UNAUTHORIZED, Some("scim_token_revoked")));
+    assert_eq!(scim_users(other["token"].as_str().unwrap().to_owned()).await.status(), StatusCode::OK, "another administrator's token stays");
+    let (s, e) = join(anns).await;
+    assert_eq!((s, e["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("join_token_expired")), "{e}");
+    assert_eq!(join(roots).await.0, StatusCode::OK, "another administrator's join token stays");
+    let revoked = records_after(&app, 0).await.into_iter().find(|r| r.event == "scim.token_revoked").expect("on the record");
+    assert_eq!((revoked.subject.as_str(), revoked.reason.as_str()), ("okta", "user disabled"));
+    // Nor can a disabled administrator's session make another.
+    let (s, v) = app.post("/v1/scim/tokens", Some(&ann.session), json!({ "name": "okta-2" })).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    assert_eq!(app.post("/v1/workloads/api/join-tokens", Some(&ann.session), json!({})).await.0, StatusCode::UNAUTHORIZED);
 }
 
 /// An approver cannot approve a disabled person's request, pending from before, nor after

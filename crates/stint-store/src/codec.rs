@@ -325,7 +325,7 @@ pub(crate) const WORKLOAD_COLS: &str = "w.id, w.name, w.disabled, w.created_at, 
 /// Where the workload columns start in a `WORKLOAD_KEY_COLS, WORKLOAD_COLS` row.
 pub(crate) const WORKLOAD_KEY_WIDTH: usize = 6;
 pub(crate) const WORKLOAD_KEY_COLS: &str = "k.kid, k.workload_id, k.public, k.enrolled_by, k.created_at, k.revoked_at";
-pub(crate) const JOIN_TOKEN_COLS: &str = "lookup, secret_hash, workload_id, expires_at, used_at";
+pub(crate) const JOIN_TOKEN_COLS: &str = "lookup, secret_hash, workload_id, expires_at, used_at, created_by";
 
 /// What a workload row keeps as JSON: the parts that are lists or optional.
 pub(crate) fn workload_body(w: &stint_core::workload::Workload) -> Result<String> {
@@ -371,6 +371,7 @@ pub(crate) fn join_token(r: &impl Cells) -> Result<stint_core::workload::JoinTok
         workload_id: stint_core::ids::WorkloadId::from_trusted(r.text(2)?),
         expires_at: r.time(3)?,
         used_at: r.opt_time(4)?,
+        created_by: r.opt_text(5)?.map(stint_core::ids::UserId::from_trusted),
     })
 }
 

@@ -239,7 +239,18 @@ fn disabled_text(u: &Value) -> String {
         // A server from before the count: it revoked them all the same.
         None => "every lease".to_owned(),
     };
-    format!("Disabled {}; revoked every session and token they held, and {leases} on the backends.", u["name"].as_str().unwrap_or(""))
+    let mut out = format!("Disabled {}; revoked every session and token they held, and {leases} on the backends.", u["name"].as_str().unwrap_or(""));
+    let scim: Vec<&str> = u["scim_tokens_revoked"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    if !scim.is_empty() {
+        out.push_str(&format!(
+            "\nAlso revoked the SCIM token{} they made: {}. Provisioning with {} stops until an administrator makes a new one \
+             (`stint scim token create NAME`) and gives it to the identity provider.",
+            if scim.len() == 1 { "" } else { "s" },
+            scim.join(", "),
+            if scim.len() == 1 { "it" } else { "them" },
+        ));
+    }
+    out
 }
 
 /// Left as they are in a path segment: RFC 3986's unreserved characters (§2.3).
@@ -253,12 +264,20 @@ pub(crate) fn urlencode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::urlencode;
+    use super::{disabled_text, urlencode};
 
     #[test]
     fn path_segments_keep_only_unreserved_characters() {
         assert_eq!(urlencode("alice-1_b.c~"), "alice-1_b.c~");
         assert_eq!(urlencode("a/b?c#d%e f&g=h+i"), "a%2Fb%3Fc%23d%25e%20f%26g%3Dh%2Bi");
         assert_eq!(urlencode("zoë"), "zo%C3%AB");
+    }
+
+    #[test]
+    fn a_disable_says_what_it_revoked() {
+        let plain = disabled_text(&serde_json::json!({ "name": "gil", "leases_revoked": 1, "scim_tokens_revoked": [] }));
+        assert_eq!(plain, "Disabled gil; revoked every session and token they held, and 1 lease on the backends.");
+        let admin = disabled_text(&serde_json::json!({ "name": "ann", "leases_revoked": 0, "scim_tokens_revoked": ["okta"] }));
+        assert!(admin.contains("0 leases") && admin.contains("the SCIM token they made: okta") && admin.contains("stint scim token create"), "{admin}");
     }
 }

@@ -83,6 +83,9 @@ pub struct Disabled {
     pub user: UserInfo,
     /// Leases (credentials on backends) this disable revoked.
     pub leases_revoked: usize,
+    /// The SCIM tokens the person had made (as an administrator), revoked: whoever kept a
+    /// copy cannot provision, nor enable anyone again, with it.
+    pub scim_tokens_revoked: Vec<String>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -301,12 +304,25 @@ impl Broker {
         let now = self.now();
         let d = Draft::new(now, Event::UserDisabled, Outcome::Success).actor(actor).subject(&user.id);
         let r = Draft::new(now, Event::SessionRevoked, Outcome::Success).actor(actor).subject(&user.id).detail("scope", "all sessions of user");
-        let change = Change::default()
+        // The SCIM tokens they made, all revoked in the transaction; each one read here is
+        // recorded. One made concurrently cannot commit after the disable: its creation
+        // re-checks that its maker is enabled.
+        let scim_tokens: Vec<_> =
+            self.store.scim_tokens().await?.into_iter().filter(|t| t.created_by == user.id && t.revoked_at.is_none()).map(|t| t.name).collect();
+        let mut change = Change::default();
+        for name in &scim_tokens {
+            change = change.record(
+                Draft::new(now, Event::ScimTokenRevoked, Outcome::Success).actor(actor).subject(name).reason(USER_DISABLED).detail("created_by", &user.id),
+            );
+        }
+        let change = change
             .with(Mutation::SetUserDisabled { user: user.id.clone(), disabled: true })
             .with(Mutation::RevokeUserSessions { user: user.id.clone(), at: now })
             .with(Mutation::VoidRequestsOf { user: user.id.clone(), by: by.to_owned(), actor: actor.to_owned(), at: now, reason: USER_DISABLED.into() })
             .with(Mutation::ExpireUserCodes { user: user.id.clone(), at: now })
             .with(Mutation::DenySsoAttemptsOf { user: user.id.clone(), reason: USER_DISABLED.into() })
+            .with(Mutation::RevokeScimTokensOf { user: user.id.clone(), at: now })
+            .with(Mutation::ExpireJoinTokensOf { user: user.id.clone(), at: now })
             .record(d)
             .record(r);
         self.commit(self.revocation(change, &actor, LeaseScope::User(user.id.clone()), USER_DISABLED)).await?;
@@ -315,7 +331,7 @@ impl Broker {
         let leases = self.store.leases(Some(&user.id), true, 10_000).await?;
         let leases_revoked = leases.iter().filter(|l| l.revoked_at == Some(now) && l.revoke_reason.as_deref() == Some(USER_DISABLED)).count();
         user.disabled = true;
-        Ok(Disabled { user: UserInfo::from(&user), leases_revoked })
+        Ok(Disabled { user: UserInfo::from(&user), leases_revoked, scim_tokens_revoked: scim_tokens.iter().map(ToString::to_string).collect() })
     }
 
     /// Enables a disabled person; `actor` as for [`Self::disable_person`].

@@ -57,7 +57,10 @@ impl Broker {
         let row =
             ScimToken { name: name.clone(), lookup: b.lookup, secret_hash: b.hash.to_vec(), created_by: admin.id().clone(), created_at: now, revoked_at: None };
         let d = Draft::new(now, Event::ScimTokenCreated, Outcome::Success).actor(admin.id()).subject(&name);
-        self.commit(Change::default().with(Mutation::InsertScimToken(row)).record(d)).await?;
+        // Its maker must still be enabled as it commits: a disable revokes the tokens they
+        // made, and one made concurrently must not escape it.
+        let change = Change::default().with(Mutation::RequireEnabledUser { user: admin.id().clone() }).with(Mutation::InsertScimToken(row)).record(d);
+        self.commit(change).await?;
         Ok(NewScimToken { name, token: b.value, created_at: now })
     }
 

@@ -266,9 +266,23 @@ impl Broker {
         let now = self.now();
         let b = bearer::mint(BearerKind::Join, &mut *self.rng());
         let expires_at = now.plus(ttl);
-        let row = JoinToken { lookup: b.lookup.clone(), secret_hash: b.hash.to_vec(), workload_id: w.id.clone(), expires_at, used_at: None };
+        let row = JoinToken {
+            lookup: b.lookup.clone(),
+            secret_hash: b.hash.to_vec(),
+            workload_id: w.id.clone(),
+            expires_at,
+            used_at: None,
+            created_by: Some(admin.id().clone()),
+        };
         let d = Draft::new(now, Event::JoinTokenIssued, Outcome::Success).actor(admin.id()).subject(&w.id).detail("expires_at", expires_at);
-        self.commit(Change::default().with(Mutation::RequireEnabledWorkload { workload: w.id.clone() }).with(Mutation::InsertJoinToken(row)).record(d)).await?;
+        // Its maker must still be enabled as it commits: a disable expires the join tokens they
+        // made, and one made concurrently must not escape it.
+        let change = Change::default()
+            .with(Mutation::RequireEnabledUser { user: admin.id().clone() })
+            .with(Mutation::RequireEnabledWorkload { workload: w.id.clone() })
+            .with(Mutation::InsertJoinToken(row))
+            .record(d);
+        self.commit(change).await?;
         Ok(NewJoinToken { token: b.value, workload: w.name, expires_at })
     }
 

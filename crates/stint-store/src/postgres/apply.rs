@@ -241,8 +241,8 @@ async fn mutate(db: &mut Db<'_>, m: Mutation, audit: &mut Vec<Draft>) -> Result<
         }
         Mutation::InsertJoinToken(t) => db
             .execute(
-                &format!("INSERT INTO join_tokens ({}) VALUES ($1, $2, $3, $4, $5)", codec::JOIN_TOKEN_COLS),
-                &[&t.lookup, &t.secret_hash, &t.workload_id.as_str(), &t.expires_at.0, &t.used_at.map(|t| t.0)],
+                &format!("INSERT INTO join_tokens ({}) VALUES ($1, $2, $3, $4, $5, $6)", codec::JOIN_TOKEN_COLS),
+                &[&t.lookup, &t.secret_hash, &t.workload_id.as_str(), &t.expires_at.0, &t.used_at.map(|t| t.0), &t.created_by.as_ref().map(|u| u.as_str())],
             )
             .await
             .map(drop),
@@ -250,6 +250,10 @@ async fn mutate(db: &mut Db<'_>, m: Mutation, audit: &mut Vec<Draft>) -> Result<
             let n = db.execute("UPDATE join_tokens SET used_at = $2 WHERE lookup = $1 AND used_at IS NULL AND expires_at > $2", &[&lookup, &at.0]).await?;
             require(n, codec::join_token_used)
         }
+        Mutation::ExpireJoinTokensOf { user, at } => db
+            .execute("UPDATE join_tokens SET expires_at = $2 WHERE created_by = $1 AND used_at IS NULL AND expires_at > $2", &[&user.as_str(), &at.0])
+            .await
+            .map(drop),
         Mutation::ExpireJoinTokens { workload, at } => db
             .execute("UPDATE join_tokens SET expires_at = $2 WHERE workload_id = $1 AND used_at IS NULL AND expires_at > $2", &[&workload.as_str(), &at.0])
             .await
@@ -289,6 +293,9 @@ async fn mutate(db: &mut Db<'_>, m: Mutation, audit: &mut Vec<Draft>) -> Result<
         Mutation::RevokeScimToken { name, at } => {
             let n = db.execute("UPDATE scim_tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL", &[&name.as_str(), &at.0]).await?;
             require(n, || codec::unknown_scim_token(&name))
+        }
+        Mutation::RevokeScimTokensOf { user, at } => {
+            db.execute("UPDATE scim_tokens SET revoked_at = $2 WHERE created_by = $1 AND revoked_at IS NULL", &[&user.as_str(), &at.0]).await.map(drop)
         }
         Mutation::SetUserExpiry { user, expires_at, sponsor } => db
             .execute(

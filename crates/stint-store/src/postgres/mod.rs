@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../../migrations/postgres/0011_account_expiry.sql")),
     (12, include_str!("../../migrations/postgres/0012_inventory.sql")),
     (13, include_str!("../../migrations/postgres/0013_report.sql")),
+    (14, include_str!("../../migrations/postgres/0014_join_token_maker.sql")),
 ];
 
 /// Connections per replica: apply transactions are short, and the database is shared with

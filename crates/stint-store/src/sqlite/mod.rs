@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../../migrations/sqlite/0011_account_expiry.sql")),
     (12, include_str!("../../migrations/sqlite/0012_inventory.sql")),
     (13, include_str!("../../migrations/sqlite/0013_report.sql")),
+    (14, include_str!("../../migrations/sqlite/0014_join_token_maker.sql")),
 ];
 
 /// Enough readers for the HTTP workers of a small node; each is a cheap file handle.

@@ -291,13 +291,17 @@ fn mutate(c: &Connection, m: Mutation, audit: &mut Vec<Draft>) -> Result<()> {
         }
         Mutation::InsertJoinToken(t) => exec(
             c,
-            &format!("INSERT INTO join_tokens ({}) VALUES (?1, ?2, ?3, ?4, ?5)", codec::JOIN_TOKEN_COLS),
-            params![t.lookup, t.secret_hash, t.workload_id.as_str(), t.expires_at.0, t.used_at.map(|t| t.0)],
+            &format!("INSERT INTO join_tokens ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", codec::JOIN_TOKEN_COLS),
+            params![t.lookup, t.secret_hash, t.workload_id.as_str(), t.expires_at.0, t.used_at.map(|t| t.0), t.created_by.as_ref().map(|u| u.as_str())],
         )
         .map(drop),
         Mutation::ConsumeJoinToken { lookup, at } => {
             let n = exec(c, "UPDATE join_tokens SET used_at = ?2 WHERE lookup = ?1 AND used_at IS NULL AND expires_at > ?2", params![lookup, at.0])?;
             require(n, codec::join_token_used)
+        }
+        Mutation::ExpireJoinTokensOf { user, at } => {
+            exec(c, "UPDATE join_tokens SET expires_at = ?2 WHERE created_by = ?1 AND used_at IS NULL AND expires_at > ?2", params![user.as_str(), at.0])
+                .map(drop)
         }
         Mutation::ExpireJoinTokens { workload, at } => {
             exec(c, "UPDATE join_tokens SET expires_at = ?2 WHERE workload_id = ?1 AND used_at IS NULL AND expires_at > ?2", params![workload.as_str(), at.0])
@@ -334,6 +338,9 @@ fn mutate(c: &Connection, m: Mutation, audit: &mut Vec<Draft>) -> Result<()> {
         Mutation::RevokeScimToken { name, at } => {
             let n = exec(c, "UPDATE scim_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL", params![name.as_str(), at.0])?;
             require(n, || codec::unknown_scim_token(&name))
+        }
+        Mutation::RevokeScimTokensOf { user, at } => {
+            exec(c, "UPDATE scim_tokens SET revoked_at = ?2 WHERE created_by = ?1 AND revoked_at IS NULL", params![user.as_str(), at.0]).map(drop)
         }
         Mutation::SetUserExpiry { user, expires_at, sponsor } => exec(
             c,

@@ -326,12 +326,20 @@ fn held(h: &[stint_core::report::Held]) -> String {
     h.iter().map(|x| format!("<span class=\"tag\">{} × {}</span>", escape(&x.role), x.credentials)).collect()
 }
 
+/// Who is listed and what they could assume are read when the report is run, not at the end of
+/// its period: said beside the review, so a past period's page is not taken for its roster.
+pub fn review_as_run(r: &Report) -> String {
+    format!("People, workloads and policies are as they were when the report was generated ({}).", date_time(r.generated_at))
+}
+
 fn review(o: &mut String, r: &Report) {
     let v = &r.review;
-    o.push_str(
+    let _ = write!(
+        o,
         "<section><h2>Access review</h2><p>What each person, workload and pipeline could assume, and what they held in the period. \
-         Roles are marked <span class=\"tag\">standing</span> <span class=\"tag oc\">on call</span> <span class=\"tag rq\">on approval</span> \
+         {as_run} Roles are marked <span class=\"tag\">standing</span> <span class=\"tag oc\">on call</span> <span class=\"tag rq\">on approval</span> \
          <span class=\"tag bg\">break-glass</span>.</p><h3>People</h3>",
+        as_run = escape(&review_as_run(r)),
     );
     if v.people.is_empty() {
         o.push_str("<p class=\"none\">No people.</p>");

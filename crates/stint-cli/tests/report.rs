@@ -140,7 +140,15 @@ fn the_report_shows_the_before_the_after_and_the_access_review_and_renders_as_a_
 
     // Text for people.
     let shown = text(&admin, &["report"]);
-    for says in ["Before: long-lived AWS access keys", "After: short-lived credentials", "payments are down", "Access review", "admin (on approval)", "dave"] {
+    for says in [
+        "Before: long-lived AWS access keys",
+        "After: short-lived credentials",
+        "payments are down",
+        "Access review",
+        "as they were when the report was generated",
+        "admin (on approval)",
+        "dave",
+    ] {
         assert!(shown.contains(says), "expected {says:?} in:\n{shown}");
     }
     // Flags are checked before anything is sent.
@@ -159,7 +167,7 @@ fn the_report_shows_the_before_the_after_and_the_access_review_and_renders_as_a_
         .arg(&html)
         .arg(&root)
         .args(["Credentials: before and after stint", "active long-lived keys", "Access review", "payments are down", "rotate the database password"])
-        .args(["alice", "carol", "dave", "sponsor alice", "Offboarding: time to revoke"])
+        .args(["alice", "carol", "dave", "sponsor alice", "Offboarding: time to revoke", "as they were when the report was generated"])
         .output()
         .unwrap();
     assert!(render.status.success(), "{}{}", String::from_utf8_lossy(&render.stdout), String::from_utf8_lossy(&render.stderr));

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use stint_api::report::{date, date_time, duration, source_label, ReportQuery};
+use stint_api::report::{date, date_time, duration, review_as_run, source_label, ReportQuery};
 use stint_core::inventory::Totals;
 use stint_core::report::{Eligible, Held, Report};
 use stint_core::{Timestamp, Ttl};
@@ -205,6 +205,7 @@ fn held(h: &[Held]) -> String {
 fn print_review(r: &Report) {
     let v = &r.review;
     println!("\nAccess review (could assume; held in the period)");
+    println!("{}", review_as_run(r));
     table(
         &["PERSON", "STATUS", "GROUPS", "ENDS", "COULD ASSUME", "HELD"],
         v.people

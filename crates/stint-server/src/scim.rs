@@ -36,7 +36,9 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/scim/tokens/{name}/revoke", post(revoke_token))
         .route("/scim/v2/ServiceProviderConfig", get(service_provider_config))
         .route("/scim/v2/ResourceTypes", get(resource_types))
+        .route("/scim/v2/ResourceTypes/{id}", get(resource_type))
         .route("/scim/v2/Schemas", get(schemas))
+        .route("/scim/v2/Schemas/{id}", get(schema))
         .route("/scim/v2/Users", get(list_users).post(create_user))
         .route("/scim/v2/Users/{id}", get(get_user).put(put_user).patch(patch_user).delete(delete_user))
         .route("/scim/v2/Groups", get(list_groups).post(create_group))
@@ -528,8 +530,29 @@ async fn schemas(Scim(_): Scim) -> Response {
     scim_json(StatusCode::OK, list_response(resource_schemas(), 3, 1))
 }
 
+/// One schema, at the `meta.location` the list gives it (RFC 7644 §4).
+async fn schema(Scim(_): Scim, Path(id): Path<String>) -> Result<Response, ScimError> {
+    one_of(resource_schemas(), &id, "unknown_schema", "no such schema; GET /scim/v2/Schemas lists them")
+}
+
+/// One resource type, at the `meta.location` the list gives it (RFC 7644 §4).
+async fn resource_type(Scim(_): Scim, Path(id): Path<String>) -> Result<Response, ScimError> {
+    one_of(resource_type_list(), &id, "unknown_resource_type", "no such resource type; GET /scim/v2/ResourceTypes lists them")
+}
+
+fn one_of(all: Vec<serde_json::Value>, id: &str, code: &'static str, detail: &str) -> Result<Response, ScimError> {
+    match all.into_iter().find(|r| r["id"].as_str() == Some(id)) {
+        Some(r) => Ok(scim_json(StatusCode::OK, r)),
+        None => Err(ScimError { status: StatusCode::NOT_FOUND, code, scim_type: None, detail: detail.to_owned() }),
+    }
+}
+
 /// RFC 7644 §4: the resource types this service provider serves.
 async fn resource_types(Scim(_): Scim) -> Response {
+    scim_json(StatusCode::OK, list_response(resource_type_list(), 2, 1))
+}
+
+fn resource_type_list() -> Vec<serde_json::Value> {
     let kind = |name: &str, description: &str, schema: &str| {
         serde_json::json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
@@ -543,6 +566,5 @@ async fn resource_types(Scim(_): Scim) -> Response {
     };
     let mut user = kind("User", "People", stint_core::scim::USER_SCHEMA);
     user["schemaExtensions"] = serde_json::json!([{ "schema": stint_core::scim::STINT_USER_EXTENSION, "required": false }]);
-    let types = vec![user, kind("Group", "The provider's groups", stint_core::scim::GROUP_SCHEMA)];
-    scim_json(StatusCode::OK, list_response(types, 2, 1))
+    vec![user, kind("Group", "The provider's groups", stint_core::scim::GROUP_SCHEMA)]
 }

@@ -68,6 +68,17 @@ async fn an_identity_providers_scim_token_opens_scim_until_it_is_revoked() {
     let names: Vec<&str> = user["attributes"].as_array().unwrap().iter().filter_map(|a| a["name"].as_str()).collect();
     assert_eq!(names, ["userName", "active", "externalId", "emails", "groups"]);
     assert_eq!(user["attributes"][0]["mutability"], json!("immutable"), "people are not renamed");
+    // Every schema and resource type is at the location it gives; an unknown one is a SCIM 404.
+    for listed in schemas["Resources"].as_array().unwrap().iter().chain(types["Resources"].as_array().unwrap()) {
+        let at = listed["meta"]["location"].as_str().unwrap();
+        let (s, _, one) = scim_get(&app, at, Some(&token)).await;
+        assert_eq!((s, &one), (StatusCode::OK, listed), "{at}");
+    }
+    for (unknown, code) in [("/scim/v2/Schemas/urn:nope", "unknown_schema"), ("/scim/v2/ResourceTypes/Device", "unknown_resource_type")] {
+        let (s, ct, e) = scim_get(&app, unknown, Some(&token)).await;
+        assert_eq!((s, ct.as_str()), (StatusCode::NOT_FOUND, "application/scim+json"), "{unknown}: {e}");
+        scim_error(&e, "404", code);
+    }
 
     // No token, a token of another kind, a made-up one: refused in SCIM's error schema.
     let (s, ct, e) = scim_get(&app, "/scim/v2/ServiceProviderConfig", None).await;

@@ -20,8 +20,7 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use stint_core::broker::{Broker, CiIssuer, ExchangeRequest, InlinePasswordWork, NoObserver};
 use stint_core::crypto::MasterKey;
-use stint_core::error::Result;
-use stint_core::oidc::{self, ExpectedJwt, IdToken};
+use stint_core::oidc::{self, ExpectedJwt};
 use stint_core::secret::SecretString;
 use stint_core::time::ManualClock;
 use stint_core::Timestamp;
@@ -49,22 +48,7 @@ trust_policy = '''{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
 [roles.readonly]
 max_ttl = "1h"
 
-[limits]
-per_address_rate = 1000000
-per_address_burst = 1000000
-global_rate = 1000000
-global_burst = 1000000
 "#;
-
-/// The CI issuer, with the harness's key as its key set (stint-oidc fetches it over HTTP).
-struct Issuer;
-
-#[async_trait::async_trait]
-impl CiIssuer for Issuer {
-    async fn verify(&self, token: &str, expect: &ExpectedJwt<'_>) -> Result<IdToken> {
-        oidc::verify_jwt(token, &signed::signer().keys, expect)
-    }
-}
 
 struct Harness {
     rt: tokio::runtime::Runtime,
@@ -77,7 +61,7 @@ fn harness() -> &'static Harness {
     static H: OnceLock<Harness> = OnceLock::new();
     H.get_or_init(|| {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let (cfg, data) = scratch::config("ci-exchange", CONFIG);
+        let (cfg, data) = scratch::config("ci-exchange", &[CONFIG, scratch::UNLIMITED].concat());
         let broker = rt.block_on(async {
             let store = stint_store::open("sqlite", &data).await.expect("store");
             let (kek, _) = MasterKey::generate(&mut rand_core::OsRng);
@@ -85,20 +69,12 @@ fn harness() -> &'static Harness {
             // The clock stands at the signed tokens' "now": nothing expires during a run.
             let clock = Arc::new(ManualClock::new(Timestamp(signed::NOW)));
             let broker = Broker::new(cfg.broker.clone(), store, clock, stint_core::broker::os_entropy(), kek, work, Arc::new(NoObserver))
-                .with_ci_issuers([(ISSUER.to_owned(), Arc::new(Issuer) as Arc<dyn CiIssuer>)].into());
+                .with_ci_issuers([(ISSUER.to_owned(), Arc::new(signed::Issuer) as Arc<dyn CiIssuer>)].into());
             broker.start(&cfg.digest()).await.expect("broker starts");
             broker
         });
         Harness { rt, broker, accepted: Mutex::new(HashSet::new()) }
     })
-}
-
-/// What makes two tokens the same one: the `jti` when it is a string, else the signed part.
-fn identity(token: &str, claims: &serde_json::Map<String, Value>) -> String {
-    match claims.get("jti").and_then(Value::as_str) {
-        Some(jti) => format!("jti {jti}"),
-        None => format!("token {}", token.rsplit_once('.').map_or(token, |(signed, _)| signed)),
-    }
 }
 
 fn request(token: &str, role: &str) -> ExchangeRequest {
@@ -134,7 +110,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(c.sid.is_none() && c.exp.0 - c.iat.0 <= CI_TTL_SECS && c.exp.0 > c.iat.0, "{c:?}");
 
     // At most once.
-    assert!(h.accepted.lock().expect("not poisoned").insert(identity(&token, &claims)), "the same token was accepted twice: {w:?}");
+    assert!(h.accepted.lock().expect("not poisoned").insert(signed::identity(&token, &claims)), "the same token was accepted twice: {w:?}");
     match h.rt.block_on(h.broker.exchange(request(&token, role))) {
         Ok(_) => panic!("a token was accepted again at once: {w:?}"),
         Err(e) => assert_eq!(e.code(), "token_replayed", "{w:?}"),

@@ -31,7 +31,7 @@ use stint_core::broker::{AttestRequest, Broker, CiIssuer, InlinePasswordWork, No
 use stint_core::crypto::{MasterKey, SigningKey};
 use stint_core::error::Result;
 use stint_core::ids::{RoleName, WorkloadId, WorkloadName};
-use stint_core::oidc::{self, ExpectedJwt, IdToken};
+use stint_core::oidc::{self, ExpectedJwt};
 use stint_core::secret::SecretString;
 use stint_core::store::{Change, Mutation};
 use stint_core::time::ManualClock;
@@ -56,23 +56,7 @@ url = "https://kubernetes.default.svc"
 max_ttl = "1h"
 service_ttl = "15m"
 
-[limits]
-per_address_rate = 1000000
-per_address_burst = 1000000
-global_rate = 1000000
-global_burst = 1000000
-keys_per_workload = 1000000
 "#;
-
-/// The platform's issuer, with the harness's key as its key set.
-struct Issuer;
-
-#[async_trait::async_trait]
-impl CiIssuer for Issuer {
-    async fn verify(&self, token: &str, expect: &ExpectedJwt<'_>) -> Result<IdToken> {
-        oidc::verify_jwt(token, &signed::signer().keys, expect)
-    }
-}
 
 struct Harness {
     rt: tokio::runtime::Runtime,
@@ -91,7 +75,7 @@ fn harness() -> &'static Harness {
     static H: OnceLock<Harness> = OnceLock::new();
     H.get_or_init(|| {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let (cfg, data) = scratch::config("workload-exchange", CONFIG);
+        let (cfg, data) = scratch::config("workload-exchange", &[CONFIG, scratch::UNLIMITED].concat());
         let agent = SigningKey::from_seed(&[7u8; 32]).expect("a 32-byte seed");
         let server = cfg.broker.issuer.clone();
         let broker = rt.block_on(async {
@@ -109,7 +93,7 @@ fn harness() -> &'static Harness {
                 work,
                 Arc::new(NoObserver),
             )
-            .with_ci_issuers([(ISSUER.to_owned(), Arc::new(Issuer) as Arc<dyn CiIssuer>)].into());
+            .with_ci_issuers([(ISSUER.to_owned(), Arc::new(signed::Issuer) as Arc<dyn CiIssuer>)].into());
             broker.start(&cfg.digest()).await.expect("broker starts");
             // The workload `api`, bound to the platform's identity, with one agent enrolled.
             let id = WorkloadId::from_trusted("w_fuzzfuzzfuzzfuzzfuzzfuzzfu".into());
@@ -135,14 +119,6 @@ fn harness() -> &'static Harness {
         });
         Harness { rt, broker, server, agent, accepted: Mutex::new(HashSet::new()), keys: AtomicU64::new(1) }
     })
-}
-
-/// What makes two tokens the same one: the `jti` when it is a string, else the signed part.
-fn identity(kind: &str, token: &str, claims: &serde_json::Map<String, Value>) -> String {
-    match claims.get("jti").and_then(Value::as_str) {
-        Some(jti) => format!("{kind} jti {jti}"),
-        None => format!("{kind} token {}", token.rsplit_once('.').map_or(token, |(signed, _)| signed)),
-    }
 }
 
 fn first_time(h: &Harness, id: String, what: &dyn std::fmt::Debug) {
@@ -184,7 +160,7 @@ fn platform_token(u: &mut Unstructured) {
     assert_eq!((t.subject.as_str(), workload, enrolled.workload.as_str()), (SUBJECT, "api", "api"), "{w:?}");
 
     // At most once, whatever key the agent enrolls with.
-    first_time(h, identity("platform", &token, &claims), &w);
+    first_time(h, format!("platform {}", signed::identity(&token, &claims)), &w);
     match attest(h, workload, &token) {
         Ok(_) => panic!("a platform token was accepted again at once: {w:?}"),
         Err(e) => assert_eq!(e.code(), "token_replayed", "{w:?}"),
@@ -272,7 +248,7 @@ fn assertion(u: &mut Unstructured) {
     assert!(c.sid.is_none() && c.exp.0 > c.iat.0 && c.exp.0 - c.iat.0 <= SERVICE_TTL_SECS, "{c:?}");
 
     // At most once.
-    first_time(h, identity("assertion", &token, &claims), &claims);
+    first_time(h, format!("assertion {}", signed::identity(&token, &claims)), &claims);
     match creds(&token) {
         Ok(_) => panic!("an assertion was accepted again at once: {claims:?}"),
         Err(e) => assert_eq!(e.code(), "assertion_replayed", "{claims:?}"),

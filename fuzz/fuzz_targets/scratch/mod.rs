@@ -1,10 +1,22 @@
 //! A server's configuration and data directory for a target that runs a real store: in memory
 //! (tmpfs where there is one), so the store is real and its fsyncs cheap. Shared by the
-//! `routes` and `ci_exchange` targets.
+//! `routes`, `ci_exchange` and `workload_exchange` targets.
 
 use std::path::{Path, PathBuf};
 
 use stint_server::config::{Config, Overrides};
+
+/// Limits a run never reaches, for targets that call the broker many times from one address
+/// (`routes` fuzzes the limits instead, so it leaves this unused).
+#[allow(dead_code)]
+pub const UNLIMITED: &str = "
+[limits]
+per_address_rate = 1000000
+per_address_burst = 1000000
+global_rate = 1000000
+global_burst = 1000000
+keys_per_workload = 1000000
+";
 
 /// `toml` loaded as the server loads its file, with the data directory [`data_dir`]`(target)`.
 pub fn config(target: &str, toml: &str) -> (Config, PathBuf) {

@@ -1,7 +1,7 @@
 //! Tokens past the signature: the fuzzer writes a JWT's header and claims (structure-aware,
 //! from [`Unstructured`], with now and then raw text), and the harness signs them with the
 //! Ed25519 key its JWKS publishes, so every check after the signature runs on them.
-//! Shared by the `ci_claims` and `id_token_claims` targets.
+//! Shared by the `ci_claims`, `id_token_claims`, `ci_exchange` and `workload_exchange` targets.
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
@@ -11,7 +11,8 @@ use base64::Engine;
 use libfuzzer_sys::arbitrary::{Arbitrary, Result, Unstructured};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::Value;
-use stint_core::oidc::{self, IdToken, Jwk};
+use stint_core::broker::CiIssuer;
+use stint_core::oidc::{self, ExpectedJwt, IdToken, Jwk};
 
 pub const NOW: i64 = 1_800_000_000;
 pub const SKEW: i64 = 60;
@@ -209,5 +210,24 @@ pub fn assert_xml_text(text: &str) {
     for (i, _) in text.match_indices('&') {
         let rest = &text[i..];
         assert!(["&amp;", "&lt;", "&gt;", "&quot;", "&#39;"].iter().any(|r| rest.starts_with(r)), "a bare '&': {text:?}");
+    }
+}
+
+/// A CI or platform issuer whose key set is the harness's (stint-oidc fetches it over HTTP).
+pub struct Issuer;
+
+#[async_trait::async_trait]
+impl CiIssuer for Issuer {
+    async fn verify(&self, token: &str, expect: &ExpectedJwt<'_>) -> stint_core::error::Result<IdToken> {
+        oidc::verify_jwt(token, &signer().keys, expect)
+    }
+}
+
+/// What makes two tokens the same one for a replay check: the `jti` when it is a string, else
+/// the signed part.
+pub fn identity(token: &str, claims: &serde_json::Map<String, Value>) -> String {
+    match claims.get("jti").and_then(Value::as_str) {
+        Some(jti) => format!("jti {jti}"),
+        None => format!("token {}", token.rsplit_once('.').map_or(token, |(signed, _)| signed)),
     }
 }

@@ -265,7 +265,7 @@ impl Broker {
                 new_terms = Some((at, sponsor));
             }
         }
-        if !change.audit.is_empty() {
+        if !change.mutations.is_empty() {
             self.commit(change).await?;
         }
         if profile_changes {

@@ -871,7 +871,7 @@ impl Broker {
     /// Denies the attempt of a disabled person (with `extra`), and alerts.
     async fn sso_deny_disabled(&self, a: SsoAttempt, expect: SsoStatus, user: &User, extra: Change, addr: &str, now: Timestamp) -> Result<SsoOutcome> {
         self.alert_login_failure(user, "user_disabled", addr, &format!("sso:{}", a.provider), now);
-        let e = Error::forbidden("user_disabled", "this user is disabled in stint; ask an administrator");
+        let e = disabled_in_stint();
         self.sso_deny(a, expect, Refusal::new(e), extra, addr, now).await
     }
 
@@ -1024,7 +1024,7 @@ impl Broker {
         // the transaction below.
         if user.expired_at(now) {
             self.sso_failed(Some(&a), addr, "user_disabled", Some(&user.id), now).await?;
-            return Err(Error::forbidden("user_disabled", "this user is disabled in stint; ask an administrator"));
+            return Err(disabled_in_stint());
         }
         let expires_at = a.session_expires_at.unwrap_or_else(|| now.plus(self.cfg.session_ttl));
         let (session, out) = self.mint_session(&user, expires_at, a.mfa.as_deref().unwrap_or(""), now);
@@ -1061,7 +1061,7 @@ impl Broker {
             }
             Err(e) if e.code() == "user_disabled" => {
                 self.sso_failed(Some(&a), addr, "user_disabled", Some(&user.id), now).await?;
-                Err(Error::forbidden("user_disabled", "this user is disabled in stint; ask an administrator"))
+                Err(disabled_in_stint())
             }
             // The person holds as many sessions as allowed (the transaction changed nothing):
             // refused, and audited, folded.
@@ -1072,6 +1072,11 @@ impl Broker {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The refusal of a login for a person stint has disabled (or whose account has ended).
+fn disabled_in_stint() -> Error {
+    Error::forbidden("user_disabled", "this user is disabled in stint; ask an administrator")
 }
 
 /// The answer to a redemption that lost its race yet passed a second look (it cannot: the
